@@ -1,0 +1,3 @@
+//! Library half of `xtask`, so the codegen check can run as a `#[test]` too.
+
+pub mod codegen;

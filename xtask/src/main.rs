@@ -1,0 +1,48 @@
+//! Maintainer tasks for the tryon workspace.
+//!
+//! ```text
+//! cargo xtask codegen           regenerate crates/tryon-api/src/generated.rs from the spec
+//! cargo xtask codegen --check   fail with a diff if the checked-in client is stale
+//! ```
+
+use std::process::ExitCode;
+
+use xtask::codegen;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["codegen"] => match codegen::write() {
+            Ok(path) => {
+                eprintln!("wrote {}", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        ["codegen", "--check"] => match codegen::check() {
+            Ok(codegen::Check::UpToDate) => {
+                eprintln!("tryon-api is up to date with openapi/segmind-tryon.yaml");
+                ExitCode::SUCCESS
+            }
+            Ok(codegen::Check::Stale { diff }) => {
+                eprintln!("{diff}");
+                eprintln!(
+                    "error: crates/tryon-api/src/generated.rs is stale; run `cargo xtask codegen` and commit the result"
+                );
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        _ => {
+            eprintln!("usage: cargo xtask codegen [--check]");
+            ExitCode::from(2)
+        }
+    }
+}

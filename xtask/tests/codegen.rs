@@ -1,0 +1,91 @@
+//! The checked-in client must match the spec: a stale `generated.rs` fails
+//! `cargo test` as well as `cargo xtask codegen --check`.
+
+use xtask::codegen::{self, Check};
+
+#[test]
+fn generated_client_is_up_to_date() {
+    match codegen::check().expect("codegen runs") {
+        Check::UpToDate => {}
+        Check::Stale { diff } => {
+            panic!("{diff}\ncrates/tryon-api/src/generated.rs is stale; run `cargo xtask codegen`")
+        }
+    }
+}
+
+#[test]
+fn generation_is_deterministic() {
+    let a = codegen::generate().expect("first run");
+    let b = codegen::generate().expect("second run");
+    assert_eq!(a, b, "two runs of codegen gave different bytes");
+    assert!(a.starts_with(codegen::HEADER), "header line missing");
+}
+
+#[test]
+fn editing_a_description_is_detected() {
+    let root = codegen::workspace_root();
+    let spec = std::fs::read_to_string(root.join(codegen::SPEC)).expect("spec");
+    let edited = spec.replacen(
+        "Return the output at the person photo's own resolution.",
+        "Return the output at the person photo's own size (edited).",
+        1,
+    );
+    assert_ne!(
+        spec, edited,
+        "the description to edit was not found in the spec"
+    );
+    let fresh = codegen::generate_from(&edited).expect("edited spec generates");
+    let current = codegen::generate().expect("spec generates");
+    match codegen::compare(&current, &fresh) {
+        Check::Stale { diff } => {
+            assert!(diff.contains("(edited)"), "diff misses the edit:\n{diff}")
+        }
+        Check::UpToDate => panic!("an edited description was not detected"),
+    }
+}
+
+#[test]
+fn spec_parses_as_openapi_3_0() {
+    let root = codegen::workspace_root();
+    let text = std::fs::read_to_string(root.join(codegen::SPEC)).expect("spec");
+    let spec: openapiv3::OpenAPI = serde_yaml::from_str(&text).expect("spec parses with openapiv3");
+    assert!(
+        spec.openapi.starts_with("3.0."),
+        "progenitor needs OpenAPI 3.0.x, got {}",
+        spec.openapi
+    );
+    let ops: Vec<_> = spec
+        .operations()
+        .filter_map(|(path, method, op)| {
+            op.operation_id
+                .clone()
+                .map(|id| (path.to_string(), method.to_string(), id))
+        })
+        .collect();
+    assert_eq!(ops.len(), 5, "five operations expected: {ops:?}");
+    for name in [
+        "TryOnInput",
+        "SubmitResponse",
+        "StatusResponse",
+        "ResultResponse",
+        "JobStatus",
+        "Metrics",
+        "ErrorBody",
+        "UploadAssetRequest",
+        "UploadAssetResponse",
+        "OutputFormat",
+    ] {
+        let schema = spec
+            .components
+            .as_ref()
+            .and_then(|c| c.schemas.get(name))
+            .unwrap_or_else(|| panic!("schema {name} missing"));
+        let openapiv3::ReferenceOr::Item(schema) = schema else {
+            panic!("{name} is a bare $ref")
+        };
+        assert!(
+            schema.schema_data.example.is_some(),
+            "schema {name} has no example"
+        );
+    }
+}
