@@ -3,13 +3,18 @@
 #[allow(unused_imports)]
 pub use progenitor_client::{ByteStream, ClientInfo, Error, ResponseValue};
 #[allow(unused_imports)]
-use progenitor_client::{ClientHooks, OperationInfo, RequestBuilderExt, encode_path};
+use progenitor_client::{encode_path, ClientHooks, OperationInfo, RequestBuilderExt};
 /// Types used as operation parameters and responses.
 #[allow(clippy::all)]
 pub mod types {
     ///Every error body. A plain error is `{"error": "<text>"}`; a FAILED job's 422 on its status or result URL is its status body, which adds `status`, `request_id` and `metrics`. One schema fits both, so each operation has a single error type.
     #[derive(
-        ::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq, schemars::JsonSchema,
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        PartialEq,
+        schemars::JsonSchema
     )]
     pub struct ErrorBody {
         ///What went wrong, in words.
@@ -29,7 +34,15 @@ pub mod types {
     }
     ///`GetResultRequestId`
     #[derive(
-        ::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd, schemars::JsonSchema,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
     )]
     #[serde(transparent)]
     pub struct GetResultRequestId(::std::string::String);
@@ -46,7 +59,9 @@ pub mod types {
     }
     impl ::std::str::FromStr for GetResultRequestId {
         type Err = self::error::ConversionError;
-        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
             if value.chars().count() < 1usize {
                 return Err("shorter than 1 characters".into());
             }
@@ -55,7 +70,9 @@ pub mod types {
     }
     impl ::std::convert::TryFrom<&str> for GetResultRequestId {
         type Error = self::error::ConversionError;
-        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
             value.parse()
         }
     }
@@ -81,7 +98,15 @@ pub mod types {
     }
     ///`GetStatusRequestId`
     #[derive(
-        ::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd, schemars::JsonSchema,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
     )]
     #[serde(transparent)]
     pub struct GetStatusRequestId(::std::string::String);
@@ -98,7 +123,9 @@ pub mod types {
     }
     impl ::std::str::FromStr for GetStatusRequestId {
         type Err = self::error::ConversionError;
-        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
             if value.chars().count() < 1usize {
                 return Err("shorter than 1 characters".into());
             }
@@ -107,7 +134,9 @@ pub mod types {
     }
     impl ::std::convert::TryFrom<&str> for GetStatusRequestId {
         type Error = self::error::ConversionError;
-        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
             value.parse()
         }
     }
@@ -143,7 +172,7 @@ pub mod types {
         Ord,
         PartialEq,
         PartialOrd,
-        schemars::JsonSchema,
+        schemars::JsonSchema
     )]
     pub enum JobStatus {
         #[serde(rename = "QUEUED")]
@@ -167,7 +196,9 @@ pub mod types {
     }
     impl ::std::str::FromStr for JobStatus {
         type Err = self::error::ConversionError;
-        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
             match value {
                 "QUEUED" => Ok(Self::Queued),
                 "PROCESSING" => Ok(Self::Processing),
@@ -179,7 +210,9 @@ pub mod types {
     }
     impl ::std::convert::TryFrom<&str> for JobStatus {
         type Error = self::error::ConversionError;
-        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
             value.parse()
         }
     }
@@ -199,7 +232,7 @@ pub mod types {
         Debug,
         Default,
         PartialEq,
-        schemars::JsonSchema,
+        schemars::JsonSchema
     )]
     pub struct Metrics {
         ///Server compute time, in seconds.
@@ -223,7 +256,7 @@ pub mod types {
         Ord,
         PartialEq,
         PartialOrd,
-        schemars::JsonSchema,
+        schemars::JsonSchema
     )]
     pub enum OutputFormat {
         #[serde(rename = "png")]
@@ -244,7 +277,9 @@ pub mod types {
     }
     impl ::std::str::FromStr for OutputFormat {
         type Err = self::error::ConversionError;
-        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
             match value {
                 "png" => Ok(Self::Png),
                 "jpg" => Ok(Self::Jpg),
@@ -255,7 +290,9 @@ pub mod types {
     }
     impl ::std::convert::TryFrom<&str> for OutputFormat {
         type Error = self::error::ConversionError;
-        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
             value.parse()
         }
     }
@@ -274,7 +311,12 @@ pub mod types {
     }
     ///A job's full result. `output` is the URL of the generated image once the job is COMPLETED; before that it is absent.
     #[derive(
-        ::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq, schemars::JsonSchema,
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        PartialEq,
+        schemars::JsonSchema
     )]
     pub struct ResultResponse {
         ///Null on success; the failure detail otherwise.
@@ -297,7 +339,12 @@ pub mod types {
     }
     ///A job's light status. While the job waits, `metrics` is empty and the body may repeat `status_url` and `response_url`; once done it carries `metrics.inference_time`.
     #[derive(
-        ::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq, schemars::JsonSchema,
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        PartialEq,
+        schemars::JsonSchema
     )]
     pub struct StatusResponse {
         ///The failure detail, when a FAILED job is served with a 200.
@@ -323,7 +370,12 @@ pub mod types {
     }
     ///The answer to a v2 submit. The three URLs are absolute; new code polls `status_url` and reads `response_url`.
     #[derive(
-        ::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq, schemars::JsonSchema,
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        PartialEq,
+        schemars::JsonSchema
     )]
     pub struct SubmitResponse {
         ///Legacy v1 poll endpoint (`/v1/requests/{id}`).
@@ -344,7 +396,12 @@ pub mod types {
     }
     ///The body of both the v2 submit and the v1 synchronous run.
     #[derive(
-        ::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq, schemars::JsonSchema,
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        PartialEq,
+        schemars::JsonSchema
     )]
     pub struct TryOnInput {
         ///The garments to put on the person, one image each (URL or `data:` URI), at most eleven. Each garment adds to the cost; clean flat-lay photos work best.
@@ -379,7 +436,12 @@ pub mod types {
     }
     ///Images to store, as `data:` URIs.
     #[derive(
-        ::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq, schemars::JsonSchema,
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        PartialEq,
+        schemars::JsonSchema
     )]
     pub struct UploadAssetRequest {
         ///The images, each a `data:<mime>;base64,<data>` URI.
@@ -392,7 +454,12 @@ pub mod types {
     }
     ///The stored files' URLs, one per data URI, in order.
     #[derive(
-        ::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq, schemars::JsonSchema,
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        PartialEq,
+        schemars::JsonSchema
     )]
     pub struct UploadAssetResponse {
         ///Persistent URLs of the stored images.
@@ -411,8 +478,10 @@ pub mod types {
         #[derive(Clone, Debug)]
         pub struct ErrorBody {
             error: ::std::result::Result<::std::string::String, ::std::string::String>,
-            metrics:
-                ::std::result::Result<::std::option::Option<super::Metrics>, ::std::string::String>,
+            metrics: ::std::result::Result<
+                ::std::option::Option<super::Metrics>,
+                ::std::string::String,
+            >,
             request_id: ::std::result::Result<
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
@@ -440,7 +509,9 @@ pub mod types {
             {
                 self.error = value
                     .try_into()
-                    .map_err(|e| format!("error converting supplied value for error: {e}"));
+                    .map_err(|e| {
+                        format!("error converting supplied value for error: {e}")
+                    });
                 self
             }
             pub fn metrics<T>(mut self, value: T) -> Self
@@ -450,7 +521,9 @@ pub mod types {
             {
                 self.metrics = value
                     .try_into()
-                    .map_err(|e| format!("error converting supplied value for metrics: {e}"));
+                    .map_err(|e| {
+                        format!("error converting supplied value for metrics: {e}")
+                    });
                 self
             }
             pub fn request_id<T>(mut self, value: T) -> Self
@@ -460,7 +533,9 @@ pub mod types {
             {
                 self.request_id = value
                     .try_into()
-                    .map_err(|e| format!("error converting supplied value for request_id: {e}"));
+                    .map_err(|e| {
+                        format!("error converting supplied value for request_id: {e}")
+                    });
                 self
             }
             pub fn status<T>(mut self, value: T) -> Self
@@ -470,7 +545,9 @@ pub mod types {
             {
                 self.status = value
                     .try_into()
-                    .map_err(|e| format!("error converting supplied value for status: {e}"));
+                    .map_err(|e| {
+                        format!("error converting supplied value for status: {e}")
+                    });
                 self
             }
         }
@@ -499,8 +576,10 @@ pub mod types {
         }
         #[derive(Clone, Debug)]
         pub struct Metrics {
-            inference_time:
-                ::std::result::Result<::std::option::Option<f64>, ::std::string::String>,
+            inference_time: ::std::result::Result<
+                ::std::option::Option<f64>,
+                ::std::string::String,
+            >,
         }
         impl ::std::default::Default for Metrics {
             fn default() -> Self {
@@ -515,9 +594,13 @@ pub mod types {
                 T: ::std::convert::TryInto<::std::option::Option<f64>>,
                 T::Error: ::std::fmt::Display,
             {
-                self.inference_time = value.try_into().map_err(|e| {
-                    format!("error converting supplied value for inference_time: {e}")
-                });
+                self.inference_time = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for inference_time: {e}"
+                        )
+                    });
                 self
             }
         }
@@ -544,8 +627,10 @@ pub mod types {
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
             >,
-            metrics:
-                ::std::result::Result<::std::option::Option<super::Metrics>, ::std::string::String>,
+            metrics: ::std::result::Result<
+                ::std::option::Option<super::Metrics>,
+                ::std::string::String,
+            >,
             output: ::std::result::Result<
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
@@ -575,7 +660,9 @@ pub mod types {
             {
                 self.error = value
                     .try_into()
-                    .map_err(|e| format!("error converting supplied value for error: {e}"));
+                    .map_err(|e| {
+                        format!("error converting supplied value for error: {e}")
+                    });
                 self
             }
             pub fn metrics<T>(mut self, value: T) -> Self
@@ -585,7 +672,9 @@ pub mod types {
             {
                 self.metrics = value
                     .try_into()
-                    .map_err(|e| format!("error converting supplied value for metrics: {e}"));
+                    .map_err(|e| {
+                        format!("error converting supplied value for metrics: {e}")
+                    });
                 self
             }
             pub fn output<T>(mut self, value: T) -> Self
@@ -595,7 +684,9 @@ pub mod types {
             {
                 self.output = value
                     .try_into()
-                    .map_err(|e| format!("error converting supplied value for output: {e}"));
+                    .map_err(|e| {
+                        format!("error converting supplied value for output: {e}")
+                    });
                 self
             }
             pub fn request_id<T>(mut self, value: T) -> Self
@@ -605,7 +696,9 @@ pub mod types {
             {
                 self.request_id = value
                     .try_into()
-                    .map_err(|e| format!("error converting supplied value for request_id: {e}"));
+                    .map_err(|e| {
+                        format!("error converting supplied value for request_id: {e}")
+                    });
                 self
             }
             pub fn status<T>(mut self, value: T) -> Self
@@ -615,7 +708,9 @@ pub mod types {
             {
                 self.status = value
                     .try_into()
-                    .map_err(|e| format!("error converting supplied value for status: {e}"));
+                    .map_err(|e| {
+                        format!("error converting supplied value for status: {e}")
+                    });
                 self
             }
         }
@@ -650,8 +745,10 @@ pub mod types {
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
             >,
-            metrics:
-                ::std::result::Result<::std::option::Option<super::Metrics>, ::std::string::String>,
+            metrics: ::std::result::Result<
+                ::std::option::Option<super::Metrics>,
+                ::std::string::String,
+            >,
             request_id: ::std::result::Result<
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
@@ -686,7 +783,9 @@ pub mod types {
             {
                 self.error = value
                     .try_into()
-                    .map_err(|e| format!("error converting supplied value for error: {e}"));
+                    .map_err(|e| {
+                        format!("error converting supplied value for error: {e}")
+                    });
                 self
             }
             pub fn metrics<T>(mut self, value: T) -> Self
@@ -696,7 +795,9 @@ pub mod types {
             {
                 self.metrics = value
                     .try_into()
-                    .map_err(|e| format!("error converting supplied value for metrics: {e}"));
+                    .map_err(|e| {
+                        format!("error converting supplied value for metrics: {e}")
+                    });
                 self
             }
             pub fn request_id<T>(mut self, value: T) -> Self
@@ -706,7 +807,9 @@ pub mod types {
             {
                 self.request_id = value
                     .try_into()
-                    .map_err(|e| format!("error converting supplied value for request_id: {e}"));
+                    .map_err(|e| {
+                        format!("error converting supplied value for request_id: {e}")
+                    });
                 self
             }
             pub fn response_url<T>(mut self, value: T) -> Self
@@ -716,7 +819,9 @@ pub mod types {
             {
                 self.response_url = value
                     .try_into()
-                    .map_err(|e| format!("error converting supplied value for response_url: {e}"));
+                    .map_err(|e| {
+                        format!("error converting supplied value for response_url: {e}")
+                    });
                 self
             }
             pub fn status<T>(mut self, value: T) -> Self
@@ -726,7 +831,9 @@ pub mod types {
             {
                 self.status = value
                     .try_into()
-                    .map_err(|e| format!("error converting supplied value for status: {e}"));
+                    .map_err(|e| {
+                        format!("error converting supplied value for status: {e}")
+                    });
                 self
             }
             pub fn status_url<T>(mut self, value: T) -> Self
@@ -736,7 +843,9 @@ pub mod types {
             {
                 self.status_url = value
                     .try_into()
-                    .map_err(|e| format!("error converting supplied value for status_url: {e}"));
+                    .map_err(|e| {
+                        format!("error converting supplied value for status_url: {e}")
+                    });
                 self
             }
         }
@@ -773,10 +882,19 @@ pub mod types {
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
             >,
-            request_id: ::std::result::Result<::std::string::String, ::std::string::String>,
-            response_url: ::std::result::Result<::std::string::String, ::std::string::String>,
+            request_id: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            response_url: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
             status: ::std::result::Result<super::JobStatus, ::std::string::String>,
-            status_url: ::std::result::Result<::std::string::String, ::std::string::String>,
+            status_url: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
         }
         impl ::std::default::Default for SubmitResponse {
             fn default() -> Self {
@@ -797,7 +915,9 @@ pub mod types {
             {
                 self.poll_url = value
                     .try_into()
-                    .map_err(|e| format!("error converting supplied value for poll_url: {e}"));
+                    .map_err(|e| {
+                        format!("error converting supplied value for poll_url: {e}")
+                    });
                 self
             }
             pub fn request_id<T>(mut self, value: T) -> Self
@@ -807,7 +927,9 @@ pub mod types {
             {
                 self.request_id = value
                     .try_into()
-                    .map_err(|e| format!("error converting supplied value for request_id: {e}"));
+                    .map_err(|e| {
+                        format!("error converting supplied value for request_id: {e}")
+                    });
                 self
             }
             pub fn response_url<T>(mut self, value: T) -> Self
@@ -817,7 +939,9 @@ pub mod types {
             {
                 self.response_url = value
                     .try_into()
-                    .map_err(|e| format!("error converting supplied value for response_url: {e}"));
+                    .map_err(|e| {
+                        format!("error converting supplied value for response_url: {e}")
+                    });
                 self
             }
             pub fn status<T>(mut self, value: T) -> Self
@@ -827,7 +951,9 @@ pub mod types {
             {
                 self.status = value
                     .try_into()
-                    .map_err(|e| format!("error converting supplied value for status: {e}"));
+                    .map_err(|e| {
+                        format!("error converting supplied value for status: {e}")
+                    });
                 self
             }
             pub fn status_url<T>(mut self, value: T) -> Self
@@ -837,7 +963,9 @@ pub mod types {
             {
                 self.status_url = value
                     .try_into()
-                    .map_err(|e| format!("error converting supplied value for status_url: {e}"));
+                    .map_err(|e| {
+                        format!("error converting supplied value for status_url: {e}")
+                    });
                 self
             }
         }
@@ -877,20 +1005,28 @@ pub mod types {
                 ::std::string::String,
             >,
             output_quality: ::std::result::Result<i64, ::std::string::String>,
-            person_image: ::std::result::Result<::std::string::String, ::std::string::String>,
+            person_image: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
             preserve_input_size: ::std::result::Result<bool, ::std::string::String>,
             prompt: ::std::result::Result<::std::string::String, ::std::string::String>,
             reference_pose: ::std::result::Result<
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
             >,
-            seed: ::std::result::Result<::std::option::Option<u64>, ::std::string::String>,
+            seed: ::std::result::Result<
+                ::std::option::Option<u64>,
+                ::std::string::String,
+            >,
             turbo: ::std::result::Result<bool, ::std::string::String>,
         }
         impl ::std::default::Default for TryOnInput {
             fn default() -> Self {
                 Self {
-                    garment_images: Err("no value supplied for garment_images".to_string()),
+                    garment_images: Err(
+                        "no value supplied for garment_images".to_string(),
+                    ),
                     output_format: Ok(Default::default()),
                     output_quality: Ok(super::defaults::default_u64::<i64, 95>()),
                     person_image: Err("no value supplied for person_image".to_string()),
@@ -908,9 +1044,13 @@ pub mod types {
                 T: ::std::convert::TryInto<::std::vec::Vec<::std::string::String>>,
                 T::Error: ::std::fmt::Display,
             {
-                self.garment_images = value.try_into().map_err(|e| {
-                    format!("error converting supplied value for garment_images: {e}")
-                });
+                self.garment_images = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for garment_images: {e}"
+                        )
+                    });
                 self
             }
             pub fn output_format<T>(mut self, value: T) -> Self
@@ -920,7 +1060,9 @@ pub mod types {
             {
                 self.output_format = value
                     .try_into()
-                    .map_err(|e| format!("error converting supplied value for output_format: {e}"));
+                    .map_err(|e| {
+                        format!("error converting supplied value for output_format: {e}")
+                    });
                 self
             }
             pub fn output_quality<T>(mut self, value: T) -> Self
@@ -928,9 +1070,13 @@ pub mod types {
                 T: ::std::convert::TryInto<i64>,
                 T::Error: ::std::fmt::Display,
             {
-                self.output_quality = value.try_into().map_err(|e| {
-                    format!("error converting supplied value for output_quality: {e}")
-                });
+                self.output_quality = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for output_quality: {e}"
+                        )
+                    });
                 self
             }
             pub fn person_image<T>(mut self, value: T) -> Self
@@ -940,7 +1086,9 @@ pub mod types {
             {
                 self.person_image = value
                     .try_into()
-                    .map_err(|e| format!("error converting supplied value for person_image: {e}"));
+                    .map_err(|e| {
+                        format!("error converting supplied value for person_image: {e}")
+                    });
                 self
             }
             pub fn preserve_input_size<T>(mut self, value: T) -> Self
@@ -948,9 +1096,13 @@ pub mod types {
                 T: ::std::convert::TryInto<bool>,
                 T::Error: ::std::fmt::Display,
             {
-                self.preserve_input_size = value.try_into().map_err(|e| {
-                    format!("error converting supplied value for preserve_input_size: {e}")
-                });
+                self.preserve_input_size = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for preserve_input_size: {e}"
+                        )
+                    });
                 self
             }
             pub fn prompt<T>(mut self, value: T) -> Self
@@ -960,7 +1112,9 @@ pub mod types {
             {
                 self.prompt = value
                     .try_into()
-                    .map_err(|e| format!("error converting supplied value for prompt: {e}"));
+                    .map_err(|e| {
+                        format!("error converting supplied value for prompt: {e}")
+                    });
                 self
             }
             pub fn reference_pose<T>(mut self, value: T) -> Self
@@ -968,9 +1122,13 @@ pub mod types {
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
                 T::Error: ::std::fmt::Display,
             {
-                self.reference_pose = value.try_into().map_err(|e| {
-                    format!("error converting supplied value for reference_pose: {e}")
-                });
+                self.reference_pose = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for reference_pose: {e}"
+                        )
+                    });
                 self
             }
             pub fn seed<T>(mut self, value: T) -> Self
@@ -980,7 +1138,9 @@ pub mod types {
             {
                 self.seed = value
                     .try_into()
-                    .map_err(|e| format!("error converting supplied value for seed: {e}"));
+                    .map_err(|e| {
+                        format!("error converting supplied value for seed: {e}")
+                    });
                 self
             }
             pub fn turbo<T>(mut self, value: T) -> Self
@@ -990,7 +1150,9 @@ pub mod types {
             {
                 self.turbo = value
                     .try_into()
-                    .map_err(|e| format!("error converting supplied value for turbo: {e}"));
+                    .map_err(|e| {
+                        format!("error converting supplied value for turbo: {e}")
+                    });
                 self
             }
         }
@@ -1049,7 +1211,9 @@ pub mod types {
             {
                 self.data_urls = value
                     .try_into()
-                    .map_err(|e| format!("error converting supplied value for data_urls: {e}"));
+                    .map_err(|e| {
+                        format!("error converting supplied value for data_urls: {e}")
+                    });
                 self
             }
         }
@@ -1097,7 +1261,9 @@ pub mod types {
             {
                 self.file_urls = value
                     .try_into()
-                    .map_err(|e| format!("error converting supplied value for file_urls: {e}"));
+                    .map_err(|e| {
+                        format!("error converting supplied value for file_urls: {e}")
+                    });
                 self
             }
             pub fn message<T>(mut self, value: T) -> Self
@@ -1107,11 +1273,14 @@ pub mod types {
             {
                 self.message = value
                     .try_into()
-                    .map_err(|e| format!("error converting supplied value for message: {e}"));
+                    .map_err(|e| {
+                        format!("error converting supplied value for message: {e}")
+                    });
                 self
             }
         }
-        impl ::std::convert::TryFrom<UploadAssetResponse> for super::UploadAssetResponse {
+        impl ::std::convert::TryFrom<UploadAssetResponse>
+        for super::UploadAssetResponse {
             type Error = super::error::ConversionError;
             fn try_from(
                 value: UploadAssetResponse,
@@ -1147,12 +1316,18 @@ pub mod types {
         pub struct ConversionError(::std::borrow::Cow<'static, str>);
         impl ::std::error::Error for ConversionError {}
         impl ::std::fmt::Display for ConversionError {
-            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> Result<(), ::std::fmt::Error> {
+            fn fmt(
+                &self,
+                f: &mut ::std::fmt::Formatter<'_>,
+            ) -> Result<(), ::std::fmt::Error> {
                 ::std::fmt::Display::fmt(&self.0, f)
             }
         }
         impl ::std::fmt::Debug for ConversionError {
-            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> Result<(), ::std::fmt::Error> {
+            fn fmt(
+                &self,
+                f: &mut ::std::fmt::Formatter<'_>,
+            ) -> Result<(), ::std::fmt::Error> {
                 ::std::fmt::Debug::fmt(&self.0, f)
             }
         }
@@ -1207,9 +1382,7 @@ impl Client {
         #[cfg(not(target_arch = "wasm32"))]
         let client = {
             let dur = ::std::time::Duration::from_secs(15u64);
-            reqwest::ClientBuilder::new()
-                .connect_timeout(dur)
-                .timeout(dur)
+            reqwest::ClientBuilder::new().connect_timeout(dur).timeout(dur)
         };
         #[cfg(target_arch = "wasm32")]
         let client = reqwest::ClientBuilder::new();
@@ -1246,80 +1419,80 @@ impl ClientHooks<()> for &Client {}
 impl Client {
     /**Submit a try-on job to the asynchronous queue
 
-    Queues a job and answers at once with its `request_id` and the absolute URLs to poll its status and read its result. A 200 is billed; no other code is.
+Queues a job and answers at once with its `request_id` and the absolute URLs to poll its status and read its result. A 200 is billed; no other code is.
 
-    Sends a `POST` request to `/v2/p-image-try-on`
+Sends a `POST` request to `/v2/p-image-try-on`
 
-    ```ignore
-    let response = client.submit_try_on()
-        .body(body)
-        .send()
-        .await;
-    ```*/
+```ignore
+let response = client.submit_try_on()
+    .body(body)
+    .send()
+    .await;
+```*/
     pub fn submit_try_on(&self) -> builder::SubmitTryOn<'_> {
         builder::SubmitTryOn::new(self)
     }
     /**Read a job's light status (no output)
 
-    Answers 200 with `QUEUED`, `PROCESSING` or `COMPLETED`; a `FAILED` job answers 422 with the failure detail in the body. An unknown id, or one older than the one-hour retention, answers 404.
+Answers 200 with `QUEUED`, `PROCESSING` or `COMPLETED`; a `FAILED` job answers 422 with the failure detail in the body. An unknown id, or one older than the one-hour retention, answers 404.
 
-    Sends a `GET` request to `/v2/requests/{request_id}/status`
+Sends a `GET` request to `/v2/requests/{request_id}/status`
 
-    Arguments:
-    - `request_id`: The job's id, as returned by the submit call (a UUID string).
-    ```ignore
-    let response = client.get_status()
-        .request_id(request_id)
-        .send()
-        .await;
-    ```*/
+Arguments:
+- `request_id`: The job's id, as returned by the submit call (a UUID string).
+```ignore
+let response = client.get_status()
+    .request_id(request_id)
+    .send()
+    .await;
+```*/
     pub fn get_status(&self) -> builder::GetStatus<'_> {
         builder::GetStatus::new(self)
     }
     /**Read a job's full result
 
-    Answers 200 with the output URL once the job is `COMPLETED`. Before that it answers 200 with the current status and no `output` (assumed: no public source settles it). A `FAILED` job answers 422 with the failure detail; an unknown or expired id answers 404.
+Answers 200 with the output URL once the job is `COMPLETED`. Before that it answers 200 with the current status and no `output` (assumed: no public source settles it). A `FAILED` job answers 422 with the failure detail; an unknown or expired id answers 404.
 
-    Sends a `GET` request to `/v2/requests/{request_id}`
+Sends a `GET` request to `/v2/requests/{request_id}`
 
-    Arguments:
-    - `request_id`: The job's id, as returned by the submit call (a UUID string).
-    ```ignore
-    let response = client.get_result()
-        .request_id(request_id)
-        .send()
-        .await;
-    ```*/
+Arguments:
+- `request_id`: The job's id, as returned by the submit call (a UUID string).
+```ignore
+let response = client.get_result()
+    .request_id(request_id)
+    .send()
+    .await;
+```*/
     pub fn get_result(&self) -> builder::GetResult<'_> {
         builder::GetResult::new(self)
     }
     /**Run a try-on synchronously and receive the image bytes
 
-    Takes the same body as the v2 submit and holds the connection until the image is ready; the 200 body is the image itself, in the requested `output_format`.
+Takes the same body as the v2 submit and holds the connection until the image is ready; the 200 body is the image itself, in the requested `output_format`.
 
-    Sends a `POST` request to `/v1/p-image-try-on`
+Sends a `POST` request to `/v1/p-image-try-on`
 
-    ```ignore
-    let response = client.run_try_on_sync()
-        .body(body)
-        .send()
-        .await;
-    ```*/
+```ignore
+let response = client.run_try_on_sync()
+    .body(body)
+    .send()
+    .await;
+```*/
     pub fn run_try_on_sync(&self) -> builder::RunTryOnSync<'_> {
         builder::RunTryOnSync::new(self)
     }
     /**Store images given as data URIs and get persistent URLs back
 
-    Served from the storage host `https://workflows-api.segmind.com`, not from the inference API host. Turns each `data:` URI into a URL that can be passed as an image input.
+Served from the storage host `https://workflows-api.segmind.com`, not from the inference API host. Turns each `data:` URI into a URL that can be passed as an image input.
 
-    Sends a `POST` request to `/upload-asset`
+Sends a `POST` request to `/upload-asset`
 
-    ```ignore
-    let response = client.upload_asset()
-        .body(body)
-        .send()
-        .await;
-    ```*/
+```ignore
+let response = client.upload_asset()
+    .body(body)
+    .send()
+    .await;
+```*/
     pub fn upload_asset(&self) -> builder::UploadAsset<'_> {
         builder::UploadAsset::new(self)
     }
@@ -1330,12 +1503,12 @@ pub mod builder {
     use super::types;
     #[allow(unused_imports)]
     use super::{
-        ByteStream, ClientHooks, ClientInfo, Error, OperationInfo, RequestBuilderExt,
-        ResponseValue, encode_path,
+        encode_path, ByteStream, ClientInfo, ClientHooks, Error, OperationInfo,
+        RequestBuilderExt, ResponseValue,
     };
     /**Builder for [`Client::submit_try_on`]
 
-    [`Client::submit_try_on`]: super::Client::submit_try_on*/
+[`Client::submit_try_on`]: super::Client::submit_try_on*/
     #[derive(Debug, Clone)]
     pub struct SubmitTryOn<'a> {
         client: &'a super::Client,
@@ -1356,12 +1529,16 @@ pub mod builder {
             self.body = value
                 .try_into()
                 .map(From::from)
-                .map_err(|s| format!("conversion to `TryOnInput` for body failed: {}", s));
+                .map_err(|s| {
+                    format!("conversion to `TryOnInput` for body failed: {}", s)
+                });
             self
         }
         pub fn body_map<F>(mut self, f: F) -> Self
         where
-            F: std::ops::FnOnce(types::builder::TryOnInput) -> types::builder::TryOnInput,
+            F: std::ops::FnOnce(
+                types::builder::TryOnInput,
+            ) -> types::builder::TryOnInput,
         {
             self.body = self.body.map(f);
             self
@@ -1376,10 +1553,13 @@ pub mod builder {
                 .map_err(Error::InvalidRequest)?;
             let url = format!("{}/v2/p-image-try-on", client.baseurl,);
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
-            header_map.append(
-                ::reqwest::header::HeaderName::from_static("api-version"),
-                ::reqwest::header::HeaderValue::from_static(super::Client::api_version()),
-            );
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
             #[allow(unused_mut)]
             let mut request = client
                 .client
@@ -1400,46 +1580,90 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 200u16 => ResponseValue::from_response(response).await,
-                400u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
-                401u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
-                403u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
-                404u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
-                405u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
-                406u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
-                422u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
-                429u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
-                500u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
-                502u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
-                504u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                405u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                406u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                422u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                502u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                504u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
                 _ => Err(Error::UnexpectedResponse(response)),
             }
         }
     }
     /**Builder for [`Client::get_status`]
 
-    [`Client::get_status`]: super::Client::get_status*/
+[`Client::get_status`]: super::Client::get_status*/
     #[derive(Debug, Clone)]
     pub struct GetStatus<'a> {
         client: &'a super::Client,
@@ -1456,9 +1680,12 @@ pub mod builder {
         where
             V: std::convert::TryInto<types::GetStatusRequestId>,
         {
-            self.request_id = value.try_into().map_err(|_| {
-                "conversion to `GetStatusRequestId` for request_id failed".to_string()
-            });
+            self.request_id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `GetStatusRequestId` for request_id failed"
+                        .to_string()
+                });
             self
         }
         ///Sends a `GET` request to `/v2/requests/{request_id}/status`
@@ -1468,15 +1695,17 @@ pub mod builder {
             let Self { client, request_id } = self;
             let request_id = request_id.map_err(Error::InvalidRequest)?;
             let url = format!(
-                "{}/v2/requests/{}/status",
-                client.baseurl,
-                encode_path(&request_id.to_string()),
+                "{}/v2/requests/{}/status", client.baseurl, encode_path(& request_id
+                .to_string()),
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
-            header_map.append(
-                ::reqwest::header::HeaderName::from_static("api-version"),
-                ::reqwest::header::HeaderValue::from_static(super::Client::api_version()),
-            );
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
             #[allow(unused_mut)]
             let mut request = client
                 .client
@@ -1496,40 +1725,76 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 200u16 => ResponseValue::from_response(response).await,
-                401u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
-                403u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
-                404u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
-                405u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
-                422u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
-                429u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
-                500u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
-                502u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
-                504u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                405u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                422u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                502u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                504u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
                 _ => Err(Error::UnexpectedResponse(response)),
             }
         }
     }
     /**Builder for [`Client::get_result`]
 
-    [`Client::get_result`]: super::Client::get_result*/
+[`Client::get_result`]: super::Client::get_result*/
     #[derive(Debug, Clone)]
     pub struct GetResult<'a> {
         client: &'a super::Client,
@@ -1546,9 +1811,12 @@ pub mod builder {
         where
             V: std::convert::TryInto<types::GetResultRequestId>,
         {
-            self.request_id = value.try_into().map_err(|_| {
-                "conversion to `GetResultRequestId` for request_id failed".to_string()
-            });
+            self.request_id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `GetResultRequestId` for request_id failed"
+                        .to_string()
+                });
             self
         }
         ///Sends a `GET` request to `/v2/requests/{request_id}`
@@ -1558,15 +1826,17 @@ pub mod builder {
             let Self { client, request_id } = self;
             let request_id = request_id.map_err(Error::InvalidRequest)?;
             let url = format!(
-                "{}/v2/requests/{}",
-                client.baseurl,
-                encode_path(&request_id.to_string()),
+                "{}/v2/requests/{}", client.baseurl, encode_path(& request_id
+                .to_string()),
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
-            header_map.append(
-                ::reqwest::header::HeaderName::from_static("api-version"),
-                ::reqwest::header::HeaderValue::from_static(super::Client::api_version()),
-            );
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
             #[allow(unused_mut)]
             let mut request = client
                 .client
@@ -1586,40 +1856,76 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 200u16 => ResponseValue::from_response(response).await,
-                401u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
-                403u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
-                404u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
-                405u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
-                422u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
-                429u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
-                500u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
-                502u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
-                504u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                405u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                422u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                502u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                504u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
                 _ => Err(Error::UnexpectedResponse(response)),
             }
         }
     }
     /**Builder for [`Client::run_try_on_sync`]
 
-    [`Client::run_try_on_sync`]: super::Client::run_try_on_sync*/
+[`Client::run_try_on_sync`]: super::Client::run_try_on_sync*/
     #[derive(Debug, Clone)]
     pub struct RunTryOnSync<'a> {
         client: &'a super::Client,
@@ -1640,28 +1946,37 @@ pub mod builder {
             self.body = value
                 .try_into()
                 .map(From::from)
-                .map_err(|s| format!("conversion to `TryOnInput` for body failed: {}", s));
+                .map_err(|s| {
+                    format!("conversion to `TryOnInput` for body failed: {}", s)
+                });
             self
         }
         pub fn body_map<F>(mut self, f: F) -> Self
         where
-            F: std::ops::FnOnce(types::builder::TryOnInput) -> types::builder::TryOnInput,
+            F: std::ops::FnOnce(
+                types::builder::TryOnInput,
+            ) -> types::builder::TryOnInput,
         {
             self.body = self.body.map(f);
             self
         }
         ///Sends a `POST` request to `/v1/p-image-try-on`
-        pub async fn send(self) -> Result<ResponseValue<ByteStream>, Error<types::ErrorBody>> {
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<ByteStream>, Error<types::ErrorBody>> {
             let Self { client, body } = self;
             let body = body
                 .and_then(|v| types::TryOnInput::try_from(v).map_err(|e| e.to_string()))
                 .map_err(Error::InvalidRequest)?;
             let url = format!("{}/v1/p-image-try-on", client.baseurl,);
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
-            header_map.append(
-                ::reqwest::header::HeaderName::from_static("api-version"),
-                ::reqwest::header::HeaderValue::from_static(super::Client::api_version()),
-            );
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
             #[allow(unused_mut)]
             let mut request = client
                 .client
@@ -1678,46 +1993,90 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 200u16 => Ok(ResponseValue::stream(response)),
-                400u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
-                401u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
-                403u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
-                404u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
-                405u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
-                406u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
-                422u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
-                429u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
-                500u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
-                502u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
-                504u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                405u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                406u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                422u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                502u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                504u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
                 _ => Err(Error::UnexpectedResponse(response)),
             }
         }
     }
     /**Builder for [`Client::upload_asset`]
 
-    [`Client::upload_asset`]: super::Client::upload_asset*/
+[`Client::upload_asset`]: super::Client::upload_asset*/
     #[derive(Debug, Clone)]
     pub struct UploadAsset<'a> {
         client: &'a super::Client,
@@ -1733,19 +2092,23 @@ pub mod builder {
         pub fn body<V>(mut self, value: V) -> Self
         where
             V: std::convert::TryInto<types::UploadAssetRequest>,
-            <V as std::convert::TryInto<types::UploadAssetRequest>>::Error: std::fmt::Display,
+            <V as std::convert::TryInto<
+                types::UploadAssetRequest,
+            >>::Error: std::fmt::Display,
         {
             self.body = value
                 .try_into()
                 .map(From::from)
-                .map_err(|s| format!("conversion to `UploadAssetRequest` for body failed: {}", s));
+                .map_err(|s| {
+                    format!("conversion to `UploadAssetRequest` for body failed: {}", s)
+                });
             self
         }
         pub fn body_map<F>(mut self, f: F) -> Self
         where
             F: std::ops::FnOnce(
-                    types::builder::UploadAssetRequest,
-                ) -> types::builder::UploadAssetRequest,
+                types::builder::UploadAssetRequest,
+            ) -> types::builder::UploadAssetRequest,
         {
             self.body = self.body.map(f);
             self
@@ -1756,14 +2119,19 @@ pub mod builder {
         ) -> Result<ResponseValue<types::UploadAssetResponse>, Error<types::ErrorBody>> {
             let Self { client, body } = self;
             let body = body
-                .and_then(|v| types::UploadAssetRequest::try_from(v).map_err(|e| e.to_string()))
+                .and_then(|v| {
+                    types::UploadAssetRequest::try_from(v).map_err(|e| e.to_string())
+                })
                 .map_err(Error::InvalidRequest)?;
             let url = format!("{}/upload-asset", client.baseurl,);
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
-            header_map.append(
-                ::reqwest::header::HeaderName::from_static("api-version"),
-                ::reqwest::header::HeaderValue::from_static(super::Client::api_version()),
-            );
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
             #[allow(unused_mut)]
             let mut request = client
                 .client
@@ -1784,27 +2152,55 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 200u16 => ResponseValue::from_response(response).await,
-                400u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
-                401u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
-                403u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
-                413u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
-                422u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
-                429u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
-                500u16 => Err(Error::ErrorResponse(
-                    ResponseValue::from_response(response).await?,
-                )),
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                413u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                422u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
                 _ => Err(Error::UnexpectedResponse(response)),
             }
         }

@@ -55,7 +55,9 @@
 //!
 //! [progenitor]: https://github.com/oxidecomputer/progenitor
 
+#[rustfmt::skip]
 #[allow(missing_docs, unreachable_pub, clippy::pedantic, clippy::unwrap_used)]
+// Formatted by prettyplease, not rustfmt: `cargo fmt` must not touch it.
 mod generated;
 
 pub use generated::*;
