@@ -23,7 +23,7 @@ pub const OUTPUT: &str = "crates/tryon-api/src/generated.rs";
 pub enum Error {
     /// The spec or the output could not be read or written.
     Io(PathBuf, std::io::Error),
-    /// The spec is not valid YAML or not an OpenAPI 3.0 document.
+    /// The spec is not valid YAML or not an `OpenAPI` 3.0 document.
     Spec(String),
     /// progenitor refused the spec.
     Generate(String),

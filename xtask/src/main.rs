@@ -3,11 +3,12 @@
 //! ```text
 //! cargo xtask codegen           regenerate crates/tryon-api/src/generated.rs from the spec
 //! cargo xtask codegen --check   fail with a diff if the checked-in client is stale
+//! cargo xtask garment           draw assets/garment.png (the sample garment)
 //! ```
 
 use std::process::ExitCode;
 
-use xtask::codegen;
+use xtask::{codegen, garment};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -40,8 +41,18 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        ["garment"] => match garment::write() {
+            Ok(path) => {
+                eprintln!("wrote {}", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
         _ => {
-            eprintln!("usage: cargo xtask codegen [--check]");
+            eprintln!("usage: cargo xtask codegen [--check] | cargo xtask garment");
             ExitCode::from(2)
         }
     }

@@ -38,7 +38,7 @@ fn editing_a_description_is_detected() {
     let current = codegen::generate().expect("spec generates");
     match codegen::compare(&current, &fresh) {
         Check::Stale { diff } => {
-            assert!(diff.contains("(edited)"), "diff misses the edit:\n{diff}")
+            assert!(diff.contains("(edited)"), "diff misses the edit:\n{diff}");
         }
         Check::UpToDate => panic!("an edited description was not detected"),
     }

@@ -47,7 +47,11 @@
 //!     )
 //!     .send()
 //!     .await?;
-//! let status = api.get_status().request_id(&submitted.request_id).send().await?;
+//! let status = api
+//!     .get_status()
+//!     .request_id(submitted.request_id.as_str())
+//!     .send()
+//!     .await?;
 //! println!("{:?}", status.status);
 //! # Ok(())
 //! # }
