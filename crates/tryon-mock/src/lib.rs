@@ -1,2 +1,24 @@
-//! Fake of Segmind's P-Image Try-On API for tests (skeleton; filled by the
-//! mock issue). Builds its responses from the generated [`tryon_api`] types.
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod clock;
+mod config;
+mod fault;
+mod http;
+mod journal;
+mod render;
+mod server;
+mod state;
+mod validate;
+
+pub use clock::MockClock;
+pub use config::{
+    CONTENT_BLOCKED, Credits, FailRule, JobMatch, MockConfig, RateLimit, RealisticProfile, StageFn,
+    Stages, Timing,
+};
+pub use fault::{Fault, FaultKind, RetryAfter, Route};
+pub use journal::JournalEntry;
+pub use render::{MAX_SIDE, PLACEHOLDER_SIZE};
+pub use server::{MockServer, MockServerBuilder, serve};
+pub use validate::MAX_GARMENTS;

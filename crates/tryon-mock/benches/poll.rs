@@ -1,0 +1,2 @@
+//! Status-poll benchmark (placeholder).
+fn main() {}

@@ -1,0 +1,328 @@
+//! Scenario configuration: lifecycle timing, failure rules, limits and
+//! credits. Every type here is a plain value, deserializable from TOML (see
+//! the README's "Standalone" section) and settable from the builder.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tryon_api::types::TryOnInput;
+
+use crate::fault::Fault;
+
+/// Durations in config files are written as (fractional) seconds.
+pub(crate) mod secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let v = f64::deserialize(d)?;
+        Duration::try_from_secs_f64(v).map_err(serde::de::Error::custom)
+    }
+}
+
+/// How long one job spends in each stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stages {
+    /// Time in `QUEUED` before a worker is free (before any wait for a
+    /// bounded worker pool).
+    #[serde(with = "secs")]
+    pub queued: Duration,
+    /// Time in `PROCESSING`; reported as `metrics.inference_time`.
+    #[serde(with = "secs")]
+    pub processing: Duration,
+}
+
+impl Stages {
+    /// Stages of the given lengths.
+    pub fn new(queued: Duration, processing: Duration) -> Self {
+        Self { queued, processing }
+    }
+}
+
+/// A closure that picks a job's stage durations from its input.
+#[derive(Clone)]
+pub struct StageFn(pub(crate) Arc<dyn Fn(&TryOnInput) -> Stages + Send + Sync>);
+
+impl fmt::Debug for StageFn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StageFn(..)")
+    }
+}
+
+/// How the mock decides each job's stage durations.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum Timing {
+    /// Every job takes the same time. The default is 20 ms queued and 80 ms
+    /// processing, so a client with default settings is done quickly.
+    Fixed(Stages),
+    /// A profile shaped like the real service (see [`RealisticProfile`]).
+    Realistic(RealisticProfile),
+    /// A closure picks each job's stages from its input (not available from
+    /// TOML).
+    #[serde(skip)]
+    PerRequest(StageFn),
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing::Fixed(Stages::new(
+            Duration::from_millis(20),
+            Duration::from_millis(80),
+        ))
+    }
+}
+
+impl Timing {
+    /// Stage durations chosen per request by `f`.
+    pub fn per_request(f: impl Fn(&TryOnInput) -> Stages + Send + Sync + 'static) -> Self {
+        Timing::PerRequest(StageFn(Arc::new(f)))
+    }
+}
+
+/// Timing shaped like the real service, after the model maker's public page
+/// (contract, "Timing and cost"): a queue wait drawn from an exponential
+/// distribution, about 2 s of processing per garment, at most about 4 s with
+/// `turbo`, each with a little jitter. Draws come from a seeded generator, so
+/// a run is repeatable.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RealisticProfile {
+    /// Mean of the exponential queue wait. Default 0.5 s.
+    #[serde(with = "secs")]
+    pub mean_queue_wait: Duration,
+    /// Upper bound of the queue wait draw. Default 5 s.
+    #[serde(with = "secs")]
+    pub max_queue_wait: Duration,
+    /// Processing time per garment in standard mode. Default 2 s.
+    #[serde(with = "secs")]
+    pub per_garment: Duration,
+    /// Processing time per garment with `turbo`. Default 1 s.
+    #[serde(with = "secs")]
+    pub turbo_per_garment: Duration,
+    /// Upper bound of processing with `turbo`. Default 4 s.
+    #[serde(with = "secs")]
+    pub turbo_max: Duration,
+    /// Jitter as a fraction of processing time (0.1 = ±10 %). Default 0.1.
+    pub jitter: f64,
+    /// Seed of the generator. Default 1.
+    pub seed: u64,
+}
+
+impl Default for RealisticProfile {
+    fn default() -> Self {
+        Self {
+            mean_queue_wait: Duration::from_millis(500),
+            max_queue_wait: Duration::from_secs(5),
+            per_garment: Duration::from_secs(2),
+            turbo_per_garment: Duration::from_secs(1),
+            turbo_max: Duration::from_secs(4),
+            jitter: 0.1,
+            seed: 1,
+        }
+    }
+}
+
+/// Which jobs a [`FailRule`] applies to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobMatch {
+    /// Jobs submitted with this `seed`.
+    Seed(u64),
+    /// Jobs whose `prompt` contains this text.
+    PromptContains(String),
+    /// Every nth accepted job of the server (the nth, 2nth, …; counted from 1).
+    EveryNth(u64),
+    /// Every job.
+    All,
+}
+
+/// Makes matching jobs end `FAILED` with an error text instead of
+/// `COMPLETED`. A failed job is served as 422 with its status body on both
+/// its status and result URLs, as the real service does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailRule {
+    /// Which jobs fail.
+    #[serde(rename = "match")]
+    pub matches: JobMatch,
+    /// The `error` text of the failed job.
+    pub error: String,
+}
+
+/// The error text of a responsible-AI block.
+pub const CONTENT_BLOCKED: &str = "Content blocked by the safety filter";
+
+impl FailRule {
+    /// Matching jobs fail with `error`.
+    pub fn new(matches: JobMatch, error: impl Into<String>) -> Self {
+        Self {
+            matches,
+            error: error.into(),
+        }
+    }
+
+    /// Matching jobs fail the way a responsible-AI / content block does
+    /// (`FAILED`, error [`CONTENT_BLOCKED`]).
+    pub fn content_block(matches: JobMatch) -> Self {
+        Self::new(matches, CONTENT_BLOCKED)
+    }
+}
+
+/// A token bucket per API key: each request on an API route (submit, status,
+/// result, v1 run, upload) takes a token; an empty bucket answers 429 with
+/// `Retry-After` in whole seconds until the next token. Buckets refill on the
+/// mock clock, so virtual time refills them too.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RateLimit {
+    /// Tokens added per second.
+    pub per_second: f64,
+    /// Bucket size: how many requests may come at once.
+    pub burst: u32,
+}
+
+impl RateLimit {
+    /// `per_second` tokens a second, bursts of up to `burst`.
+    pub fn new(per_second: f64, burst: u32) -> Self {
+        Self { per_second, burst }
+    }
+}
+
+/// Credits per API key: each accepted job costs `first_garment +
+/// additional_garment * (garments - 1)`; a job the balance cannot pay is
+/// answered 406 and not billed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Credits {
+    /// Starting balance of every key. Default 1.0.
+    pub balance: f64,
+    /// Cost of the first garment. Default 0.015 (the model maker's price).
+    pub first_garment: f64,
+    /// Cost of each further garment. Default 0.008.
+    pub additional_garment: f64,
+}
+
+impl Default for Credits {
+    fn default() -> Self {
+        Self {
+            balance: 1.0,
+            first_garment: 0.015,
+            additional_garment: 0.008,
+        }
+    }
+}
+
+impl Credits {
+    /// Every key starts with `balance`; prices are the defaults.
+    pub fn with_balance(balance: f64) -> Self {
+        Self {
+            balance,
+            ..Self::default()
+        }
+    }
+
+    /// The same cost for every garment.
+    #[must_use]
+    pub fn cost_per_garment(mut self, cost: f64) -> Self {
+        self.first_garment = cost;
+        self.additional_garment = cost;
+        self
+    }
+
+    /// What a job with `garments` garments costs.
+    pub fn cost(&self, garments: usize) -> f64 {
+        #[allow(clippy::cast_precision_loss)]
+        let extra = garments.saturating_sub(1) as f64;
+        self.first_garment + self.additional_garment * extra
+    }
+}
+
+/// Everything that configures a mock server; what the builder builds and
+/// what `tryon mock --config mock.toml` reads.
+///
+/// ```
+/// let config: tryon_mock::MockConfig = toml::from_str(r#"
+///     retention = 3600.0
+///     keys = ["sk-test"]
+///
+///     [timing]
+///     mode = "fixed"
+///     queued = 0.5
+///     processing = 2.0
+///
+///     [rate_limit]
+///     per_second = 5.0
+///     burst = 10
+///
+///     [[fail_rules]]
+///     match = { prompt_contains = "blocked" }
+///     error = "Content blocked by the safety filter"
+///
+///     [[faults]]
+///     route = "status"
+///     kind = { status = { code = 503, retry_after = { seconds = 1 } } }
+///     times = 2
+/// "#).unwrap();
+/// assert_eq!(config.keys.as_deref(), Some(&["sk-test".to_string()][..]));
+/// ```
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MockConfig {
+    /// Use a virtual clock that only moves when advanced. Default false.
+    pub virtual_time: bool,
+    /// Stage durations. Default: fixed, 20 ms queued + 80 ms processing.
+    pub timing: Timing,
+    /// How many jobs run at once; the rest wait `QUEUED`. Default: no bound.
+    pub workers: Option<usize>,
+    /// How long a job's status and result are kept after submission, then
+    /// 404. Default 1 hour (in seconds in TOML).
+    #[serde(with = "secs")]
+    pub retention: Duration,
+    /// Accepted API keys. Default `None`: any non-empty key is accepted. A
+    /// missing key is always 401.
+    pub keys: Option<Vec<String>>,
+    /// Token bucket per key. Default: none.
+    pub rate_limit: Option<RateLimit>,
+    /// Credits per key. Default: unlimited.
+    pub credits: Option<Credits>,
+    /// Jobs that end `FAILED`.
+    pub fail_rules: Vec<FailRule>,
+    /// Faults injected into the next calls of a route.
+    pub faults: Vec<Fault>,
+    /// Largest accepted request body; larger ones get 413. Default 16 MiB.
+    pub max_body_bytes: usize,
+    /// How many journal entries are kept (oldest dropped first). Default
+    /// 100 000. Billing counters are kept separately and never dropped.
+    pub journal_capacity: usize,
+    /// Keep a copy of every JSON response body in the journal (for schema
+    /// checks). Default false.
+    pub record_bodies: bool,
+    /// Base URL used in absolute URLs (`status_url`, `output`, …), for a mock
+    /// behind a proxy. Default: the URL the mock listens on.
+    pub public_url: Option<String>,
+}
+
+impl Default for MockConfig {
+    fn default() -> Self {
+        Self {
+            virtual_time: false,
+            timing: Timing::default(),
+            workers: None,
+            retention: Duration::from_secs(3600),
+            keys: None,
+            rate_limit: None,
+            credits: None,
+            fail_rules: Vec::new(),
+            faults: Vec::new(),
+            max_body_bytes: 16 * 1024 * 1024,
+            journal_capacity: 100_000,
+            record_bodies: false,
+            public_url: None,
+        }
+    }
+}
