@@ -1,0 +1,478 @@
+//! Validation, auth, limits, credits, failure rules and injected faults.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+use tryon_mock::{
+    CONTENT_BLOCKED, Credits, FailRule, Fault, JobMatch, MockServer, RateLimit, RetryAfter, Route,
+};
+
+async fn error_of(r: reqwest::Response) -> (u16, String) {
+    let code = r.status().as_u16();
+    let v: serde_json::Value = r.json().await.unwrap();
+    (code, v["error"].as_str().unwrap().to_string())
+}
+
+#[tokio::test]
+async fn validation_errors_name_the_field() {
+    let server = MockServer::start().await;
+    let uri = server.uri();
+    let (code, e) = error_of(post(&uri, "/v2/p-image-try-on", &body(12)).await).await;
+    assert_eq!(
+        (code, e.as_str()),
+        (422, "garment_images: 12 given, at most 11 allowed")
+    );
+    let mut b = body(1);
+    b["output_quality"] = json!(101);
+    let (code, e) = error_of(post(&uri, "/v2/p-image-try-on", &b).await).await;
+    assert_eq!(
+        (code, e.as_str()),
+        (422, "output_quality: 101 given, at most 100 allowed")
+    );
+    let mut b = body(1);
+    b["output_format"] = json!("gif");
+    let (code, e) = error_of(post(&uri, "/v1/p-image-try-on", &b).await).await;
+    assert_eq!(code, 422);
+    assert!(e.starts_with("output_format:"), "{e}");
+    let (code, e) =
+        error_of(post(&uri, "/v2/p-image-try-on", &json!({"garment_images": []})).await).await;
+    assert_eq!(code, 422);
+    assert!(e.starts_with("person_image:"), "{e}");
+    let mut b = body(1);
+    b["seed"] = json!("12345");
+    assert_eq!(
+        error_of(post(&uri, "/v2/p-image-try-on", &b).await).await.0,
+        422
+    );
+
+    let malformed = client()
+        .post(format!("{uri}/v2/p-image-try-on"))
+        .header("x-api-key", KEY)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(malformed).await.0, 400);
+    assert_eq!(server.billed_submits(), 0);
+}
+
+#[tokio::test]
+async fn oversized_wrong_method_unknown_path() {
+    let server = MockServer::builder().max_body_bytes(1024).start().await;
+    let uri = server.uri();
+    let big = client()
+        .post(format!("{uri}/v2/p-image-try-on"))
+        .header("x-api-key", KEY)
+        .body(vec![b' '; 4096])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(big).await.0, 413);
+    let wrong = client()
+        .get(format!("{uri}/v2/p-image-try-on"))
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(wrong).await.0, 405);
+    let wrong = client()
+        .delete(format!(
+            "{uri}/v2/requests/5b9f0e62-8c51-4a64-9a3e-6ad1f2f0c9d4/status"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(wrong).await.0, 405);
+    assert_eq!(
+        error_of(get(&format!("{uri}/v3/nothing")).await).await.0,
+        404
+    );
+}
+
+#[tokio::test]
+async fn missing_and_unknown_keys_are_401() {
+    let server = MockServer::builder().keys(["sk-good"]).start().await;
+    let uri = server.uri();
+    let none = client()
+        .post(format!("{uri}/v2/p-image-try-on"))
+        .json(&body(1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(none).await.0, 401);
+    assert_eq!(
+        error_of(post(&uri, "/v2/p-image-try-on", &body(1)).await)
+            .await
+            .0,
+        401
+    );
+    let good = client()
+        .post(format!("{uri}/v2/p-image-try-on"))
+        .header("x-api-key", "sk-good")
+        .json(&body(1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(good.status(), 200);
+    server.set_keys(None);
+    assert_eq!(
+        post(&uri, "/v2/p-image-try-on", &body(1)).await.status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn failure_rules_serve_422_with_the_failed_body() {
+    let server = MockServer::builder()
+        .virtual_time()
+        .fail(FailRule::new(JobMatch::Seed(13), "unlucky seed"))
+        .fail(FailRule::content_block(JobMatch::PromptContains(
+            "forbidden".into(),
+        )))
+        .start()
+        .await;
+    let uri = server.uri();
+    let mut b = body(1);
+    b["seed"] = json!(13);
+    let seeded = submit(&uri, &b).await["request_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut b = body(1);
+    b["prompt"] = json!("a forbidden shirt");
+    let blocked = submit(&uri, &b).await["request_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let fine = submit(&uri, &body(1)).await["request_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    server.advance(Duration::from_secs(1));
+    for (id, text) in [(&seeded, "unlucky seed"), (&blocked, CONTENT_BLOCKED)] {
+        for (code, v) in [status_of(&uri, id).await, result_of(&uri, id).await] {
+            assert_eq!(code, 422);
+            assert_eq!(v["status"], "FAILED");
+            assert_eq!(v["error"], text);
+            assert_eq!(v["request_id"], id.as_str());
+            assert!(v["metrics"]["inference_time"].is_number());
+        }
+    }
+    assert_eq!(status_of(&uri, &fine).await.1["status"], "COMPLETED");
+    // Failed jobs were accepted, so they are billed.
+    assert_eq!(server.billed_submits(), 3);
+}
+
+#[tokio::test]
+async fn every_nth_job_fails_and_rules_change_at_runtime() {
+    let server = MockServer::builder().virtual_time().start().await;
+    let uri = server.uri();
+    server.push_fail_rule(FailRule::new(JobMatch::EveryNth(2), "every second job"));
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(
+            submit(&uri, &body(1)).await["request_id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    server.advance(Duration::from_secs(1));
+    let mut codes = Vec::new();
+    for id in &ids {
+        codes.push(status_of(&uri, id).await.0);
+    }
+    assert_eq!(codes, [200, 422, 200, 422]);
+    server.clear_fail_rules();
+    let id = submit(&uri, &body(1)).await["request_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    server.advance(Duration::from_secs(1));
+    assert_eq!(status_of(&uri, &id).await.0, 200);
+}
+
+#[tokio::test]
+async fn token_bucket_per_key_with_retry_after() {
+    let server = MockServer::builder()
+        .virtual_time()
+        .rate_limit(RateLimit::new(0.5, 2))
+        .start()
+        .await;
+    let uri = server.uri();
+    assert_eq!(
+        post(&uri, "/v2/p-image-try-on", &body(1)).await.status(),
+        200
+    );
+    assert_eq!(
+        post(&uri, "/v2/p-image-try-on", &body(1)).await.status(),
+        200
+    );
+    let limited = post(&uri, "/v2/p-image-try-on", &body(1)).await;
+    assert_eq!(limited.status(), 429);
+    assert_eq!(limited.headers()["retry-after"], "2");
+    // Another key has its own bucket.
+    let other = client()
+        .post(format!("{uri}/v2/p-image-try-on"))
+        .header("x-api-key", "sk-other")
+        .json(&body(1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 200);
+    server.advance(Duration::from_secs(2));
+    assert_eq!(
+        post(&uri, "/v2/p-image-try-on", &body(1)).await.status(),
+        200
+    );
+    assert_eq!(server.billed_submits_for(KEY), 3);
+}
+
+#[tokio::test]
+async fn credits_run_out_with_406() {
+    let server = MockServer::builder()
+        .credits(Credits::with_balance(0.05).cost_per_garment(0.02))
+        .start()
+        .await;
+    let uri = server.uri();
+    assert_eq!(
+        post(&uri, "/v2/p-image-try-on", &body(2)).await.status(),
+        200
+    );
+    let (code, e) = error_of(post(&uri, "/v2/p-image-try-on", &body(1)).await).await;
+    assert_eq!((code, e.as_str()), (406, "Insufficient credits"));
+    assert_eq!(server.billed_submits(), 1);
+    assert!((server.balance(KEY).unwrap() - 0.01).abs() < 1e-9);
+    server.set_balance(KEY, 1.0);
+    assert_eq!(
+        post(&uri, "/v2/p-image-try-on", &body(1)).await.status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn server_errors_for_the_next_n_calls() {
+    let server = MockServer::builder()
+        .virtual_time()
+        .fault(
+            Fault::server_error(Route::Status, 503)
+                .times(2)
+                .retry_after(RetryAfter::Seconds(7)),
+        )
+        .start()
+        .await;
+    let uri = server.uri();
+    let id = submit(&uri, &body(1)).await["request_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for _ in 0..2 {
+        let r = get(&format!("{uri}/v2/requests/{id}/status")).await;
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.headers()["retry-after"], "7");
+    }
+    assert_eq!(status_of(&uri, &id).await.0, 200);
+    for code in [500, 502, 504] {
+        server.push_fault(Fault::server_error(Route::Submit, code));
+        assert_eq!(
+            post(&uri, "/v2/p-image-try-on", &body(1))
+                .await
+                .status()
+                .as_u16(),
+            code
+        );
+    }
+    assert_eq!(server.billed_submits(), 1);
+}
+
+#[tokio::test]
+async fn rate_limited_fault_with_http_date_or_without_header() {
+    let server = MockServer::start().await;
+    let uri = server.uri();
+    server.push_fault(Fault::rate_limited(Route::Submit).retry_after(RetryAfter::HttpDate(30)));
+    let r = post(&uri, "/v2/p-image-try-on", &body(1)).await;
+    assert_eq!(r.status(), 429);
+    let date = r.headers()["retry-after"].to_str().unwrap().to_string();
+    assert!(httpdate::parse_http_date(&date).is_ok(), "{date}");
+    server.push_fault(Fault::rate_limited(Route::Any));
+    let r = post(&uri, "/v2/p-image-try-on", &body(1)).await;
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().get("retry-after").is_none());
+    assert_eq!(
+        post(&uri, "/v2/p-image-try-on", &body(1)).await.status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn latency_is_added() {
+    let server = MockServer::start().await;
+    server.push_fault(Fault::latency(Route::Submit, Duration::from_millis(5)).times(1));
+    assert_eq!(
+        post(&server.uri(), "/v2/p-image-try-on", &body(1))
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn dropped_connection_before_accept_is_not_billed() {
+    let server = MockServer::builder()
+        .fault(Fault::drop_before_accept(Route::Submit))
+        .start()
+        .await;
+    let r = client()
+        .post(format!("{}/v2/p-image-try-on", server.uri()))
+        .header("x-api-key", KEY)
+        .json(&body(1))
+        .send()
+        .await;
+    assert!(r.is_err(), "{r:?}");
+    assert_eq!(server.billed_submits(), 0);
+    assert_eq!(server.job_count(), 0);
+    assert_eq!(server.journal()[0].status, None);
+}
+
+#[tokio::test]
+async fn dropped_connection_after_accept_is_billed() {
+    let server = MockServer::builder()
+        .fault(Fault::drop_after_accept())
+        .start()
+        .await;
+    // A refused submit does not consume the fault.
+    assert_eq!(
+        post(&server.uri(), "/v2/p-image-try-on", &body(12))
+            .await
+            .status(),
+        422
+    );
+    let r = client()
+        .post(format!("{}/v2/p-image-try-on", server.uri()))
+        .header("x-api-key", KEY)
+        .json(&body(1))
+        .send()
+        .await;
+    assert!(r.is_err(), "{r:?}");
+    assert_eq!(server.billed_submits(), 1);
+    assert_eq!(server.job_count(), 1);
+    assert_eq!(
+        post(&server.uri(), "/v2/p-image-try-on", &body(1))
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn bodies_that_are_not_json_or_truncated() {
+    let server = MockServer::builder().virtual_time().start().await;
+    let uri = server.uri();
+    let id = submit(&uri, &body(1)).await["request_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    server.push_fault(Fault::not_json(Route::Status));
+    let r = get(&format!("{uri}/v2/requests/{id}/status")).await;
+    assert_eq!(r.headers()["content-type"], "text/html");
+    assert!(serde_json::from_slice::<serde_json::Value>(&r.bytes().await.unwrap()).is_err());
+    server.push_fault(Fault::truncated_body(Route::Status).times(2));
+    for _ in 0..2 {
+        let r = get(&format!("{uri}/v2/requests/{id}/status")).await;
+        assert_eq!(r.status(), 200);
+        let bytes = r.bytes().await.unwrap();
+        assert!(!bytes.is_empty());
+        assert!(serde_json::from_slice::<serde_json::Value>(&bytes).is_err());
+    }
+    assert_eq!(status_of(&uri, &id).await.0, 200);
+}
+
+#[tokio::test]
+async fn faults_from_config_toml() {
+    let config: tryon_mock::MockConfig = toml::from_str(
+        r#"
+        virtual_time = true
+        [[faults]]
+        route = "submit"
+        kind = { status = { code = 502 } }
+        times = 1
+        "#,
+    )
+    .unwrap();
+    let server = MockServer::builder().config(config).start().await;
+    assert_eq!(
+        post(&server.uri(), "/v2/p-image-try-on", &body(1))
+            .await
+            .status(),
+        502
+    );
+    assert_eq!(
+        post(&server.uri(), "/v2/p-image-try-on", &body(1))
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn control_api_drives_the_mock() {
+    let server = MockServer::builder().virtual_time().start().await;
+    let uri = server.uri();
+    let http = client();
+    let id = submit(&uri, &body(1)).await["request_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let now: serde_json::Value = http
+        .post(format!("{uri}/__mock/advance"))
+        .json(&json!({"seconds": 5}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(now["now"], 5.0);
+    assert_eq!(status_of(&uri, &id).await.1["status"], "COMPLETED");
+    let r = http
+        .post(format!("{uri}/__mock/faults"))
+        .json(&json!({"route": "status", "kind": {"status": {"code": 503, "retry_after": {"seconds": 1}}}, "times": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(status_of(&uri, &id).await.0, 503);
+    let journal: serde_json::Value = http
+        .get(format!("{uri}/__mock/journal"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(journal.as_array().unwrap().len(), 3);
+    assert_eq!(journal[0]["key_redacted"], "sk-t…");
+    let billing: serde_json::Value = http
+        .get(format!("{uri}/__mock/billing?key={KEY}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(billing["billed_submits_for_key"], 1);
+    assert_eq!(
+        http.post(format!("{uri}/__mock/reset"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(status_of(&uri, &id).await.0, 404);
+    assert_eq!(server.billed_submits(), 0);
+}
