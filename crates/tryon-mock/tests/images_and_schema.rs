@@ -1,6 +1,13 @@
 //! Real output images, uploads, the v1 endpoint, and a check of every JSON
 //! body the mock sent in these scenarios against the spec's schemas.
-#![allow(clippy::unwrap_used, clippy::too_many_lines, clippy::doc_markdown, clippy::single_match_else, clippy::collapsible_if, clippy::cast_possible_truncation)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::too_many_lines,
+    clippy::doc_markdown,
+    clippy::single_match_else,
+    clippy::collapsible_if,
+    clippy::cast_possible_truncation
+)]
 
 mod common;
 
