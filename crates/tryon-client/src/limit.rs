@@ -1,0 +1,110 @@
+//! The client-wide rate limiter that every API call passes through.
+//!
+//! When any call sees a `429`, every task of the client slows down: all
+//! calls hold off until the server's `Retry-After` has passed, and calls
+//! are then spaced by a pace that doubles on each further `429` and halves
+//! on each success, so the client recovers its full speed once the server
+//! stops throttling (additive-increase/multiplicative-decrease, in time).
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::clock::SharedClock;
+
+/// Shortest spacing kept after a `429`.
+const MIN_PACE: Duration = Duration::from_millis(100);
+/// Longest spacing.
+const MAX_PACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Default)]
+struct State {
+    /// No call starts before this (clock time).
+    resume_at: Duration,
+    /// Spacing between call starts; zero when not throttled.
+    pace: Duration,
+    /// The next free start slot when pacing.
+    next_slot: Duration,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Limiter {
+    state: Mutex<State>,
+}
+
+impl Limiter {
+    /// How long the caller must wait before its call may start; reserves
+    /// the slot.
+    pub(crate) fn reserve(&self, now: Duration) -> Duration {
+        let Ok(mut s) = self.state.lock() else {
+            return Duration::ZERO;
+        };
+        if s.pace.is_zero() && s.resume_at <= now {
+            return Duration::ZERO;
+        }
+        let start = now.max(s.resume_at).max(s.next_slot);
+        s.next_slot = start + s.pace;
+        start.saturating_sub(now)
+    }
+
+    /// A call saw `429`: hold everyone off and slow the pace.
+    pub(crate) fn throttled(&self, now: Duration, retry_after: Option<Duration>) {
+        let Ok(mut s) = self.state.lock() else {
+            return;
+        };
+        s.pace = (s.pace * 2).clamp(MIN_PACE, MAX_PACE);
+        let hold = retry_after.unwrap_or(s.pace);
+        s.resume_at = s.resume_at.max(now + hold);
+        tracing::debug!(pace = ?s.pace, hold = ?hold, "rate limited: slowing all calls");
+    }
+
+    /// A call succeeded: speed back up.
+    pub(crate) fn succeeded(&self) {
+        let Ok(mut s) = self.state.lock() else {
+            return;
+        };
+        if s.pace.is_zero() {
+            return;
+        }
+        s.pace /= 2;
+        if s.pace < MIN_PACE {
+            s.pace = Duration::ZERO;
+            tracing::debug!("rate limiter recovered full speed");
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn pace(&self) -> Duration {
+        self.state.lock().map(|s| s.pace).unwrap_or_default()
+    }
+}
+
+/// Waits for a slot on the limiter.
+pub(crate) async fn wait_turn(limiter: &Limiter, clock: &SharedClock) {
+    let wait = limiter.reserve(clock.now());
+    if !wait.is_zero() {
+        clock.sleep(wait).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_429_holds_everyone_then_recovers() {
+        let l = Limiter::default();
+        let t0 = Duration::from_secs(10);
+        assert_eq!(l.reserve(t0), Duration::ZERO);
+        l.throttled(t0, Some(Duration::from_secs(3)));
+        // Every caller now waits for Retry-After, then is spaced by the pace.
+        assert_eq!(l.reserve(t0), Duration::from_secs(3));
+        assert_eq!(l.reserve(t0), Duration::from_secs(3) + MIN_PACE);
+        l.throttled(t0, None);
+        assert_eq!(l.pace(), MIN_PACE * 2);
+        l.succeeded();
+        l.succeeded();
+        assert_eq!(l.pace(), Duration::ZERO);
+        let later = t0 + Duration::from_secs(60);
+        assert_eq!(l.reserve(later), Duration::ZERO);
+    }
+}

@@ -1,0 +1,208 @@
+//! When to poll a job's status.
+//!
+//! The default, [`ModelAwarePolling`], plans around the job's expected
+//! compute time (about 2 s per garment, about 4 s with `turbo`): the first
+//! poll waits for most of it, later polls come quickly and slow down
+//! gently, a queued job is checked at a moderate pace, and every delay gets
+//! jitter so many jobs do not poll in lockstep. [`FixedPolling`] is the
+//! plain alternative. Any [`PollPolicy`] can be plugged into
+//! [`ClientBuilder::poll_policy`](crate::ClientBuilder::poll_policy).
+//!
+//! Whatever the policy says, a wait never sleeps past its deadline: the
+//! last sleep is cut to end at the deadline, one last poll is made, and then
+//! [`Error::Timeout`](crate::Error::Timeout) is returned.
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+/// What a poll policy knows when it picks the next delay.
+///
+/// Times are measured from the job's submission (or from `client.job(..)`
+/// for a re-attached job).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct PollState {
+    /// Status polls made so far for this wait.
+    pub polls: u32,
+    /// Time since submission (or re-attach).
+    pub elapsed: Duration,
+    /// The job's expected compute time, when known from its request.
+    pub expected: Option<Duration>,
+    /// The last status seen, if any.
+    pub last: Option<Phase>,
+    /// When the job was last seen `QUEUED` (its compute started after
+    /// that). `Some(0)` right after submit.
+    pub last_queued_at: Option<Duration>,
+    /// How many polls in a row have seen the job `PROCESSING`.
+    pub processing_polls: u32,
+}
+
+/// A job's non-final phase, as far as polling cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Phase {
+    /// Waiting for a worker.
+    Queued,
+    /// A worker has it.
+    Processing,
+}
+
+/// Picks how long to wait before the next status poll.
+pub trait PollPolicy: Send + Sync + Debug + 'static {
+    /// The delay before the next poll. The caller cuts it to the deadline.
+    fn next_delay(&self, state: &PollState) -> Duration;
+}
+
+/// Polls every `interval`, like the official SDK (1 s). Useful as a
+/// baseline; [`ModelAwarePolling`] makes fewer polls and detects completion
+/// about as fast.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FixedPolling {
+    /// The delay between polls.
+    pub interval: Duration,
+}
+
+impl PollPolicy for FixedPolling {
+    fn next_delay(&self, _state: &PollState) -> Duration {
+        self.interval
+    }
+}
+
+/// The default policy: plans polls around the job's expected time.
+///
+/// With expected time `E` (from the request) and the job last seen queued
+/// at `q` (0 right after submit):
+/// - while the job may still be computing, the next poll is at
+///   `q + first_fraction * E` (0.85 E after submit when nothing queues);
+/// - after that, polls come every `max(min_interval, E / 20)`, growing by
+///   `growth` per poll that still sees `PROCESSING`, up to `max_interval`;
+/// - while the job is queued, polls come every `clamp(E / 4, min_interval,
+///   queued_max_interval)`;
+/// - with no expected time (a re-attached job), polls start at
+///   `min_interval` and grow by `growth` up to `max_interval`.
+///
+/// Every delay is then multiplied by a random factor in
+/// `1 ± jitter`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelAwarePolling {
+    /// Share of the expected time the first poll waits. Default 0.85.
+    pub first_fraction: f64,
+    /// Shortest delay between polls. Default 250 ms.
+    pub min_interval: Duration,
+    /// Longest delay between polls. Default 5 s.
+    pub max_interval: Duration,
+    /// Longest delay between polls while the job is queued. Default 3 s.
+    pub queued_max_interval: Duration,
+    /// Growth of the delay per overrun poll. Default 1.5.
+    pub growth: f64,
+    /// Relative jitter, `0.0..=1.0`. Default 0.1 (±10 %).
+    pub jitter: f64,
+}
+
+impl Default for ModelAwarePolling {
+    fn default() -> Self {
+        Self {
+            first_fraction: 0.85,
+            min_interval: Duration::from_millis(250),
+            max_interval: Duration::from_secs(5),
+            queued_max_interval: Duration::from_secs(3),
+            growth: 1.5,
+            jitter: 0.1,
+        }
+    }
+}
+
+impl ModelAwarePolling {
+    /// The same policy without jitter (deterministic; for tests and
+    /// simulations).
+    #[must_use]
+    pub fn without_jitter(mut self) -> Self {
+        self.jitter = 0.0;
+        self
+    }
+
+    fn grown(&self, base: Duration, steps: u32) -> Duration {
+        let factor = self
+            .growth
+            .max(1.0)
+            .powi(i32::try_from(steps.min(64)).unwrap_or(64));
+        base.mul_f64(factor.min(1e6)).min(self.max_interval)
+    }
+
+    /// The delay before jitter.
+    pub fn base_delay(&self, s: &PollState) -> Duration {
+        let Some(expected) = s.expected else {
+            return self.grown(self.min_interval, s.polls);
+        };
+        let quick = (expected / 20).max(self.min_interval);
+        if s.last == Some(Phase::Queued) && s.polls > 0 {
+            // Seen queued by a poll: compute has not started.
+            return (expected / 4).clamp(
+                self.min_interval,
+                self.queued_max_interval.max(self.min_interval),
+            );
+        }
+        let start = s.last_queued_at.unwrap_or_default();
+        let planned = start + expected.mul_f64(self.first_fraction.clamp(0.0, 1.0));
+        // Jitter may have made the last poll a little early: do not count
+        // that as "still before the plan".
+        let tolerance = planned.mul_f64(self.jitter.clamp(0.0, 1.0));
+        if s.elapsed + tolerance < planned {
+            planned.saturating_sub(s.elapsed).max(self.min_interval)
+        } else {
+            self.grown(quick, s.processing_polls.saturating_sub(1))
+        }
+    }
+}
+
+impl PollPolicy for ModelAwarePolling {
+    fn next_delay(&self, state: &PollState) -> Duration {
+        let base = self.base_delay(state);
+        let j = self.jitter.clamp(0.0, 1.0);
+        if j == 0.0 {
+            return base;
+        }
+        let factor = 1.0 + rand::random_range(-j..=j);
+        base.mul_f64(factor.max(0.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(polls: u32, elapsed: f64, expected: Option<f64>, last: Option<Phase>) -> PollState {
+        PollState {
+            polls,
+            elapsed: Duration::from_secs_f64(elapsed),
+            expected: expected.map(Duration::from_secs_f64),
+            last,
+            last_queued_at: Some(Duration::ZERO),
+            processing_polls: 0,
+        }
+    }
+
+    #[test]
+    fn first_poll_waits_most_of_the_expected_time() {
+        let p = ModelAwarePolling::default().without_jitter();
+        let d = p.next_delay(&state(0, 0.0, Some(22.0), Some(Phase::Queued)));
+        assert_eq!(d, Duration::from_secs_f64(22.0 * 0.85));
+    }
+
+    #[test]
+    fn jitter_stays_within_bounds() {
+        let p = ModelAwarePolling::default();
+        for _ in 0..1000 {
+            let d = p.next_delay(&state(0, 0.0, Some(2.0), None)).as_secs_f64();
+            assert!((1.7 * 0.9 - 1e-9..=1.7 * 1.1 + 1e-9).contains(&d), "{d}");
+        }
+    }
+
+    #[test]
+    fn overrun_polls_grow_to_the_cap() {
+        let p = ModelAwarePolling::default().without_jitter();
+        let mut s = state(5, 100.0, Some(2.0), Some(Phase::Processing));
+        s.processing_polls = 50;
+        assert_eq!(p.next_delay(&s), Duration::from_secs(5));
+    }
+}
