@@ -146,7 +146,10 @@ where
                     body.len()
                 );
                 for (k, v) in extra {
-                    out.push_str(&format!("{k}: {v}\r\n"));
+                    out.push_str(k);
+                    out.push_str(": ");
+                    out.push_str(&v);
+                    out.push_str("\r\n");
                 }
                 out.push_str("\r\n");
                 let _ = sock.write_all(out.as_bytes()).await;

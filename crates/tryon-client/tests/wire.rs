@@ -1,0 +1,238 @@
+//! Exact wire checks with httpmock: the submit body, headers, uploads,
+//! batches with a shared limiter, and the key's absence from Debug, errors
+//! and logs.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use futures::StreamExt as _;
+use httpmock::prelude::*;
+use tryon_client::{Client, Error, Format, Image, TryOnRequest, VirtualClock};
+
+#[tokio::test]
+async fn submit_body_and_headers_are_exact() {
+    let server = MockServer::start_async().await;
+    let m = server
+        .mock_async(|when, then| {
+            when.method(POST)
+                .path("/v2/p-image-try-on")
+                .header("x-api-key", KEY)
+                .header("content-type", "application/json")
+                .json_body(serde_json::json!({
+                    "person_image": "https://example.com/person.jpg",
+                    "garment_images": ["https://example.com/a.jpg", "https://example.com/b.jpg"],
+                    "prompt": "the red one",
+                    "seed": 7,
+                    "turbo": true,
+                    "output_format": "webp",
+                    "output_quality": 80,
+                    "preserve_input_size": true,
+                    "reference_pose": "https://example.com/pose.jpg"
+                }));
+            then.status(200).json_body(serde_json::json!({
+                "request_id": ID, "status": "QUEUED",
+                "status_url": "https://x/status", "response_url": "https://x/r"
+            }));
+        })
+        .await;
+    let req = TryOnRequest::builder()
+        .person(Image::url("https://example.com/person.jpg"))
+        .garments([
+            Image::url("https://example.com/a.jpg"),
+            Image::url("https://example.com/b.jpg"),
+        ])
+        .prompt("the red one")
+        .seed(7)
+        .turbo(true)
+        .output_format(Format::Webp)
+        .output_quality(80)
+        .preserve_input_size(true)
+        .reference_pose(Image::url("https://example.com/pose.jpg"))
+        .build()
+        .unwrap();
+    let clock = VirtualClock::new();
+    let job = client(&server.base_url(), &clock)
+        .submit(&req)
+        .await
+        .unwrap();
+    assert_eq!(job.request_id(), ID);
+    assert_eq!(job.expected_duration(), Some(Duration::from_secs(4)));
+    m.assert_async().await;
+}
+
+#[tokio::test]
+async fn uploads_go_to_the_storage_host_and_urls_are_sent() {
+    let storage = MockServer::start_async().await;
+    let upload = storage
+        .mock_async(|when, then| {
+            when.method(POST)
+                .path("/upload-asset")
+                .header("x-api-key", KEY)
+                .body_includes("data:image/png;base64,");
+            then.status(200).json_body(serde_json::json!({
+                "file_urls": ["https://storage.example/p.png"], "message": "ok"
+            }));
+        })
+        .await;
+    let api = MockServer::start_async().await;
+    let submit = api
+        .mock_async(|when, then| {
+            when.method(POST).path("/v2/p-image-try-on").json_body_includes(
+                r#"{"person_image": "https://storage.example/p.png", "garment_images": ["https://example.com/g0.jpg"]}"#,
+            );
+            then.status(200).json_body(serde_json::json!({
+                "request_id": ID, "status": "QUEUED",
+                "status_url": "https://x/status", "response_url": "https://x/r"
+            }));
+        })
+        .await;
+    let clock = VirtualClock::new();
+    let client = builder(&api.base_url(), &clock)
+        .upload_base_url(storage.base_url())
+        .upload_local_images(true)
+        .build()
+        .unwrap();
+    let req = TryOnRequest::builder()
+        .person(Image::bytes(PNG.to_vec(), "image/png"))
+        .garment(Image::url("https://example.com/g0.jpg"))
+        .build()
+        .unwrap();
+    client.submit(&req).await.unwrap();
+    upload.assert_async().await;
+    submit.assert_async().await;
+}
+
+#[tokio::test]
+async fn run_many_bounds_concurrency_and_slows_everyone_on_429() {
+    let in_flight = Arc::new(Mutex::new((0usize, 0usize))); // (now, max)
+    let seen = in_flight.clone();
+    let api = serve(move |r, n| match (r.method.as_str(), r.path.as_str()) {
+        ("POST", "/v2/p-image-try-on") if n == 1 => Reply::JsonWith(
+            429,
+            serde_json::json!({"error": "Too many requests"}),
+            vec![("retry-after", "5".into())],
+        ),
+        ("POST", _) => {
+            let mut g = seen.lock().unwrap();
+            g.0 += 1;
+            g.1 = g.1.max(g.0);
+            submitted("https://elsewhere.example")
+        }
+        ("GET", p) if p.ends_with("/status") => {
+            let mut g = seen.lock().unwrap();
+            g.0 = g.0.saturating_sub(1);
+            status("COMPLETED")
+        }
+        _ => result("https://cdn.example/out.png"),
+    })
+    .await;
+    let clock = VirtualClock::new();
+    let client = client(&api.url, &clock);
+    let reqs: Vec<TryOnRequest> = (0..6).map(|_| request(1)).collect();
+    let mut got: Vec<usize> = client
+        .run_many(reqs, 2)
+        .map(|(i, r)| {
+            r.unwrap();
+            i
+        })
+        .collect()
+        .await;
+    got.sort_unstable();
+    assert_eq!(got, vec![0, 1, 2, 3, 4, 5]);
+    assert_eq!(
+        api.count("POST", "/v2/p-image-try-on"),
+        7,
+        "6 jobs + one 429"
+    );
+    assert!(in_flight.lock().unwrap().1 <= 2, "at most 2 jobs in flight");
+    // The 429's Retry-After held the batch for 5 s of virtual time.
+    assert!(tryon_client::Clock::now(&clock) >= Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn from_env_names_the_variable() {
+    // Read-only: edition 2024 makes set_var unsafe and this crate forbids it.
+    if std::env::var("SEGMIND_API_KEY").is_err() {
+        let err = Client::from_env().unwrap_err();
+        assert!(matches!(
+            err,
+            Error::MissingApiKey {
+                variable: "SEGMIND_API_KEY"
+            }
+        ));
+        assert!(err.to_string().starts_with("SEGMIND_API_KEY is not set"));
+    }
+}
+
+#[test]
+fn config_errors() {
+    let err = Client::builder()
+        .api_key(KEY)
+        .base_url("http://api.segmind.com")
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("https is required"), "{err}");
+    let err = Client::builder().build().unwrap_err();
+    assert!(err.to_string().contains("api_key"), "{err}");
+    let err = Client::builder().api_key("bad\nkey").build().unwrap_err();
+    assert!(!err.to_string().contains("bad"), "{err}");
+}
+
+/// A `MakeWriter` into a shared buffer, to read what was logged.
+#[derive(Clone, Default)]
+struct Buf(Arc<Mutex<Vec<u8>>>);
+impl std::io::Write for Buf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_key_never_shows_in_debug_errors_or_logs() {
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    // A server that echoes the key back in its error text.
+    let api = serve(|r, n| {
+        let echoed = format!("bad key {}", r.header("x-api-key").unwrap_or(""));
+        match (r.method.as_str(), n) {
+            ("POST", _) => submitted("https://elsewhere.example"),
+            (_, 0) => Reply::Json(503, serde_json::json!({"error": echoed})),
+            _ => Reply::Json(401, serde_json::json!({"error": echoed})),
+        }
+    })
+    .await;
+    let clock = VirtualClock::new();
+    let client = client(&api.url, &clock);
+    let err = client.run(&request(2)).await.unwrap_err();
+    assert!(matches!(err, Error::Unauthorized { .. }), "{err:?}");
+
+    let texts = [
+        format!("{client:?}"),
+        format!("{:?}", Client::builder().api_key(KEY)),
+        format!("{err:?}"),
+        err.to_string(),
+        String::from_utf8(buf.0.lock().unwrap().clone()).unwrap(),
+    ];
+    for t in &texts {
+        assert!(!t.contains(KEY), "key leaked in: {t}");
+    }
+    let logs = &texts[4];
+    assert!(logs.contains(ID), "job span carries the request_id: {logs}");
+    assert!(logs.contains("retrying"), "{logs}");
+    assert!(texts[2].contains("[REDACTED]"));
+}
