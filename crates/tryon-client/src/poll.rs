@@ -72,11 +72,11 @@ impl PollPolicy for FixedPolling {
 ///
 /// With expected time `E` (from the request) and the job last seen queued
 /// at `q` (0 right after submit):
-/// - while the job may still be computing, the next poll is at
-///   `q + first_fraction * E` (0.85 E after submit when nothing queues);
+/// - the first poll is at `q + first_fraction * E` (0.85 E after submit
+///   when nothing queues), the next at `q + E`;
 /// - after that, polls come every `max(min_interval, E / 20)`, growing by
 ///   `growth` per poll that still sees `PROCESSING`, up to `max_interval`;
-/// - while the job is queued, polls come every `clamp(E / 4, min_interval,
+/// - while the job is queued, polls come every `clamp(E / 2, min_interval,
 ///   queued_max_interval)`;
 /// - with no expected time (a re-attached job), polls start at
 ///   `min_interval` and grow by `growth` up to `max_interval`.
@@ -93,7 +93,7 @@ pub struct ModelAwarePolling {
     pub max_interval: Duration,
     /// Longest delay between polls while the job is queued. Default 3 s.
     pub queued_max_interval: Duration,
-    /// Growth of the delay per overrun poll. Default 1.5.
+    /// Growth of the delay per overrun poll. Default 1.25.
     pub growth: f64,
     /// Relative jitter, `0.0..=1.0`. Default 0.1 (±10 %).
     pub jitter: f64,
@@ -106,7 +106,7 @@ impl Default for ModelAwarePolling {
             min_interval: Duration::from_millis(250),
             max_interval: Duration::from_secs(5),
             queued_max_interval: Duration::from_secs(3),
-            growth: 1.5,
+            growth: 1.25,
             jitter: 0.1,
         }
     }
@@ -137,20 +137,23 @@ impl ModelAwarePolling {
         let quick = (expected / 20).max(self.min_interval);
         if s.last == Some(Phase::Queued) && s.polls > 0 {
             // Seen queued by a poll: compute has not started.
-            return (expected / 4).clamp(
+            return (expected / 2).clamp(
                 self.min_interval,
                 self.queued_max_interval.max(self.min_interval),
             );
         }
         let start = s.last_queued_at.unwrap_or_default();
-        let planned = start + expected.mul_f64(self.first_fraction.clamp(0.0, 1.0));
+        let first = start + expected.mul_f64(self.first_fraction.clamp(0.0, 1.0));
+        let full = start + expected;
         // Jitter may have made the last poll a little early: do not count
         // that as "still before the plan".
-        let tolerance = planned.mul_f64(self.jitter.clamp(0.0, 1.0));
-        if s.elapsed + tolerance < planned {
-            planned.saturating_sub(s.elapsed).max(self.min_interval)
+        let j = self.jitter.clamp(0.0, 1.0);
+        if s.elapsed + first.mul_f64(j) < first {
+            first.saturating_sub(s.elapsed).max(self.min_interval)
+        } else if s.elapsed + full.mul_f64(j) < full {
+            full.saturating_sub(s.elapsed).max(self.min_interval)
         } else {
-            self.grown(quick, s.processing_polls.saturating_sub(1))
+            self.grown(quick, s.processing_polls.saturating_sub(2))
         }
     }
 }
@@ -204,5 +207,72 @@ mod tests {
         let mut s = state(5, 100.0, Some(2.0), Some(Phase::Processing));
         s.processing_polls = 50;
         assert_eq!(p.next_delay(&s), Duration::from_secs(5));
+    }
+
+    /// Simulates a job that queues for `queue` then computes for exactly
+    /// its expected time, polled the way `Job::wait` polls. Returns (polls,
+    /// detection delay).
+    fn simulate(
+        policy: &dyn PollPolicy,
+        expected: Duration,
+        queue: Duration,
+        actual: Duration,
+    ) -> (u32, Duration) {
+        let done_at = queue + actual;
+        let mut s = PollState {
+            polls: 0,
+            elapsed: Duration::ZERO,
+            expected: Some(expected),
+            last: Some(Phase::Queued),
+            last_queued_at: Some(Duration::ZERO),
+            processing_polls: 0,
+        };
+        loop {
+            let t = s.elapsed + policy.next_delay(&s);
+            s.polls += 1;
+            s.elapsed = t;
+            if t >= done_at {
+                return (s.polls, t.saturating_sub(done_at));
+            }
+            if t < queue {
+                s.last = Some(Phase::Queued);
+                s.last_queued_at = Some(t);
+                s.processing_polls = 0;
+            } else {
+                s.last = Some(Phase::Processing);
+                s.processing_polls += 1;
+            }
+        }
+    }
+
+    #[test]
+    fn polls_and_detection_delay_against_fixed_one_second() {
+        use std::fmt::Write as _;
+        let aware = ModelAwarePolling::default().without_jitter();
+        let fixed = FixedPolling {
+            interval: Duration::from_secs(1),
+        };
+        let mut table = String::from(
+            "garments queue compute | model-aware polls, delay | fixed 1s polls, delay\n",
+        );
+        for garments in [1usize, 3, 11] {
+            for queue in [0.0, 5.3] {
+                for speed in [1.0, 0.8] {
+                    let e = crate::request::expected_duration(garments, false);
+                    let q = Duration::from_secs_f64(queue);
+                    let actual = e.mul_f64(speed);
+                    let (ap, ad) = simulate(&aware, e, q, actual);
+                    let (fp, fd) = simulate(&fixed, e, q, actual);
+                    let _ = writeln!(
+                        table,
+                        "{garments:>8} {queue:>4.1}s {:>6.1}s | {ap:>5}, {:>6.3}s | {fp:>5}, {:>6.3}s",
+                        actual.as_secs_f64(),
+                        ad.as_secs_f64(),
+                        fd.as_secs_f64()
+                    );
+                }
+            }
+        }
+        insta::assert_snapshot!(table);
     }
 }
