@@ -1,0 +1,263 @@
+//! The command line, as clap sees it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  the job failed (FAILED, blocked, expired) or a batch had failed rows
+  2  usage or validation error (bad arguments, bad manifest, bad image)
+  3  authentication or credits (401, 403, 406)
+  4  timed out waiting; the request id is printed so `tryon wait ID` can re-attach
+  5  network or server error (including an ambiguous submit)";
+
+/// Run Segmind P-Image Try-On jobs: dress a person photo in garment photos.
+#[derive(Debug, Parser)]
+#[command(name = "tryon", version, about, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Log what happens (tracing) to stderr; repeat for more (-vv).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// API base URL (default: `https://api.segmind.com`).
+    #[arg(long, global = true, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Base URL of the upload-asset storage host used by `--upload`
+    /// (default: `https://workflows-api.segmind.com`).
+    #[arg(long, global = true, value_name = "URL")]
+    pub upload_base_url: Option<String>,
+    /// Name of the environment variable that holds the API key.
+    #[arg(
+        long,
+        global = true,
+        value_name = "NAME",
+        default_value = "SEGMIND_API_KEY"
+    )]
+    pub api_key_env: String,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Submit a try-on, wait for it and save the image.
+    Run(RunArgs),
+    /// Submit a try-on and print its request id without waiting.
+    Submit(SubmitArgs),
+    /// Print a job's current status.
+    Status(IdArgs),
+    /// Wait for a job to finish (re-attach after a timeout or a restart).
+    Wait(WaitArgs),
+    /// Fetch a finished job's result and optionally save the image.
+    Result(ResultArgs),
+    /// Run a CSV or JSONL manifest of try-ons, resumably.
+    Batch(BatchArgs),
+    /// Serve the mock API for tests and demos.
+    Mock(MockArgs),
+}
+
+/// Output format of the image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// Lossless PNG.
+    Png,
+    /// JPEG.
+    Jpg,
+    /// WebP.
+    Webp,
+}
+
+/// The inputs of one try-on.
+#[derive(Debug, Args)]
+pub struct JobArgs {
+    /// The person photo: a URL or a local file.
+    #[arg(long, value_name = "URL|FILE")]
+    pub person: String,
+    /// A garment photo: a URL or a local file; repeat for up to 11.
+    #[arg(long = "garment", value_name = "URL|FILE", required = true)]
+    pub garments: Vec<String>,
+    /// Text that says which garment to take from a busy image.
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// A pose image (URL or file) to move the person into (experimental).
+    #[arg(long, value_name = "URL|FILE")]
+    pub reference_pose: Option<String>,
+    /// Fixed seed, for repeatable output.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Faster generation; not advised for more than four garments.
+    #[arg(long)]
+    pub turbo: bool,
+    /// Output image format.
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
+    /// Output quality for jpg/webp, 0 to 100.
+    #[arg(long)]
+    pub quality: Option<u8>,
+    /// Output at the person photo's own resolution.
+    #[arg(long)]
+    pub preserve_input_size: bool,
+    /// Send local images through Segmind's upload-asset storage instead of
+    /// inline data URIs.
+    #[arg(long)]
+    pub upload: bool,
+}
+
+/// `tryon run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The try-on.
+    #[command(flatten)]
+    pub job: JobArgs,
+    /// Where to write the image.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Run against an embedded mock server (no key, no network).
+    #[arg(long)]
+    pub mock: bool,
+    /// Give up waiting after this long (e.g. 90s, 10m).
+    #[arg(long, value_parser = parse_duration, default_value = "10m")]
+    pub timeout: Duration,
+}
+
+/// `tryon submit`.
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// The try-on.
+    #[command(flatten)]
+    pub job: JobArgs,
+}
+
+/// A job id.
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    /// The request id printed by `submit` (or a timed-out `run`).
+    pub request_id: String,
+}
+
+/// `tryon wait`.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// The request id.
+    pub request_id: String,
+    /// Also save the image here once it is done.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Give up waiting after this long.
+    #[arg(long, value_parser = parse_duration, default_value = "10m")]
+    pub timeout: Duration,
+}
+
+/// `tryon result`.
+#[derive(Debug, Args)]
+pub struct ResultArgs {
+    /// The request id.
+    pub request_id: String,
+    /// Save the image here.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// `tryon batch`.
+#[derive(Debug, Args)]
+#[allow(clippy::struct_excessive_bools)] // each is a command-line flag
+pub struct BatchArgs {
+    /// The manifest: CSV (header: person,garments,... with garments split by
+    /// `|`) or JSONL (one object per line).
+    pub manifest: PathBuf,
+    /// How many jobs to have in flight at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub concurrency: u16,
+    /// Where outputs and the journal (tryon-journal.jsonl) go.
+    #[arg(long, value_name = "DIR", default_value = "tryon-out")]
+    pub out_dir: PathBuf,
+    /// Check every row and estimate the cost; send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Estimated price of a job's first garment, in USD (Pruna's published
+    /// rate; Segmind bills in its own credits).
+    #[arg(long, default_value_t = 0.015)]
+    pub price_first: f64,
+    /// Estimated price of each further garment, in USD.
+    #[arg(long, default_value_t = 0.008)]
+    pub price_extra: f64,
+    /// Submit rows that failed in an earlier run again.
+    #[arg(long)]
+    pub retry_failed: bool,
+    /// Submit rows whose earlier submit had an unknown outcome again (they
+    /// may be charged twice).
+    #[arg(long)]
+    pub resubmit_ambiguous: bool,
+    /// Run against an embedded mock server (no key, no network).
+    #[arg(long)]
+    pub mock: bool,
+    /// Give up on a job after waiting this long.
+    #[arg(long, value_parser = parse_duration, default_value = "10m")]
+    pub timeout: Duration,
+}
+
+/// `tryon mock`.
+#[derive(Debug, Args)]
+pub struct MockArgs {
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Address to bind.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// A TOML file configuring durations, faults and limits.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// Parse `90s`, `10m`, `1h`, `250ms` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 90s, 10m or 1h"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => {
+            return Err(format!(
+                "`{text}`: unknown unit `{unit}` (use ms, s, m or h)"
+            ));
+        }
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{text}`: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5d").unwrap_err().contains("unknown unit"));
+    }
+}

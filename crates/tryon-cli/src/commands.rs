@@ -1,0 +1,249 @@
+//! `run`, `submit`, `status`, `wait` and `result`.
+
+use std::path::Path;
+use std::pin::pin;
+
+use futures::StreamExt as _;
+use serde::Serialize;
+use tryon_client::{Client, Job, Output, Status};
+
+use crate::cli::{Cli, IdArgs, ResultArgs, RunArgs, SubmitArgs, WaitArgs};
+use crate::exit::{CliError, Code};
+use crate::input;
+use crate::output::{Progress, dimensions, emit, human_bytes};
+
+/// A client, and the embedded mock it talks to when `--mock` was given
+/// (kept alive for as long as the client is used).
+#[derive(Debug)]
+pub struct Session {
+    /// The client.
+    pub client: Client,
+    /// The embedded mock, if any: held so it serves until the session is
+    /// dropped.
+    _mock: Option<tryon_mock::MockServer>,
+}
+
+/// Build the client: against an embedded mock with `--mock`, else against
+/// the real API (or `--base-url`) with the key from `--api-key-env`.
+pub async fn session(cli: &Cli, mock: bool, upload: bool) -> Result<Session, CliError> {
+    let user_agent = concat!("tryon-cli/", env!("CARGO_PKG_VERSION"));
+    if mock {
+        // Real time with the realistic profile: a few seconds a job, as the
+        // service would take.
+        let server = tryon_mock::MockServer::builder()
+            .realistic()
+            .workers(64)
+            .try_start()
+            .await
+            .map_err(|e| {
+                CliError::new(
+                    Code::Network,
+                    format!("error: cannot start the embedded mock: {e}"),
+                )
+            })?;
+        let client = Client::builder()
+            .api_key("tryon-embedded-mock")
+            .base_url(server.uri())
+            .upload_base_url(server.uri())
+            .user_agent(user_agent)
+            .upload_local_images(upload)
+            .build()?;
+        return Ok(Session {
+            client,
+            _mock: Some(server),
+        });
+    }
+    let variable = &cli.api_key_env;
+    let key = std::env::var(variable)
+        .ok()
+        .filter(|k| !k.trim().is_empty())
+        .ok_or_else(|| {
+            CliError::new(
+                Code::Auth,
+                format!(
+                    "error: {variable} is not set, so there is no Segmind API key to use.\n  \
+                     set it:    export {variable}=<your key from the Segmind dashboard>\n  \
+                     or try it offline against the embedded mock:  tryon run --mock ..."
+                ),
+            )
+        })?;
+    let mut builder = Client::builder()
+        .api_key(key)
+        .user_agent(user_agent)
+        .upload_local_images(upload);
+    if let Some(url) = &cli.base_url {
+        builder = builder.base_url(url.as_str());
+    }
+    if let Some(url) = &cli.upload_base_url {
+        builder = builder.upload_base_url(url.as_str());
+    }
+    Ok(Session {
+        client: builder.build()?,
+        _mock: None,
+    })
+}
+
+#[derive(Serialize)]
+struct Saved<'a> {
+    request_id: &'a str,
+    status: &'static str,
+    output: &'a Path,
+    bytes: u64,
+    width: Option<u32>,
+    height: Option<u32>,
+    inference_time: Option<f64>,
+}
+
+/// Save the output and say where it went.
+async fn save(json: bool, output: &Output, path: &Path) -> Result<(), CliError> {
+    let bytes = output.save(path).await?;
+    let dims = dimensions(path);
+    let text = format!(
+        "wrote {} ({}{}) request_id {}",
+        path.display(),
+        human_bytes(bytes),
+        dims.map(|(w, h)| format!(", {w}x{h}")).unwrap_or_default(),
+        output.request_id()
+    );
+    emit(
+        json,
+        &text,
+        &Saved {
+            request_id: output.request_id(),
+            status: "COMPLETED",
+            output: path,
+            bytes,
+            width: dims.map(|d| d.0),
+            height: dims.map(|d| d.1),
+            inference_time: output.inference_time().map(|d| d.as_secs_f64()),
+        },
+    );
+    Ok(())
+}
+
+/// Follow a job's status changes until it is final, showing them; returns
+/// the result once it completed.
+async fn follow(job: &Job, timeout: std::time::Duration, quiet: bool) -> Result<Output, CliError> {
+    let progress = Progress::start(job.request_id(), quiet);
+    let mut events = pin!(job.events_with(timeout));
+    let outcome = loop {
+        match events.next().await {
+            Some(Ok(Status::Failed { detail })) => {
+                break Err(tryon_client::Error::Failed {
+                    request_id: job.request_id().to_string(),
+                    detail,
+                });
+            }
+            Some(Ok(Status::Completed)) | None => break job.result().await,
+            Some(Ok(status)) => progress.status(job.request_id(), &status.to_string()),
+            Some(Err(e)) => break Err(e),
+        }
+    };
+    progress.finish();
+    Ok(outcome?)
+}
+
+/// `tryon run`.
+pub async fn run(cli: &Cli, args: &RunArgs) -> Result<Code, CliError> {
+    let request = input::from_args(&args.job).build()?;
+    let session = session(cli, args.mock, args.job.upload).await?;
+    let job = session.client.submit(&request).await?;
+    let output = follow(&job, args.timeout, cli.json).await?;
+    save(cli.json, &output, &args.output).await?;
+    Ok(Code::Ok)
+}
+
+#[derive(Serialize)]
+struct Submitted<'a> {
+    request_id: &'a str,
+    status: &'static str,
+}
+
+/// `tryon submit`.
+pub async fn submit(cli: &Cli, args: &SubmitArgs) -> Result<Code, CliError> {
+    let request = input::from_args(&args.job).build()?;
+    let session = session(cli, false, args.job.upload).await?;
+    let job = session.client.submit(&request).await?;
+    emit(
+        cli.json,
+        job.request_id(),
+        &Submitted {
+            request_id: job.request_id(),
+            status: "QUEUED",
+        },
+    );
+    Ok(Code::Ok)
+}
+
+#[derive(Serialize)]
+struct StatusLine<'a> {
+    request_id: &'a str,
+    status: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
+/// `tryon status`.
+pub async fn status(cli: &Cli, args: &IdArgs) -> Result<Code, CliError> {
+    let session = session(cli, false, false).await?;
+    let status = session.client.job(&args.request_id).status().await?;
+    let (name, error, code) = match &status {
+        Status::Failed { detail } => ("FAILED", Some(detail.as_str()), Code::JobFailed),
+        Status::Queued => ("QUEUED", None, Code::Ok),
+        Status::Processing => ("PROCESSING", None, Code::Ok),
+        Status::Completed => ("COMPLETED", None, Code::Ok),
+        _ => ("UNKNOWN", None, Code::Network),
+    };
+    emit(
+        cli.json,
+        &status.to_string(),
+        &StatusLine {
+            request_id: &args.request_id,
+            status: name,
+            error,
+        },
+    );
+    Ok(code)
+}
+
+#[derive(Serialize)]
+struct Ready<'a> {
+    request_id: &'a str,
+    status: &'static str,
+    url: &'a str,
+}
+
+fn print_ready(json: bool, output: &Output) {
+    emit(
+        json,
+        output.url().as_str(),
+        &Ready {
+            request_id: output.request_id(),
+            status: "COMPLETED",
+            url: output.url().as_str(),
+        },
+    );
+}
+
+/// `tryon wait`.
+pub async fn wait(cli: &Cli, args: &WaitArgs) -> Result<Code, CliError> {
+    let session = session(cli, false, false).await?;
+    let job = session.client.job(&args.request_id);
+    let output = follow(&job, args.timeout, cli.json).await?;
+    match &args.output {
+        Some(path) => save(cli.json, &output, path).await?,
+        None => print_ready(cli.json, &output),
+    }
+    Ok(Code::Ok)
+}
+
+/// `tryon result`.
+pub async fn result(cli: &Cli, args: &ResultArgs) -> Result<Code, CliError> {
+    let session = session(cli, false, false).await?;
+    let output = session.client.job(&args.request_id).result().await?;
+    match &args.output {
+        Some(path) => save(cli.json, &output, path).await?,
+        None => print_ready(cli.json, &output),
+    }
+    Ok(Code::Ok)
+}

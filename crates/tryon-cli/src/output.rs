@@ -1,0 +1,91 @@
+//! What the commands print: text for people, JSON for scripts.
+
+use std::io::{IsTerminal as _, Write as _};
+use std::path::Path;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+/// Print one line of text or one JSON value on stdout.
+pub fn emit<T: Serialize>(json: bool, text: &str, value: &T) {
+    let mut out = std::io::stdout().lock();
+    let line = if json {
+        serde_json::to_string(value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    } else {
+        text.to_string()
+    };
+    // A closed stdout (`tryon ... | head`) is not worth a panic.
+    let _ = writeln!(out, "{line}");
+}
+
+/// Live status on stderr: a spinner on a terminal, plain lines otherwise.
+#[derive(Debug)]
+pub struct Progress {
+    spinner: Option<ProgressBar>,
+    started: std::time::Instant,
+}
+
+impl Progress {
+    /// Start showing the status of `request_id`.
+    pub fn start(request_id: &str, quiet: bool) -> Self {
+        let spinner = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.enable_steady_tick(Duration::from_millis(100));
+            bar.set_message(format!("{request_id} SUBMITTED"));
+            bar
+        });
+        if spinner.is_none() && !quiet {
+            eprintln!("submitted {request_id}");
+        }
+        Self {
+            spinner,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// Show a new status.
+    pub fn status(&self, request_id: &str, status: &str) {
+        match &self.spinner {
+            Some(bar) => bar.set_message(format!("{request_id} {status}")),
+            None => eprintln!(
+                "{request_id} {status} ({:.1}s)",
+                self.started.elapsed().as_secs_f64()
+            ),
+        }
+    }
+
+    /// Stop showing progress.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.spinner {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// "123.4 KiB" for people.
+pub fn human_bytes(bytes: u64) -> String {
+    #[allow(clippy::cast_precision_loss)] // display only
+    let b = bytes as f64;
+    if bytes < 1024 {
+        format!("{bytes} B")
+    } else if b < 1024.0 * 1024.0 {
+        format!("{:.1} KiB", b / 1024.0)
+    } else {
+        format!("{:.1} MiB", b / (1024.0 * 1024.0))
+    }
+}
+
+/// Width and height of a saved image, read from its header only.
+pub fn dimensions(path: &Path) -> Option<(u32, u32)> {
+    image::ImageReader::open(path)
+        .ok()?
+        .with_guessed_format()
+        .ok()?
+        .into_dimensions()
+        .ok()
+}
