@@ -5,13 +5,11 @@ use tryon_client::{Format, Image, TryOnRequest};
 use crate::cli::{FormatArg, JobArgs};
 use crate::manifest::Row;
 
-/// A URL (`http`, `https`, `data:`) or, failing that, a local file.
+/// A URL (anything with a scheme, so the client can refuse the ones it
+/// does not take, naming the field) or, failing that, a local file.
 pub fn image(value: &str) -> Image {
     let lower = value.trim_start().to_ascii_lowercase();
-    if ["http://", "https://", "data:"]
-        .iter()
-        .any(|s| lower.starts_with(s))
-    {
+    if lower.starts_with("data:") || lower.contains("://") {
         Image::url(value.trim())
     } else {
         Image::file(value)

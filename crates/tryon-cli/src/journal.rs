@@ -224,7 +224,10 @@ impl Journal {
         let bytes = std::fs::read(&path).unwrap_or_default();
         if bytes.last().is_some_and(|b| *b != b'\n') {
             let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-            OpenOptions::new().write(true).open(&path)?.set_len(keep as u64)?;
+            OpenOptions::new()
+                .write(true)
+                .open(&path)?
+                .set_len(keep as u64)?;
         }
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         Ok((Self { path, file }, events))

@@ -677,6 +677,7 @@ impl Client {
             } else {
                 wait_turn(&inner.limiter, &inner.clock).await;
             }
+            let sent_at = inner.clock.now();
             let verdict = match send().await {
                 Ok(v) => {
                     inner.limiter.succeeded();
@@ -700,7 +701,9 @@ impl Client {
                 } => (error, retry_after, throttled),
             };
             if throttled {
-                inner.limiter.throttled(inner.clock.now(), retry_after);
+                inner
+                    .limiter
+                    .throttled(inner.clock.now(), sent_at, retry_after);
             }
             if attempt >= inner.retry.max_attempts {
                 tracing::warn!(attempt, error = %error, "giving up: retry attempts exhausted");

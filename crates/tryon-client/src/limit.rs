@@ -5,6 +5,11 @@
 //! are then spaced by a pace that doubles on each further `429` and halves
 //! on each success, so the client recovers its full speed once the server
 //! stops throttling (additive-increase/multiplicative-decrease, in time).
+//!
+//! Like TCP's congestion control, the pace doubles at most once per round:
+//! a `429` answering a call that was sent *before* the last slow-down says
+//! nothing new (that call left at the old speed), so a burst of concurrent
+//! calls throttled together slows the client once, not once per call.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -24,6 +29,8 @@ struct State {
     pace: Duration,
     /// The next free start slot when pacing.
     next_slot: Duration,
+    /// When the pace was last slowed (clock time).
+    slowed_at: Option<Duration>,
 }
 
 #[derive(Debug, Default)]
@@ -46,12 +53,21 @@ impl Limiter {
         start.saturating_sub(now)
     }
 
-    /// A call saw `429`: hold everyone off and slow the pace.
-    pub(crate) fn throttled(&self, now: Duration, retry_after: Option<Duration>) {
+    /// A call sent at `sent_at` saw `429` at `now`: hold everyone off, and
+    /// slow the pace unless the call left before the last slow-down.
+    pub(crate) fn throttled(
+        &self,
+        now: Duration,
+        sent_at: Duration,
+        retry_after: Option<Duration>,
+    ) {
         let Ok(mut s) = self.state.lock() else {
             return;
         };
-        s.pace = (s.pace * 2).clamp(MIN_PACE, MAX_PACE);
+        if s.slowed_at.is_none_or(|at| sent_at > at) {
+            s.pace = (s.pace * 2).clamp(MIN_PACE, MAX_PACE);
+            s.slowed_at = Some(now);
+        }
         let hold = retry_after.unwrap_or(s.pace);
         s.resume_at = s.resume_at.max(now + hold);
         tracing::debug!(pace = ?s.pace, hold = ?hold, "rate limited: slowing all calls");
@@ -95,16 +111,39 @@ mod tests {
         let l = Limiter::default();
         let t0 = Duration::from_secs(10);
         assert_eq!(l.reserve(t0), Duration::ZERO);
-        l.throttled(t0, Some(Duration::from_secs(3)));
+        l.throttled(t0, t0, Some(Duration::from_secs(3)));
         // Every caller now waits for Retry-After, then is spaced by the pace.
         assert_eq!(l.reserve(t0), Duration::from_secs(3));
         assert_eq!(l.reserve(t0), Duration::from_secs(3) + MIN_PACE);
-        l.throttled(t0, None);
+        // A call that left after the slow-down and is throttled again.
+        l.throttled(
+            t0 + Duration::from_secs(4),
+            t0 + Duration::from_secs(3),
+            None,
+        );
         assert_eq!(l.pace(), MIN_PACE * 2);
         l.succeeded();
         l.succeeded();
         assert_eq!(l.pace(), Duration::ZERO);
         let later = t0 + Duration::from_secs(60);
         assert_eq!(l.reserve(later), Duration::ZERO);
+    }
+
+    #[test]
+    fn concurrent_429s_from_one_round_slow_the_pace_once() {
+        let l = Limiter::default();
+        let sent = Duration::from_secs(1);
+        for i in 0..16 {
+            l.throttled(
+                sent + Duration::from_millis(i),
+                sent,
+                Some(Duration::from_secs(1)),
+            );
+        }
+        assert_eq!(
+            l.pace(),
+            MIN_PACE,
+            "sixteen calls of one round: one slow-down"
+        );
     }
 }
