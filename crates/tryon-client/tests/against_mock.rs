@@ -1,0 +1,906 @@
+//! Every path of the client against the real `tryon-mock`, in the mock's
+//! VIRTUAL time: the client sleeps by advancing the mock's clock
+//! ([`MockTime`]), so a 22 s job or a one-hour expiry takes no real time and
+//! nothing here sleeps or asserts on wall-clock time.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use tryon_client::clock::Sleep;
+use tryon_client::{
+    Client, ClientBuilder, Clock, Error, Format, Image, ModelAwarePolling, Status, TryOnRequest,
+};
+use tryon_mock::{
+    CONTENT_BLOCKED, Credits, FailRule, Fault, JobMatch, JournalEntry, MockClock, MockConfig,
+    MockServer, PLACEHOLDER_SIZE, RateLimit, RetryAfter, Route,
+};
+
+const KEY: &str = "sk-test-SECRET-0123456789";
+
+/// The whole adapter: the client's clock is the mock's clock, and sleeping
+/// advances it at once.
+#[derive(Clone, Debug)]
+struct MockTime(MockClock);
+
+impl Clock for MockTime {
+    fn now(&self) -> Duration {
+        self.0.now()
+    }
+
+    fn sleep(&self, duration: Duration) -> Sleep {
+        self.0.advance(duration);
+        Box::pin(std::future::ready(()))
+    }
+}
+
+fn builder(server: &MockServer) -> ClientBuilder {
+    Client::builder()
+        .api_key(KEY)
+        .base_url(server.uri())
+        .clock(MockTime(server.clock()))
+        .poll_policy(ModelAwarePolling::default().without_jitter())
+}
+
+fn client(server: &MockServer) -> Client {
+    builder(server).build().unwrap()
+}
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+/// A request with `garments` garment URLs (the mock renders a placeholder
+/// for URLs it cannot resolve).
+fn request(garments: usize) -> TryOnRequest {
+    TryOnRequest::builder()
+        .person(Image::url("https://example.com/person.jpg"))
+        .garments((0..garments).map(|i| Image::url(format!("https://example.com/g{i}.jpg"))))
+        .seed(12345)
+        .build()
+        .unwrap()
+}
+
+/// A request whose person photo is a real `w`×`h` PNG sent inline, with
+/// `preserve_input_size`, so the output must be a `w`×`h` PNG too.
+fn photo_request(w: u32, h: u32) -> TryOnRequest {
+    TryOnRequest::builder()
+        .person(Image::bytes(png(w, h), "image/png"))
+        .garment(Image::url("https://example.com/shirt.jpg"))
+        .preserve_input_size(true)
+        .seed(7)
+        .build()
+        .unwrap()
+}
+
+fn server_virtual() -> tryon_mock::MockServerBuilder {
+    MockServer::builder().virtual_time()
+}
+
+/// Journal entries on one path.
+fn on_path<'a>(journal: &'a [JournalEntry], path: &str) -> Vec<&'a JournalEntry> {
+    journal.iter().filter(|e| e.path == path).collect()
+}
+
+fn status_path(id: &str) -> String {
+    format!("/v2/requests/{id}/status")
+}
+
+fn result_path(id: &str) -> String {
+    format!("/v2/requests/{id}")
+}
+
+// ---------------------------------------------------------------------------
+// A tiny PNG writer (stored deflate blocks) and a PNG checker (signature,
+// every chunk's CRC, IHDR first, IDAT present, IEND last), so the tests can
+// send a real photo and check the output is a well-formed PNG of the right
+// size without an image crate among the client's dev-dependencies.
+
+fn crc32(parts: &[&[u8]]) -> u32 {
+    let mut c = 0xFFFF_FFFFu32;
+    for &b in parts.iter().flat_map(|p| p.iter()) {
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = if c & 1 == 1 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+fn adler32(data: &[u8]) -> u32 {
+    let (mut a, mut b) = (1u32, 0u32);
+    for &x in data {
+        a = (a + u32::from(x)) % 65_521;
+        b = (b + a) % 65_521;
+    }
+    (b << 16) | a
+}
+
+fn chunk(out: &mut Vec<u8>, kind: [u8; 4], data: &[u8]) {
+    out.extend_from_slice(&u32::try_from(data.len()).unwrap().to_be_bytes());
+    out.extend_from_slice(&kind);
+    out.extend_from_slice(data);
+    out.extend_from_slice(&crc32(&[&kind, data]).to_be_bytes());
+}
+
+/// An RGB PNG with a gradient.
+fn png(w: u32, h: u32) -> Vec<u8> {
+    let mut raw = Vec::new();
+    for y in 0..h {
+        raw.push(0); // filter: none
+        for x in 0..w {
+            let r = u8::try_from(x * 255 / w.max(1)).unwrap();
+            let g = u8::try_from(y * 255 / h.max(1)).unwrap();
+            raw.extend_from_slice(&[r, g, 128]);
+        }
+    }
+    let mut z = vec![0x78, 0x01];
+    let blocks: Vec<&[u8]> = raw.chunks(65_535).collect();
+    for (i, block) in blocks.iter().enumerate() {
+        z.push(u8::from(i + 1 == blocks.len()));
+        let len = u16::try_from(block.len()).unwrap();
+        z.extend_from_slice(&len.to_le_bytes());
+        z.extend_from_slice(&(!len).to_le_bytes());
+        z.extend_from_slice(block);
+    }
+    z.extend_from_slice(&adler32(&raw).to_be_bytes());
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    chunk(&mut out, *b"IHDR", &ihdr);
+    chunk(&mut out, *b"IDAT", &z);
+    chunk(&mut out, *b"IEND", &[]);
+    out
+}
+
+/// Checks a PNG's structure and returns its size.
+fn png_size(bytes: &[u8]) -> (u32, u32) {
+    assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    let mut at = 8;
+    let mut kinds = Vec::new();
+    let mut size = None;
+    while at < bytes.len() {
+        let len =
+            usize::try_from(u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap())).unwrap();
+        let kind = &bytes[at + 4..at + 8];
+        let data = &bytes[at + 8..at + 8 + len];
+        let crc = u32::from_be_bytes(bytes[at + 8 + len..at + 12 + len].try_into().unwrap());
+        assert_eq!(
+            crc,
+            crc32(&[kind, data]),
+            "bad CRC in {}",
+            String::from_utf8_lossy(kind)
+        );
+        if kind == b"IHDR" {
+            size = Some((
+                u32::from_be_bytes(data[0..4].try_into().unwrap()),
+                u32::from_be_bytes(data[4..8].try_into().unwrap()),
+            ));
+        }
+        kinds.push(String::from_utf8_lossy(kind).into_owned());
+        at += 12 + len;
+    }
+    assert_eq!(at, bytes.len(), "trailing bytes");
+    assert_eq!(kinds.first().map(String::as_str), Some("IHDR"));
+    assert_eq!(kinds.last().map(String::as_str), Some("IEND"));
+    assert!(kinds.iter().any(|k| k == "IDAT"), "no image data");
+    size.unwrap()
+}
+
+#[test]
+fn the_png_helpers_agree() {
+    assert_eq!(png_size(&png(40, 30)), (40, 30));
+    // Known CRC of "IEND".
+    assert_eq!(crc32(&[b"IEND"]), 0xAE42_6082);
+}
+
+// ---------------------------------------------------------------------------
+// Completion, failure, expiry, deadlines, re-attach.
+
+#[tokio::test]
+async fn completes_through_queued_processing_completed_and_saves_a_real_image() {
+    let server = server_virtual()
+        .stages(secs(2), secs(2))
+        .expect_submits(1)
+        .start()
+        .await;
+    let client = client(&server);
+    let req = photo_request(40, 30);
+    let job = client.submit(&req).await.unwrap();
+    let events: Vec<Status> = job.events().map(Result::unwrap).collect().await;
+    assert_eq!(
+        events,
+        vec![Status::Queued, Status::Processing, Status::Completed]
+    );
+    // Detected at or after completion (4 s), and not long after.
+    assert!(
+        server.now() >= secs(4) && server.now() <= secs(6),
+        "{:?}",
+        server.now()
+    );
+
+    let out = job.result().await.unwrap();
+    assert_eq!(out.request_id(), job.request_id());
+    assert_eq!(out.inference_time(), Some(secs(2)));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.png");
+    let written = out.save(&path).await.unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(written, bytes.len() as u64);
+    assert_eq!(png_size(&bytes), (40, 30), "output at the person's size");
+
+    // Every API call carried the key; the output download did not.
+    let journal = server.journal();
+    let id = job.request_id();
+    for e in &journal {
+        if e.path.starts_with("/outputs/") {
+            assert_eq!(e.key, None, "download carried a key");
+            assert_eq!(e.status, Some(200));
+        } else {
+            assert_eq!(e.key.as_deref(), Some(KEY), "{}", e.path);
+        }
+    }
+    assert_eq!(on_path(&journal, &format!("/outputs/{id}.png")).len(), 1);
+    assert_eq!(server.billed_submits_for(KEY), 1);
+}
+
+/// Issue 3's "done when", from outside the mock crate: a job runs through
+/// QUEUED, PROCESSING, COMPLETED, the client fetches a real image, and
+/// moving past the retention gives 404 / `Error::Expired`; all in virtual
+/// time.
+#[tokio::test]
+async fn issue3_done_when_lifecycle_real_image_then_expiry() {
+    let server = server_virtual()
+        .stages(secs(1), secs(2))
+        .expect_submits(1)
+        .start()
+        .await;
+    let client = client(&server);
+    let job = client.submit(&request(1)).await.unwrap();
+    let events: Vec<Status> = job.events().map(Result::unwrap).collect().await;
+    assert_eq!(
+        events,
+        vec![Status::Queued, Status::Processing, Status::Completed]
+    );
+    let bytes = job.result().await.unwrap().download().await.unwrap();
+    assert_eq!(png_size(&bytes), PLACEHOLDER_SIZE);
+
+    server.advance(secs(3600));
+    let err = job.status().await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Expired { request_id } if request_id == job.request_id()),
+        "{err:?}"
+    );
+    assert_eq!(err.status(), Some(404));
+    let err = job.result().await.unwrap_err();
+    assert!(matches!(err, Error::Expired { .. }), "{err:?}");
+    let journal = server.journal();
+    assert_eq!(
+        on_path(&journal, &status_path(job.request_id()))
+            .last()
+            .unwrap()
+            .status,
+        Some(404)
+    );
+}
+
+#[tokio::test]
+async fn every_output_format_downloads_as_itself() {
+    let server = server_virtual().stages(secs(1), secs(1)).start().await;
+    let client = client(&server);
+    for (format, magic) in [
+        (Format::Png, &b"\x89PNG"[..]),
+        (Format::Jpg, &[0xFF, 0xD8, 0xFF][..]),
+        (Format::Webp, &b"RIFF"[..]),
+    ] {
+        let req = TryOnRequest::builder()
+            .person(Image::url("https://example.com/p.jpg"))
+            .garment(Image::url("https://example.com/g.jpg"))
+            .output_format(format)
+            .output_quality(70)
+            .build()
+            .unwrap();
+        let out = client.run(&req).await.unwrap();
+        assert!(
+            out.url().path().ends_with(format.extension()),
+            "{}",
+            out.url()
+        );
+        let bytes = out.download().await.unwrap();
+        assert!(bytes.starts_with(magic), "{format:?}");
+    }
+}
+
+#[tokio::test]
+async fn failed_job_is_error_failed_with_the_mocks_text_and_no_result_fetch() {
+    let server = server_virtual()
+        .stages(secs(1), secs(2))
+        .fail(FailRule::new(JobMatch::Seed(7), "Garment not detected"))
+        .fail(FailRule::content_block(JobMatch::PromptContains(
+            "blocked".into(),
+        )))
+        .start()
+        .await;
+    let client = client(&server);
+    let by_seed = TryOnRequest::builder()
+        .person(Image::url("https://example.com/p.jpg"))
+        .garment(Image::url("https://example.com/g.jpg"))
+        .seed(7)
+        .build()
+        .unwrap();
+    let by_prompt = TryOnRequest::builder()
+        .person(Image::url("https://example.com/p.jpg"))
+        .garment(Image::url("https://example.com/g.jpg"))
+        .prompt("please get blocked")
+        .build()
+        .unwrap();
+    for (req, text) in [
+        (by_seed, "Garment not detected"),
+        (by_prompt, CONTENT_BLOCKED),
+    ] {
+        let err = client.run(&req).await.unwrap_err();
+        let Error::Failed { request_id, detail } = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(detail, text);
+        assert!(!err.is_retryable());
+        // Read from the 422 status body; the result was never fetched.
+        let journal = server.journal();
+        let polls = on_path(&journal, &status_path(request_id));
+        assert_eq!(polls.last().unwrap().status, Some(422));
+        assert!(on_path(&journal, &result_path(request_id)).is_empty());
+    }
+    // The events stream ends with the failure as a status.
+    server.push_fail_rule(FailRule::new(JobMatch::All, "boom"));
+    let job = client.submit(&request(1)).await.unwrap();
+    let events = job.events().map(Result::unwrap).collect::<Vec<_>>().await;
+    assert_eq!(
+        events.last(),
+        Some(&Status::Failed {
+            detail: "boom".into()
+        })
+    );
+}
+
+#[tokio::test]
+async fn expiry_mid_wait_is_expired() {
+    let server = server_virtual()
+        .stages(secs(3), secs(30))
+        .retention(secs(5))
+        .start()
+        .await;
+    let client = client(&server);
+    let job = client.submit(&request(1)).await.unwrap();
+    let err = job.wait().await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Expired { request_id } if request_id == job.request_id()),
+        "{err:?}"
+    );
+    // It was seen alive first, then gone.
+    let journal = server.journal();
+    let polls = on_path(&journal, &status_path(job.request_id()));
+    assert_eq!(polls.first().unwrap().status, Some(200));
+    assert_eq!(polls.last().unwrap().status, Some(404));
+    assert!(server.now() >= secs(5));
+}
+
+#[tokio::test]
+async fn deadline_times_out_with_the_id_then_reattach_finishes() {
+    let server = server_virtual()
+        .stages(secs(5), secs(20))
+        .expect_submits(1)
+        .start()
+        .await;
+    let client = client(&server);
+    let req = request(11); // expected ≈ 22 s
+    let job = client.submit(&req).await.unwrap();
+    let t0 = server.now();
+    let err = job.wait_with(secs(10)).await.unwrap_err();
+    let Error::Timeout {
+        request_id,
+        elapsed,
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert_eq!(request_id, job.request_id());
+    assert_eq!(*elapsed, secs(10));
+    // Never slept past the deadline.
+    assert_eq!(server.now().saturating_sub(t0), secs(10));
+
+    // Re-attach by id and finish.
+    let again = client
+        .job(request_id.clone())
+        .with_expected_duration(req.expected_duration());
+    let out = again.wait().await.unwrap();
+    assert_eq!(png_size(&out.download().await.unwrap()), PLACEHOLDER_SIZE);
+    assert!(server.now() >= secs(25));
+    assert_eq!(server.billed_submits(), 1);
+}
+
+#[tokio::test]
+async fn reattach_after_restart_with_a_second_client() {
+    let server = server_virtual()
+        .stages(secs(2), secs(4))
+        .expect_submits(1)
+        .start()
+        .await;
+    let id = {
+        let first = client(&server);
+        first
+            .submit(&request(2))
+            .await
+            .unwrap()
+            .request_id()
+            .to_string()
+    }; // the first client is gone ("restart")
+    server.advance(secs(1));
+
+    let second = client(&server);
+    let job = second.job(&id);
+    let events: Vec<Status> = job.events().map(Result::unwrap).collect().await;
+    assert_eq!(
+        events,
+        vec![Status::Queued, Status::Processing, Status::Completed]
+    );
+    let out = job.result().await.unwrap();
+    assert_eq!(out.request_id(), id);
+    assert_eq!(png_size(&out.download().await.unwrap()), PLACEHOLDER_SIZE);
+    // An unknown id is Expired too.
+    let err = second
+        .job("00000000-0000-0000-0000-000000000000")
+        .status()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Expired { .. }), "{err:?}");
+}
+
+// ---------------------------------------------------------------------------
+// 429, Retry-After, 5xx.
+
+/// After every 429 in `journal`, the next call on an API route came at
+/// least `wait(entry)` later on the mock clock.
+fn assert_waited_after_429s(journal: &[JournalEntry], wait: impl Fn(&JournalEntry) -> Duration) {
+    let api: Vec<&JournalEntry> = journal
+        .iter()
+        .filter(|e| !e.path.starts_with("/outputs/"))
+        .collect();
+    for pair in api.windows(2) {
+        if pair[0].status == Some(429) {
+            let need = wait(pair[0]);
+            assert!(
+                pair[1].at >= pair[0].at + need,
+                "429 at {:?} then a call at {:?}, before {need:?} passed",
+                pair[0].at,
+                pair[1].at
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn storm_of_429_with_retry_after_is_waited_out() {
+    let server = server_virtual()
+        .stages(secs(1), secs(2))
+        .fault(
+            Fault::rate_limited(Route::Status)
+                .times(3)
+                .retry_after(RetryAfter::Seconds(4)),
+        )
+        .fault(
+            Fault::rate_limited(Route::Submit)
+                .times(2)
+                .retry_after(RetryAfter::Seconds(3)),
+        )
+        .expect_submits(1)
+        .start()
+        .await;
+    let client = client(&server);
+    let out = client.run(&request(1)).await.unwrap();
+    let journal = server.journal();
+    let submits = on_path(&journal, "/v2/p-image-try-on");
+    assert_eq!(
+        submits.iter().map(|e| e.status).collect::<Vec<_>>(),
+        vec![Some(429), Some(429), Some(200)]
+    );
+    let polls = on_path(&journal, &status_path(out.request_id()));
+    assert_eq!(polls.iter().filter(|e| e.status == Some(429)).count(), 3);
+    assert_waited_after_429s(&journal, |e| {
+        if e.path == "/v2/p-image-try-on" {
+            secs(3)
+        } else {
+            secs(4)
+        }
+    });
+    assert_eq!(server.billed_submits(), 1);
+}
+
+#[tokio::test]
+async fn mock_rate_limit_bucket_is_honoured() {
+    // One token every 4 s, no burst: nearly every call is refused at first.
+    let rate = RateLimit::new(0.25, 1);
+    let server = server_virtual()
+        .stages(secs(1), secs(2))
+        .rate_limit(rate)
+        .expect_submits(1)
+        .start()
+        .await;
+    let client = client(&server);
+    let out = client.run(&request(1)).await.unwrap();
+    assert_eq!(png_size(&out.download().await.unwrap()), PLACEHOLDER_SIZE);
+    let journal = server.journal();
+    assert!(
+        journal.iter().any(|e| e.status == Some(429)),
+        "the limit was hit: {journal:?}"
+    );
+
+    // Replay the bucket over the journal: each 429 said `Retry-After:
+    // ceil(time to the next token)`, and the client waited at least that.
+    let api: Vec<&JournalEntry> = journal
+        .iter()
+        .filter(|e| !e.path.starts_with("/outputs/"))
+        .collect();
+    let (mut tokens, mut last) = (f64::from(rate.burst), Duration::ZERO);
+    for (i, e) in api.iter().enumerate() {
+        tokens = (tokens + e.at.saturating_sub(last).as_secs_f64() * rate.per_second).min(1.0);
+        last = e.at;
+        if tokens >= 1.0 {
+            tokens -= 1.0;
+            assert_ne!(e.status, Some(429), "{e:?}");
+        } else {
+            assert_eq!(e.status, Some(429), "{e:?}");
+            let retry_after = Duration::from_secs_f64(((1.0 - tokens) / rate.per_second).ceil());
+            if let Some(next) = api.get(i + 1) {
+                assert!(next.at >= e.at + retry_after, "{e:?} then {next:?}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn retry_after_as_an_http_date_is_waited_out() {
+    let server = server_virtual()
+        .stages(secs(1), secs(2))
+        .fault(Fault::server_error(Route::Status, 503).retry_after(RetryAfter::HttpDate(3)))
+        .start()
+        .await;
+    let client = client(&server);
+    let job = client.job(
+        client
+            .submit(&request(1))
+            .await
+            .unwrap()
+            .request_id()
+            .to_string(),
+    );
+    let t0 = server.now();
+    assert!(!job.status().await.unwrap().is_final());
+    // An HTTP date has whole seconds: at least 2 of the 3 s.
+    let waited = server.now().saturating_sub(t0);
+    assert!(waited >= secs(2), "{waited:?}");
+}
+
+#[tokio::test]
+async fn server_errors_then_success_on_status_and_result() {
+    let server = server_virtual()
+        .stages(secs(1), secs(1))
+        .fault(Fault::server_error(Route::Status, 500))
+        .fault(Fault::server_error(Route::Status, 502))
+        .fault(Fault::server_error(Route::Status, 503).retry_after(RetryAfter::Seconds(1)))
+        .fault(Fault::server_error(Route::Status, 504))
+        .fault(Fault::server_error(Route::Result, 503).times(2))
+        .expect_submits(1)
+        .start()
+        .await;
+    let client = client(&server);
+    let job = client.submit(&request(1)).await.unwrap();
+    let out = job.wait().await.unwrap();
+    assert_eq!(png_size(&out.download().await.unwrap()), PLACEHOLDER_SIZE);
+    let journal = server.journal();
+    let codes = |path: String| -> Vec<Option<u16>> {
+        on_path(&journal, &path).iter().map(|e| e.status).collect()
+    };
+    let polls = codes(status_path(job.request_id()));
+    assert_eq!(
+        polls[..5],
+        [Some(500), Some(502), Some(503), Some(504), Some(200)]
+    );
+    assert_eq!(
+        codes(result_path(job.request_id())),
+        vec![Some(503), Some(503), Some(200)]
+    );
+}
+
+#[tokio::test]
+async fn status_errors_that_outlast_the_retries_keep_their_code() {
+    let server = server_virtual()
+        .fault(Fault::server_error(Route::Status, 502).always())
+        .start()
+        .await;
+    let client = client(&server);
+    let job = client.submit(&request(1)).await.unwrap();
+    let err = job.status().await.unwrap_err();
+    assert_eq!(err.status(), Some(502));
+    assert!(err.is_retryable());
+    assert_eq!(err.request_id(), Some(job.request_id()));
+    let journal = server.journal();
+    assert_eq!(on_path(&journal, &status_path(job.request_id())).len(), 6);
+}
+
+// ---------------------------------------------------------------------------
+// Dropped connections: never pay twice.
+
+#[tokio::test]
+async fn dropped_after_accept_on_submit_is_ambiguous_and_billed_exactly_once() {
+    let server = server_virtual()
+        .fault(Fault::drop_after_accept())
+        .expect_submits(1)
+        .start()
+        .await;
+    let client = client(&server);
+    let err = client.submit(&request(1)).await.unwrap_err();
+    assert!(matches!(err, Error::AmbiguousSubmit { .. }), "{err:?}");
+    assert!(!err.is_retryable());
+    assert_eq!(server.billed_submits(), 1, "billed once, never twice");
+    let journal = server.journal();
+    let submits = on_path(&journal, "/v2/p-image-try-on");
+    assert_eq!(submits.len(), 1, "not submitted again");
+    assert_eq!(submits[0].status, None, "the connection was dropped");
+    // `run` behaves the same.
+    server.push_fault(Fault::drop_after_accept());
+    let err = client.run(&request(1)).await.unwrap_err();
+    assert!(matches!(err, Error::AmbiguousSubmit { .. }), "{err:?}");
+    assert_eq!(server.billed_submits(), 2);
+    server.expect_submits(2);
+}
+
+#[tokio::test]
+async fn dropped_before_accept_on_submit_is_still_ambiguous_and_not_billed() {
+    // The client cannot tell this from a drop after acceptance, so it must
+    // not resubmit either; the mock shows nothing was billed.
+    let server = server_virtual()
+        .fault(Fault::drop_before_accept(Route::Submit))
+        .expect_submits(0)
+        .start()
+        .await;
+    let err = client(&server).submit(&request(1)).await.unwrap_err();
+    assert!(matches!(err, Error::AmbiguousSubmit { .. }), "{err:?}");
+    assert_eq!(server.billed_submits(), 0);
+    assert_eq!(on_path(&server.journal(), "/v2/p-image-try-on").len(), 1);
+}
+
+#[tokio::test]
+async fn a_truncated_submit_answer_is_not_resubmitted() {
+    let server = server_virtual()
+        .fault(Fault::truncated_body(Route::Submit))
+        .expect_submits(1)
+        .start()
+        .await;
+    let err = client(&server).submit(&request(1)).await.unwrap_err();
+    // Billed but unreadable: ambiguous (or, in older builds, an invalid
+    // response saying so); either way never submitted again.
+    assert!(
+        matches!(
+            err,
+            Error::AmbiguousSubmit { .. } | Error::InvalidResponse { .. }
+        ) && err.to_string().contains("billed"),
+        "{err:?}"
+    );
+    assert!(!err.is_retryable());
+    assert_eq!(on_path(&server.journal(), "/v2/p-image-try-on").len(), 1);
+    assert_eq!(server.billed_submits(), 1);
+}
+
+#[tokio::test]
+async fn dropped_connections_on_status_and_result_are_retried() {
+    let server = server_virtual()
+        .stages(secs(1), secs(1))
+        .fault(Fault::drop_before_accept(Route::Status).times(2))
+        .fault(Fault::drop_before_accept(Route::Result))
+        .expect_submits(1)
+        .start()
+        .await;
+    let client = client(&server);
+    let out = client.run(&request(1)).await.unwrap();
+    assert_eq!(png_size(&out.download().await.unwrap()), PLACEHOLDER_SIZE);
+    let journal = server.journal();
+    let polls = on_path(&journal, &status_path(out.request_id()));
+    assert_eq!(polls[0].status, None);
+    assert_eq!(polls[1].status, None);
+    assert!(polls[2..].iter().all(|e| e.status == Some(200)));
+    let results = on_path(&journal, &result_path(out.request_id()));
+    assert_eq!(
+        results.iter().map(|e| e.status).collect::<Vec<_>>(),
+        vec![None, Some(200)]
+    );
+    assert_eq!(server.billed_submits(), 1);
+}
+
+// ---------------------------------------------------------------------------
+// 401, 406.
+
+#[tokio::test]
+async fn unknown_key_is_unauthorized_and_not_retried() {
+    let server = server_virtual()
+        .keys(["sk-someone-else"])
+        .expect_submits(0)
+        .start()
+        .await;
+    let err = client(&server).submit(&request(1)).await.unwrap_err();
+    assert!(matches!(err, Error::Unauthorized { .. }), "{err:?}");
+    assert_eq!(err.status(), Some(401));
+    assert!(err.to_string().contains("SEGMIND_API_KEY"), "{err}");
+    assert!(!err.to_string().contains(KEY));
+    assert_eq!(on_path(&server.journal(), "/v2/p-image-try-on").len(), 1);
+
+    // Reads too.
+    let err = client(&server).job("anything").status().await.unwrap_err();
+    assert!(matches!(err, Error::Unauthorized { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn out_of_credits_is_insufficient_credits_and_not_billed() {
+    let server = server_virtual()
+        .stages(secs(1), secs(1))
+        .credits(Credits::with_balance(0.02).cost_per_garment(0.015))
+        .expect_submits(1)
+        .start()
+        .await;
+    let client = client(&server);
+    client.run(&request(1)).await.unwrap();
+    let err = client.submit(&request(1)).await.unwrap_err();
+    assert!(matches!(err, Error::InsufficientCredits { .. }), "{err:?}");
+    assert_eq!(err.status(), Some(406));
+    assert!(err.to_string().contains("out of credits"), "{err}");
+    assert!(!err.is_retryable());
+    assert_eq!(server.billed_submits(), 1);
+    let journal = server.journal();
+    let submits = on_path(&journal, "/v2/p-image-try-on");
+    assert_eq!(
+        submits.iter().map(|e| e.status).collect::<Vec<_>>(),
+        vec![Some(200), Some(406)]
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The key stays home.
+
+#[tokio::test]
+async fn key_never_goes_to_a_foreign_output_host() {
+    // The output host: another server on another port, serving a PNG
+    // without a key and failing loudly with one.
+    let foreign = httpmock::MockServer::start_async().await;
+    let keyed = foreign
+        .mock_async(|when, then| {
+            when.header_exists("x-api-key");
+            then.status(500);
+        })
+        .await;
+    let image = png(20, 10);
+    let outputs = foreign
+        .mock_async(|when, then| {
+            when.method(httpmock::Method::GET)
+                .path_prefix("/outputs/")
+                .header_missing("x-api-key");
+            then.status(200)
+                .header("content-type", "image/png")
+                .body(image.clone());
+        })
+        .await;
+    // The mock writes every absolute URL (status_url, response_url, output)
+    // on the foreign host, as a hostile or misconfigured server might.
+    let server = MockServer::builder()
+        .config(MockConfig {
+            virtual_time: true,
+            public_url: Some(foreign.base_url()),
+            ..MockConfig::default()
+        })
+        .stages(secs(1), secs(1))
+        .start()
+        .await;
+    let client = client(&server);
+    let out = client.run(&request(1)).await.unwrap();
+    assert!(out.url().as_str().starts_with(&foreign.base_url()));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o.png");
+    out.save(&path).await.unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), image);
+
+    outputs.assert_calls_async(1).await;
+    keyed.assert_calls_async(0).await;
+    // Status and result were read from the configured origin, with the key.
+    let journal = server.journal();
+    assert!(!on_path(&journal, &status_path(out.request_id())).is_empty());
+    assert_eq!(on_path(&journal, &result_path(out.request_id())).len(), 1);
+    assert!(journal.iter().all(|e| e.key.as_deref() == Some(KEY)));
+}
+
+// ---------------------------------------------------------------------------
+// Batches, v1, uploads.
+
+fn journal_text(server: &MockServer) -> String {
+    server
+        .journal()
+        .iter()
+        .map(|e| {
+            format!(
+                "{:>8.3}s {} {} {:?}",
+                e.at.as_secs_f64(),
+                e.method,
+                e.path,
+                e.status
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// With the virtual clock every task's sleep moves the shared clock, so the
+/// tasks' calls reach the mock in bursts at one instant; the bucket's burst
+/// is as large as the concurrency so a burst can pass, and its slow refill
+/// still makes a storm of 429s.
+#[tokio::test]
+async fn run_many_fifty_jobs_at_eight_under_a_rate_limit() {
+    let server = server_virtual()
+        .stages(secs(1), secs(2))
+        .rate_limit(RateLimit::new(0.5, 8))
+        .expect_submits(50)
+        .start()
+        .await;
+    let client = client(&server);
+    let reqs: Vec<TryOnRequest> = (0..50).map(|i| request(1 + i % 3)).collect();
+    let mut done: Vec<usize> = client
+        .run_many(reqs, 8)
+        .map(|(i, r)| {
+            let out = r.unwrap_or_else(|e| panic!("job {i}: {e}\n{}", journal_text(&server)));
+            assert!(out.url().path().starts_with("/outputs/"));
+            i
+        })
+        .collect()
+        .await;
+    done.sort_unstable();
+    assert_eq!(done, (0..50).collect::<Vec<_>>());
+    assert_eq!(server.billed_submits(), 50, "billed exactly once per job");
+    let journal = server.journal();
+    assert!(journal.iter().any(|e| e.status == Some(429)), "a storm hit");
+    assert_eq!(
+        on_path(&journal, "/v2/p-image-try-on")
+            .iter()
+            .filter(|e| e.status == Some(200))
+            .count(),
+        50
+    );
+}
+
+#[tokio::test]
+async fn run_sync_returns_the_mocks_image() {
+    let server = server_virtual().expect_submits(1).start().await;
+    let bytes = client(&server)
+        .run_sync(&photo_request(33, 21))
+        .await
+        .unwrap();
+    assert_eq!(png_size(&bytes), (33, 21));
+}
+
+#[tokio::test]
+async fn local_images_uploaded_through_the_mock() {
+    let server = server_virtual().stages(secs(1), secs(1)).start().await;
+    let client = builder(&server)
+        .upload_base_url(server.uri())
+        .upload_local_images(true)
+        .build()
+        .unwrap();
+    let out = client.run(&photo_request(24, 36)).await.unwrap();
+    assert_eq!(png_size(&out.download().await.unwrap()), (24, 36));
+    let journal = server.journal();
+    let uploads = on_path(&journal, "/upload-asset");
+    assert_eq!(uploads.len(), 1);
+    assert_eq!(uploads[0].key.as_deref(), Some(KEY));
+    assert_eq!(uploads[0].status, Some(200));
+}
