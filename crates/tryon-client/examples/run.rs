@@ -20,7 +20,7 @@ fn image(arg: &str) -> Image {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
-        .with_env_filter("tryon_client=info")
+        .with_env_filter(concat!("tryon_client=info,", module_path!(), "=info"))
         .init();
     let mut args = std::env::args().skip(1);
     let (Some(person), Some(garment)) = (args.next(), args.next()) else {
