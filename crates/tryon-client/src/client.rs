@@ -898,13 +898,23 @@ impl CallError {
 /// A `200` submit whose body did not match the schema: the job is billed,
 /// so keep it if the body still names its `request_id`.
 fn salvage_request_id(raw: &RawPayload) -> Result<String> {
-    let id = serde_json::from_slice::<serde_json::Value>(&raw.body)
-        .ok()
-        .and_then(|v| {
-            v.get("request_id")
-                .and_then(|i| i.as_str())
-                .map(str::to_string)
+    let Ok(parsed) = serde_json::from_slice::<serde_json::Value>(&raw.body) else {
+        // The 200 body itself was lost (cut short, or not JSON at all): the
+        // job is billed but its id is unknown. That is an ambiguous submit,
+        // so callers who guard against paying twice see it as one.
+        return Err(Error::AmbiguousSubmit {
+            detail: format!(
+                "submit answered 200 (the job is billed) but its body is unreadable, so its request_id is unknown: {} (body: {})",
+                raw.error,
+                truncate(&String::from_utf8_lossy(&raw.body))
+            ),
+            source: None,
         });
+    };
+    let id = parsed
+        .get("request_id")
+        .and_then(|i| i.as_str())
+        .map(str::to_string);
     if let Some(id) = id.filter(|i| !i.trim().is_empty()) {
         tracing::warn!(request_id = %id, problem = %raw.error, "submit answer did not match the schema; using its request_id");
         return Ok(id);

@@ -50,6 +50,25 @@ impl ImageKind {
             Self::Webp => "image/webp",
         }
     }
+
+    /// Whether `bytes` (already sniffed as this kind) end the way a whole
+    /// image does: PNG's `IEND` chunk, JPEG's end-of-image marker near the
+    /// end, WebP's RIFF size. Catches a body cut short but cleanly ended.
+    pub(crate) fn looks_complete(self, bytes: &[u8]) -> bool {
+        match self {
+            Self::Png => bytes.ends_with(b"IEND\xaeB`\x82"),
+            Self::Jpeg => {
+                let tail = &bytes[bytes.len().saturating_sub(64)..];
+                tail.windows(2).any(|w| w == [0xFF, 0xD9])
+            }
+            Self::Webp => bytes
+                .get(4..8)
+                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                .map(u32::from_le_bytes)
+                .and_then(|n| usize::try_from(n).ok())
+                .is_some_and(|n| n.saturating_add(8) <= bytes.len()),
+        }
+    }
 }
 
 /// One image input: a URL the server fetches, a local file, or bytes.
@@ -263,7 +282,11 @@ fn hex_prefix(bytes: &[u8]) -> String {
 }
 
 fn validate_url(field: &str, raw: &str, max_bytes: usize) -> Result<()> {
-    if raw.len() >= 5 && raw[..5].eq_ignore_ascii_case("data:") {
+    // `get`, not `[..5]`: the fifth byte may fall inside a multi-byte char.
+    if raw
+        .get(..5)
+        .is_some_and(|p| p.eq_ignore_ascii_case("data:"))
+    {
         return validate_data_uri(field, raw, max_bytes);
     }
     let url = Url::parse(raw).map_err(|e| {

@@ -13,6 +13,10 @@ use crate::error::{Error, Result};
 use crate::image::ImageKind;
 use crate::retry::parse_retry_after;
 
+/// One download attempt: the bytes, or the error with the server's
+/// `Retry-After` and whether it is transient.
+type Attempt = std::result::Result<Bytes, (Error, Option<Duration>, bool)>;
+
 /// A completed job's output: where the image is, and how to fetch it.
 ///
 /// Downloads never carry the API key (they use a separate HTTP client
@@ -77,7 +81,9 @@ impl Output {
         loop {
             match self.download_once().await {
                 Ok(b) => return Ok(b),
-                Err((e, retry_after)) if e.is_retryable() && attempt < inner.retry.max_attempts => {
+                Err((e, retry_after, transient))
+                    if (transient || e.is_retryable()) && attempt < inner.retry.max_attempts =>
+                {
                     let delay = retry_after
                         .filter(|d| *d <= inner.retry.max_retry_after)
                         .unwrap_or_else(|| inner.retry.backoff(attempt));
@@ -85,12 +91,15 @@ impl Output {
                     inner.clock.sleep(delay).await;
                     attempt += 1;
                 }
-                Err((e, _)) => return Err(e),
+                Err((e, _, _)) => return Err(e),
             }
         }
     }
 
-    async fn download_once(&self) -> std::result::Result<Bytes, (Error, Option<Duration>)> {
+    /// One attempt. The error comes with the server's `Retry-After` and
+    /// whether it is transient (no answer, or a body cut short), which is
+    /// retried like a `5xx`.
+    async fn download_once(&self) -> Attempt {
         let inner = &self.client.inner;
         let fail = |status: Option<u16>, problem: String| Error::Download {
             request_id: self.request_id.clone(),
@@ -102,7 +111,7 @@ impl Output {
             .get(self.url.clone())
             .send()
             .await
-            .map_err(|e| (fail(None, e.without_url().to_string()), None))?;
+            .map_err(|e| (fail(None, e.without_url().to_string()), None, true))?;
         let status = resp.status();
         if !status.is_success() {
             let retry_after = parse_retry_after(resp.headers(), inner.clock.system_time());
@@ -110,7 +119,7 @@ impl Output {
                 Some(status.as_u16()),
                 format!("output host answered {status}"),
             );
-            return Err((e, retry_after));
+            return Err((e, retry_after, false));
         }
         let max = inner.max_download_bytes;
         if resp.content_length().is_some_and(|n| n > max) {
@@ -123,6 +132,7 @@ impl Output {
                     ),
                 ),
                 None,
+                false,
             ));
         }
         let content_type = resp
@@ -142,6 +152,7 @@ impl Output {
                     format!("Content-Type {content_type:?} is not an image"),
                 ),
                 None,
+                false,
             ));
         }
         let mut buf = Vec::new();
@@ -156,6 +167,7 @@ impl Output {
                                 format!("output exceeds {max} bytes, the download limit"),
                             ),
                             None,
+                            false,
                         ));
                     }
                 }
@@ -164,15 +176,34 @@ impl Output {
                     return Err((
                         fail(None, format!("body cut off: {}", e.without_url())),
                         None,
+                        true,
                     ));
                 }
             }
         }
-        if ImageKind::sniff(&buf).is_none() {
-            return Err((
-                fail(None, "the bytes are not a PNG, JPEG or WebP image".into()),
-                None,
-            ));
+        self.whole_image(buf)
+    }
+
+    /// The downloaded bytes, if they are a whole PNG, JPEG or WebP image.
+    /// A cut-short image is transient (retried).
+    fn whole_image(&self, buf: Vec<u8>) -> Attempt {
+        let fail = |problem: String, transient| {
+            let e = Error::Download {
+                request_id: self.request_id.clone(),
+                status: None,
+                problem,
+            };
+            Err((e, None, transient))
+        };
+        let Some(kind) = ImageKind::sniff(&buf) else {
+            return fail("the bytes are not a PNG, JPEG or WebP image".into(), false);
+        };
+        if !kind.looks_complete(&buf) {
+            let n = buf.len();
+            return fail(
+                format!("the {} image is cut short ({n} bytes)", kind.mime()),
+                true,
+            );
         }
         Ok(Bytes::from(buf))
     }

@@ -1,0 +1,713 @@
+//! The fault matrix: every fault the mock can inject, on submit and on each
+//! GET (status, result, output download), run through `Client::run` and
+//! `Output::download`. For each case it checks the outcome (the output or the
+//! exact error variant), the submits the mock billed (1, or 0 with a clear
+//! error, never 2), that no billed result is lost (an error other than
+//! `Failed` names the job or is `AmbiguousSubmit`), and that nothing panics.
+//!
+//! Time is the mock's virtual clock (`MockTime` below), so retries, backoffs
+//! and polls cost no real time. The slow-response cases use real time: the
+//! mock waits 300 ms, the client gives up after 100 ms.
+//!
+//! `cargo test -p tryon-client --test fault_matrix -- --nocapture` prints the
+//! matrix as a Markdown table (copied into `docs/PROOF.md`).
+#![allow(clippy::unwrap_used, clippy::too_many_lines, missing_docs)]
+
+use std::fmt::Write as _;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use tryon_client::{Client, Clock, Error, Image, TryOnRequest};
+use tryon_mock::{
+    Credits, FailRule, Fault, FaultKind, JobMatch, MockClock, MockServer, RetryAfter, Route,
+};
+
+const KEY: &str = "sk-fault-matrix";
+/// More than the client's default 6 attempts.
+const N: u64 = 10;
+/// Mock latency and client timeout of the slow-response cases (real time).
+const SLOW: Duration = Duration::from_millis(300);
+const TIMEOUT: Duration = Duration::from_millis(100);
+
+/// The mock's clock as the client's: sleeping advances virtual time.
+#[derive(Clone, Debug)]
+struct MockTime(MockClock);
+
+impl Clock for MockTime {
+    fn now(&self) -> Duration {
+        self.0.now()
+    }
+
+    fn sleep(&self, d: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        self.0.advance(d);
+        Box::pin(tokio::task::yield_now())
+    }
+}
+
+/// How a case is set up beyond the faults it pushes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Setup {
+    /// Faults only.
+    Plain,
+    /// The client points at a closed port.
+    ClosedPort,
+    /// Submit to the mock, then re-attach with a client on a closed port.
+    ReattachClosedPort,
+    /// The client's request timeout is `TIMEOUT` (real time).
+    ShortTimeout,
+    /// The key is unknown to the mock.
+    WrongKey,
+    /// Submit, then the mock stops accepting the key; then wait.
+    KeyRevokedAfterSubmit,
+    /// The account has no credits.
+    NoCredits,
+    /// Jobs queue for 30 s and are kept for 5 s: 404 mid-wait.
+    ShortRetention,
+    /// Every job ends FAILED.
+    JobFails,
+}
+
+#[derive(Clone, Copy)]
+struct Expect {
+    /// The variant (and fields) expected; `None` means `Ok`.
+    check: Option<fn(&Error) -> bool>,
+    /// How the expected outcome reads in the table.
+    label: &'static str,
+}
+
+const fn ok() -> Expect {
+    Expect {
+        check: None,
+        label: "Ok(image)",
+    }
+}
+
+const fn err(label: &'static str, check: fn(&Error) -> bool) -> Expect {
+    Expect {
+        check: Some(check),
+        label,
+    }
+}
+
+struct Case {
+    fault: String,
+    route: &'static str,
+    faults: Vec<Fault>,
+    setup: Setup,
+    expect: Expect,
+    billed: u64,
+    /// A known client gap that makes "no result lost" fail for this row.
+    /// The test asserts the gap is still there, so fixing it forces an
+    /// update of this table rather than hiding it.
+    known_gap: Option<&'static str>,
+}
+
+fn case(
+    fault: impl Into<String>,
+    route: &'static str,
+    faults: Vec<Fault>,
+    expect: Expect,
+    billed: u64,
+) -> Case {
+    Case {
+        fault: fault.into(),
+        route,
+        faults,
+        setup: Setup::Plain,
+        expect,
+        billed,
+        known_gap: None,
+    }
+}
+
+impl Case {
+    fn setup(mut self, setup: Setup) -> Self {
+        self.setup = setup;
+        self
+    }
+
+    fn gap(mut self, why: &'static str) -> Self {
+        self.known_gap = Some(why);
+        self
+    }
+}
+
+fn has_id(e: &Error) -> bool {
+    e.request_id().is_some()
+}
+
+fn api(e: &Error, code: u16, id: bool) -> bool {
+    matches!(e, Error::Api { status, .. } if *status == code) && has_id(e) == id
+}
+
+fn download(e: &Error, code: Option<u16>) -> bool {
+    matches!(e, Error::Download { status, .. } if *status == code)
+}
+
+/// Why the 401/406-mid-wait rows fail "no result lost".
+const GAP: &str = "Unauthorized/InsufficientCredits carry no request_id; \
+                   with run() the billed job's id is not in the error";
+
+/// Every case of the matrix.
+fn cases() -> Vec<Case> {
+    let mut v = Vec::new();
+    let gets = [
+        ("status", Route::Status),
+        ("result", Route::Result),
+        ("output", Route::Output),
+    ];
+
+    // 429, with and without Retry-After.
+    let ras: [(&str, Option<RetryAfter>); 3] = [
+        ("429", None),
+        ("429 Retry-After: 2 (seconds)", Some(RetryAfter::Seconds(2))),
+        (
+            "429 Retry-After: HTTP date +2 s",
+            Some(RetryAfter::HttpDate(2)),
+        ),
+    ];
+    for (name, ra) in ras {
+        let f = |route| {
+            let f = Fault::rate_limited(route);
+            match ra {
+                Some(ra) => f.retry_after(ra),
+                None => f,
+            }
+        };
+        v.push(case(name, "submit", vec![f(Route::Submit)], ok(), 1));
+        for (rname, route) in gets {
+            v.push(case(name, rname, vec![f(route)], ok(), 1));
+        }
+    }
+    let n429 = format!("429 ×{N}");
+    v.push(case(
+        &n429,
+        "submit",
+        vec![Fault::rate_limited(Route::Submit).times(N)],
+        err("RateLimited", |e| matches!(e, Error::RateLimited { .. })),
+        0,
+    ));
+    for (rname, route) in gets {
+        let expect = if route == Route::Output {
+            err("Download(429)", |e| download(e, Some(429)))
+        } else {
+            err("RateLimited(id)", |e| {
+                matches!(e, Error::RateLimited { .. }) && has_id(e)
+            })
+        };
+        v.push(case(
+            &n429,
+            rname,
+            vec![Fault::rate_limited(route).times(N)],
+            expect,
+            1,
+        ));
+    }
+
+    // 5xx once and N times.
+    for code in [500u16, 502, 503, 504] {
+        // A submit is retried only on 503 (provably not taken); 500, 502
+        // and 504 end it with a clear, unbilled error.
+        let once = if code == 503 {
+            ok()
+        } else {
+            match code {
+                500 => err("Api(500)", |e| api(e, 500, false)),
+                502 => err("Api(502)", |e| api(e, 502, false)),
+                _ => err("Api(504)", |e| api(e, 504, false)),
+            }
+        };
+        let billed_once = u64::from(code == 503);
+        v.push(case(
+            code.to_string(),
+            "submit",
+            vec![Fault::server_error(Route::Submit, code)],
+            once,
+            billed_once,
+        ));
+        let many = match code {
+            500 => err("Api(500)", |e| api(e, 500, false)),
+            502 => err("Api(502)", |e| api(e, 502, false)),
+            503 => err("Api(503)", |e| api(e, 503, false)),
+            _ => err("Api(504)", |e| api(e, 504, false)),
+        };
+        v.push(case(
+            format!("{code} ×{N}"),
+            "submit",
+            vec![Fault::server_error(Route::Submit, code).times(N)],
+            many,
+            0,
+        ));
+        for (rname, route) in gets {
+            v.push(case(
+                code.to_string(),
+                rname,
+                vec![Fault::server_error(route, code)],
+                ok(),
+                1,
+            ));
+            let many = match (route, code) {
+                (Route::Output, 500) => err("Download(500)", |e| download(e, Some(500))),
+                (Route::Output, 502) => err("Download(502)", |e| download(e, Some(502))),
+                (Route::Output, 503) => err("Download(503)", |e| download(e, Some(503))),
+                (Route::Output, _) => err("Download(504)", |e| download(e, Some(504))),
+                (_, 500) => err("Api(500, id)", |e| api(e, 500, true)),
+                (_, 502) => err("Api(502, id)", |e| api(e, 502, true)),
+                (_, 503) => err("Api(503, id)", |e| api(e, 503, true)),
+                (_, _) => err("Api(504, id)", |e| api(e, 504, true)),
+            };
+            v.push(case(
+                format!("{code} ×{N}"),
+                rname,
+                vec![Fault::server_error(route, code).times(N)],
+                many,
+                1,
+            ));
+        }
+    }
+
+    // Connection refused.
+    v.push(
+        case(
+            "connection refused",
+            "submit",
+            vec![],
+            err("Transport", |e| {
+                matches!(e, Error::Transport { .. }) && !has_id(e)
+            }),
+            0,
+        )
+        .setup(Setup::ClosedPort),
+    );
+    v.push(
+        case(
+            "connection refused (re-attach)",
+            "status",
+            vec![],
+            err("Transport(id)", |e| {
+                matches!(e, Error::Transport { .. }) && has_id(e)
+            }),
+            1,
+        )
+        .setup(Setup::ReattachClosedPort),
+    );
+
+    // Dropped connections.
+    let ambiguous = || {
+        err("AmbiguousSubmit", |e| {
+            matches!(e, Error::AmbiguousSubmit { .. })
+        })
+    };
+    v.push(case(
+        "dropped before accept",
+        "submit",
+        vec![Fault::drop_before_accept(Route::Submit)],
+        ambiguous(),
+        0,
+    ));
+    v.push(case(
+        "dropped after accept",
+        "submit",
+        vec![Fault::drop_after_accept()],
+        ambiguous(),
+        1,
+    ));
+    for (rname, route) in gets {
+        v.push(case(
+            "dropped before accept",
+            rname,
+            vec![Fault::drop_before_accept(route)],
+            ok(),
+            1,
+        ));
+        v.push(case(
+            format!("dropped before accept ×{N}"),
+            rname,
+            vec![Fault::drop_before_accept(route).times(N)],
+            if route == Route::Output {
+                err("Download", |e| download(e, None))
+            } else {
+                err("Transport(id)", |e| {
+                    matches!(e, Error::Transport { .. }) && has_id(e)
+                })
+            },
+            1,
+        ));
+    }
+    for (rname, route) in [("status", Route::Status), ("result", Route::Result)] {
+        v.push(case(
+            "dropped after answer",
+            rname,
+            vec![Fault::new(route, FaultKind::DropAfterAccept)],
+            ok(),
+            1,
+        ));
+    }
+
+    // Slow responses past the request timeout (real time).
+    v.push(
+        case(
+            "slow (300 ms > 100 ms timeout)",
+            "submit",
+            vec![Fault::latency(Route::Submit, SLOW).times(1)],
+            ambiguous(),
+            0,
+        )
+        .setup(Setup::ShortTimeout),
+    );
+    for (rname, route) in gets {
+        v.push(
+            case(
+                "slow (300 ms > 100 ms timeout)",
+                rname,
+                vec![Fault::latency(route, SLOW).times(1)],
+                ok(),
+                1,
+            )
+            .setup(Setup::ShortTimeout),
+        );
+    }
+
+    // Bodies that are not JSON, or cut short.
+    for (name, f) in [
+        ("body not JSON", Fault::not_json as fn(Route) -> Fault),
+        (
+            "truncated body",
+            Fault::truncated_body as fn(Route) -> Fault,
+        ),
+    ] {
+        v.push(case(name, "submit", vec![f(Route::Submit)], ambiguous(), 1));
+        for (rname, route) in [("status", Route::Status), ("result", Route::Result)] {
+            v.push(case(
+                name,
+                rname,
+                vec![f(route)],
+                err("InvalidResponse(id)", |e| {
+                    matches!(e, Error::InvalidResponse { .. }) && has_id(e)
+                }),
+                1,
+            ));
+        }
+    }
+    // An HTML page instead of the image: not an image, not retried.
+    v.push(case(
+        "body not an image (HTML)",
+        "output",
+        vec![Fault::not_json(Route::Output)],
+        err("Download", |e| download(e, None) && has_id(e)),
+        1,
+    ));
+    // Half an image with a clean end of body: must be caught and retried.
+    v.push(case(
+        "truncated body",
+        "output",
+        vec![Fault::truncated_body(Route::Output)],
+        ok(),
+        1,
+    ));
+
+    // 404: expiry mid-wait.
+    v.push(
+        case(
+            "404 expired mid-wait",
+            "status",
+            vec![],
+            err("Expired(id)", |e| matches!(e, Error::Expired { .. })),
+            1,
+        )
+        .setup(Setup::ShortRetention),
+    );
+    v.push(case(
+        "404 expired",
+        "result",
+        vec![Fault::server_error(Route::Result, 404).always()],
+        err("Expired(id)", |e| matches!(e, Error::Expired { .. })),
+        1,
+    ));
+    v.push(case(
+        "404 expired",
+        "output",
+        vec![Fault::server_error(Route::Output, 404).always()],
+        err("Download(404)", |e| download(e, Some(404))),
+        1,
+    ));
+
+    // FAILED.
+    v.push(
+        case(
+            "job FAILED (422)",
+            "status",
+            vec![],
+            err("Failed(id)", |e| matches!(e, Error::Failed { .. })),
+            1,
+        )
+        .setup(Setup::JobFails),
+    );
+    v.push(case(
+        "422 FAILED",
+        "result",
+        vec![Fault::server_error(Route::Result, 422).always()],
+        err("Failed(id)", |e| matches!(e, Error::Failed { .. })),
+        1,
+    ));
+
+    // 401 and 406.
+    v.push(
+        case(
+            "401 unknown key",
+            "submit",
+            vec![],
+            err("Unauthorized", |e| matches!(e, Error::Unauthorized { .. })),
+            0,
+        )
+        .setup(Setup::WrongKey),
+    );
+    v.push(
+        case(
+            "401 key revoked mid-wait",
+            "status",
+            vec![],
+            err("Unauthorized", |e| matches!(e, Error::Unauthorized { .. })),
+            1,
+        )
+        .setup(Setup::KeyRevokedAfterSubmit)
+        .gap(GAP),
+    );
+    v.push(
+        case(
+            "401",
+            "result",
+            vec![Fault::server_error(Route::Result, 401).always()],
+            err("Unauthorized", |e| matches!(e, Error::Unauthorized { .. })),
+            1,
+        )
+        .gap(GAP),
+    );
+    v.push(
+        case(
+            "406 no credits",
+            "submit",
+            vec![],
+            err("InsufficientCredits", |e| {
+                matches!(e, Error::InsufficientCredits { .. })
+            }),
+            0,
+        )
+        .setup(Setup::NoCredits),
+    );
+    for (rname, route) in [("status", Route::Status), ("result", Route::Result)] {
+        v.push(
+            case(
+                "406",
+                rname,
+                vec![Fault::server_error(route, 406).always()],
+                err("InsufficientCredits", |e| {
+                    matches!(e, Error::InsufficientCredits { .. })
+                }),
+                1,
+            )
+            .gap(GAP),
+        );
+    }
+    v
+}
+
+fn request() -> TryOnRequest {
+    TryOnRequest::builder()
+        .person(Image::url("https://example.com/person.jpg"))
+        .garment(Image::url("https://example.com/shirt.jpg"))
+        .seed(7)
+        .build()
+        .unwrap()
+}
+
+/// A port nothing listens on (bound, then closed).
+async fn closed_port() -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    format!("http://{addr}")
+}
+
+/// Runs one case: the outcome (the image's byte count and whether it is
+/// the whole image, or the error) and the billed submits.
+async fn run_case(setup: Setup, faults: Vec<Fault>) -> (Result<(usize, bool), Error>, u64) {
+    let mut b = MockServer::builder()
+        .virtual_time()
+        .stages(Duration::from_secs(1), Duration::from_secs(2));
+    match setup {
+        Setup::WrongKey => b = b.keys(["sk-someone-else"]),
+        Setup::NoCredits => b = b.credits(Credits::with_balance(0.0)),
+        Setup::ShortRetention => {
+            b = b
+                .stages(Duration::from_secs(30), Duration::from_secs(2))
+                .retention(Duration::from_secs(5));
+        }
+        Setup::JobFails => b = b.fail(FailRule::new(JobMatch::All, "garment not found")),
+        _ => {}
+    }
+    for f in faults {
+        b = b.fault(f);
+    }
+    let server = b.start().await;
+    let base = match setup {
+        Setup::ClosedPort => closed_port().await,
+        _ => server.uri(),
+    };
+    let mut cb = Client::builder()
+        .api_key(KEY)
+        .base_url(base)
+        .clock(MockTime(server.clock()));
+    if setup == Setup::ShortTimeout {
+        cb = cb.request_timeout(TIMEOUT);
+    }
+    let client = cb.build().unwrap();
+    let req = request();
+    let outcome = async {
+        let output = match setup {
+            Setup::ReattachClosedPort | Setup::KeyRevokedAfterSubmit => {
+                let job = client.submit(&req).await?;
+                let job = if setup == Setup::ReattachClosedPort {
+                    let dead = Client::builder()
+                        .api_key(KEY)
+                        .base_url(closed_port().await)
+                        .clock(MockTime(server.clock()))
+                        .build()
+                        .unwrap();
+                    dead.job(job.request_id())
+                        .with_expected_duration(req.expected_duration())
+                } else {
+                    server.set_keys(Some(vec!["sk-someone-else".into()]));
+                    job
+                };
+                job.wait().await?
+            }
+            _ => client.run(&req).await?,
+        };
+        let bytes = output.download().await?;
+        // The same image fetched cleanly (faults cleared): a download that
+        // "succeeds" with a cut-short image is a failure.
+        server.clear_faults();
+        let clean = reqwest::get(output.url().clone())
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        Ok((bytes.len(), bytes == clean))
+    }
+    .await;
+    (outcome, server.billed_submits())
+}
+
+fn describe(outcome: &Result<(usize, bool), Error>) -> String {
+    let e = match outcome {
+        Ok((n, true)) => return format!("Ok(image, {n} B)"),
+        Ok((n, false)) => return format!("Ok(CORRUPT image, {n} B)"),
+        Err(e) => e,
+    };
+    let name = match e {
+        Error::Api { .. } => "Api",
+        Error::Transport { .. } => "Transport",
+        Error::RateLimited { .. } => "RateLimited",
+        Error::AmbiguousSubmit { .. } => "AmbiguousSubmit",
+        Error::InvalidResponse { .. } => "InvalidResponse",
+        Error::Download { .. } => "Download",
+        Error::Expired { .. } => "Expired",
+        Error::Failed { .. } => "Failed",
+        Error::Timeout { .. } => "Timeout",
+        Error::Unauthorized { .. } => "Unauthorized",
+        Error::InsufficientCredits { .. } => "InsufficientCredits",
+        _ => "other",
+    };
+    let mut s = name.to_string();
+    if let Some(code) = e.status().filter(|_| !matches!(e, Error::Expired { .. })) {
+        let _ = write!(s, "({code})");
+    }
+    if e.request_id().is_some() {
+        s.push_str(" +id");
+    }
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_matrix() {
+    let cases = cases();
+    let mut table = String::from(
+        "| fault | route | expected | outcome | billed | ok? |\n|---|---|---|---|---|---|\n",
+    );
+    let mut failures = Vec::new();
+    for c in &cases {
+        let (setup, faults) = (c.setup, c.faults.clone());
+        let joined = tokio::spawn(run_case(setup, faults)).await;
+        let (outcome_text, billed_text, problems) = match joined {
+            Err(e) if e.is_panic() => ("PANIC".to_string(), "?".to_string(), vec!["panicked"]),
+            Err(_) => ("cancelled".into(), "?".into(), vec!["task cancelled"]),
+            Ok((outcome, billed)) => {
+                let mut p = Vec::new();
+                let variant_ok = match (&outcome, c.expect.check) {
+                    (Ok(_), None) => true,
+                    (Err(e), Some(check)) => check(e),
+                    _ => false,
+                };
+                if !variant_ok {
+                    p.push("wrong outcome");
+                }
+                if matches!(outcome, Ok((_, false))) {
+                    p.push("image differs from the clean download");
+                }
+                if billed != c.billed {
+                    p.push("billed count differs");
+                }
+                if billed > 1 {
+                    p.push("PAID TWICE");
+                }
+                let lost = billed == 1
+                    && outcome.as_ref().is_err_and(|e| {
+                        !matches!(e, Error::Failed { .. } | Error::AmbiguousSubmit { .. })
+                            && e.request_id().is_none()
+                    });
+                match (lost, c.known_gap) {
+                    (true, None) => p.push("result lost (no request_id)"),
+                    (false, Some(_)) => p.push("known gap no longer seen: update the table"),
+                    _ => {}
+                }
+                if let Err(e) = &outcome {
+                    eprintln!("  [{} / {}] {e}", c.fault, c.route);
+                }
+                (describe(&outcome), billed.to_string(), p)
+            }
+        };
+        let ok = match (problems.is_empty(), c.known_gap) {
+            (true, None) => "✓".to_string(),
+            (true, Some(why)) => format!("✗ known gap: {why}"),
+            (false, _) => format!("✗ {}", problems.join(", ")),
+        };
+        let _ = writeln!(
+            table,
+            "| {} | {} | {} | {} | {} | {} |",
+            c.fault, c.route, c.expect.label, outcome_text, billed_text, ok
+        );
+        if !problems.is_empty() {
+            failures.push(format!(
+                "{} / {}: {}",
+                c.fault,
+                c.route,
+                problems.join(", ")
+            ));
+        }
+    }
+    let gaps = cases.iter().filter(|c| c.known_gap.is_some()).count();
+    eprintln!(
+        "\nFault matrix: {} cases, {} failing, {} known gaps\n\n{table}",
+        cases.len(),
+        failures.len(),
+        gaps
+    );
+    assert!(
+        failures.is_empty(),
+        "failing cases:\n{}",
+        failures.join("\n")
+    );
+}
