@@ -99,6 +99,20 @@ fn headers(value: &str) -> Option<HeaderMap> {
     Some(h)
 }
 
+/// The case proptest found: byte 5 inside a multi-byte character used to
+/// panic in the `data:` check.
+#[test]
+fn non_ascii_url_text_is_refused_not_a_panic() {
+    for text in ["A0\u{10000}", "data\u{e9}:x", "\u{1f600}\u{1f600}"] {
+        let err = TryOnRequest::builder()
+            .person(Image::url(text))
+            .garment(Image::url("https://example.com/g.jpg"))
+            .build()
+            .unwrap_err();
+        assert_eq!(field(&err), "person_image");
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
