@@ -46,14 +46,30 @@ const MAX_ERROR_BODY: usize = 4096;
 /// Cheap to clone (an `Arc` inside); clones share connections, the retry
 /// budget and the rate limiter.
 ///
-/// ```no_run
-/// # async fn demo() -> Result<(), tryon_client::Error> {
+/// Runs here against a local `tryon-mock` server (started in hidden lines;
+/// a program would call [`Client::from_env`] and talk to Segmind):
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = tryon_mock::MockServer::start().await;
+/// # let dir = tempfile::tempdir()?;
+/// # let person_path = dir.path().join("person.png");
+/// # std::fs::write(&person_path, b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\xdac\xfc\xcf\xc0\x50\x0f\0\x04\x85\x01\x80\x84\xa9\x8c!\0\0\0\0IEND\xaeB`\x82")?;
+/// # let out_path = dir.path().join("out.png");
+/// # let (person_path, out_path) = (person_path.as_path(), out_path.as_path());
 /// use tryon_client::{Client, Image, TryOnRequest};
 /// let req = TryOnRequest::builder()
-///     .person(Image::file("person.jpg"))
+///     .person(Image::file(person_path))
 ///     .garment(Image::url("https://example.com/shirt.jpg"))
 ///     .build()?;
-/// Client::from_env()?.run(&req).await?.save("out.png").await?;
+/// // In a program: `Client::from_env()?` (reads SEGMIND_API_KEY).
+/// let client = Client::builder()
+///     .api_key("sk-test")
+///     .base_url(server.uri())
+///     .build()?;
+/// client.run(&req).await?.save(out_path).await?;
+/// # assert!(std::fs::read(out_path)?.starts_with(b"\x89PNG"));
 /// # Ok(())
 /// # }
 /// ```
