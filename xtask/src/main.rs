@@ -4,11 +4,12 @@
 //! cargo xtask codegen           regenerate crates/tryon-api/src/generated.rs from the spec
 //! cargo xtask codegen --check   fail with a diff if the checked-in client is stale
 //! cargo xtask garment           draw assets/garment.png (the sample garment)
+//! cargo xtask bench             run every benchmark, print one combined table
 //! ```
 
 use std::process::ExitCode;
 
-use xtask::{codegen, garment};
+use xtask::{bench, codegen, garment};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -51,8 +52,23 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        ["bench"] => {
+            let (report, all_ran) = bench::run_all();
+            #[allow(clippy::print_stdout, reason = "the report is the command's output")]
+            {
+                println!("{report}");
+            }
+            if all_ran {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("error: not every bench ran; see the table above");
+                ExitCode::FAILURE
+            }
+        }
         _ => {
-            eprintln!("usage: cargo xtask codegen [--check] | cargo xtask garment");
+            eprintln!(
+                "usage: cargo xtask codegen [--check] | cargo xtask garment | cargo xtask bench"
+            );
             ExitCode::from(2)
         }
     }

@@ -1,0 +1,87 @@
+//! Shared by the client's bench binaries: the mock-clock adapter, a request,
+//! statistics and the process's peak memory.
+#![allow(dead_code, unreachable_pub)]
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use tryon_client::{Clock, Image, TryOnRequest};
+use tryon_mock::MockClock;
+
+/// The API key the benches send to the mock.
+pub const KEY: &str = "sk-bench";
+
+/// The mock's clock as the client's: sleeping advances virtual time.
+#[derive(Clone, Debug)]
+pub struct MockTime(pub MockClock);
+
+impl Clock for MockTime {
+    fn now(&self) -> Duration {
+        self.0.now()
+    }
+
+    fn sleep(&self, d: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        self.0.advance(d);
+        Box::pin(tokio::task::yield_now())
+    }
+}
+
+/// A valid request with URL inputs, `garments` garments.
+pub fn request(garments: usize, turbo: bool, seed: u64) -> TryOnRequest {
+    TryOnRequest::builder()
+        .person(Image::url("https://example.com/person.jpg"))
+        .garments((0..garments).map(|i| Image::url(format!("https://example.com/g{i}.jpg"))))
+        .turbo(turbo)
+        .seed(seed)
+        .build()
+        .expect("a valid request")
+}
+
+/// The median of `v` (sorted in place).
+pub fn median(v: &mut [Duration]) -> Duration {
+    v.sort_unstable();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+/// The `q` quantile of a sorted slice.
+pub fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// A field of `/proc/self/status` in KiB (`VmHWM` is the peak RSS).
+pub fn proc_status_kib(field: &str) -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    s.lines()
+        .find(|l| l.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Microseconds with one decimal.
+pub fn us(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+/// A deterministic uniform draw in `[0, 1)` (splitmix64, as the mock uses).
+pub fn next_unit(state: &mut u64) -> f64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    #[allow(clippy::cast_precision_loss)]
+    let v = (z >> 11) as f64 / (1u64 << 53) as f64;
+    v
+}
