@@ -277,12 +277,23 @@ pub(crate) async fn handle(
         lock(&state.settings).record_bodies,
         matches!(action, Some(FaultKind::NotJson | FaultKind::TruncatedBody)),
     );
+    #[cfg(feature = "spec-check")]
+    let spec_check = is_json && state.spec.is_some();
+    #[cfg(not(feature = "spec-check"))]
+    let spec_check = false;
     let mut recorded = None;
-    if (record_bodies && is_json) || mangle {
+    if (record_bodies && is_json) || mangle || spec_check {
         let (parts, body) = response.into_parts();
         let bytes = axum::body::to_bytes(body, usize::MAX)
             .await
             .unwrap_or_default();
+        // The body as the mock built it, before a fault mangles it.
+        #[cfg(feature = "spec-check")]
+        if let (true, Some(report)) = (spec_check, &state.spec) {
+            let result =
+                crate::spec_check::check_response(method.as_str(), &path, status.as_u16(), &bytes);
+            lock(report).record(status.as_u16(), result);
+        }
         let (out, ct): (Bytes, HeaderValue) = match action {
             Some(FaultKind::NotJson) => (
                 Bytes::from_static(b"<html><body><h1>502 Bad Gateway</h1></body></html>"),
@@ -297,7 +308,9 @@ pub(crate) async fn handle(
                     .unwrap_or(HeaderValue::from_static("application/json")),
             ),
             _ => {
-                recorded = Some(bytes.clone());
+                if record_bodies && is_json {
+                    recorded = Some(bytes.clone());
+                }
                 (
                     bytes,
                     parts

@@ -9,6 +9,8 @@ mod http;
 mod journal;
 mod render;
 mod server;
+#[cfg(feature = "spec-check")]
+pub mod spec_check;
 mod state;
 mod validate;
 

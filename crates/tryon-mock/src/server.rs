@@ -45,6 +45,8 @@ pub struct MockServerBuilder {
     config: MockConfig,
     addr: SocketAddr,
     expected_submits: Option<u64>,
+    #[cfg_attr(not(feature = "spec-check"), allow(dead_code))]
+    spec_check: bool,
 }
 
 impl Default for MockServerBuilder {
@@ -53,6 +55,7 @@ impl Default for MockServerBuilder {
             config: MockConfig::default(),
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             expected_submits: None,
+            spec_check: true,
         }
     }
 }
@@ -164,6 +167,15 @@ impl MockServerBuilder {
         self
     }
 
+    /// With the `spec-check` feature, checks every JSON body sent against
+    /// the spec and fails [`MockServer::verify`] (and so the drop) on a
+    /// violation. Default: on when the feature is compiled in (it is for
+    /// this crate's own tests); no effect without the feature.
+    pub fn spec_check(mut self, on: bool) -> Self {
+        self.spec_check = on;
+        self
+    }
+
     /// Binds and starts serving on the current tokio runtime.
     ///
     /// # Panics
@@ -196,7 +208,13 @@ impl MockServerBuilder {
         } else {
             MockClock::new_real()
         };
-        let state = Arc::new(State::new(self.config, clock, fixed_base, fallback));
+        #[cfg_attr(not(feature = "spec-check"), allow(unused_mut))]
+        let mut state = State::new(self.config, clock, fixed_base, fallback);
+        #[cfg(feature = "spec-check")]
+        {
+            state.spec = self.spec_check.then(Default::default);
+        }
+        let state = Arc::new(state);
         *lock(&state.expected_submits) = self.expected_submits;
         let task = tokio::spawn(accept_loop(listener, Arc::clone(&state)));
         Ok(MockServer {
@@ -318,11 +336,31 @@ impl MockServer {
         *lock(&self.state.expected_submits) = Some(n);
     }
 
+    /// What the spec check saw so far (empty when it is off).
+    #[cfg(feature = "spec-check")]
+    pub fn spec_report(&self) -> crate::spec_check::SpecReport {
+        self.state
+            .spec
+            .as_ref()
+            .map(|r| lock(r).clone())
+            .unwrap_or_default()
+    }
+
     /// Checks the expectations now.
     ///
     /// # Panics
-    /// If the number of billed jobs differs from the expectation.
+    /// If the number of billed jobs differs from the expectation, or (with
+    /// the `spec-check` feature) a body sent did not match the spec.
     pub fn verify(&self) {
+        #[cfg(feature = "spec-check")]
+        if let Some(report) = &self.state.spec {
+            let violations = &lock(report).violations;
+            assert!(
+                violations.is_empty(),
+                "tryon-mock: {} response bod(y/ies) did not match openapi/segmind-tryon.yaml: {violations:#?}",
+                violations.len()
+            );
+        }
         if let Some(n) = *lock(&self.state.expected_submits) {
             let got = self.billed_submits();
             assert!(
@@ -399,7 +437,8 @@ impl Drop for MockServer {
 
 /// Runs the mock standalone on `addr` until the process ends: real time
 /// unless the config says `virtual_time`, one `tracing` line per request,
-/// and an `info` line with the base URL at start.
+/// and an `info` line with the base URL at start. The spec check is off
+/// here (nothing would read its report).
 ///
 /// ```no_run
 /// # async fn demo() -> std::io::Result<()> {
@@ -411,6 +450,7 @@ pub async fn serve(config: MockConfig, addr: SocketAddr) -> std::io::Result<()> 
     let server = MockServer::builder()
         .config(config)
         .bind(addr)
+        .spec_check(false)
         .try_start()
         .await?;
     tracing::info!(uri = %server.uri(), "tryon-mock listening on {}", server.uri());

@@ -139,6 +139,9 @@ pub(crate) struct State {
     pub(crate) base_url: Option<String>,
     pub(crate) fallback_base: String,
     pub(crate) expected_submits: Mutex<Option<u64>>,
+    /// `Some` when every JSON body sent is checked against the spec.
+    #[cfg(feature = "spec-check")]
+    pub(crate) spec: Option<Mutex<crate::spec_check::SpecReport>>,
 }
 
 /// What the auth / limits / credits checks decided.
@@ -175,6 +178,8 @@ impl State {
             base_url,
             fallback_base,
             expected_submits: Mutex::new(None),
+            #[cfg(feature = "spec-check")]
+            spec: None,
         }
     }
 

@@ -120,117 +120,16 @@ async fn v1_returns_the_image_bytes() {
 }
 
 // ---- schema check ------------------------------------------------------
-
-fn spec() -> Value {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../openapi/segmind-tryon.yaml"
-    ))
-    .unwrap();
-    serde_yaml::from_str(&text).unwrap()
-}
-
-fn resolve<'a>(spec: &'a Value, v: &'a Value) -> &'a Value {
-    match v.get("$ref").and_then(Value::as_str) {
-        Some(r) => {
-            let mut cur = spec;
-            for part in r.trim_start_matches("#/").split('/') {
-                cur = &cur[part];
-            }
-            resolve(spec, cur)
-        }
-        None => v,
-    }
-}
-
-/// Validates `value` against an OpenAPI 3.0 schema: `$ref`, `type`,
-/// `nullable`, `enum`, `required`, `properties`, `items`, `minimum`,
-/// `maximum`, `minItems`, `maxItems`. Stricter than the spec in one way:
-/// a property the schema does not declare is an error, so the mock cannot
-/// drift from the spec by adding fields.
-fn validate(spec: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec<String>) {
-    let schema = resolve(spec, schema);
-    if value.is_null() {
-        if schema["nullable"] != json!(true) {
-            errors.push(format!("{at}: null but not nullable"));
-        }
-        return;
-    }
-    if let Some(options) = schema["enum"].as_array() {
-        if !options.contains(value) {
-            errors.push(format!("{at}: {value} not in {options:?}"));
-        }
-    }
-    let ok = match schema["type"].as_str() {
-        Some("object") => value.is_object(),
-        Some("array") => value.is_array(),
-        Some("string") => value.is_string(),
-        Some("integer") => value.is_i64() || value.is_u64(),
-        Some("number") => value.is_number(),
-        Some("boolean") => value.is_boolean(),
-        _ => true,
-    };
-    if !ok {
-        errors.push(format!("{at}: {value} is not of type {}", schema["type"]));
-        return;
-    }
-    if let Some(n) = value.as_f64() {
-        if schema["minimum"].as_f64().is_some_and(|m| n < m)
-            || schema["maximum"].as_f64().is_some_and(|m| n > m)
-        {
-            errors.push(format!("{at}: {n} out of bounds"));
-        }
-    }
-    if let Some(obj) = value.as_object() {
-        for req in schema["required"].as_array().into_iter().flatten() {
-            if !obj.contains_key(req.as_str().unwrap()) {
-                errors.push(format!("{at}: missing required {req}"));
-            }
-        }
-        for (k, v) in obj {
-            match schema["properties"].get(k) {
-                Some(s) => validate(spec, s, v, &format!("{at}.{k}"), errors),
-                None => errors.push(format!("{at}: undeclared property {k}")),
-            }
-        }
-    }
-    if let Some(items) = value.as_array() {
-        if schema["minItems"]
-            .as_u64()
-            .is_some_and(|m| (items.len() as u64) < m)
-        {
-            errors.push(format!("{at}: too few items"));
-        }
-        for (i, item) in items.iter().enumerate() {
-            validate(spec, &schema["items"], item, &format!("{at}[{i}]"), errors);
-        }
-    }
-}
-
-/// Finds the spec's path template for a concrete path.
-fn template(spec: &Value, path: &str) -> Option<String> {
-    let segs: Vec<&str> = path.split('/').collect();
-    spec["paths"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .find(|t| {
-            let ts: Vec<&str> = t.split('/').collect();
-            ts.len() == segs.len()
-                && ts
-                    .iter()
-                    .zip(&segs)
-                    .all(|(a, b)| a.starts_with('{') || a == b)
-        })
-        .cloned()
-}
+//
+// Every server in this crate's tests checks each JSON body it sends (the
+// `spec-check` feature, on for the crate's own tests) and fails its drop on
+// a violation. This scenario makes sure every status code the mock can send
+// is among them, and keeps the spec's known gaps visible.
 
 #[tokio::test]
 async fn every_body_sent_matches_the_spec() {
-    let spec = spec();
     let server = MockServer::builder()
         .virtual_time()
-        .record_bodies(true)
         .max_body_bytes(64 * 1024)
         .fail(FailRule::content_block(JobMatch::Seed(66)))
         .credits(tryon_mock::Credits::with_balance(0.02))
@@ -312,62 +211,58 @@ async fn every_body_sent_matches_the_spec() {
     server.push_fault(Fault::server_error(Route::Status, 503));
     status_of(&uri, &id).await;
 
-    let journal = server.journal();
-    let mut checked = 0;
-    let mut codes = BTreeSet::new();
-    let mut undocumented = BTreeSet::new();
-    let mut errors = Vec::new();
-    for e in &journal {
-        let (Some(body), Some(status)) = (&e.body, e.status) else {
-            continue;
-        };
-        let value: Value = serde_json::from_slice(body).unwrap();
-        codes.insert(status);
-        // The legacy poll URL is not in the spec; the mock serves it as the
-        // v2 result, so check it against that.
-        let path = e.path.replace("/v1/requests/", "/v2/requests/");
-        let op = template(&spec, &path).map(|t| spec["paths"][t][e.method.to_lowercase()].clone());
-        let response = op
-            .as_ref()
-            .filter(|op| !op.is_null())
-            .map(|op| op["responses"][status.to_string()].clone())
-            .filter(|r| !r.is_null());
-        let schema = match &response {
-            Some(r) => resolve(&spec, r)["content"]["application/json"]["schema"].clone(),
-            None => {
-                // Not in the spec for this operation (e.g. 413 on submit,
-                // 503, 405/404 off the API paths): must still be an ErrorBody.
-                undocumented.insert(format!(
-                    "{} {} {status}",
-                    e.method,
-                    template(&spec, &path).unwrap_or_else(|| path.clone())
-                ));
-                json!({"$ref": "#/components/schemas/ErrorBody"})
-            }
-        };
-        validate(
-            &spec,
-            &schema,
-            &value,
-            &format!("{} {} {status}", e.method, e.path),
-            &mut errors,
-        );
-        checked += 1;
-    }
-    assert!(errors.is_empty(), "{errors:#?}");
+    let report = server.spec_report();
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
     let expected_codes: BTreeSet<u16> = [
         200, 400, 401, 404, 405, 406, 413, 422, 429, 500, 502, 503, 504,
     ]
     .into();
-    assert_eq!(codes, expected_codes);
-    assert!(checked >= 25, "{checked}");
-    // The spec's known gaps, kept visible: if the spec gains these, this
-    // list shrinks.
+    assert_eq!(report.statuses, expected_codes);
+    assert!(report.checked >= 25, "{}", report.checked);
+    // The spec's known gaps (spec_check::EXCEPTIONS), kept visible: if the
+    // spec gains these, this list shrinks.
     assert_eq!(
-        undocumented.into_iter().collect::<Vec<_>>(),
+        report.exceptions.into_iter().collect::<Vec<_>>(),
         [
             "GET /v2/p-image-try-on 405",
             "GET /v2/requests/{request_id}/status 503"
         ],
     );
+    // The whole list (the other two come up in tests/faults.rs).
+    assert_eq!(
+        tryon_mock::spec_check::EXCEPTIONS,
+        [
+            ("GET", "/v2/requests/{request_id}/status", 503),
+            ("GET", "/v2/p-image-try-on", 405),
+            ("DELETE", "/v2/requests/{request_id}/status", 405),
+            ("POST", "/v2/p-image-try-on", 413),
+        ],
+    );
+}
+
+#[tokio::test]
+async fn a_body_off_the_spec_fails_the_server() {
+    // The check itself, on a body the mock would never send: it is caught
+    // and reported the way a drifted body would be.
+    let errs = tryon_mock::spec_check::check_response(
+        "POST",
+        "/v2/p-image-try-on",
+        200,
+        br#"{"request_id":"x","status":"QUEUED"}"#,
+    )
+    .unwrap_err();
+    assert!(
+        errs.iter().any(|e| e.contains("missing required")),
+        "{errs:?}"
+    );
+    // An undocumented status on a spec route is a violation, recorded by the
+    // server and raised when it is dropped.
+    let server = MockServer::builder().virtual_time().start().await;
+    server.push_fault(Fault::server_error(Route::Submit, 503));
+    post(&server.uri(), "/v2/p-image-try-on", &body(1)).await;
+    let report = server.spec_report();
+    assert_eq!(report.violations.len(), 1, "{report:?}");
+    assert!(report.violations[0].contains("does not document 503"));
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(server)));
+    assert!(dropped.is_err(), "the drop must fail on a violation");
 }
