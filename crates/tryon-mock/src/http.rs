@@ -290,8 +290,11 @@ pub(crate) async fn handle(
         // The body as the mock built it, before a fault mangles it.
         #[cfg(feature = "spec-check")]
         if let (true, Some(report)) = (spec_check, &state.spec) {
-            let result =
-                crate::spec_check::check_response(method.as_str(), &path, status.as_u16(), &bytes);
+            let result = if matches!(action, Some(FaultKind::Status { .. })) {
+                crate::spec_check::check_injected(method.as_str(), &path, status.as_u16(), &bytes)
+            } else {
+                crate::spec_check::check_response(method.as_str(), &path, status.as_u16(), &bytes)
+            };
             lock(report).record(status.as_u16(), result);
         }
         let (out, ct): (Bytes, HeaderValue) = match action {
