@@ -102,6 +102,7 @@ mod tests {
         assert_eq!(cli.code, Code::Timeout);
         assert!(cli.message.contains("tryon wait r-1"), "{cli}");
         let credits = tryon_client::Error::InsufficientCredits {
+            request_id: None,
             message: "none".into(),
         };
         assert_eq!(code_of(&credits), Code::Auth);

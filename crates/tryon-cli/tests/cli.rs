@@ -291,7 +291,7 @@ fn write_manifest(dir: &Path, rows: usize, failing_seed: Option<u64>) -> PathBuf
         writeln!(csv, "look-{i},https://example.com/p{i}.jpg,https://example.com/g{i}.jpg|https://example.com/h{i}.jpg,{seed}").expect("write to a String");
     }
     let path = dir.join("manifest.csv");
-    std::fs::write(&path, csv).unwrap();
+    std::fs::write(&path, csv).expect("manifest written");
     path
 }
 
@@ -303,8 +303,12 @@ fn accepted_ids(server: &MockServer) -> BTreeSet<String> {
         .filter(|e| e.method == "POST" && e.path == "/v2/p-image-try-on" && e.status == Some(200))
         .map(|e| {
             let body: serde_json::Value =
-                serde_json::from_slice(e.body.as_deref().expect("bodies recorded")).unwrap();
-            body["request_id"].as_str().unwrap().to_string()
+                serde_json::from_slice(e.body.as_deref().expect("bodies recorded"))
+                    .expect("a JSON submit answer");
+            body["request_id"]
+                .as_str()
+                .expect("a request_id")
+                .to_string()
         })
         .collect()
 }
@@ -312,15 +316,14 @@ fn accepted_ids(server: &MockServer) -> BTreeSet<String> {
 /// Row id -> request id, from the CLI's journal.
 fn journal_ids(out_dir: &Path) -> HashMap<String, Vec<String>> {
     let mut ids: HashMap<String, Vec<String>> = HashMap::new();
-    for line in std::fs::read_to_string(out_dir.join("tryon-journal.jsonl"))
-        .unwrap()
-        .lines()
-    {
-        let event: serde_json::Value = serde_json::from_str(line).unwrap();
+    let text = std::fs::read_to_string(out_dir.join("tryon-journal.jsonl")).expect("journal");
+    for line in text.lines() {
+        let event: serde_json::Value = serde_json::from_str(line).expect("a JSON journal line");
         if event["event"] == "submitted" {
-            ids.entry(event["row"].as_str().unwrap().into())
+            let field = |name: &str| event[name].as_str().expect("a string field").to_string();
+            ids.entry(field("row"))
                 .or_default()
-                .push(event["request_id"].as_str().unwrap().into());
+                .push(field("request_id"));
         }
     }
     ids

@@ -851,9 +851,18 @@ impl Client {
             request_id: rid.clone(),
         };
         match (status, ctx.kind) {
-            (401, _) => Verdict::Fatal(Error::Unauthorized { message }),
-            (403, _) => Verdict::Fatal(Error::Forbidden { message }),
-            (406, _) => Verdict::Fatal(Error::InsufficientCredits { message }),
+            (401, _) => Verdict::Fatal(Error::Unauthorized {
+                request_id: rid,
+                message,
+            }),
+            (403, _) => Verdict::Fatal(Error::Forbidden {
+                request_id: rid,
+                message,
+            }),
+            (406, _) => Verdict::Fatal(Error::InsufficientCredits {
+                request_id: rid,
+                message,
+            }),
             (404, CallKind::Read) if rid.is_some() => Verdict::Fatal(Error::Expired {
                 request_id: rid.unwrap_or_default(),
             }),

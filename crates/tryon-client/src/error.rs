@@ -69,9 +69,14 @@ pub enum Error {
     /// Check the key in `SEGMIND_API_KEY` (or the one given to the builder)
     /// against your Segmind dashboard.
     #[error(
-        "401 Unauthorized: the API key was rejected; check SEGMIND_API_KEY against your Segmind dashboard ({message})"
+        "401 Unauthorized{}: the API key was rejected; check SEGMIND_API_KEY against your Segmind dashboard ({message})",
+        fmt_request_id(request_id.as_deref())
     )]
     Unauthorized {
+        /// The job, when the call was about one (a 401 while waiting for
+        /// an accepted, billed job): re-attach to it once the account is
+        /// fixed.
+        request_id: Option<String>,
         /// The server's `error` text.
         message: String,
     },
@@ -80,20 +85,31 @@ pub enum Error {
     ///
     /// Check the key's permissions or the account's access to this model.
     #[error(
-        "403 Forbidden: the API key lacks permission for this model or call; check its permissions in your Segmind dashboard ({message})"
+        "403 Forbidden{}: the API key lacks permission for this model or call; check its permissions in your Segmind dashboard ({message})",
+        fmt_request_id(request_id.as_deref())
     )]
     Forbidden {
+        /// The job, when the call was about one (a 403 while waiting for
+        /// an accepted, billed job): re-attach to it once the account is
+        /// fixed.
+        request_id: Option<String>,
         /// The server's `error` text.
         message: String,
     },
 
-    /// `406`: the account has not enough credits. Nothing was billed.
+    /// `406`: the account has not enough credits. A refused submit was not
+    /// billed.
     ///
     /// Top up the account, then submit again.
     #[error(
-        "406 Not Acceptable: the account is out of credits; top up in your Segmind dashboard, then submit again ({message})"
+        "406 Not Acceptable{}: the account is out of credits; top up in your Segmind dashboard, then submit again ({message})",
+        fmt_request_id(request_id.as_deref())
     )]
     InsufficientCredits {
+        /// The job, when the call was about one (a 406 while waiting for
+        /// an accepted, billed job): re-attach to it once the account is
+        /// fixed.
+        request_id: Option<String>,
         /// The server's `error` text.
         message: String,
     },
@@ -261,6 +277,9 @@ impl Error {
             | Error::NotReady { request_id, .. }
             | Error::Download { request_id, .. } => Some(request_id),
             Error::RateLimited { request_id, .. }
+            | Error::Unauthorized { request_id, .. }
+            | Error::Forbidden { request_id, .. }
+            | Error::InsufficientCredits { request_id, .. }
             | Error::Api { request_id, .. }
             | Error::Transport { request_id, .. }
             | Error::InvalidResponse { request_id, .. } => request_id.as_deref(),

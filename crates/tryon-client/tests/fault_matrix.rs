@@ -97,10 +97,6 @@ struct Case {
     setup: Setup,
     expect: Expect,
     billed: u64,
-    /// A known client gap that makes "no result lost" fail for this row.
-    /// The test asserts the gap is still there, so fixing it forces an
-    /// update of this table rather than hiding it.
-    known_gap: Option<&'static str>,
 }
 
 fn case(
@@ -117,18 +113,12 @@ fn case(
         setup: Setup::Plain,
         expect,
         billed,
-        known_gap: None,
     }
 }
 
 impl Case {
     fn setup(mut self, setup: Setup) -> Self {
         self.setup = setup;
-        self
-    }
-
-    fn gap(mut self, why: &'static str) -> Self {
-        self.known_gap = Some(why);
         self
     }
 }
@@ -144,10 +134,6 @@ fn api(e: &Error, code: u16, id: bool) -> bool {
 fn download(e: &Error, code: Option<u16>) -> bool {
     matches!(e, Error::Download { status, .. } if *status == code)
 }
-
-/// Why the 401/406-mid-wait rows fail "no result lost".
-const GAP: &str = "Unauthorized/InsufficientCredits carry no request_id; \
-                   with run() the billed job's id is not in the error";
 
 /// Every case of the matrix.
 fn cases() -> Vec<Case> {
@@ -471,19 +457,15 @@ fn cases() -> Vec<Case> {
             err("Unauthorized", |e| matches!(e, Error::Unauthorized { .. })),
             1,
         )
-        .setup(Setup::KeyRevokedAfterSubmit)
-        .gap(GAP),
+        .setup(Setup::KeyRevokedAfterSubmit),
     );
-    v.push(
-        case(
-            "401",
-            "result",
-            vec![Fault::server_error(Route::Result, 401).always()],
-            err("Unauthorized", |e| matches!(e, Error::Unauthorized { .. })),
-            1,
-        )
-        .gap(GAP),
-    );
+    v.push(case(
+        "401",
+        "result",
+        vec![Fault::server_error(Route::Result, 401).always()],
+        err("Unauthorized", |e| matches!(e, Error::Unauthorized { .. })),
+        1,
+    ));
     v.push(
         case(
             "406 no credits",
@@ -497,18 +479,15 @@ fn cases() -> Vec<Case> {
         .setup(Setup::NoCredits),
     );
     for (rname, route) in [("status", Route::Status), ("result", Route::Result)] {
-        v.push(
-            case(
-                "406",
-                rname,
-                vec![Fault::server_error(route, 406).always()],
-                err("InsufficientCredits", |e| {
-                    matches!(e, Error::InsufficientCredits { .. })
-                }),
-                1,
-            )
-            .gap(GAP),
-        );
+        v.push(case(
+            "406",
+            rname,
+            vec![Fault::server_error(route, 406).always()],
+            err("InsufficientCredits", |e| {
+                matches!(e, Error::InsufficientCredits { .. })
+            }),
+            1,
+        ));
     }
     v
 }
@@ -668,10 +647,8 @@ async fn fault_matrix() {
                         !matches!(e, Error::Failed { .. } | Error::AmbiguousSubmit { .. })
                             && e.request_id().is_none()
                     });
-                match (lost, c.known_gap) {
-                    (true, None) => p.push("result lost (no request_id)"),
-                    (false, Some(_)) => p.push("known gap no longer seen: update the table"),
-                    _ => {}
+                if lost {
+                    p.push("result lost (no request_id)");
                 }
                 if let Err(e) = &outcome {
                     eprintln!("  [{} / {}] {e}", c.fault, c.route);
@@ -679,10 +656,10 @@ async fn fault_matrix() {
                 (describe(&outcome), billed.to_string(), p)
             }
         };
-        let ok = match (problems.is_empty(), c.known_gap) {
-            (true, None) => "✓".to_string(),
-            (true, Some(why)) => format!("✗ known gap: {why}"),
-            (false, _) => format!("✗ {}", problems.join(", ")),
+        let ok = if problems.is_empty() {
+            "✓".to_string()
+        } else {
+            format!("✗ {}", problems.join(", "))
         };
         let _ = writeln!(
             table,
@@ -698,12 +675,10 @@ async fn fault_matrix() {
             ));
         }
     }
-    let gaps = cases.iter().filter(|c| c.known_gap.is_some()).count();
     eprintln!(
-        "\nFault matrix: {} cases, {} failing, {} known gaps\n\n{table}",
+        "\nFault matrix: {} cases, {} failing\n\n{table}",
         cases.len(),
         failures.len(),
-        gaps
     );
     assert!(
         failures.is_empty(),
