@@ -33,6 +33,9 @@ pub async fn session(cli: &Cli, mock: bool, upload: bool) -> Result<Session, Cli
         let server = tryon_mock::MockServer::builder()
             .realistic()
             .workers(64)
+            // Large enough to look at; the real service's portrait outputs
+            // are bigger still.
+            .output_size(384, 512)
             .try_start()
             .await
             .map_err(|e| {

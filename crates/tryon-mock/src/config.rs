@@ -302,6 +302,10 @@ pub struct MockConfig {
     /// Keep a copy of every JSON response body in the journal (for schema
     /// checks). Default false.
     pub record_bodies: bool,
+    /// Width and height of an output whose person photo's size is not
+    /// preserved (or is unknown). Default 64×96, small so tests stay fast;
+    /// a demo wants something larger.
+    pub output_size: (u32, u32),
     /// Base URL used in absolute URLs (`status_url`, `output`, …), for a mock
     /// behind a proxy. Default: the URL the mock listens on.
     pub public_url: Option<String>,
@@ -322,6 +326,7 @@ impl Default for MockConfig {
             max_body_bytes: 16 * 1024 * 1024,
             journal_capacity: 100_000,
             record_bodies: false,
+            output_size: crate::render::PLACEHOLDER_SIZE,
             public_url: None,
         }
     }

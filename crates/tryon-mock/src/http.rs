@@ -518,7 +518,8 @@ fn image_response(bytes: Vec<u8>, content_type: &str) -> Response<Body> {
 
 fn render_job(state: &State, base: &str, input: &tryon_api::types::TryOnInput) -> Response<Body> {
     let resolve = |r: &str| state.resolve_image(base, r);
-    match render::render(input, &resolve) {
+    let size = lock(&state.settings).output_size;
+    match render::render(input, size, &resolve) {
         Ok(bytes) => image_response(
             bytes,
             render::content_type(input.output_format.unwrap_or_default()),

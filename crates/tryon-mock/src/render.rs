@@ -76,6 +76,7 @@ fn load(bytes: &[u8]) -> Option<RgbaImage> {
 #[allow(clippy::many_single_char_names)] // w, h, x, y: image geometry.
 pub(crate) fn render(
     input: &TryOnInput,
+    size: (u32, u32),
     resolve: &dyn Fn(&str) -> Option<Vec<u8>>,
 ) -> Result<Vec<u8>, String> {
     let seed = input.seed.unwrap_or(0);
@@ -102,11 +103,15 @@ pub(crate) fn render(
                 (pw.max(1), ph.max(1))
             }
         }
-        _ => PLACEHOLDER_SIZE,
+        _ => (size.0.clamp(1, MAX_SIDE), size.1.clamp(1, MAX_SIDE)),
     };
     let mut canvas = match person {
         Some(p) if p.dimensions() == (w, hgt) => p,
-        Some(p) => imageops::resize(&p, w, hgt, imageops::FilterType::Triangle),
+        // Cover the output and crop the overflow, so the person keeps their
+        // proportions.
+        Some(p) => image::DynamicImage::ImageRgba8(p)
+            .resize_to_fill(w, hgt, imageops::FilterType::Triangle)
+            .to_rgba8(),
         None => {
             let top = color(h);
             let bottom = color(h.rotate_left(24));
@@ -140,7 +145,12 @@ pub(crate) fn render(
         let i = u32::try_from(i).unwrap_or(0);
         let x = x0 + i * slice_w;
         let tile = match resolve(g).and_then(|b| load(&b)) {
-            Some(img) => imageops::resize(&img, slice_w, band_h, imageops::FilterType::Triangle),
+            Some(img) => {
+                let mut tile =
+                    imageops::resize(&img, slice_w, band_h, imageops::FilterType::Triangle);
+                key_out_background(&mut tile);
+                tile
+            }
             None => RgbaImage::from_pixel(slice_w, band_h, color(fnv(&[g.as_bytes()]))),
         };
         imageops::overlay(&mut canvas, &tile, i64::from(x), i64::from(y0));
@@ -154,6 +164,31 @@ pub(crate) fn render(
         input.output_format.unwrap_or(OutputFormat::Png),
         input.output_quality,
     )
+}
+
+/// Make a flat-lay's backdrop transparent: pixels close to the colour of
+/// the top-left corner (the backdrop, in a flat-lay photo) are cleared, so
+/// the garment and not its square lands on the person. A tile whose centre
+/// has the corner's colour (a plain swatch) is left whole.
+fn key_out_background(tile: &mut RgbaImage) {
+    const CLOSE: u8 = 24;
+    let distance =
+        |a: &Rgba<u8>, b: &Rgba<u8>| (0..3).map(|i| a.0[i].abs_diff(b.0[i])).max().unwrap_or(0);
+    let (w, h) = tile.dimensions();
+    let (Some(&corner), Some(&centre)) = (
+        tile.get_pixel_checked(0, 0),
+        tile.get_pixel_checked(w / 2, h / 2),
+    ) else {
+        return;
+    };
+    if distance(&corner, &centre) < CLOSE {
+        return;
+    }
+    for pixel in tile.pixels_mut() {
+        if distance(pixel, &corner) < CLOSE {
+            pixel.0[3] = 0;
+        }
+    }
 }
 
 fn scaled(v: u32, scale: f64) -> u32 {
@@ -209,9 +244,9 @@ mod tests {
     #[test]
     fn deterministic_and_decodable_in_every_format() {
         for format in [OutputFormat::Png, OutputFormat::Jpg, OutputFormat::Webp] {
-            let a = render(&input(7, format), &|_| None).unwrap();
-            let b = render(&input(7, format), &|_| None).unwrap();
-            let c = render(&input(8, format), &|_| None).unwrap();
+            let a = render(&input(7, format), PLACEHOLDER_SIZE, &|_| None).unwrap();
+            let b = render(&input(7, format), PLACEHOLDER_SIZE, &|_| None).unwrap();
+            let c = render(&input(8, format), PLACEHOLDER_SIZE, &|_| None).unwrap();
             assert_eq!(a, b);
             assert_ne!(a, c);
             let img = image::load_from_memory(&a).unwrap();
@@ -224,5 +259,40 @@ mod tests {
         let (mime, bytes) = decode_data_uri("data:image/png;base64,aGk=").unwrap();
         assert_eq!((mime.as_str(), bytes.as_slice()), ("image/png", &b"hi"[..]));
         assert!(decode_data_uri("https://x").is_none());
+    }
+
+    fn png(img: &RgbaImage) -> Vec<u8> {
+        encode(img, OutputFormat::Png, 95).unwrap()
+    }
+
+    #[test]
+    fn output_size_is_honoured_and_a_flat_lays_backdrop_is_keyed_out() {
+        // A red person, and a flat-lay: a blue square on a grey backdrop.
+        let person = png(&RgbaImage::from_pixel(300, 300, Rgba([200, 0, 0, 255])));
+        let garment = png(&RgbaImage::from_fn(40, 40, |x, y| {
+            if (10..30).contains(&x) && (10..30).contains(&y) {
+                Rgba([0, 0, 200, 255])
+            } else {
+                Rgba([214, 214, 210, 255])
+            }
+        }));
+        let input: TryOnInput = serde_json::from_value(serde_json::json!({
+            "person_image": "person",
+            "garment_images": ["garment"],
+        }))
+        .unwrap();
+        let resolve = |r: &str| match r {
+            "person" => Some(person.clone()),
+            "garment" => Some(garment.clone()),
+            _ => None,
+        };
+        let out = image::load_from_memory(&render(&input, (120, 160), &resolve).unwrap())
+            .unwrap()
+            .to_rgb8();
+        assert_eq!(out.dimensions(), (120, 160));
+        // The garment band spans x 30..90, y 48..112: its middle is the
+        // garment, its corner shows the person through the keyed backdrop.
+        assert_eq!(out.get_pixel(60, 80).0, [0, 0, 200]);
+        assert_eq!(out.get_pixel(32, 50).0, [200, 0, 0]);
     }
 }

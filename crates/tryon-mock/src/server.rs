@@ -155,6 +155,13 @@ impl MockServerBuilder {
         self
     }
 
+    /// Size of outputs whose person photo's size is not preserved. Default
+    /// 64×96 (small, so tests stay fast); sides are clamped to 1..=2048.
+    pub fn output_size(mut self, width: u32, height: u32) -> Self {
+        self.config.output_size = (width, height);
+        self
+    }
+
     /// Listens on `addr` instead of `127.0.0.1:0`.
     pub fn bind(mut self, addr: SocketAddr) -> Self {
         self.addr = addr;

@@ -87,6 +87,7 @@ pub(crate) struct Settings {
     pub(crate) max_body_bytes: usize,
     pub(crate) journal_capacity: usize,
     pub(crate) record_bodies: bool,
+    pub(crate) output_size: (u32, u32),
 }
 
 impl Settings {
@@ -108,6 +109,7 @@ impl Settings {
             max_body_bytes: c.max_body_bytes,
             journal_capacity: c.journal_capacity,
             record_bodies: c.record_bodies,
+            output_size: c.output_size,
         }
     }
 }
