@@ -377,23 +377,31 @@ fn urls(base: &str, id: &str) -> (String, String, String) {
     )
 }
 
+/// The body of either POST, read, validated and paid for: the steps a
+/// submit and a synchronous run share before a job exists.
+async fn checked_and_charged(
+    state: &State,
+    key: &str,
+    req: Request<hyper::body::Incoming>,
+) -> Result<tryon_api::types::TryOnInput, Response<Body>> {
+    let bytes = read_body(state, req).await?;
+    let input = validate::try_on_input(&bytes).map_err(invalid)?;
+    state
+        .charge(key, input.garment_images.len())
+        .map_err(refusal)?;
+    Ok(input)
+}
+
 async fn submit(
     state: &State,
     key: &str,
     base: &str,
     req: Request<hyper::body::Incoming>,
 ) -> Response<Body> {
-    let bytes = match read_body(state, req).await {
-        Ok(b) => b,
+    let input = match checked_and_charged(state, key, req).await {
+        Ok(input) => input,
         Err(r) => return r,
     };
-    let input = match validate::try_on_input(&bytes) {
-        Ok(i) => i,
-        Err(e) => return invalid(e),
-    };
-    if let Err(r) = state.charge(key, input.garment_images.len()) {
-        return refusal(r);
-    }
     let (id, _, _) = state.accept(input);
     state.bill(key);
     let id = id.to_string();
@@ -564,17 +572,10 @@ async fn run(
     base: &str,
     req: Request<hyper::body::Incoming>,
 ) -> Response<Body> {
-    let bytes = match read_body(state, req).await {
-        Ok(b) => b,
+    let input = match checked_and_charged(state, key, req).await {
+        Ok(input) => input,
         Err(r) => return r,
     };
-    let input = match validate::try_on_input(&bytes) {
-        Ok(i) => i,
-        Err(e) => return invalid(e),
-    };
-    if let Err(r) = state.charge(key, input.garment_images.len()) {
-        return refusal(r);
-    }
     let (id, failure, stages) = state.accept(input);
     // In real time the call is held for the job's duration; with a virtual
     // clock it answers at once (nothing would ever advance it mid-call).
