@@ -1,7 +1,7 @@
 //! `cargo xtask codegen`: generate `crates/tryon-api/src/generated.rs` from
 //! `openapi/segmind-tryon.yaml` with progenitor.
 //!
-//! Every progenitor setting lives in [`settings`], so "how is the client
+//! Every progenitor setting lives in `settings()`, so "how is the client
 //! generated" has one answer.
 
 use std::fmt;
