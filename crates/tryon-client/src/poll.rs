@@ -1,7 +1,7 @@
 //! When to poll a job's status.
 //!
 //! The default, [`ModelAwarePolling`], plans around the job's expected
-//! compute time (about 2 s per garment, about 4 s with `turbo`): the first
+//! compute time (about 2 s per garment, at most 4 s in all with `turbo`): the first
 //! poll waits for most of it, later polls come quickly and slow down
 //! gently, a queued job is checked at a moderate pace, and every delay gets
 //! jitter so many jobs do not poll in lockstep. [`FixedPolling`] is the

@@ -396,6 +396,7 @@ async fn faults_from_config_toml() {
     let config: tryon_mock::MockConfig = toml::from_str(
         r#"
         virtual_time = true
+        output_size = [120, 160]
         [[faults]]
         route = "submit"
         kind = { status = { code = 502 } }
@@ -403,6 +404,7 @@ async fn faults_from_config_toml() {
         "#,
     )
     .unwrap();
+    assert_eq!(config.output_size, (120, 160));
     let server = MockServer::builder().config(config).start().await;
     assert_eq!(
         post(&server.uri(), "/v2/p-image-try-on", &body(1))
