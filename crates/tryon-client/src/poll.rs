@@ -76,8 +76,10 @@ impl PollPolicy for FixedPolling {
 ///   when nothing queues), the next at `q + E`;
 /// - after that, polls come every `max(min_interval, E / 20)`, growing by
 ///   `growth` per poll that still sees `PROCESSING`, up to `max_interval`;
-/// - while the job is queued, polls come every `clamp(E / 2, min_interval,
-///   queued_max_interval)`;
+/// - while the job is queued, polls come every `clamp(max(E / 2, t / 4),
+///   min_interval, queued_max_interval)`, where `t` is how long the job has
+///   waited so far: a job that has queued long is likely to queue longer,
+///   so a long queue is checked less often;
 /// - with no expected time (a re-attached job), polls start at
 ///   `min_interval` and grow by `growth` up to `max_interval`.
 ///
@@ -136,8 +138,9 @@ impl ModelAwarePolling {
         };
         let quick = (expected / 20).max(self.min_interval);
         if s.last == Some(Phase::Queued) && s.polls > 0 {
-            // Seen queued by a poll: compute has not started.
-            return (expected / 2).clamp(
+            // Seen queued by a poll: compute has not started. The longer it
+            // has waited, the longer it is likely to wait still.
+            return (expected / 2).max(s.elapsed / 4).clamp(
                 self.min_interval,
                 self.queued_max_interval.max(self.min_interval),
             );
