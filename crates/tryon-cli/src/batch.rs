@@ -71,11 +71,7 @@ fn check_local_images(row: &Row) -> Result<(), String> {
         .chain(&row.garments)
         .chain(row.reference_pose.as_ref());
     for value in values {
-        let lower = value.to_ascii_lowercase();
-        if ["http://", "https://", "data:"]
-            .iter()
-            .any(|s| lower.starts_with(s))
-        {
+        if input::is_url(value) {
             continue;
         }
         let mut head = [0u8; 16];

@@ -5,11 +5,17 @@ use tryon_client::{Format, Image, TryOnRequest};
 use crate::cli::{FormatArg, JobArgs};
 use crate::manifest::Row;
 
-/// A URL (anything with a scheme, so the client can refuse the ones it
-/// does not take, naming the field) or, failing that, a local file.
-pub fn image(value: &str) -> Image {
+/// Whether an image value is a URL rather than a local path: a `data:` URI
+/// or anything with a scheme (`ftp://` too, so the client refuses it naming
+/// the field instead of the CLI looking for a file of that name).
+pub fn is_url(value: &str) -> bool {
     let lower = value.trim_start().to_ascii_lowercase();
-    if lower.starts_with("data:") || lower.contains("://") {
+    lower.starts_with("data:") || lower.contains("://")
+}
+
+/// A URL (see [`is_url`]) or, failing that, a local file.
+pub fn image(value: &str) -> Image {
+    if is_url(value) {
         Image::url(value.trim())
     } else {
         Image::file(value)

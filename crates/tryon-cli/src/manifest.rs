@@ -173,10 +173,7 @@ pub fn parse(path: &Path, text: &str, base: &Path) -> Result<Vec<Row>, ManifestE
 /// URLs pass through; anything else is a path, made relative to `base`.
 fn resolve(base: &Path, value: &str) -> String {
     let value = value.trim();
-    let is_url = ["http://", "https://", "data:"].iter().any(|scheme| {
-        value.len() >= scheme.len() && value[..scheme.len()].eq_ignore_ascii_case(scheme)
-    });
-    if is_url || Path::new(value).is_absolute() {
+    if crate::input::is_url(value) || Path::new(value).is_absolute() {
         value.to_string()
     } else {
         base.join(value).to_string_lossy().into_owned()
@@ -392,6 +389,24 @@ mod tests {
         assert_eq!(
             csv("person,garments\n").unwrap_err().to_string(),
             "m.csv: no rows"
+        );
+    }
+
+    #[test]
+    fn urls_pass_through_and_other_values_are_paths() {
+        // `ééé` puts a char boundary off byte 5: slicing `value[..5]` to
+        // compare with `data:` would panic on it.
+        let rows = csv(
+            "person,garments\nftp://x.test/p.png,\"ééé/chemise.png|DATA:image/png;base64,AA\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            rows[0].person, "ftp://x.test/p.png",
+            "left for the client to refuse"
+        );
+        assert_eq!(
+            rows[0].garments,
+            vec!["/data/ééé/chemise.png", "DATA:image/png;base64,AA"]
         );
     }
 
