@@ -15,16 +15,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args.as_slice() {
-        ["codegen"] => match codegen::write() {
-            Ok(path) => {
-                eprintln!("wrote {}", path.display());
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        ["codegen"] => wrote(codegen::write()),
         ["codegen", "--check"] => match codegen::check() {
             Ok(codegen::Check::UpToDate) => {
                 eprintln!("tryon-api is up to date with openapi/segmind-tryon.yaml");
@@ -42,16 +33,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        ["garment"] => match garment::write() {
-            Ok(path) => {
-                eprintln!("wrote {}", path.display());
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        ["garment"] => wrote(garment::write()),
         ["bench"] => {
             let (report, all_ran) = bench::run_all();
             #[allow(clippy::print_stdout, reason = "the report is the command's output")]
@@ -72,4 +54,20 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Reports a file a task wrote, or why it could not.
+fn wrote<E: std::fmt::Display>(result: Result<std::path::PathBuf, E>) -> ExitCode {
+    match result {
+        Ok(path) => {
+            eprintln!("wrote {}", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => failed(&e),
+    }
+}
+
+fn failed(e: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::FAILURE
 }

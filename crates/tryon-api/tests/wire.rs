@@ -173,6 +173,40 @@ async fn result_decodes_output_and_null_error() {
     );
 }
 
+/// Answers `method path` with `status`, `headers` and a JSON `body`.
+async fn answer(
+    server: &MockServer,
+    method: httpmock::Method,
+    path: String,
+    status: u16,
+    headers: &[(&'static str, &'static str)],
+    body: serde_json::Value,
+) {
+    let headers = headers.to_vec();
+    server
+        .mock_async(move |when, then| {
+            when.method(method).path(path);
+            let mut then = then.status(status);
+            for (name, value) in headers {
+                then = then.header(name, value);
+            }
+            then.json_body(body);
+        })
+        .await;
+}
+
+/// The typed error a status poll of `ID` gets from `server`.
+async fn status_error(server: &MockServer) -> tryon_api::ResponseValue<ErrorBody> {
+    error_response(
+        client(server)
+            .get_status()
+            .request_id(ID)
+            .send()
+            .await
+            .expect_err("an error answer"),
+    )
+}
+
 /// Unwraps an `ErrorResponse`, failing the test on any other variant.
 fn error_response(err: Error<ErrorBody>) -> tryon_api::ResponseValue<ErrorBody> {
     match err {
@@ -184,18 +218,12 @@ fn error_response(err: Error<ErrorBody>) -> tryon_api::ResponseValue<ErrorBody> 
 #[tokio::test]
 async fn failed_job_is_a_typed_422_on_status_and_result() {
     let server = MockServer::start_async().await;
-    server
-        .mock_async(|when, then| {
-            when.method(GET).path(format!("/v2/requests/{ID}/status"));
-            then.status(422).json_body(failed_body());
-        })
-        .await;
-    server
-        .mock_async(|when, then| {
-            when.method(GET).path(format!("/v2/requests/{ID}"));
-            then.status(422).json_body(failed_body());
-        })
-        .await;
+    for path in [
+        format!("/v2/requests/{ID}/status"),
+        format!("/v2/requests/{ID}"),
+    ] {
+        answer(&server, GET, path, 422, &[], failed_body()).await;
+    }
     let api = client(&server);
 
     let status_err = error_response(api.get_status().request_id(ID).send().await.unwrap_err());
@@ -213,21 +241,10 @@ async fn failed_job_is_a_typed_422_on_status_and_result() {
 #[tokio::test]
 async fn unknown_or_expired_id_is_404_with_error_text() {
     let server = MockServer::start_async().await;
-    server
-        .mock_async(|when, then| {
-            when.method(GET).path(format!("/v2/requests/{ID}/status"));
-            then.status(404)
-                .json_body(json!({"error": "request not found or expired"}));
-        })
-        .await;
-    let resp = error_response(
-        client(&server)
-            .get_status()
-            .request_id(ID)
-            .send()
-            .await
-            .unwrap_err(),
-    );
+    let path = format!("/v2/requests/{ID}/status");
+    let body = json!({"error": "request not found or expired"});
+    answer(&server, GET, path, 404, &[], body).await;
+    let resp = status_error(&server).await;
     assert_eq!(resp.status().as_u16(), 404);
     let body = resp.into_inner();
     assert_eq!(body.error, "request not found or expired");
@@ -237,22 +254,10 @@ async fn unknown_or_expired_id_is_404_with_error_text() {
 #[tokio::test]
 async fn rate_limit_429_exposes_retry_after_header() {
     let server = MockServer::start_async().await;
-    server
-        .mock_async(|when, then| {
-            when.method(GET).path(format!("/v2/requests/{ID}/status"));
-            then.status(429)
-                .header("retry-after", "7")
-                .json_body(json!({"error": "Too many requests"}));
-        })
-        .await;
-    let resp = error_response(
-        client(&server)
-            .get_status()
-            .request_id(ID)
-            .send()
-            .await
-            .unwrap_err(),
-    );
+    let path = format!("/v2/requests/{ID}/status");
+    let body = json!({"error": "Too many requests"});
+    answer(&server, GET, path, 429, &[("retry-after", "7")], body).await;
+    let resp = status_error(&server).await;
     assert_eq!(resp.status().as_u16(), 429);
     let retry_after = resp
         .headers()
@@ -265,13 +270,8 @@ async fn rate_limit_429_exposes_retry_after_header() {
 #[tokio::test]
 async fn out_of_credits_406_on_submit() {
     let server = MockServer::start_async().await;
-    server
-        .mock_async(|when, then| {
-            when.method(POST).path("/v2/p-image-try-on");
-            then.status(406)
-                .json_body(json!({"error": "Insufficient credits"}));
-        })
-        .await;
+    let body = json!({"error": "Insufficient credits"});
+    answer(&server, POST, "/v2/p-image-try-on".into(), 406, &[], body).await;
     let resp = error_response(
         client(&server)
             .submit_try_on()
