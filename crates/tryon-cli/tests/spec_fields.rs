@@ -23,79 +23,66 @@ const TINY_WEBP: &[u8] = &[
     0x07, 0x00,
 ];
 
-/// One non-default value per field; the flag and the manifest column that
-/// carry it.
+/// One non-default value per field: its name on the wire, the `submit`
+/// flags that set it, and the manifest column that sets it to the same value.
 struct Field {
     name: &'static str,
     flag: &'static [&'static str],
-    column: (&'static str, Value),
-    wire: Value,
+    column: &'static str,
+    value: Value,
 }
 
 fn fields() -> Vec<Field> {
+    const A: &str = "https://example.com/a.jpg";
+    const B: &str = "https://example.com/b.jpg";
+    const PERSON: &str = "https://example.com/person.jpg";
+    const POSE: &str = "https://example.com/pose.jpg";
+    let f = |name, flag, column, value| Field {
+        name,
+        flag,
+        column,
+        value,
+    };
     vec![
-        Field {
-            name: "person_image",
-            flag: &["--person", "https://example.com/person.jpg"],
-            column: ("person", json!("https://example.com/person.jpg")),
-            wire: json!("https://example.com/person.jpg"),
-        },
-        Field {
-            name: "garment_images",
-            flag: &[
-                "--garment",
-                "https://example.com/a.jpg",
-                "--garment",
-                "https://example.com/b.jpg",
-            ],
-            column: (
-                "garments",
-                json!(["https://example.com/a.jpg", "https://example.com/b.jpg"]),
-            ),
-            wire: json!(["https://example.com/a.jpg", "https://example.com/b.jpg"]),
-        },
-        Field {
-            name: "prompt",
-            flag: &["--prompt", "the red one"],
-            column: ("prompt", json!("the red one")),
-            wire: json!("the red one"),
-        },
-        Field {
-            name: "reference_pose",
-            flag: &["--reference-pose", "https://example.com/pose.jpg"],
-            column: ("reference_pose", json!("https://example.com/pose.jpg")),
-            wire: json!("https://example.com/pose.jpg"),
-        },
-        Field {
-            name: "seed",
-            flag: &["--seed", "7"],
-            column: ("seed", json!(7)),
-            wire: json!(7),
-        },
-        Field {
-            name: "turbo",
-            flag: &["--turbo"],
-            column: ("turbo", json!(true)),
-            wire: json!(true),
-        },
-        Field {
-            name: "output_format",
-            flag: &["--format", "webp"],
-            column: ("format", json!("webp")),
-            wire: json!("webp"),
-        },
-        Field {
-            name: "output_quality",
-            flag: &["--quality", "80"],
-            column: ("quality", json!(80)),
-            wire: json!(80),
-        },
-        Field {
-            name: "preserve_input_size",
-            flag: &["--preserve-input-size"],
-            column: ("preserve_input_size", json!(true)),
-            wire: json!(true),
-        },
+        f(
+            "person_image",
+            &["--person", PERSON],
+            "person",
+            json!(PERSON),
+        ),
+        f(
+            "garment_images",
+            &["--garment", A, "--garment", B],
+            "garments",
+            json!([A, B]),
+        ),
+        f(
+            "prompt",
+            &["--prompt", "the red one"],
+            "prompt",
+            json!("the red one"),
+        ),
+        f(
+            "reference_pose",
+            &["--reference-pose", POSE],
+            "reference_pose",
+            json!(POSE),
+        ),
+        f("seed", &["--seed", "7"], "seed", json!(7)),
+        f("turbo", &["--turbo"], "turbo", json!(true)),
+        f(
+            "output_format",
+            &["--format", "webp"],
+            "format",
+            json!("webp"),
+        ),
+        f("output_quality", &["--quality", "80"], "quality", json!(80)),
+        f(
+            "preserve_input_size",
+            &["--preserve-input-size"],
+            "preserve_input_size",
+            json!(true),
+        ),
     ]
 }
 
@@ -171,7 +158,7 @@ fn check(body: &Value, fields: &[Field], how: &str) {
     for f in fields {
         assert_eq!(
             body.get(f.name),
-            Some(&f.wire),
+            Some(&f.value),
             "{} did not reach the wire through {how}: body {body}",
             f.name
         );
@@ -218,7 +205,7 @@ async fn every_request_field_reaches_the_wire_from_a_manifest_row() {
     let mut row = serde_json::Map::new();
     row.insert("id".into(), json!("all-fields"));
     for f in &fields {
-        row.insert(f.column.0.into(), f.column.1.clone());
+        row.insert(f.column.into(), f.value.clone());
     }
     let manifest = dir.path().join("m.jsonl");
     std::fs::write(&manifest, format!("{}\n", Value::Object(row))).expect("written");

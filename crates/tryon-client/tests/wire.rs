@@ -15,6 +15,30 @@ use tryon_client::{Client, Error, Format, Image, TryOnRequest, VirtualClock};
 
 #[tokio::test]
 async fn submit_body_and_headers_are_exact() {
+    // Every request field of the spec, each set to a non-default value.
+    let body = serde_json::json!({
+        "person_image": "https://example.com/person.jpg",
+        "garment_images": ["https://example.com/a.jpg", "https://example.com/b.jpg"],
+        "prompt": "the red one",
+        "seed": 7,
+        "turbo": true,
+        "output_format": "webp",
+        "output_quality": 80,
+        "preserve_input_size": true,
+        "reference_pose": "https://example.com/pose.jpg"
+    });
+    // The spec's fields, as the generated type's schemars schema lists them:
+    // a field added to the spec fails here until the builder carries it.
+    let spec = serde_json::to_value(schemars::schema_for!(
+        tryon_client::tryon_api::types::TryOnInput
+    ))
+    .unwrap();
+    let spec_fields: Vec<&String> = spec["properties"].as_object().unwrap().keys().collect();
+    let sent_fields: Vec<&String> = body.as_object().unwrap().keys().collect();
+    assert_eq!(
+        spec_fields, sent_fields,
+        "every request field of the spec is set here"
+    );
     let server = MockServer::start_async().await;
     let m = server
         .mock_async(|when, then| {
@@ -22,17 +46,7 @@ async fn submit_body_and_headers_are_exact() {
                 .path("/v2/p-image-try-on")
                 .header("x-api-key", KEY)
                 .header("content-type", "application/json")
-                .json_body(serde_json::json!({
-                    "person_image": "https://example.com/person.jpg",
-                    "garment_images": ["https://example.com/a.jpg", "https://example.com/b.jpg"],
-                    "prompt": "the red one",
-                    "seed": 7,
-                    "turbo": true,
-                    "output_format": "webp",
-                    "output_quality": 80,
-                    "preserve_input_size": true,
-                    "reference_pose": "https://example.com/pose.jpg"
-                }));
+                .json_body(body);
             then.status(200).json_body(serde_json::json!({
                 "request_id": ID, "status": "QUEUED",
                 "status_url": "https://x/status", "response_url": "https://x/r"
