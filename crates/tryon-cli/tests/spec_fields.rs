@@ -154,7 +154,17 @@ fn tryon(server: &MockServer) -> Command {
     cmd
 }
 
-fn check(body: &Value, fields: &[Field], how: &str) {
+/// Runs `cmd` to success and checks the submit body the fake captured.
+async fn submit_body(mut cmd: Command, seen: &Mutex<Option<Value>>, fields: &[Field], how: &str) {
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("tryon runs"))
+        .await
+        .expect("joined");
+    assert!(
+        out.status.success(),
+        "{how}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let body = seen.lock().expect("not poisoned").take().expect("a submit");
     for f in fields {
         assert_eq!(
             body.get(f.name),
@@ -185,16 +195,7 @@ async fn every_request_field_reaches_the_wire_from_submit_flags() {
     for f in &fields {
         cmd.args(f.flag);
     }
-    let out = tokio::task::spawn_blocking(move || cmd.output().expect("tryon runs"))
-        .await
-        .expect("joined");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let body = seen.lock().expect("not poisoned").take().expect("a submit");
-    check(&body, &fields, "submit flags");
+    submit_body(cmd, &seen, &fields, "submit flags").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -214,14 +215,5 @@ async fn every_request_field_reaches_the_wire_from_a_manifest_row() {
         .arg(&manifest)
         .arg("--out-dir")
         .arg(dir.path().join("out"));
-    let out = tokio::task::spawn_blocking(move || cmd.output().expect("tryon runs"))
-        .await
-        .expect("joined");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let body = seen.lock().expect("not poisoned").take().expect("a submit");
-    check(&body, &fields, "a manifest row");
+    submit_body(cmd, &seen, &fields, "a manifest row").await;
 }
