@@ -280,3 +280,28 @@ async fn bodies_off_the_spec_are_caught_and_injected_statuses_are_the_tests_choi
         ["POST /v2/p-image-try-on 503"]
     );
 }
+
+/// The crate packages its own copy of the spec (so `cargo package` needs
+/// nothing outside the crate); it must be the workspace's, byte for byte.
+/// Outside the workspace (a packaged crate) there is nothing to compare.
+#[test]
+fn the_packaged_spec_is_the_workspace_spec() {
+    let root = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../openapi/segmind-tryon.yaml"
+    );
+    let packaged = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/segmind-tryon.yaml");
+    let packaged = std::fs::read_to_string(packaged).unwrap();
+    match std::fs::read_to_string(root) {
+        Ok(workspace) => assert!(
+            workspace == packaged,
+            "crates/tryon-mock/openapi/segmind-tryon.yaml differs from openapi/segmind-tryon.yaml: \
+             cp openapi/segmind-tryon.yaml crates/tryon-mock/openapi/"
+        ),
+        Err(e) => assert!(
+            !std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.toml"))
+                .exists(),
+            "the workspace spec cannot be read: {e}"
+        ),
+    }
+}
