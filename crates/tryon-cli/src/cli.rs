@@ -215,6 +215,22 @@ pub struct MockArgs {
     /// A TOML file configuring durations, faults and limits.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Print the readiness line as JSON: {"url":…,"control":…}.
+    #[arg(long)]
+    pub json: bool,
+    /// The base URL written into status URLs and outputs (for a mock reached
+    /// through another address); never taken from the Host header.
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Require `Authorization: Bearer TOKEN` on the control API (/__mock/).
+    /// On a non-loopback --host one is generated and printed if not given.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "TRYON_MOCK_CONTROL_TOKEN",
+        hide_env_values = true
+    )]
+    pub control_token: Option<String>,
 }
 
 /// Parse `90s`, `10m`, `1h`, `250ms` or a bare number of seconds.

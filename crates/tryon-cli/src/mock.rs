@@ -1,49 +1,35 @@
-//! `tryon mock`: the mock API as a standalone server.
-
-use std::io::Write as _;
-use std::net::SocketAddr;
+//! `tryon mock`: the mock API as a standalone server, through the one
+//! entry point the `tryon-mock` binary uses too ([`tryon_mock::serve`]).
 
 use crate::cli::MockArgs;
 use crate::exit::{CliError, Code};
 
-/// Serve until Ctrl-C. Prints the base URL on stdout (one line, so a script
-/// can read it); the mock logs one line per request on stderr.
+/// Serve until SIGTERM or SIGINT (then exit 0). Prints one readiness line
+/// on stdout (the base URL, or JSON with `--json`) and nothing else there;
+/// the mock logs one line per request on stderr.
 pub async fn serve(args: &MockArgs) -> Result<Code, CliError> {
     let config = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| CliError::usage(format!("error: {}: {e}", path.display())))?;
-            toml::from_str(&text)
-                .map_err(|e| CliError::usage(format!("error: {}: {e}", path.display())))?
-        }
+        Some(path) => tryon_mock::MockConfig::from_toml_file(path)
+            .map_err(|e| CliError::usage(format!("error: {e}")))?,
         None => tryon_mock::MockConfig::default(),
     };
-    let addr: SocketAddr = format!("{}:{}", args.host, args.port)
-        .parse()
-        .map_err(|e| CliError::usage(format!("error: --host/--port: {e}")))?;
-    let server = tryon_mock::MockServer::builder()
-        .config(config)
-        .bind(addr)
-        .try_start()
-        .await
-        .map_err(|e| {
+    let options = tryon_mock::ServeOptions {
+        host: args.host.clone(),
+        port: args.port,
+        config,
+        json: args.json,
+        public_url: args.public_url.clone(),
+        control_token: args.control_token.clone(),
+    };
+    tryon_mock::serve(options).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::InvalidInput {
+            CliError::usage(format!("error: {e}"))
+        } else {
             CliError::new(
                 Code::Network,
-                format!("error: cannot listen on {addr}: {e}"),
+                format!("error: cannot listen on {}:{}: {e}", args.host, args.port),
             )
-        })?;
-    {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{}", server.uri());
-        let _ = out.flush();
-    }
-    eprintln!(
-        "tryon mock serving {} (control API under /__mock/; Ctrl-C stops it)",
-        server.uri()
-    );
-    tokio::select! {
-        () = server.run() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
+        }
+    })?;
     Ok(Code::Ok)
 }

@@ -4,6 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::limits::MAX_CLOCK_SECS;
+
 /// The clock that drives job progress, expiry and rate limits in one
 /// [`MockServer`](crate::MockServer).
 ///
@@ -63,15 +65,49 @@ impl MockClock {
     }
 
     /// Moves the clock forward by `by`. Jobs whose stage ends within the
-    /// window change state at once; nothing runs in the background.
+    /// window change state at once; nothing runs in the background. The
+    /// clock stops at [`MAX_CLOCK_SECS`](crate::MAX_CLOCK_SECS) (100 years)
+    /// of advances; see [`try_advance`](Self::try_advance) to be told.
     pub fn advance(&self, by: Duration) {
+        let _ = self.add(by, true);
+    }
+
+    /// Moves the clock forward by `by`, or refuses (and leaves it as it
+    /// is) when the advances would pass
+    /// [`MAX_CLOCK_SECS`](crate::MAX_CLOCK_SECS).
+    ///
+    /// # Errors
+    /// A message naming the bound.
+    pub fn try_advance(&self, by: Duration) -> Result<Duration, String> {
+        self.add(by, false)?;
+        Ok(self.now())
+    }
+
+    fn add(&self, by: Duration, saturate: bool) -> Result<(), String> {
+        let max = MAX_CLOCK_SECS * 1_000_000_000;
         let nanos = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
-        let _ = self
-            .inner
+        self.inner
             .advanced_nanos
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                Some(n.saturating_add(nanos))
-            });
+                match n.checked_add(nanos).filter(|t| *t <= max) {
+                    Some(t) => Some(t),
+                    None if saturate => Some(max),
+                    None => None,
+                }
+            })
+            .map(|_| ())
+            .map_err(|_| {
+                format!(
+                    "seconds: {} given, the clock may advance at most {MAX_CLOCK_SECS} s in all",
+                    by.as_secs_f64()
+                )
+            })
+    }
+
+    /// Takes back every advance: a virtual clock reads zero again, a real
+    /// one the real time since the server started.
+    pub(crate) fn reset(&self) {
+        self.inner.advanced_nanos.store(0, Ordering::Release);
     }
 }
 
@@ -95,6 +131,18 @@ mod tests {
         let other = clock.clone();
         other.advance(Duration::from_secs(61));
         assert_eq!(clock.now(), Duration::from_secs(61));
+    }
+
+    #[test]
+    fn advances_stop_at_the_bound_and_reset_takes_them_back() {
+        let clock = MockClock::new_virtual();
+        assert!(clock.try_advance(Duration::from_secs_f64(1.8e10)).is_err());
+        assert_eq!(clock.now(), Duration::ZERO);
+        clock.advance(Duration::MAX);
+        assert_eq!(clock.now(), Duration::from_secs(MAX_CLOCK_SECS));
+        clock.reset();
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(clock.now(), Duration::from_secs(1));
     }
 
     #[test]

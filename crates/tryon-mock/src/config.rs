@@ -307,8 +307,22 @@ pub struct MockConfig {
     /// a demo wants something larger.
     pub output_size: (u32, u32),
     /// Base URL used in absolute URLs (`status_url`, `output`, …), for a mock
-    /// behind a proxy. Default: the URL the mock listens on.
+    /// behind a proxy. Default: the URL the mock listens on (`127.0.0.1`
+    /// for a mock bound to `0.0.0.0`). Never taken from a request's `Host`
+    /// header.
     pub public_url: Option<String>,
+    /// Most uploads kept (`POST /upload-asset`); the oldest go first.
+    /// Default 1000.
+    pub max_uploads: usize,
+    /// Most bytes of uploads kept; the oldest go first. Default 256 MiB.
+    pub max_upload_bytes: usize,
+    /// Most open connections; at the cap the oldest idle one is closed to
+    /// make room. Never more than the open-file limit less 32. Default 256.
+    pub max_connections: usize,
+    /// A request's head must arrive within this, and a kept-alive
+    /// connection with no new request this long is closed. Default 10 s.
+    #[serde(with = "secs")]
+    pub header_timeout: Duration,
 }
 
 impl Default for MockConfig {
@@ -328,6 +342,36 @@ impl Default for MockConfig {
             record_bodies: false,
             output_size: crate::render::PLACEHOLDER_SIZE,
             public_url: None,
+            max_uploads: 1000,
+            max_upload_bytes: 256 * 1024 * 1024,
+            max_connections: 256,
+            header_timeout: Duration::from_secs(10),
         }
+    }
+}
+
+impl MockConfig {
+    /// Checks every value against the crate's bounds (`MAX_*` constants:
+    /// durations, fault codes and latencies, rates, key lists, …).
+    ///
+    /// # Errors
+    /// The first value out of bounds, naming its field and the bound, e.g.
+    /// `retention: 1e12 s given, at most 315360000 s allowed`.
+    pub fn validate(&self) -> Result<(), String> {
+        crate::limits::config(self)
+    }
+
+    /// Reads and checks a TOML configuration file (what `--config` takes).
+    ///
+    /// # Errors
+    /// The file cannot be read, is not valid TOML for this type, or a value
+    /// is out of bounds; the message starts with the path.
+    pub fn from_toml_file(path: &std::path::Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let config: Self = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        config
+            .validate()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(config)
     }
 }

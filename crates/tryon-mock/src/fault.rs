@@ -35,9 +35,11 @@ impl Route {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RetryAfter {
-    /// `Retry-After: <seconds>`.
+    /// `Retry-After: <seconds>` (at most
+    /// [`MAX_RETRY_AFTER_SECS`](crate::MAX_RETRY_AFTER_SECS)).
     Seconds(u64),
-    /// `Retry-After: <HTTP date>`, this many seconds after the (real) now.
+    /// `Retry-After: <HTTP date>`, this many seconds after the (real) now
+    /// (at most [`MAX_RETRY_AFTER_SECS`](crate::MAX_RETRY_AFTER_SECS)).
     HttpDate(u64),
 }
 
@@ -45,9 +47,11 @@ impl RetryAfter {
     pub(crate) fn header_value(self) -> String {
         match self {
             RetryAfter::Seconds(s) => s.to_string(),
-            RetryAfter::HttpDate(s) => {
-                httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(s))
-            }
+            // Bounded when the fault is added; checked again so that no
+            // value can make the clock overflow.
+            RetryAfter::HttpDate(s) => std::time::SystemTime::now()
+                .checked_add(Duration::from_secs(s))
+                .map_or_else(|| s.to_string(), httpdate::fmt_http_date),
         }
     }
 }
@@ -56,8 +60,8 @@ impl RetryAfter {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultKind {
-    /// Answer with this status code and `{"error": …}` instead of handling
-    /// the call (nothing is accepted or billed). Use 500/502/503/504 for
+    /// Answer with this status code (400 to 599) and `{"error": …}` instead
+    /// of handling the call (nothing is accepted or billed). Use 500/502/503/504 for
     /// server errors, 429 for rate limiting.
     Status {
         /// The HTTP status code.
@@ -66,7 +70,9 @@ pub enum FaultKind {
         #[serde(default)]
         retry_after: Option<RetryAfter>,
     },
-    /// Wait this long (real time) before handling the call.
+    /// Wait this long (real time) before handling the call (at most
+    /// [`MAX_LATENCY_SECS`](crate::MAX_LATENCY_SECS); the latencies of all
+    /// matching faults add up to at most that too).
     Latency(#[serde(with = "crate::config::secs")] Duration),
     /// Close the connection without a response before handling the call:
     /// nothing is accepted or billed.

@@ -15,14 +15,15 @@ pub struct JournalEntry {
     pub method: String,
     /// Request path (without query).
     pub path: String,
-    /// The `x-api-key` sent, if any. Redacted in `Debug` and in the control
-    /// API's JSON.
-    #[serde(serialize_with = "ser_key", rename = "key_redacted")]
+    /// The `x-api-key` sent, if any. Only a fingerprint of it is shown, in
+    /// `Debug` and in the control API's JSON (see [`key_fingerprint`]).
+    #[serde(serialize_with = "ser_key", rename = "key_fingerprint")]
     pub key: Option<String>,
     /// Status code answered; `None` when the connection was dropped without
     /// a response.
     pub status: Option<u16>,
-    /// The response body when it was JSON and `record_bodies` is on.
+    /// The response body when it was JSON and `record_bodies` is on (the
+    /// first [`MAX_RECORDED_BODY`](crate::MAX_RECORDED_BODY) bytes of it).
     #[serde(skip)]
     pub body: Option<bytes::Bytes>,
 }
@@ -34,15 +35,25 @@ fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error>
 #[allow(clippy::ref_option)]
 fn ser_key<S: serde::Serializer>(k: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
     match k {
-        Some(k) => s.serialize_some(&redact(k)),
+        Some(k) => s.serialize_some(&key_fingerprint(k)),
         None => s.serialize_none(),
     }
 }
 
-/// Keeps a short prefix so keys can be told apart, hides the rest.
-pub(crate) fn redact(key: &str) -> String {
-    let prefix: String = key.chars().take(4).collect();
-    format!("{prefix}…")
+/// A fingerprint of an API key: `fp:` and 16 hex digits of a hash of the
+/// whole key. Keys can be told apart and matched (compute the fingerprint
+/// of a key you know), but no character of the key is shown.
+///
+/// ```
+/// let fp = tryon_mock::key_fingerprint("sk-test");
+/// assert!(fp.starts_with("fp:") && !fp.contains("sk-"));
+/// assert_eq!(fp, tryon_mock::key_fingerprint("sk-test"));
+/// ```
+pub fn key_fingerprint(key: &str) -> String {
+    format!(
+        "fp:{:016x}",
+        crate::render::fnv(&[b"tryon-mock key", key.as_bytes()])
+    )
 }
 
 impl fmt::Debug for JournalEntry {
@@ -51,7 +62,7 @@ impl fmt::Debug for JournalEntry {
             .field("at", &self.at)
             .field("method", &self.method)
             .field("path", &self.path)
-            .field("key", &self.key.as_deref().map(redact))
+            .field("key", &self.key.as_deref().map(key_fingerprint))
             .field("status", &self.status)
             .finish_non_exhaustive()
     }
@@ -73,6 +84,7 @@ mod tests {
         };
         let s = format!("{e:?}");
         assert!(!s.contains("supersecret"), "{s}");
-        assert!(s.contains("sk-s…"), "{s}");
+        assert!(!s.contains("sk-s"), "{s}");
+        assert!(s.contains(&key_fingerprint("sk-supersecret")), "{s}");
     }
 }

@@ -7,7 +7,10 @@ mod config;
 mod fault;
 mod http;
 mod journal;
+mod limits;
+mod log;
 mod render;
+mod serve;
 mod server;
 #[cfg(feature = "spec-check")]
 pub mod spec_check;
@@ -20,7 +23,19 @@ pub use config::{
     Stages, Timing,
 };
 pub use fault::{Fault, FaultKind, RetryAfter, Route};
-pub use journal::JournalEntry;
-pub use render::{MAX_SIDE, PLACEHOLDER_SIZE};
-pub use server::{MockServer, MockServerBuilder, serve};
+pub use http::control::control_routes;
+pub use journal::{JournalEntry, key_fingerprint};
+pub use limits::{
+    MAX_BODY_BYTES, MAX_CLOCK_SECS, MAX_DURATION_SECS, MAX_FAIL_RULES, MAX_FAULTS,
+    MAX_JOURNAL_CAPACITY, MAX_KEYS, MAX_LATENCY_SECS, MAX_RATE, MAX_RETRY_AFTER_SECS,
+    MAX_TEXT_BYTES,
+};
+pub use log::LogWriter;
+pub use render::{MAX_INPUT_PIXELS, MAX_INPUT_SIDE, MAX_SIDE, PLACEHOLDER_SIZE};
+pub use serve::{ServeOptions, serve};
+pub use server::{MockServer, MockServerBuilder};
 pub use validate::MAX_GARMENTS;
+
+/// Most bytes of one response body kept in the journal with
+/// `record_bodies`: 64 KiB.
+pub const MAX_RECORDED_BODY: usize = 64 * 1024;

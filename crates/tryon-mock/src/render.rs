@@ -2,10 +2,14 @@
 //! with the garments composited on it, encoded in the requested format.
 
 use std::io::Cursor;
+use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
-use image::{ImageEncoder, Rgba, RgbaImage, imageops};
+use bytes::Bytes;
+use image::{ImageEncoder, ImageReader, Limits, Rgba, RgbaImage, imageops};
 use tryon_api::types::{OutputFormat, TryOnInput};
+
+use crate::state::lock;
 
 /// Size of the generated image when the person photo is unknown or its size
 /// is not preserved. Small on purpose, so tests stay fast.
@@ -13,6 +17,60 @@ pub const PLACEHOLDER_SIZE: (u32, u32) = (64, 96);
 /// Longest side of an output with `preserve_input_size`; larger photos are
 /// scaled down to this.
 pub const MAX_SIDE: u32 = 2048;
+
+/// Most pixels an input image (person, garment, pose) may declare in its
+/// header: 25 megapixels (a 6000x4000 camera photo fits). A submit whose
+/// inline or uploaded image declares more is refused with 422 naming the
+/// field, before anything is decoded or billed; an image the mock only
+/// knows by an outside URL is never fetched, so never checked.
+pub const MAX_INPUT_PIXELS: u64 = 25_000_000;
+/// Longest side an input image may declare: 10 000 px.
+pub const MAX_INPUT_SIDE: u32 = 10_000;
+/// Most memory the decoder may allocate for one input image: 128 MiB (a
+/// 25 MP RGBA image is 100 MB).
+const MAX_DECODE_ALLOC: u64 = 128 * 1024 * 1024;
+
+fn limits() -> Limits {
+    let mut l = Limits::default();
+    l.max_image_width = Some(MAX_INPUT_SIDE);
+    l.max_image_height = Some(MAX_INPUT_SIDE);
+    l.max_alloc = Some(MAX_DECODE_ALLOC);
+    l
+}
+
+/// Checks the size an image's header declares, reading only the header.
+/// Bytes that are not an image the mock reads pass (the output then uses a
+/// placeholder for them).
+pub(crate) fn check_dimensions(field: &str, bytes: &[u8]) -> Result<(), String> {
+    let Ok(reader) = ImageReader::new(Cursor::new(bytes)).with_guessed_format() else {
+        return Ok(());
+    };
+    let Ok((w, h)) = reader.into_dimensions() else {
+        return Ok(());
+    };
+    if w > MAX_INPUT_SIDE || h > MAX_INPUT_SIDE || u64::from(w) * u64::from(h) > MAX_INPUT_PIXELS {
+        return Err(format!(
+            "{field}: the image is {w}x{h} pixels, at most {MAX_INPUT_PIXELS} pixels and \
+             {MAX_INPUT_SIDE} px a side allowed"
+        ));
+    }
+    Ok(())
+}
+
+/// The content type of an upload, from its first bytes: PNG, JPEG or WebP,
+/// anything else `application/octet-stream` (never what the uploader
+/// claimed, so an upload cannot be served as HTML).
+pub(crate) fn sniff(bytes: &[u8]) -> &'static str {
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        "image/png"
+    } else if bytes.starts_with(&[0xff, 0xd8, 0xff]) {
+        "image/jpeg"
+    } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        "image/webp"
+    } else {
+        "application/octet-stream"
+    }
+}
 
 /// FNV-1a, stable across Rust versions (unlike `DefaultHasher`).
 pub(crate) fn fnv(parts: &[&[u8]]) -> u64 {
@@ -67,32 +125,123 @@ pub(crate) fn extension(format: OutputFormat) -> &'static str {
     }
 }
 
+/// Decodes within [`limits`]: a header that lies or an image over the
+/// bounds gives `None`, never a huge allocation.
 fn load(bytes: &[u8]) -> Option<RgbaImage> {
-    image::load_from_memory(bytes).ok().map(|i| i.to_rgba8())
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .ok()?;
+    reader.limits(limits());
+    reader.decode().ok().map(|i| i.to_rgba8())
 }
 
-/// Renders the output of `input`. `resolve` turns an image reference (data
-/// URI or mock upload URL) into bytes when the mock knows it.
-#[allow(clippy::many_single_char_names)] // w, h, x, y: image geometry.
+/// What one job's output is drawn from, taken from its request at submit:
+/// hashes of the references and the bytes of the images the mock holds
+/// (inline `data:` URIs and its own uploads), not the request body.
+pub(crate) struct RenderInput {
+    hash: u64,
+    seed: u64,
+    person: Option<Bytes>,
+    garments: Vec<(u64, Option<Bytes>)>,
+    format: OutputFormat,
+    quality: i64,
+    preserve: bool,
+    size: (u32, u32),
+}
+
+impl RenderInput {
+    /// `resolve` turns an image reference into bytes when the mock holds it.
+    pub(crate) fn new(
+        input: &TryOnInput,
+        size: (u32, u32),
+        resolve: &dyn Fn(&str) -> Option<Bytes>,
+    ) -> Self {
+        let seed = input.seed.unwrap_or(0);
+        let seed_bytes = seed.to_le_bytes();
+        let mut parts: Vec<&[u8]> = vec![input.person_image.as_bytes(), input.prompt.as_bytes()];
+        parts.extend(input.garment_images.iter().map(String::as_bytes));
+        parts.push(&seed_bytes);
+        Self {
+            hash: fnv(&parts),
+            seed,
+            person: resolve(&input.person_image),
+            garments: input
+                .garment_images
+                .iter()
+                .map(|g| (fnv(&[g.as_bytes()]), resolve(g)))
+                .collect(),
+            format: input.output_format.unwrap_or_default(),
+            quality: input.output_quality,
+            preserve: input.preserve_input_size,
+            size,
+        }
+    }
+
+    /// Whether it holds image bytes (then the output is rendered at once,
+    /// so that they are let go).
+    pub(crate) fn holds_images(&self) -> bool {
+        self.person.is_some() || self.garments.iter().any(|(_, b)| b.is_some())
+    }
+}
+
+/// One job's output, rendered once, off the async worker threads, and kept
+/// with the job.
+pub(crate) struct Render {
+    input: Mutex<Option<RenderInput>>,
+    out: tokio::sync::OnceCell<Result<Bytes, String>>,
+}
+
+impl Render {
+    pub(crate) fn new(input: RenderInput) -> Arc<Self> {
+        Arc::new(Self {
+            input: Mutex::new(Some(input)),
+            out: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    /// The output bytes, rendering them on first use. The rendering runs in
+    /// its own task, so a caller that goes away does not lose it.
+    pub(crate) async fn bytes(self: &Arc<Self>) -> Result<Bytes, String> {
+        if let Some(done) = self.out.get() {
+            return done.clone();
+        }
+        let me = Arc::clone(self);
+        let task = tokio::spawn(async move {
+            me.out
+                .get_or_init(|| async {
+                    let Some(input) = lock(&me.input).take() else {
+                        return Err("the output was lost".to_string());
+                    };
+                    tokio::task::spawn_blocking(move || render_input(&input).map(Bytes::from))
+                        .await
+                        .unwrap_or_else(|e| Err(format!("rendering the output failed: {e}")))
+                })
+                .await
+                .clone()
+        });
+        task.await
+            .unwrap_or_else(|e| Err(format!("rendering the output failed: {e}")))
+    }
+}
+
+/// Renders the output of `input` (see [`RenderInput::new`]).
+#[cfg(test)]
 pub(crate) fn render(
     input: &TryOnInput,
     size: (u32, u32),
-    resolve: &dyn Fn(&str) -> Option<Vec<u8>>,
+    resolve: &dyn Fn(&str) -> Option<Bytes>,
 ) -> Result<Vec<u8>, String> {
-    let seed = input.seed.unwrap_or(0);
-    let garments: Vec<&[u8]> = input
-        .garment_images
-        .iter()
-        .map(std::string::String::as_bytes)
-        .collect();
-    let mut parts: Vec<&[u8]> = vec![input.person_image.as_bytes(), input.prompt.as_bytes()];
-    parts.extend(garments);
-    let seed_bytes = seed.to_le_bytes();
-    parts.push(&seed_bytes);
-    let h = fnv(&parts);
+    render_input(&RenderInput::new(input, size, resolve))
+}
 
-    let person = resolve(&input.person_image).and_then(|b| load(&b));
-    let (w, hgt) = match (&person, input.preserve_input_size) {
+/// Renders an output.
+#[allow(clippy::many_single_char_names)] // w, h, x, y: image geometry.
+fn render_input(input: &RenderInput) -> Result<Vec<u8>, String> {
+    let h = input.hash;
+    let seed_bytes = input.seed.to_le_bytes();
+    let size = input.size;
+    let person = input.person.as_deref().and_then(load);
+    let (w, hgt) = match (&person, input.preserve) {
         (Some(p), true) => {
             let (pw, ph) = p.dimensions();
             let longest = pw.max(ph).max(1);
@@ -135,23 +284,23 @@ pub(crate) fn render(
     };
 
     // Garments side by side over the torso: 25..75 % wide, 30..70 % high.
-    let n = u32::try_from(input.garment_images.len().max(1)).unwrap_or(1);
+    let n = u32::try_from(input.garments.len().max(1)).unwrap_or(1);
     let x0 = w / 4;
     let band_w = (w / 2).max(n);
     let y0 = hgt * 3 / 10;
     let band_h = (hgt * 2 / 5).max(1);
     let slice_w = (band_w / n).max(1);
-    for (i, g) in input.garment_images.iter().enumerate() {
+    for (i, (g_hash, g_bytes)) in input.garments.iter().enumerate() {
         let i = u32::try_from(i).unwrap_or(0);
         let x = x0 + i * slice_w;
-        let tile = match resolve(g).and_then(|b| load(&b)) {
+        let tile = match g_bytes.as_deref().and_then(load) {
             Some(img) => {
                 let mut tile =
                     imageops::resize(&img, slice_w, band_h, imageops::FilterType::Triangle);
                 key_out_background(&mut tile);
                 tile
             }
-            None => RgbaImage::from_pixel(slice_w, band_h, color(fnv(&[g.as_bytes()]))),
+            None => RgbaImage::from_pixel(slice_w, band_h, color(*g_hash)),
         };
         imageops::overlay(&mut canvas, &tile, i64::from(x), i64::from(y0));
     }
@@ -159,11 +308,7 @@ pub(crate) fn render(
     let mark = RgbaImage::from_pixel(4.min(w), 4.min(hgt), color(fnv(&[&seed_bytes, b"seed"])));
     imageops::overlay(&mut canvas, &mark, 0, 0);
 
-    encode(
-        &canvas,
-        input.output_format.unwrap_or(OutputFormat::Png),
-        input.output_quality,
-    )
+    encode(&canvas, input.format, input.quality)
 }
 
 /// Make a flat-lay's backdrop transparent: pixels close to the colour of
@@ -254,6 +399,42 @@ mod tests {
         }
     }
 
+    fn crc32(data: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for b in data {
+            crc ^= u32::from(*b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xedb8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    #[test]
+    fn a_header_declaring_a_bomb_is_refused_and_never_decoded() {
+        let bomb = png(&RgbaImage::new(1, 1));
+        let mut lying = bomb.clone();
+        // IHDR width and height (bytes 16..24) say 20000x20000; its CRC
+        // (bytes 29..33, over bytes 12..29) is made right again.
+        lying[16..20].copy_from_slice(&20_000u32.to_be_bytes());
+        lying[20..24].copy_from_slice(&20_000u32.to_be_bytes());
+        let crc = crc32(&lying[12..29]);
+        lying[29..33].copy_from_slice(&crc.to_be_bytes());
+        let e = check_dimensions("person_image", &lying).unwrap_err();
+        assert!(
+            e.starts_with("person_image: the image is 20000x20000 pixels"),
+            "{e}"
+        );
+        assert!(load(&lying).is_none());
+        assert!(check_dimensions("person_image", &bomb).is_ok());
+        assert_eq!(sniff(&bomb), "image/png");
+        assert_eq!(sniff(b"<html>"), "application/octet-stream");
+    }
+
     #[test]
     fn data_uri_round_trip() {
         let (mime, bytes) = decode_data_uri("data:image/png;base64,aGk=").unwrap();
@@ -282,8 +463,8 @@ mod tests {
         }))
         .unwrap();
         let resolve = |r: &str| match r {
-            "person" => Some(person.clone()),
-            "garment" => Some(garment.clone()),
+            "person" => Some(Bytes::from(person.clone())),
+            "garment" => Some(Bytes::from(garment.clone())),
             _ => None,
         };
         let out = image::load_from_memory(&render(&input, (120, 160), &resolve).unwrap())

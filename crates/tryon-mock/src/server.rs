@@ -1,20 +1,18 @@
-//! `MockServer`, its builder, and the standalone entry point.
+//! `MockServer` and its builder: the in-process handle on one mock.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
 use crate::clock::MockClock;
 use crate::config::{Credits, FailRule, MockConfig, RateLimit, RealisticProfile, Stages, Timing};
 use crate::fault::Fault;
+use crate::http::conn::{ConnLimits, accept_loop};
 use crate::journal::JournalEntry;
-use crate::state::{ActiveFault, State, lock};
+use crate::state::{State, lock};
 
 /// A running fake of the try-on API on a random loopback port.
 ///
@@ -47,6 +45,7 @@ pub struct MockServerBuilder {
     expected_submits: Option<u64>,
     #[cfg_attr(not(feature = "spec-check"), allow(dead_code))]
     spec_check: bool,
+    control_token: Option<String>,
 }
 
 impl Default for MockServerBuilder {
@@ -56,6 +55,7 @@ impl Default for MockServerBuilder {
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             expected_submits: None,
             spec_check: true,
+            control_token: None,
         }
     }
 }
@@ -183,6 +183,29 @@ impl MockServerBuilder {
         self
     }
 
+    /// Requires `Authorization: Bearer <token>` on every `/__mock/` call
+    /// but `GET /__mock/health` (401 without it). Default: no token, for a
+    /// mock on loopback.
+    pub fn control_token(mut self, token: impl Into<String>) -> Self {
+        self.control_token = Some(token.into());
+        self
+    }
+
+    /// Most open connections (default 256, and never more than the open-file
+    /// limit allows less 32); at the cap the oldest idle connection is
+    /// closed to make room.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.config.max_connections = n;
+        self
+    }
+
+    /// A request's head must arrive within `d`, and a kept-alive connection
+    /// with no new request for `d` is closed. Default 10 s.
+    pub fn header_timeout(mut self, d: Duration) -> Self {
+        self.config.header_timeout = d;
+        self
+    }
+
     /// Binds and starts serving on the current tokio runtime.
     ///
     /// # Panics
@@ -196,69 +219,49 @@ impl MockServerBuilder {
     }
 
     /// Binds and starts serving on the current tokio runtime.
+    ///
+    /// # Errors
+    /// The address cannot be bound, or a configured value is out of bounds
+    /// (`InvalidInput`, naming the field; see [`MockConfig::validate`]).
     pub async fn try_start(self) -> std::io::Result<MockServer> {
+        self.config
+            .validate()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let listener = TcpListener::bind(self.addr).await?;
         let addr = listener.local_addr()?;
-        let uri = format!("http://{addr}");
-        let fixed_base = match &self.config.public_url {
-            Some(p) => Some(p.trim_end_matches('/').to_string()),
-            None if addr.ip().is_unspecified() => None,
-            None => Some(uri.clone()),
-        };
-        let fallback = if addr.ip().is_unspecified() {
+        let local = if addr.ip().is_unspecified() {
             format!("http://127.0.0.1:{}", addr.port())
         } else {
-            uri.clone()
+            format!("http://{addr}")
+        };
+        let base = match &self.config.public_url {
+            Some(p) => p.trim_end_matches('/').to_string(),
+            None => local.clone(),
         };
         let clock = if self.config.virtual_time {
             MockClock::new_virtual()
         } else {
             MockClock::new_real()
         };
+        let limits = ConnLimits {
+            max_connections: self.config.max_connections,
+            header_timeout: self.config.header_timeout,
+        };
         #[cfg_attr(not(feature = "spec-check"), allow(unused_mut))]
-        let mut state = State::new(self.config, clock, fixed_base, fallback);
+        let mut state = State::new(self.config, clock, base, self.control_token);
         #[cfg(feature = "spec-check")]
         {
             state.spec = self.spec_check.then(Default::default);
         }
         let state = Arc::new(state);
         *lock(&state.expected_submits) = self.expected_submits;
-        let task = tokio::spawn(accept_loop(listener, Arc::clone(&state)));
+        let task = tokio::spawn(accept_loop(listener, Arc::clone(&state), limits));
         Ok(MockServer {
             state,
             addr,
-            uri,
+            uri: local,
             task,
         })
-    }
-}
-
-async fn accept_loop(listener: TcpListener, state: Arc<State>) {
-    // Connections live in this set, so aborting the loop closes them too.
-    let mut conns = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        // Out of file descriptors and the like: back off a little.
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let state = Arc::clone(&state);
-                conns.spawn(async move {
-                    let service = service_fn(move |req| crate::http::handle(Arc::clone(&state), req));
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-        }
     }
 }
 
@@ -298,35 +301,32 @@ impl MockServer {
         self.state.clock.now()
     }
 
-    /// Moves the clock forward (also in real-time mode, on top of real time).
+    /// Moves the clock forward (also in real-time mode, on top of real
+    /// time); it stops at [`MAX_CLOCK_SECS`](crate::MAX_CLOCK_SECS).
     pub fn advance(&self, by: Duration) {
         self.state.clock.advance(by);
     }
 
     /// Every request so far (the newest `journal_capacity` of them).
     pub fn journal(&self) -> Vec<JournalEntry> {
-        lock(&self.state.journal).iter().cloned().collect()
+        self.state.journal()
     }
 
     /// Billed jobs, for all keys: accepted v2 submits plus successful v1
     /// runs (a submit whose connection was dropped after acceptance counts).
     pub fn billed_submits(&self) -> u64 {
-        lock(&self.state.billing).total
+        self.state.billing(None).0
     }
 
     /// Billed jobs for one key.
     pub fn billed_submits_for(&self, key: &str) -> u64 {
-        lock(&self.state.billing)
-            .per_key
-            .get(key)
-            .copied()
-            .unwrap_or(0)
+        self.state.billing(Some(key)).1.map_or(0, |(n, _)| n)
     }
 
     /// The remaining credit balance of `key`, when credits are configured
     /// and the key has been charged or set.
     pub fn balance(&self, key: &str) -> Option<f64> {
-        lock(&self.state.billing).balances.get(key).copied()
+        self.state.billing(Some(key)).1.and_then(|(_, b)| b)
     }
 
     /// Sets the credit balance of `key` (credits must be configured to be
@@ -379,46 +379,64 @@ impl MockServer {
     }
 
     /// Adds a fault while running.
+    ///
+    /// # Panics
+    /// If the fault is out of bounds (a latency over
+    /// [`MAX_LATENCY_SECS`](crate::MAX_LATENCY_SECS), a status outside
+    /// 400..=599, …) or [`MAX_FAULTS`](crate::MAX_FAULTS) are active: a
+    /// test's own mistake, named in the message.
     pub fn push_fault(&self, fault: Fault) {
-        lock(&self.state.settings)
-            .faults
-            .push(ActiveFault { fault });
+        expect_valid(self.state.push_faults(vec![fault]));
     }
 
     /// Removes every fault.
     pub fn clear_faults(&self) {
-        lock(&self.state.settings).faults.clear();
+        self.state.clear_faults();
     }
 
     /// Adds a failure rule while running (applies to jobs submitted after).
+    ///
+    /// # Panics
+    /// If the rule is out of bounds (see [`push_fault`](Self::push_fault)).
     pub fn push_fail_rule(&self, rule: FailRule) {
-        lock(&self.state.settings).fail_rules.push(rule);
+        expect_valid(self.state.push_fail_rule(rule));
     }
 
     /// Removes every failure rule.
     pub fn clear_fail_rules(&self) {
-        lock(&self.state.settings).fail_rules.clear();
+        expect_valid(self.state.set_fail_rules(Vec::new()));
     }
 
     /// Sets or removes the rate limit (buckets start full again).
+    ///
+    /// # Panics
+    /// If the limit is not finite or out of bounds.
     pub fn set_rate_limit(&self, limit: Option<RateLimit>) {
-        lock(&self.state.settings).rate_limit = limit;
-        lock(&self.state.buckets).clear();
+        expect_valid(self.state.set_rate_limit(limit));
     }
 
     /// Sets or removes the accepted key list.
+    ///
+    /// # Panics
+    /// If a key is empty or the list is out of bounds.
     pub fn set_keys(&self, keys: Option<Vec<String>>) {
-        lock(&self.state.settings).keys = keys;
+        expect_valid(self.state.set_keys(keys));
     }
 
     /// Sets or removes credits (prices and starting balance).
+    ///
+    /// # Panics
+    /// If a price or balance is negative or not finite.
     pub fn set_credits(&self, credits: Option<Credits>) {
-        lock(&self.state.settings).credits = credits;
+        expect_valid(self.state.set_credits(credits));
     }
 
     /// Sets the timing for jobs submitted from now on.
+    ///
+    /// # Panics
+    /// If a stage is longer than [`MAX_DURATION_SECS`](crate::MAX_DURATION_SECS).
     pub fn set_timing(&self, timing: Timing) {
-        lock(&self.state.settings).timing = timing;
+        expect_valid(self.state.set_timing(timing));
     }
 
     /// How many jobs are stored (expired ones are removed lazily).
@@ -427,7 +445,8 @@ impl MockServer {
     }
 
     /// Back to the starting configuration: no jobs, journal, billing or
-    /// uploads; initial faults and rules. The clock keeps its time.
+    /// uploads; initial faults and rules; the clock's advances taken back
+    /// (a virtual clock reads zero again).
     pub fn reset(&self) {
         self.state.reset();
     }
@@ -442,27 +461,12 @@ impl Drop for MockServer {
     }
 }
 
-/// Runs the mock standalone on `addr` until the process ends: real time
-/// unless the config says `virtual_time`, one `tracing` line per request,
-/// and an `info` line with the base URL at start. The spec check is off
-/// here (nothing would read its report).
-///
-/// ```no_run
-/// # async fn demo() -> std::io::Result<()> {
-/// let config: tryon_mock::MockConfig = toml::from_str("retention = 60.0").unwrap();
-/// tryon_mock::serve(config, "127.0.0.1:8080".parse().unwrap()).await
-/// # }
-/// ```
-pub async fn serve(config: MockConfig, addr: SocketAddr) -> std::io::Result<()> {
-    let server = MockServer::builder()
-        .config(config)
-        .bind(addr)
-        .spec_check(false)
-        .try_start()
-        .await?;
-    tracing::info!(uri = %server.uri(), "tryon-mock listening on {}", server.uri());
-    server.run().await;
-    Ok(())
+/// A setter's value was out of bounds: the test's own mistake.
+fn expect_valid<T>(r: Result<T, String>) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => panic!("tryon-mock: {e}"),
+    }
 }
 
 impl MockServer {

@@ -13,14 +13,19 @@ use std::sync::OnceLock;
 
 use serde_json::{Value, json};
 
+/// The spec, as packaged with this crate: a copy of the workspace's
+/// `openapi/segmind-tryon.yaml`, kept identical by a test
+/// (`tests/images_and_schema.rs`, `the_packaged_spec_is_the_workspace_spec`).
+pub(crate) const SPEC_YAML: &str = include_str!("../openapi/segmind-tryon.yaml");
+
 /// The spec the checks use, parsed once (it is compiled in).
 ///
 /// # Panics
 /// If the compiled-in spec is not valid YAML.
-pub fn spec() -> &'static Value {
+fn spec() -> &'static Value {
     static SPEC: OnceLock<Value> = OnceLock::new();
     SPEC.get_or_init(|| {
-        let text = include_str!("../../../openapi/segmind-tryon.yaml");
+        let text = SPEC_YAML;
         serde_yaml::from_str(text).unwrap_or_else(|e| {
             panic!("tryon-mock: openapi/segmind-tryon.yaml does not parse: {e}")
         })
@@ -29,20 +34,14 @@ pub fn spec() -> &'static Value {
 
 /// Responses the mock sends that the spec does not list for their
 /// operation: `(method, path template, status)`. Their bodies must still be
-/// an `ErrorBody`. If the spec gains them, this list shrinks.
+/// an `ErrorBody`. Empty today: the spec documents every status the mock
+/// sends on its own. If the mock gains one the spec lacks, it goes here.
 ///
-/// Statuses a test injects with a [`Fault`](crate::Fault) (a gateway 503,
-/// say) are not listed here: they are deliberate departures from the
-/// contract, so only their body is checked (as an `ErrorBody`; see
-/// [`check_injected`]).
-pub const EXCEPTIONS: &[(&str, &str, u16)] = &[
-    // The submit URL answers other methods with 405; the spec documents
-    // only POST on it (a method it does not declare has no operation to
-    // hang a response on).
-    ("GET", "/v2/p-image-try-on", 405),
-    // Likewise for other methods on the status URL.
-    ("DELETE", "/v2/requests/{request_id}/status", 405),
-];
+/// Two kinds of answer are outside this list by rule, their bodies checked
+/// as an `ErrorBody`: a 405 for a method the spec does not declare on a
+/// path (it has no operation to hang a response on), and statuses a test
+/// injects with a [`Fault`](crate::Fault) (see [`check_injected`]).
+pub const EXCEPTIONS: &[(&str, &str, u16)] = &[];
 
 /// How a body was checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,7 +97,7 @@ impl SpecReport {
 }
 
 /// Follows `$ref`s.
-pub fn resolve<'a>(spec: &'a Value, v: &'a Value) -> &'a Value {
+fn resolve<'a>(spec: &'a Value, v: &'a Value) -> &'a Value {
     match v.get("$ref").and_then(Value::as_str) {
         Some(r) => {
             let mut cur = spec;
@@ -113,7 +112,7 @@ pub fn resolve<'a>(spec: &'a Value, v: &'a Value) -> &'a Value {
 
 /// Validates `value` against an `OpenAPI` 3.0 schema, pushing one message per
 /// problem onto `errors` (prefixed with `at`).
-pub fn validate(spec: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec<String>) {
+fn validate(spec: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec<String>) {
     let schema = resolve(spec, schema);
     if value.is_null() {
         if schema["nullable"] != json!(true) {
@@ -174,7 +173,7 @@ pub fn validate(spec: &Value, schema: &Value, value: &Value, at: &str, errors: &
 }
 
 /// Finds the spec's path template for a concrete path.
-pub fn template(spec: &Value, path: &str) -> Option<String> {
+fn template(spec: &Value, path: &str) -> Option<String> {
     let segs: Vec<&str> = path.split('/').collect();
     spec["paths"]
         .as_object()?
@@ -190,13 +189,12 @@ pub fn template(spec: &Value, path: &str) -> Option<String> {
         .cloned()
 }
 
-/// Checks one JSON response body the mock sent for `method path` with
-/// `status`. `Err` lists every problem: the body is not JSON, does not match
-/// the schema, or the operation does not document `status` (and it is not
-/// one of the [`EXCEPTIONS`]).
-/// Check the body of a response whose status a test injected with a
+/// Checks the body of a response whose status a test injected with a
 /// [`Fault`](crate::Fault): the status is the test's choice, the body must
 /// still be an `ErrorBody`.
+///
+/// # Errors
+/// Every problem: the body is not JSON or not an `ErrorBody`.
 pub fn check_injected(
     method: &str,
     path: &str,
@@ -217,8 +215,14 @@ pub fn check_injected(
     }
 }
 
-/// Check a body the mock built on its own against the spec's schema for
-/// its operation and status.
+/// Checks one JSON response body the mock built on its own, sent for
+/// `method path` with `status`, against the spec's schema for that
+/// operation and status.
+///
+/// # Errors
+/// Every problem: the body is not JSON, does not match the schema, or the
+/// operation does not document `status` (and it is not one of the
+/// [`EXCEPTIONS`]).
 pub fn check_response(
     method: &str,
     path: &str,
@@ -236,10 +240,12 @@ pub fn check_response(
     let (schema, checked) = match template(spec, &path) {
         None => (error_body, Checked::OffSpec),
         Some(t) => {
-            let response = spec["paths"][&t]
-                .get(method.to_lowercase())
-                .and_then(|op| op["responses"].get(status.to_string()));
+            let operation = spec["paths"][&t].get(method.to_lowercase());
+            let response = operation.and_then(|op| op["responses"].get(status.to_string()));
             match response {
+                None if operation.is_none() && status == 405 => {
+                    (error_body, Checked::Exception(format!("{method} {t} 405")))
+                }
                 Some(r) => (
                     resolve(spec, r)["content"]["application/json"]["schema"].clone(),
                     Checked::Documented,

@@ -6,13 +6,16 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use tryon_api::types::{JobStatus, TryOnInput};
+use bytes::Bytes;
+use tryon_api::types::{JobStatus, OutputFormat, TryOnInput};
 use uuid::Uuid;
 
 use crate::clock::MockClock;
 use crate::config::{Credits, FailRule, JobMatch, MockConfig, RateLimit, Stages, Timing};
 use crate::fault::{Fault, FaultKind, Route};
 use crate::journal::JournalEntry;
+use crate::limits;
+use crate::render::{self, Render, RenderInput};
 
 /// Locks a mutex, ignoring poisoning: a panicking test thread must not make
 /// the mock unusable for the rest of the suite.
@@ -27,7 +30,11 @@ pub(crate) struct Job {
     pub(crate) expires: Duration,
     /// `Some(error)` when the job ends `FAILED`.
     pub(crate) failure: Option<Box<str>>,
-    pub(crate) input: Arc<TryOnInput>,
+    pub(crate) format: OutputFormat,
+    /// The output, rendered once; `None` for a job that fails. The job
+    /// keeps no copy of its request body, only what rendering needs until
+    /// it has rendered.
+    pub(crate) render: Option<Arc<Render>>,
 }
 
 impl Job {
@@ -53,7 +60,8 @@ pub(crate) struct JobView {
     pub(crate) status: JobStatus,
     pub(crate) inference_time: f64,
     pub(crate) failure: Option<String>,
-    pub(crate) input: Arc<TryOnInput>,
+    pub(crate) format: OutputFormat,
+    pub(crate) render: Option<Arc<Render>>,
 }
 
 #[derive(Default)]
@@ -88,6 +96,8 @@ pub(crate) struct Settings {
     pub(crate) journal_capacity: usize,
     pub(crate) record_bodies: bool,
     pub(crate) output_size: (u32, u32),
+    pub(crate) max_uploads: usize,
+    pub(crate) max_upload_bytes: usize,
 }
 
 impl Settings {
@@ -110,6 +120,8 @@ impl Settings {
             journal_capacity: c.journal_capacity,
             record_bodies: c.record_bodies,
             output_size: c.output_size,
+            max_uploads: c.max_uploads,
+            max_upload_bytes: c.max_upload_bytes,
         }
     }
 }
@@ -123,8 +135,38 @@ pub(crate) struct Billing {
 
 /// A stored upload.
 pub(crate) struct Asset {
-    pub(crate) mime: String,
-    pub(crate) bytes: bytes::Bytes,
+    /// A content type sniffed from the bytes (never the uploader's).
+    pub(crate) mime: &'static str,
+    pub(crate) bytes: Bytes,
+}
+
+/// Uploads, oldest first, bounded in count and bytes.
+#[derive(Default)]
+pub(crate) struct Assets {
+    map: HashMap<Uuid, Asset>,
+    order: VecDeque<Uuid>,
+    bytes: usize,
+}
+
+impl Assets {
+    pub(crate) fn get(&self, id: &Uuid) -> Option<&Asset> {
+        self.map.get(id)
+    }
+
+    /// Stores `asset`, evicting the oldest uploads until both bounds hold.
+    fn insert(&mut self, id: Uuid, asset: Asset, max_count: usize, max_bytes: usize) {
+        self.bytes = self.bytes.saturating_add(asset.bytes.len());
+        self.map.insert(id, asset);
+        self.order.push_back(id);
+        while self.order.len() > max_count || self.bytes > max_bytes {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(a) = self.map.remove(&old) {
+                self.bytes = self.bytes.saturating_sub(a.bytes.len());
+            }
+        }
+    }
 }
 
 pub(crate) struct State {
@@ -135,11 +177,13 @@ pub(crate) struct State {
     pub(crate) journal: Mutex<VecDeque<JournalEntry>>,
     pub(crate) billing: Mutex<Billing>,
     pub(crate) buckets: Mutex<HashMap<String, Bucket>>,
-    pub(crate) assets: Mutex<HashMap<Uuid, Asset>>,
-    /// Fixed base URL, or `None` to take it from the `Host` header (a mock
-    /// bound to an unspecified address).
-    pub(crate) base_url: Option<String>,
-    pub(crate) fallback_base: String,
+    pub(crate) assets: Mutex<Assets>,
+    /// The base of every absolute URL the mock writes: the public URL, or
+    /// the address it listens on (never a request's `Host` header).
+    pub(crate) base_url: String,
+    /// When set, every `/__mock/` call must carry
+    /// `Authorization: Bearer <token>`.
+    pub(crate) control_token: Option<String>,
     pub(crate) expected_submits: Mutex<Option<u64>>,
     /// `Some` when every JSON body sent is checked against the spec.
     #[cfg(feature = "spec-check")]
@@ -158,8 +202,8 @@ impl State {
     pub(crate) fn new(
         config: MockConfig,
         clock: MockClock,
-        base_url: Option<String>,
-        fallback_base: String,
+        base_url: String,
+        control_token: Option<String>,
     ) -> Self {
         let rng = match &config.timing {
             Timing::Realistic(p) => p.seed,
@@ -176,9 +220,9 @@ impl State {
             journal: Mutex::new(VecDeque::new()),
             billing: Mutex::new(Billing::default()),
             buckets: Mutex::new(HashMap::new()),
-            assets: Mutex::new(HashMap::new()),
+            assets: Mutex::new(Assets::default()),
             base_url,
-            fallback_base,
+            control_token,
             expected_submits: Mutex::new(None),
             #[cfg(feature = "spec-check")]
             spec: None,
@@ -186,8 +230,10 @@ impl State {
     }
 
     /// Back to the configuration the server started with: no jobs, no
-    /// journal, no billing, initial faults. The clock keeps its time.
+    /// journal, no billing, no uploads, initial faults, and the clock's
+    /// advances taken back.
     pub(crate) fn reset(&self) {
+        self.clock.reset();
         *lock(&self.settings) = Settings::from_config(&self.initial);
         let rng = match &self.initial.timing {
             Timing::Realistic(p) => p.seed,
@@ -200,7 +246,7 @@ impl State {
         lock(&self.journal).clear();
         *lock(&self.billing) = Billing::default();
         lock(&self.buckets).clear();
-        lock(&self.assets).clear();
+        *lock(&self.assets) = Assets::default();
     }
 
     /// Auth, then rate limit. `key` is the `x-api-key` header.
@@ -274,7 +320,8 @@ impl State {
 
     /// Decides stages and outcome of a newly accepted job, and stores it.
     /// Returns its id and `Some(error)` if it will fail.
-    pub(crate) fn accept(&self, input: TryOnInput) -> (Uuid, Option<String>, Stages) {
+    /// `render` is what the output is drawn from (see [`RenderInput`]).
+    pub(crate) fn accept(&self, input: &TryOnInput, render: RenderInput) -> Accepted {
         let (timing, workers, retention, rules) = {
             let s = lock(&self.settings);
             (
@@ -291,7 +338,7 @@ impl State {
         let nth = jobs.accepted;
         let stages = match &timing {
             Timing::Fixed(s) => *s,
-            Timing::PerRequest(f) => (f.0)(&input),
+            Timing::PerRequest(f) => limits::clamp_stages((f.0)(input)),
             Timing::Realistic(p) => {
                 let u1 = next_unit(&mut jobs.rng);
                 let u2 = next_unit(&mut jobs.rng);
@@ -321,7 +368,9 @@ impl State {
                 JobMatch::All => true,
             })
             .map(|r| r.error.clone());
-        let ready = now + stages.queued;
+        // Every sum saturates: stage lengths and retention are bounded, but
+        // no value may make time arithmetic panic.
+        let ready = now.saturating_add(stages.queued);
         let started = match workers {
             Some(w) if w > 0 => {
                 let free = if jobs.workers.len() < w {
@@ -330,18 +379,21 @@ impl State {
                     jobs.workers.pop().map_or(Duration::ZERO, |Reverse(t)| t)
                 };
                 let start = ready.max(free);
-                jobs.workers.push(Reverse(start + stages.processing));
+                jobs.workers
+                    .push(Reverse(start.saturating_add(stages.processing)));
                 start
             }
             _ => ready,
         };
+        let render = failure.is_none().then(|| Render::new(render));
         let job = Job {
             submitted: now,
             started,
-            done: started + stages.processing,
-            expires: now + retention,
+            done: started.saturating_add(stages.processing),
+            expires: now.saturating_add(retention),
             failure: failure.clone().map(String::into_boxed_str),
-            input: Arc::new(input),
+            format: input.output_format.unwrap_or_default(),
+            render: render.clone(),
         };
         jobs.map.insert(id, job);
         jobs.since_sweep += 1;
@@ -349,13 +401,21 @@ impl State {
             jobs.since_sweep = 0;
             jobs.map.retain(|_, j| j.expires > now);
         }
-        (id, failure, stages)
+        Accepted {
+            id,
+            failure,
+            stages,
+            render,
+        }
     }
 
     /// Looks a job up; `None` if unknown or expired (expired jobs are
     /// removed).
+    /// Only the canonical form of an id (lowercase, hyphenated, as the
+    /// mock wrote it) names a job: `urn:uuid:…`, braces, upper case or
+    /// unhyphenated forms are unknown ids.
     pub(crate) fn job(&self, id: &str) -> Option<JobView> {
-        let id = Uuid::parse_str(id).ok()?;
+        let id = canonical_id(id)?;
         let now = self.clock.now();
         let mut jobs = lock(&self.jobs);
         let job = jobs.map.get(&id)?;
@@ -368,7 +428,8 @@ impl State {
             status: job.status_at(now),
             inference_time: job.inference_time(),
             failure: job.failure.as_deref().map(str::to_string),
-            input: Arc::clone(&job.input),
+            format: job.format,
+            render: job.render.clone(),
         })
     }
 
@@ -389,7 +450,7 @@ impl State {
             }
             match &f.fault.kind {
                 FaultKind::Latency(d) => {
-                    latency += *d;
+                    latency = latency.saturating_add(*d);
                     if let Some(t) = &mut f.fault.times {
                         *t = t.saturating_sub(1);
                     }
@@ -405,6 +466,7 @@ impl State {
             }
         }
         s.faults.retain(|f| f.fault.times != Some(0));
+        let latency = latency.min(Duration::from_secs(limits::MAX_LATENCY_SECS));
         (latency, action, drop_after)
     }
 
@@ -431,6 +493,149 @@ impl State {
             j.pop_front();
         }
         j.push_back(entry);
+    }
+}
+
+/// A newly accepted job.
+pub(crate) struct Accepted {
+    pub(crate) id: Uuid,
+    /// `Some(error)` when the job will end `FAILED`.
+    pub(crate) failure: Option<String>,
+    pub(crate) stages: Stages,
+    pub(crate) render: Option<Arc<Render>>,
+}
+
+/// The id if `text` is its canonical form (lowercase, hyphenated).
+pub(crate) fn canonical_id(text: &str) -> Option<Uuid> {
+    let id = Uuid::try_parse(text).ok()?;
+    let mut buf = Uuid::encode_buffer();
+    (id.hyphenated().encode_lower(&mut buf) == text).then_some(id)
+}
+
+/// The setters behind both [`MockServer`](crate::MockServer)'s methods and
+/// the control API: each checks its value against [`limits`] and says what
+/// is wrong, naming the field.
+impl State {
+    /// Moves the clock, refusing a value out of bounds.
+    pub(crate) fn advance_by_secs(&self, seconds: f64) -> Result<Duration, String> {
+        let max = limits::MAX_DURATION_SECS;
+        #[allow(clippy::cast_precision_loss)]
+        if !seconds.is_finite() || seconds < 0.0 || seconds > max as f64 {
+            return Err(format!("seconds: {seconds} given, must be from 0 to {max}"));
+        }
+        self.clock
+            .try_advance(Duration::try_from_secs_f64(seconds).map_err(|e| format!("seconds: {e}"))?)
+    }
+
+    pub(crate) fn push_faults(&self, faults: Vec<Fault>) -> Result<usize, String> {
+        let mut s = lock(&self.settings);
+        limits::faults(&faults, s.faults.len())?;
+        s.faults
+            .extend(faults.into_iter().map(|fault| ActiveFault { fault }));
+        Ok(s.faults.len())
+    }
+
+    pub(crate) fn faults(&self) -> Vec<Fault> {
+        lock(&self.settings)
+            .faults
+            .iter()
+            .map(|f| f.fault.clone())
+            .collect()
+    }
+
+    pub(crate) fn clear_faults(&self) {
+        lock(&self.settings).faults.clear();
+    }
+
+    pub(crate) fn set_fail_rules(&self, rules: Vec<FailRule>) -> Result<(), String> {
+        limits::fail_rules(&rules)?;
+        lock(&self.settings).fail_rules = rules;
+        Ok(())
+    }
+
+    pub(crate) fn push_fail_rule(&self, rule: FailRule) -> Result<(), String> {
+        let mut s = lock(&self.settings);
+        let mut rules = s.fail_rules.clone();
+        rules.push(rule);
+        limits::fail_rules(&rules)?;
+        s.fail_rules = rules;
+        Ok(())
+    }
+
+    pub(crate) fn set_rate_limit(&self, limit: Option<RateLimit>) -> Result<(), String> {
+        limits::rate_limit(limit.as_ref())?;
+        lock(&self.settings).rate_limit = limit;
+        lock(&self.buckets).clear();
+        Ok(())
+    }
+
+    pub(crate) fn set_keys(&self, keys: Option<Vec<String>>) -> Result<(), String> {
+        limits::keys(keys.as_deref())?;
+        lock(&self.settings).keys = keys;
+        Ok(())
+    }
+
+    pub(crate) fn set_credits(&self, credits: Option<Credits>) -> Result<(), String> {
+        limits::credits(credits.as_ref())?;
+        lock(&self.settings).credits = credits;
+        Ok(())
+    }
+
+    pub(crate) fn set_timing(&self, timing: Timing) -> Result<(), String> {
+        limits::timing(&timing)?;
+        lock(&self.settings).timing = timing;
+        Ok(())
+    }
+
+    pub(crate) fn journal(&self) -> Vec<JournalEntry> {
+        lock(&self.journal).iter().cloned().collect()
+    }
+
+    /// Billed jobs in all, and for `key` with its balance.
+    pub(crate) fn billing(&self, key: Option<&str>) -> (u64, Option<(u64, Option<f64>)>) {
+        let b = lock(&self.billing);
+        let for_key = key.map(|k| {
+            (
+                b.per_key.get(k).copied().unwrap_or(0),
+                b.balances.get(k).copied(),
+            )
+        });
+        (b.total, for_key)
+    }
+
+    /// Resolves an image reference to its bytes when the mock holds them:
+    /// a `data:` URI, or one of its own upload URLs.
+    pub(crate) fn resolve_image(&self, reference: &str) -> Option<Bytes> {
+        if reference.starts_with("data:") {
+            return render::decode_data_uri(reference).map(|(_, b)| Bytes::from(b));
+        }
+        let id = reference
+            .strip_prefix(self.base_url.as_str())?
+            .strip_prefix("/assets/")?;
+        let id = canonical_id(id)?;
+        lock(&self.assets).get(&id).map(|a| a.bytes.clone())
+    }
+
+    /// Stores uploads (content types sniffed), returning their ids; the
+    /// oldest uploads go first when the bounds are reached.
+    pub(crate) fn store_uploads(&self, files: Vec<Vec<u8>>) -> Vec<Uuid> {
+        let (max_count, max_bytes) = {
+            let s = lock(&self.settings);
+            (s.max_uploads, s.max_upload_bytes)
+        };
+        let mut assets = lock(&self.assets);
+        files
+            .into_iter()
+            .map(|bytes| {
+                let id = Uuid::new_v4();
+                let asset = Asset {
+                    mime: render::sniff(&bytes),
+                    bytes: Bytes::from(bytes),
+                };
+                assets.insert(id, asset, max_count, max_bytes);
+                id
+            })
+            .collect()
     }
 }
 

@@ -126,7 +126,8 @@ pub(crate) fn try_on_input(bytes: &[u8]) -> Result<TryOnInput, Invalid> {
         && v.as_u64().is_none()
     {
         return Err(Invalid::Field(format!(
-            "seed: expected a non-negative integer, got {v}"
+            "seed: {v} given, an integer from 0 to {} required",
+            u64::MAX
         )));
     }
     if let Some(v) = map.get("turbo") {

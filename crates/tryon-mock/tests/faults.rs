@@ -311,13 +311,15 @@ async fn rate_limited_fault_with_http_date_or_without_header() {
 #[tokio::test]
 async fn latency_is_added() {
     let server = MockServer::start().await;
-    server.push_fault(Fault::latency(Route::Submit, Duration::from_millis(5)).times(1));
-    assert_eq!(
-        post(&server.uri(), "/v2/p-image-try-on", &body(1))
-            .await
-            .status(),
-        200
-    );
+    // A sleep never ends early, so the call cannot take less than the
+    // latency: without the fault this takes a few milliseconds and fails.
+    let latency = Duration::from_millis(250);
+    server.push_fault(Fault::latency(Route::Submit, latency).times(1));
+    let started = std::time::Instant::now();
+    let r = post(&server.uri(), "/v2/p-image-try-on", &body(1)).await;
+    let took = started.elapsed();
+    assert_eq!(r.status(), 200);
+    assert!(took >= latency, "took {took:?}, latency {latency:?}");
 }
 
 #[tokio::test]
@@ -457,7 +459,12 @@ async fn control_api_drives_the_mock() {
         .await
         .unwrap();
     assert_eq!(journal.as_array().unwrap().len(), 3);
-    assert_eq!(journal[0]["key_redacted"], "sk-t…");
+    // A fingerprint of the key, never a piece of it.
+    assert_eq!(
+        journal[0]["key_fingerprint"],
+        tryon_mock::key_fingerprint(KEY)
+    );
+    assert!(!journal.to_string().contains("sk-t"), "{journal}");
     let billing: serde_json::Value = http
         .get(format!("{uri}/__mock/billing?key={KEY}"))
         .send()

@@ -1,9 +1,13 @@
-#![allow(clippy::print_stdout)] // a CLI prints its base URL and usage on purpose.
-//! `tryon-mock [--port P] [--host H] [--config mock.toml]`: the mock as a
-//! standalone server for tests in any language. Prints its base URL, logs
-//! one line per request (set `RUST_LOG` to change the level).
+//! `tryon-mock [--port P] [--host H] [--config mock.toml] [--json]
+//! [--public-url URL] [--control-token T]`: the mock as a standalone server
+//! for tests in any language. Prints one readiness line on stdout (its base
+//! URL, or JSON with `--json`), logs one line per request on stderr
+//! (`RUST_LOG` sets the level), and exits 0 on SIGTERM or SIGINT.
 
-use std::net::SocketAddr;
+use std::io::Write as _;
+
+const USAGE: &str = "usage: tryon-mock [--port P] [--host H] [--config mock.toml] [--json] \
+                     [--public-url URL] [--control-token TOKEN]";
 
 #[tokio::main]
 async fn main() {
@@ -12,51 +16,50 @@ async fn main() {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(tryon_mock::LogWriter::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    if let Err(e) = run().await {
-        eprintln!("tryon-mock: {e}");
+    let options = match parse(std::env::args().skip(1)) {
+        Ok(Some(o)) => o,
+        Ok(None) => {
+            let _ = writeln!(std::io::stdout(), "{USAGE}");
+            return;
+        }
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "tryon-mock: {e}\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = tryon_mock::serve(options).await {
+        let _ = writeln!(std::io::stderr(), "tryon-mock: {e}");
         std::process::exit(2);
     }
 }
 
-async fn run() -> Result<(), String> {
-    let mut port: u16 = 0;
-    let mut host = "127.0.0.1".to_string();
-    let mut config = tryon_mock::MockConfig::default();
-    let mut args = std::env::args().skip(1);
+/// `Ok(None)` for `--help`.
+fn parse(
+    mut args: impl Iterator<Item = String>,
+) -> Result<Option<tryon_mock::ServeOptions>, String> {
+    let mut o = tryon_mock::ServeOptions::default();
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
         match arg.as_str() {
             "--port" => {
-                port = value("--port")?
+                o.port = value("--port")?
                     .parse()
                     .map_err(|e| format!("--port: {e}"))?;
             }
-            "--host" => host = value("--host")?,
+            "--host" => o.host = value("--host")?,
             "--config" => {
                 let path = value("--config")?;
-                let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
-                config = toml::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
+                o.config = tryon_mock::MockConfig::from_toml_file(path.as_ref())?;
             }
-            "--help" | "-h" => {
-                println!("usage: tryon-mock [--port P] [--host H] [--config mock.toml]");
-                return Ok(());
-            }
-            other => return Err(format!("unknown argument {other:?} (try --help)")),
+            "--json" => o.json = true,
+            "--public-url" => o.public_url = Some(value("--public-url")?),
+            "--control-token" => o.control_token = Some(value("--control-token")?),
+            "--help" | "-h" => return Ok(None),
+            other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    let addr: SocketAddr = format!("{host}:{port}")
-        .parse()
-        .map_err(|e| format!("--host/--port: {e}"))?;
-    let server = tryon_mock::MockServer::builder()
-        .config(config)
-        .bind(addr)
-        .try_start()
-        .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    println!("{}", server.uri());
-    server.run().await;
-    Ok(())
+    Ok(Some(o))
 }

@@ -1,0 +1,269 @@
+//! The control API under `/__mock/`: one table of routes, each handler a
+//! thin layer over the same [`State`] methods [`MockServer`](crate::MockServer)
+//! calls. Every value is checked (422 naming the field and the bound).
+
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+use hyper::header;
+use hyper::{Method, Request, StatusCode};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::{Reply, error, json_response, method_not_allowed, read_body};
+use crate::config::{FailRule, RateLimit};
+use crate::fault::Fault;
+use crate::state::State;
+
+/// Largest control request body: 1 MiB.
+const MAX_CONTROL_BODY: usize = 1024 * 1024;
+
+/// What a control handler gets: the query string and the body.
+struct Call<'a> {
+    query: &'a str,
+    body: &'a Bytes,
+}
+
+type Handler = fn(&State, &Call<'_>) -> Reply;
+
+/// Every control route: method, path, handler. The only list; the public
+/// [`control_routes`] is read from it.
+const ROUTES: &[(&str, &str, Handler)] = &[
+    ("GET", "/__mock/health", health),
+    ("GET", "/__mock/now", now),
+    ("POST", "/__mock/advance", advance),
+    ("POST", "/__mock/reset", reset),
+    ("GET", "/__mock/journal", journal),
+    ("GET", "/__mock/billing", billing),
+    ("GET", "/__mock/faults", list_faults),
+    ("POST", "/__mock/faults", add_faults),
+    ("DELETE", "/__mock/faults", clear_faults),
+    ("PUT", "/__mock/fail_rules", fail_rules),
+    ("PUT", "/__mock/rate_limit", rate_limit),
+    ("PUT", "/__mock/keys", keys),
+];
+
+/// Every route of the control API as `(method, path)`, e.g.
+/// `("POST", "/__mock/advance")`: what the server answers, for tests that
+/// compare it with a description of the control API. `GET /__mock/health`
+/// answers 200 once the server is ready and needs no control token.
+///
+/// ```
+/// assert!(tryon_mock::control_routes().contains(&("GET", "/__mock/health")));
+/// ```
+pub fn control_routes() -> &'static [(&'static str, &'static str)] {
+    static LIST: OnceLock<Vec<(&'static str, &'static str)>> = OnceLock::new();
+    LIST.get_or_init(|| ROUTES.iter().map(|(m, p, _)| (*m, *p)).collect())
+}
+
+/// Whether the request carries the control token (`Authorization: Bearer
+/// <token>`), when one is set.
+fn authorized(state: &State, req: &Request<hyper::body::Incoming>) -> bool {
+    let Some(token) = &state.control_token else {
+        return true;
+    };
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|given| constant_time_eq(given.as_bytes(), token.as_bytes()))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub(crate) async fn handle(state: &State, req: Request<hyper::body::Incoming>) -> Reply {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    let on_path: Vec<&(&str, &str, Handler)> =
+        ROUTES.iter().filter(|(_, p, _)| *p == path).collect();
+    if on_path.is_empty() {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no control endpoint {method} {path}"),
+        );
+    }
+    if path != "/__mock/health" && !authorized(state, &req) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "control API: missing or wrong `Authorization: Bearer <control token>`",
+        );
+    }
+    let Some((_, _, handler)) = on_path.iter().find(|(m, _, _)| *m == method.as_str()) else {
+        let allow: Vec<&str> = on_path.iter().map(|(m, _, _)| *m).collect();
+        return method_not_allowed(&allow.join(", "));
+    };
+    let query = req.uri().query().unwrap_or_default().to_string();
+    let body = if method == Method::GET || method == Method::DELETE {
+        Bytes::new()
+    } else {
+        match read_body(MAX_CONTROL_BODY, req).await {
+            Ok(b) => b,
+            Err(r) => return r,
+        }
+    };
+    handler(
+        state,
+        &Call {
+            query: &query,
+            body: &body,
+        },
+    )
+}
+
+fn ok(v: &Value) -> Reply {
+    json_response(StatusCode::OK, v)
+}
+
+fn unprocessable(text: impl Into<String>) -> Reply {
+    error(StatusCode::UNPROCESSABLE_ENTITY, text)
+}
+
+/// The body as JSON (`null` when empty); 400 if it is not JSON.
+fn json_body(call: &Call<'_>, what: &str) -> Result<Value, Reply> {
+    if call.body.is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(call.body)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("{what}: not JSON: {e}")))
+}
+
+/// The body as a `T`; 422 naming `what` if it has the wrong shape.
+fn typed<T: DeserializeOwned>(call: &Call<'_>, what: &str) -> Result<T, Reply> {
+    serde_json::from_value(json_body(call, what)?)
+        .map_err(|e| unprocessable(format!("{what}: {e}")))
+}
+
+/// One value or a list of them.
+fn one_or_many<T: DeserializeOwned>(call: &Call<'_>, what: &str) -> Result<Vec<T>, Reply> {
+    match json_body(call, what)? {
+        Value::Array(items) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                serde_json::from_value(v).map_err(|e| unprocessable(format!("{what}[{i}]: {e}")))
+            })
+            .collect(),
+        v => serde_json::from_value(v)
+            .map(|t| vec![t])
+            .map_err(|e| unprocessable(format!("{what}: {e}"))),
+    }
+}
+
+fn clock_now(state: &State) -> Value {
+    json!({ "now": state.clock.now().as_secs_f64() })
+}
+
+fn health(_: &State, _: &Call<'_>) -> Reply {
+    ok(&json!({ "status": "ok" }))
+}
+
+fn now(state: &State, _: &Call<'_>) -> Reply {
+    ok(&clock_now(state))
+}
+
+fn advance(state: &State, call: &Call<'_>) -> Reply {
+    let body = match json_body(call, "advance") {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let Some(seconds) = body.get("seconds").and_then(Value::as_f64) else {
+        return unprocessable(format!(
+            "seconds: expected a number of seconds, got {}",
+            body.get("seconds").unwrap_or(&Value::Null)
+        ));
+    };
+    match state.advance_by_secs(seconds) {
+        Ok(_) => ok(&clock_now(state)),
+        Err(e) => unprocessable(e),
+    }
+}
+
+fn reset(state: &State, _: &Call<'_>) -> Reply {
+    state.reset();
+    ok(&clock_now(state))
+}
+
+fn journal(state: &State, _: &Call<'_>) -> Reply {
+    json_response(StatusCode::OK, &state.journal())
+}
+
+fn billing(state: &State, call: &Call<'_>) -> Reply {
+    let key = call
+        .query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("key="));
+    let (total, for_key) = state.billing(key);
+    let mut v = json!({ "billed_submits": total });
+    if let Some((n, balance)) = for_key {
+        v["billed_submits_for_key"] = n.into();
+        if let Some(b) = balance {
+            v["balance"] = b.into();
+        }
+    }
+    ok(&v)
+}
+
+fn list_faults(state: &State, _: &Call<'_>) -> Reply {
+    json_response(StatusCode::OK, &state.faults())
+}
+
+fn add_faults(state: &State, call: &Call<'_>) -> Reply {
+    let faults = match one_or_many::<Fault>(call, "faults") {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    match state.push_faults(faults) {
+        Ok(n) => ok(&json!({ "faults": n })),
+        Err(e) => unprocessable(e),
+    }
+}
+
+fn clear_faults(state: &State, _: &Call<'_>) -> Reply {
+    state.clear_faults();
+    ok(&json!({ "faults": 0 }))
+}
+
+fn fail_rules(state: &State, call: &Call<'_>) -> Reply {
+    let rules = match one_or_many::<FailRule>(call, "fail_rules") {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    match state.set_fail_rules(rules) {
+        Ok(()) => ok(&json!({})),
+        Err(e) => unprocessable(e),
+    }
+}
+
+fn rate_limit(state: &State, call: &Call<'_>) -> Reply {
+    let rate = match typed::<Option<RateLimit>>(call, "rate_limit") {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    match state.set_rate_limit(rate) {
+        Ok(()) => ok(&json!({})),
+        Err(e) => unprocessable(e),
+    }
+}
+
+fn keys(state: &State, call: &Call<'_>) -> Reply {
+    let keys = match typed::<Option<Vec<String>>>(call, "keys") {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    match state.set_keys(keys) {
+        Ok(()) => ok(&json!({})),
+        Err(e) => unprocessable(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_route_list_is_the_table() {
+        let routes = super::control_routes();
+        assert_eq!(routes.len(), super::ROUTES.len());
+        assert!(routes.contains(&("POST", "/__mock/advance")));
+    }
+}

@@ -1,0 +1,158 @@
+//! What every request goes through: the control API's token, faults
+//! (latency, injected statuses, dropped connections, mangled bodies), the
+//! journal and the spec check, around the handlers in [`api`](super::api).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+
+use super::routes::classify;
+use super::{Reply, api, control, error, with_retry_after};
+use crate::MAX_RECORDED_BODY;
+use crate::fault::FaultKind;
+use crate::journal::JournalEntry;
+use crate::state::{State, lock};
+
+/// Returned to hyper to close a connection without a response.
+#[derive(Debug)]
+pub(crate) struct DropConnection;
+
+impl std::fmt::Display for DropConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by a mock fault")
+    }
+}
+
+impl std::error::Error for DropConnection {}
+
+/// The answer to an injected status fault.
+fn injected(code: u16, retry_after: Option<crate::fault::RetryAfter>) -> Reply {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let text = match status.as_u16() {
+        429 => "Too many requests",
+        502 => "Service temporarily unavailable",
+        503 => "Service unavailable",
+        504 => "Request timed out",
+        _ => "Internal server error",
+    };
+    let r = error(status, text);
+    match retry_after {
+        Some(ra) => with_retry_after(r, &ra.header_value()),
+        None => r,
+    }
+}
+
+/// Handles one request. `Err` closes the connection without a response.
+pub(crate) async fn handle(
+    state: Arc<State>,
+    req: Request<hyper::body::Incoming>,
+) -> Result<Reply, DropConnection> {
+    let started = Instant::now();
+    let at = state.clock.now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    if path.starts_with("/__mock/") {
+        let response = control::handle(&state, req).await;
+        tracing::info!(%method, %path, status = response.status().as_u16(), "control");
+        return Ok(response);
+    }
+    let key = req
+        .headers()
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let endpoint = classify(&method, &path);
+    let route = endpoint.route();
+    let (latency, action, drop_after) = match route {
+        Some(r) => state.take_faults(r),
+        None => (std::time::Duration::ZERO, None, false),
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let journal = |status: Option<u16>, body: Option<Bytes>| JournalEntry {
+        at,
+        method: method.to_string(),
+        path: path.clone(),
+        key: key.clone(),
+        status,
+        body,
+    };
+    let is_injected = matches!(action, Some(FaultKind::Status { .. }));
+    let response = match &action {
+        Some(FaultKind::DropBeforeAccept) => {
+            state.record(journal(None, None));
+            tracing::info!(%method, %path, "dropped connection (fault, before accept)");
+            return Err(DropConnection);
+        }
+        Some(FaultKind::Status { code, retry_after }) => injected(*code, *retry_after),
+        _ => api::dispatch(&state, endpoint, key.as_deref(), req).await,
+    };
+    let status = response.status();
+    if drop_after && status == StatusCode::OK {
+        if let Some(r) = route {
+            state.consume_drop_after(r);
+        }
+        state.record(journal(None, None));
+        tracing::info!(%method, %path, "dropped connection (fault, after accept)");
+        return Err(DropConnection);
+    }
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == b"application/json");
+    #[cfg(feature = "spec-check")]
+    if is_json && let Some(report) = &state.spec {
+        let result = if is_injected {
+            crate::spec_check::check_injected(
+                method.as_str(),
+                &path,
+                status.as_u16(),
+                response.body(),
+            )
+        } else {
+            crate::spec_check::check_response(
+                method.as_str(),
+                &path,
+                status.as_u16(),
+                response.body(),
+            )
+        };
+        lock(report).record(status.as_u16(), result);
+    }
+    #[cfg(not(feature = "spec-check"))]
+    let _ = is_injected;
+    let recorded = (is_json && lock(&state.settings).record_bodies).then(|| {
+        let body = response.body();
+        body.slice(..body.len().min(MAX_RECORDED_BODY))
+    });
+    let response = mangle(response, action.as_ref());
+    state.record(journal(Some(status.as_u16()), recorded));
+    tracing::info!(
+        %method,
+        %path,
+        status = status.as_u16(),
+        elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        "request"
+    );
+    Ok(response)
+}
+
+/// Applies a body fault, keeping the status and side effects.
+fn mangle(response: Reply, action: Option<&FaultKind>) -> Reply {
+    let (mut parts, body) = response.into_parts();
+    let body = match action {
+        Some(FaultKind::NotJson) => {
+            parts
+                .headers
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+            Bytes::from_static(b"<html><body><h1>502 Bad Gateway</h1></body></html>")
+        }
+        Some(FaultKind::TruncatedBody) => body.slice(..body.len() / 2),
+        _ => body,
+    };
+    Response::from_parts(parts, body)
+}

@@ -1,0 +1,494 @@
+//! Hostile and careless input to the in-process mock: control values that
+//! would overflow, image bombs, slow and idle connections, the wire's small
+//! print (405 `Allow`, 415, canonical ids), uploads, and what the mock
+//! writes about its callers.
+#![allow(clippy::unwrap_used, clippy::too_many_lines)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tryon_mock::MockServer;
+
+async fn control(uri: &str, method: &str, path: &str, body: &str) -> (u16, Value) {
+    let r = client()
+        .request(method.parse().unwrap(), format!("{uri}/__mock/{path}"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let code = r.status().as_u16();
+    (code, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Submit, advance, status, result and the output image all work.
+async fn normal_flow_works(uri: &str) {
+    let id = submit(uri, &body(1)).await["request_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, _) = control(uri, "POST", "advance", r#"{"seconds": 10}"#).await;
+    assert_eq!(code, 200);
+    assert_eq!(status_of(uri, &id).await.1["status"], "COMPLETED");
+    let (code, result) = result_of(uri, &id).await;
+    assert_eq!(code, 200, "{result}");
+    let image = get(result["output"].as_str().unwrap()).await;
+    assert_eq!(image.status(), 200);
+}
+
+#[tokio::test]
+async fn hostile_control_values_are_refused_and_the_mock_keeps_working() {
+    let server = MockServer::builder().virtual_time().start().await;
+    let uri = server.uri();
+    let long = "x".repeat(5000);
+    let many_keys = serde_json::to_string(&vec!["k"; 10_001]).unwrap();
+    let many_faults =
+        serde_json::to_string(&vec![json!({"route": "output", "kind": "not_json"}); 1001]).unwrap();
+    let cases: Vec<(&str, &str, String, u16, &str)> = vec![
+        ("POST", "advance", r#"{"seconds": 1.8e10}"#.into(), 422, "seconds:"),
+        ("POST", "advance", r#"{"seconds": -1}"#.into(), 422, "seconds:"),
+        ("POST", "advance", r#"{"seconds": "5"}"#.into(), 422, "seconds:"),
+        ("POST", "advance", r#"{"seconds": null}"#.into(), 422, "seconds:"),
+        ("POST", "advance", "{}".into(), 422, "seconds:"),
+        ("POST", "advance", r#"{"seconds": 1e400}"#.into(), 400, "advance:"),
+        ("POST", "advance", "{nope".into(), 400, "advance:"),
+        (
+            "POST",
+            "faults",
+            r#"{"route":"any","kind":{"status":{"code":429,"retry_after":{"http_date":1000000000000}}}}"#.into(),
+            422,
+            "faults[0].kind.status.retry_after:",
+        ),
+        (
+            "POST",
+            "faults",
+            r#"{"route":"any","kind":{"status":{"code":429,"retry_after":{"seconds":-1}}}}"#.into(),
+            422,
+            "faults:",
+        ),
+        (
+            "POST",
+            "faults",
+            r#"[{"route":"any","kind":{"latency":1.5e19}},{"route":"any","kind":{"latency":1.5e19}}]"#.into(),
+            422,
+            "faults[0].kind.latency:",
+        ),
+        ("POST", "faults", r#"{"route":"any","kind":{"latency":-1}}"#.into(), 422, "faults:"),
+        ("POST", "faults", r#"{"route":"any","kind":{"latency":"1"}}"#.into(), 422, "faults:"),
+        ("POST", "faults", r#"{"route":"any","kind":{"status":{"code":99}}}"#.into(), 422, "faults[0].kind.status.code:"),
+        ("POST", "faults", r#"{"route":"any","kind":{"status":{"code":70000}}}"#.into(), 422, "faults:"),
+        ("POST", "faults", r#"{"route":"any","kind":"not_json","times":-1}"#.into(), 422, "faults:"),
+        ("POST", "faults", r#"{"route":"nowhere","kind":"not_json"}"#.into(), 422, "faults:"),
+        ("POST", "faults", many_faults, 422, "faults: 1001 given"),
+        ("PUT", "fail_rules", r#"{"match":{"every_nth":0},"error":"x"}"#.into(), 422, "fail_rules[0].match.every_nth:"),
+        ("PUT", "fail_rules", format!(r#"{{"match":"all","error":"{long}"}}"#), 422, "fail_rules[0].error:"),
+        ("PUT", "rate_limit", r#"{"per_second":-1,"burst":1}"#.into(), 422, "rate_limit.per_second:"),
+        ("PUT", "rate_limit", r#"{"per_second":1e300,"burst":1}"#.into(), 422, "rate_limit.per_second:"),
+        ("PUT", "rate_limit", r#"{"per_second":1,"burst":0}"#.into(), 422, "rate_limit.burst:"),
+        ("PUT", "rate_limit", r#"{"per_second":1,"burst":-3}"#.into(), 422, "rate_limit:"),
+        ("PUT", "keys", r#"[""]"#.into(), 422, "keys[0]:"),
+        ("PUT", "keys", r#""sk-a""#.into(), 422, "keys:"),
+        ("PUT", "keys", many_keys, 422, "keys: 10001 given"),
+    ];
+    for (method, path, body, want, prefix) in &cases {
+        let (code, v) = control(&uri, method, path, body).await;
+        let shown: String = body.chars().take(80).collect();
+        assert_eq!(code, *want, "{method} {path} {shown}: {v}");
+        let error = v["error"].as_str().unwrap_or_default();
+        assert!(
+            error.starts_with(prefix),
+            "{method} {path} {shown}: {error}"
+        );
+    }
+    // Nothing was taken in: no faults, the clock where it was.
+    assert_eq!(server.now(), Duration::ZERO);
+    assert_eq!(control(&uri, "GET", "faults", "").await.1, json!([]));
+    normal_flow_works(&uri).await;
+    // Reset takes the clock's advances back.
+    assert_eq!(control(&uri, "POST", "reset", "").await.1["now"], 0.0);
+    assert_eq!(server.now(), Duration::ZERO);
+}
+
+#[tokio::test]
+async fn the_largest_accepted_values_never_panic_a_request() {
+    let server = MockServer::builder().virtual_time().start().await;
+    let uri = server.uri();
+    // At the bounds: a year-long HTTP-date Retry-After, a 10-year advance
+    // (twice), a 10-year retention of the stages.
+    let (code, v) = control(
+        &uri,
+        "POST",
+        "faults",
+        r#"{"route":"status","kind":{"status":{"code":429,"retry_after":{"http_date":31536000}}},"times":1}"#,
+    )
+    .await;
+    assert_eq!(code, 200, "{v}");
+    for _ in 0..2 {
+        assert_eq!(
+            control(&uri, "POST", "advance", r#"{"seconds": 315360000}"#)
+                .await
+                .0,
+            200
+        );
+    }
+    let r = get(&format!("{uri}/v2/requests/{}/status", uuid())).await;
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    normal_flow_works(&uri).await;
+}
+
+fn uuid() -> String {
+    "5b9f0e62-8c51-4a64-9a3e-6ad1f2f0c9d4".to_string()
+}
+
+#[tokio::test]
+async fn an_image_bomb_is_refused_at_submit_naming_the_field() {
+    let server = MockServer::builder().virtual_time().start().await;
+    let uri = server.uri();
+    let bomb = bomb_png(20_000, 20_000);
+    assert!(bomb.len() < 100, "{}", bomb.len());
+    let started = Instant::now();
+    let mut b = body(1);
+    b["person_image"] = json!(png_uri(&bomb));
+    let r = post(&uri, "/v2/p-image-try-on", &b).await;
+    assert_eq!(r.status(), 422);
+    let e: Value = r.json().await.unwrap();
+    let e = e["error"].as_str().unwrap();
+    assert!(
+        e.starts_with("person_image: the image is 20000x20000 pixels, at most 25000000 pixels"),
+        "{e}"
+    );
+    // Through an upload, as a garment: the same check, on the v1 route too.
+    let up: Value = post(
+        &uri,
+        "/upload-asset",
+        &json!({"data_urls": [png_uri(&bomb)]}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let mut b = body(2);
+    b["garment_images"][1] = up["file_urls"][0].clone();
+    let r = post(&uri, "/v1/p-image-try-on", &b).await;
+    assert_eq!(r.status(), 422);
+    let e: Value = r.json().await.unwrap();
+    assert!(
+        e["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("garment_images[1]: the image is 20000x20000"),
+        "{e}"
+    );
+    assert_eq!(server.billed_submits(), 0);
+    // Nothing was decoded: this is quick even in a debug build.
+    assert!(started.elapsed() < Duration::from_secs(5));
+    normal_flow_works(&uri).await;
+}
+
+#[tokio::test]
+async fn an_output_is_rendered_once() {
+    let server = MockServer::builder().virtual_time().start().await;
+    let uri = server.uri();
+    let mut b = body(1);
+    b["person_image"] = json!(png_data_uri(300, 400, [200, 10, 10]));
+    b["preserve_input_size"] = json!(true);
+    let id = submit(&uri, &b).await["request_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    server.advance(Duration::from_secs(10));
+    let url = result_of(&uri, &id).await.1["output"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let first = get(&url).await.bytes().await.unwrap();
+    let again = get(&url).await.bytes().await.unwrap();
+    assert_eq!(first, again);
+    let img = image::load_from_memory(&first).unwrap();
+    assert_eq!((img.width(), img.height()), (300, 400));
+}
+
+#[tokio::test]
+async fn wire_details_allow_415_and_canonical_ids() {
+    let server = MockServer::builder().virtual_time().start().await;
+    let uri = server.uri();
+    // 405 names the allowed method (RFC 9110), on the API and the control API.
+    let r = client()
+        .get(format!("{uri}/v2/p-image-try-on"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "POST");
+    let r = client()
+        .delete(format!("{uri}/v2/requests/{}/status", uuid()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status().as_u16(), &r.headers()["allow"]),
+        (405, &"GET".parse().unwrap())
+    );
+    let r = client()
+        .put(format!("{uri}/__mock/faults"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "GET, POST, DELETE");
+    // A body declared as something else than JSON: 415, not billed.
+    for path in ["/v2/p-image-try-on", "/v1/p-image-try-on", "/upload-asset"] {
+        let r = client()
+            .post(format!("{uri}{path}"))
+            .header("x-api-key", KEY)
+            .header("content-type", "text/plain")
+            .body(body(1).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 415, "{path}");
+        let e: Value = r.json().await.unwrap();
+        assert!(
+            e["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("content-type: text/plain"),
+            "{e}"
+        );
+    }
+    // JSON with a charset is JSON.
+    let r = client()
+        .post(format!("{uri}/v2/p-image-try-on"))
+        .header("x-api-key", KEY)
+        .header("content-type", "application/json; charset=utf-8")
+        .body(body(1).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let id: Value = r.json().await.unwrap();
+    let id = id["request_id"].as_str().unwrap().to_string();
+    // Only the canonical form of an id names the job.
+    let simple = id.replace('-', "");
+    for other in [
+        format!("urn:uuid:{id}"),
+        simple,
+        id.to_uppercase(),
+        format!("{{{id}}}"),
+    ] {
+        assert_eq!(status_of(&uri, &other).await.0, 404, "{other}");
+        assert_eq!(result_of(&uri, &other).await.0, 404, "{other}");
+    }
+    assert_eq!(status_of(&uri, &id).await.0, 200);
+    // A seed beyond u64: 422 naming the bound the spec states.
+    let r = client()
+        .post(format!("{uri}/v2/p-image-try-on"))
+        .header("x-api-key", KEY)
+        .header("content-type", "application/json")
+        .body(r#"{"person_image":"https://x/p.jpg","garment_images":["https://x/g.jpg"],"seed":18446744073709551616}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let e: Value = r.json().await.unwrap();
+    assert!(
+        e["error"]
+            .as_str()
+            .unwrap()
+            .contains("from 0 to 18446744073709551615"),
+        "{e}"
+    );
+    assert_eq!(server.billed_submits(), 1);
+}
+
+#[tokio::test]
+async fn uploads_are_served_with_a_sniffed_type_and_bounded() {
+    let server = MockServer::builder()
+        .config(tryon_mock::MockConfig {
+            max_uploads: 2,
+            ..tryon_mock::MockConfig::default()
+        })
+        .start()
+        .await;
+    let uri = server.uri();
+    let html = "data:text/html;base64,PGh0bWw+PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==";
+    let png = png_data_uri(2, 2, [1, 2, 3]);
+    let up: Value = post(
+        &uri,
+        "/upload-asset",
+        &json!({"data_urls": [html, png, png]}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let urls: Vec<&str> = up["file_urls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_str().unwrap())
+        .collect();
+    // The oldest (the HTML) was evicted: at most 2 uploads are kept.
+    assert_eq!(get(urls[0]).await.status(), 404);
+    let r = get(urls[1]).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/png");
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    // An HTML upload kept is served as bytes, never as HTML.
+    let up: Value = post(&uri, "/upload-asset", &json!({"data_urls": [html]}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let r = get(up["file_urls"][0].as_str().unwrap()).await;
+    assert_eq!(r.headers()["content-type"], "application/octet-stream");
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+}
+
+#[tokio::test]
+async fn urls_never_come_from_the_host_header() {
+    let server = MockServer::builder().virtual_time().start().await;
+    let r = client()
+        .post(format!("{}/v2/p-image-try-on", server.uri()))
+        .header("x-api-key", KEY)
+        .header("host", "evil.example")
+        .json(&body(1))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["status_url"].as_str().unwrap().starts_with(&server.uri()),
+        "{v}"
+    );
+    assert!(!v.to_string().contains("evil"), "{v}");
+    let public = MockServer::builder()
+        .config(tryon_mock::MockConfig {
+            public_url: Some("https://mock.test/".into()),
+            ..tryon_mock::MockConfig::default()
+        })
+        .start()
+        .await;
+    let v = submit(&public.uri(), &body(1)).await;
+    assert!(
+        v["status_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://mock.test/v2/requests/"),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn the_control_token_guards_the_control_api() {
+    let server = MockServer::builder()
+        .virtual_time()
+        .control_token("s3cret")
+        .start()
+        .await;
+    let uri = server.uri();
+    let advance = |token: Option<&str>| {
+        let mut r = client()
+            .post(format!("{uri}/__mock/advance"))
+            .json(&json!({"seconds": 1}));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    assert_eq!(advance(None).await.unwrap().status(), 401);
+    assert_eq!(advance(Some("wrong")).await.unwrap().status(), 401);
+    assert_eq!(server.now(), Duration::ZERO);
+    assert_eq!(advance(Some("s3cret")).await.unwrap().status(), 200);
+    assert_eq!(server.now(), Duration::from_secs(1));
+    // Readiness needs no token.
+    let r = client()
+        .get(format!("{uri}/__mock/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+/// Reads until the server closes the connection; `None` if it has not
+/// within `within` (the guard of a test that would otherwise hang).
+async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> Option<Vec<u8>> {
+    let mut seen = Vec::new();
+    tokio::time::timeout(within, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .ok()
+    .map(|()| seen)
+}
+
+#[tokio::test]
+async fn slow_headers_and_idle_connections_are_closed() {
+    let server = MockServer::builder()
+        .header_timeout(Duration::from_millis(300))
+        .start()
+        .await;
+    // A head that never ends (slowloris).
+    let mut slow = tokio::net::TcpStream::connect(server.address())
+        .await
+        .unwrap();
+    slow.write_all(b"GET /__mock/health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    assert!(
+        closed_within(&mut slow, Duration::from_secs(10))
+            .await
+            .is_some()
+    );
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    // A kept-alive connection that goes quiet after one request.
+    let mut idle = tokio::net::TcpStream::connect(server.address())
+        .await
+        .unwrap();
+    idle.write_all(b"GET /__mock/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let seen = closed_within(&mut idle, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(
+        seen.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&seen)
+    );
+}
+
+#[tokio::test]
+async fn past_the_connection_cap_idle_connections_make_room() {
+    let server = MockServer::builder().max_connections(8).start().await;
+    let mut idle = Vec::new();
+    for _ in 0..40 {
+        idle.push(
+            tokio::net::TcpStream::connect(server.address())
+                .await
+                .unwrap(),
+        );
+    }
+    let r = tokio::time::timeout(
+        Duration::from_secs(10),
+        client()
+            .get(format!("{}/__mock/health", server.uri()))
+            .send(),
+    )
+    .await
+    .expect("a request past the cap must still be served")
+    .unwrap();
+    assert_eq!(r.status(), 200);
+}

@@ -1,0 +1,139 @@
+//! The standalone `tryon-mock` binary as other languages use it: one
+//! readiness line on stdout, `/__mock/health`, a clean exit on SIGTERM and
+//! SIGINT, serving on with its stderr closed, and under a low open-file
+//! limit with many idle sockets.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tryon-mock");
+
+/// Starts `command` and reads its readiness line (`--json`).
+fn start(mut command: Command) -> (Child, Value, BufReader<std::process::ChildStdout>) {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let ready: Value = serde_json::from_str(&line)
+        .unwrap_or_else(|e| panic!("readiness line {line:?} is not JSON: {e}"));
+    (child, ready, stdout)
+}
+
+fn mock() -> Command {
+    let mut c = Command::new(BIN);
+    c.args(["--port", "0", "--json"]);
+    c
+}
+
+fn signal(child: &Child, name: &str) {
+    let ok = Command::new("kill")
+        .args([format!("-{name}"), child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{name}");
+}
+
+async fn health(url: &str) -> u16 {
+    client()
+        .get(format!("{url}/__mock/health"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn one_json_line_then_health_then_a_clean_exit_on_sigterm_and_sigint() {
+    for sig in ["TERM", "INT"] {
+        let (mut child, ready, mut stdout) = start(mock());
+        let url = ready["url"].as_str().unwrap().to_string();
+        assert!(url.starts_with("http://127.0.0.1:"), "{ready}");
+        assert_eq!(ready["control"], format!("{url}/__mock/"));
+        assert_eq!(ready.as_object().unwrap().len(), 2, "{ready}");
+        assert_eq!(health(&url).await, 200);
+        submit(&url, &body(1)).await;
+        signal(&child, sig);
+        let status = child.wait().unwrap();
+        assert!(status.success(), "SIG{sig}: {status:?}");
+        // Nothing else was written on stdout.
+        let mut rest = String::new();
+        stdout.read_to_string(&mut rest).unwrap();
+        assert_eq!(rest, "", "SIG{sig}");
+    }
+}
+
+#[tokio::test]
+async fn a_closed_stderr_does_not_stop_serving() {
+    let (mut child, ready, _stdout) = start(mock());
+    let url = ready["url"].as_str().unwrap().to_string();
+    // The reader of stderr goes away: every log line now meets EPIPE.
+    drop(child.stderr.take());
+    for _ in 0..20 {
+        let v = submit(&url, &body(1)).await;
+        let id = v["request_id"].as_str().unwrap();
+        assert_eq!(status_of(&url, id).await.0, 200);
+    }
+    assert_eq!(health(&url).await, 200);
+    signal(&child, "TERM");
+    assert!(child.wait().unwrap().success());
+}
+
+#[tokio::test]
+async fn many_idle_sockets_under_a_low_open_file_limit_do_not_stop_service() {
+    let mut command = Command::new("sh");
+    command.args([
+        "-c",
+        &format!("ulimit -n 128 && exec {BIN} --port 0 --json"),
+    ]);
+    let (mut child, ready, _stdout) = start(command);
+    let url = ready["url"].as_str().unwrap().to_string();
+    let addr = url.trim_start_matches("http://").to_string();
+    let idle: Vec<std::net::TcpStream> = (0..200)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    let answer = tokio::time::timeout(Duration::from_secs(20), async {
+        let v = submit(&url, &body(1)).await;
+        status_of(&url, v["request_id"].as_str().unwrap()).await.0
+    })
+    .await
+    .expect("the mock must serve past 200 idle sockets");
+    assert_eq!(answer, 200);
+    drop(idle);
+    signal(&child, "TERM");
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn a_bad_config_value_is_refused_at_start_naming_the_field() {
+    let dir = std::env::temp_dir().join(format!("tryon-mock-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("mock.toml");
+    std::fs::write(&path, "retention = 1e15\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["--port", "0", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("retention: 1000000000000000 s given, at most"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+}
