@@ -1,0 +1,37 @@
+"""A stateful fake of Segmind's P-Image Try-On API for tests.
+
+The wheel ships the standalone ``tryon-mock`` binary; this module runs it::
+
+    import segmind
+    import tryon_mock
+
+    with tryon_mock.MockServer(config={"virtual_time": True}) as mock:
+        client = segmind.SegmindClient(api_key="sk-test", base_url=mock.url + "/v1")
+        job = client.submit_async("p-image-try-on", person_image="https://example.com/p.jpg",
+                                  garment_images=["https://example.com/g.jpg"])
+        mock.advance(3)  # the job completes on the virtual clock, no sleeping
+        assert job.wait()["status"] == "COMPLETED"
+
+With pytest, the ``tryon_mock`` fixture does the ``with`` (see
+``tryon_mock.pytest_plugin``).
+"""
+
+from tryon_mock import _server
+from tryon_mock._routes import ROUTES
+from tryon_mock._server import (
+    BINARY_ENV,
+    Billing,
+    FailRule,
+    Fault,
+    JournalEntry,
+    MockControlError,
+    MockError,
+    MockServer,
+    MockStartError,
+    Route,
+    find_binary,
+)
+from tryon_mock._toml import TomlError
+from tryon_mock._toml import dumps as to_toml
+
+__all__ = [*_server.__all__, "ROUTES", "TomlError", "to_toml"]
