@@ -19,12 +19,14 @@ pub use client::{
 };
 pub use clock::{Clock, TokioClock, VirtualClock};
 pub use error::{Error, Result};
-pub use image::{DEFAULT_MAX_IMAGE_BYTES, Image, ImageKind};
+pub use image::{
+    CheckedImage, DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, Image, ImageKind,
+};
 pub use job::{Job, Status};
 pub use output::Output;
 pub use poll::{FixedPolling, ModelAwarePolling, PollPolicy};
 pub use request::{
-    Format, MAX_GARMENTS, MAX_OUTPUT_QUALITY, TURBO_ADVISED_MAX_GARMENTS, TryOnRequest,
+    Format, MAX_GARMENTS, MAX_OUTPUT_QUALITY, Preflight, TURBO_ADVISED_MAX_GARMENTS, TryOnRequest,
     TryOnRequestBuilder,
 };
 pub use retry::RetryPolicy;

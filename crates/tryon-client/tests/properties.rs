@@ -7,6 +7,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+mod common;
+use common::PNG;
+
 use proptest::prelude::*;
 use proptest::test_runner::{TestCaseError, TestRunner};
 use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
@@ -181,26 +184,37 @@ proptest! {
         }
     }
 
-    /// Bytes are accepted exactly when they are a PNG, JPEG or WebP by
-    /// their magic, whatever type the caller claims.
+    /// Bytes are accepted only when they are a PNG, JPEG or WebP by their
+    /// magic and their header reads, whatever type the caller claims: a
+    /// whole image (with anything after it) is accepted, PNG or WebP magic
+    /// followed by garbage is refused, and nothing panics.
     #[test]
-    fn image_bytes_are_accepted_by_their_magic(
+    fn image_bytes_are_accepted_by_their_magic_and_header(
         prefix in prop_oneof![
-            Just(b"\x89PNG\r\n\x1a\n".to_vec()),
-            Just(vec![0xFF, 0xD8, 0xFF]),
-            Just(b"RIFF\0\0\0\0WEBP".to_vec()),
-            Just(Vec::new()),
+            Just(("whole png", PNG.to_vec())),
+            Just(("png magic", b"\x89PNG\r\n\x1a\n".to_vec())),
+            Just(("jpeg magic", vec![0xFF, 0xD8, 0xFF])),
+            Just(("webp magic", b"RIFF\0\0\0\0WEBP".to_vec())),
+            Just(("none", Vec::new())),
         ],
         rest in proptest::collection::vec(any::<u8>(), 0..48),
         mime in prop_oneof![Just("image/png"), Just("image/jpeg"), Just("text/plain")],
     ) {
+        let (kind, prefix) = prefix;
         let bytes: Vec<u8> = prefix.into_iter().chain(rest).collect();
         let sniffed = ImageKind::sniff(&bytes);
         let result = TryOnRequest::builder()
             .person(Image::bytes(bytes, mime))
             .garment(Image::url("https://example.com/g.jpg"))
             .build();
-        prop_assert_eq!(result.is_ok(), sniffed.is_some());
+        if result.is_ok() {
+            prop_assert!(sniffed.is_some());
+        }
+        match kind {
+            "whole png" => prop_assert!(result.is_ok(), "{:?}", result.err()),
+            "png magic" | "webp magic" | "none" => prop_assert!(result.is_err()),
+            _ => {}
+        }
         if let Err(e) = result {
             prop_assert_eq!(field(&e), "person_image");
         }
