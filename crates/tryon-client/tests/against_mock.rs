@@ -1,15 +1,15 @@
 //! Every path of the client against the real `tryon-mock`, in the mock's
 //! VIRTUAL time: the client sleeps by advancing the mock's clock
-//! ([`MockTime`]), so a 22 s job or a one-hour expiry takes no real time and
+//! (a `VirtualClock` following it), so a 22 s job or a one-hour expiry takes no real time and
 //! nothing here sleeps or asserts on wall-clock time.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use tryon_client::clock::Sleep;
 use tryon_client::{
-    Client, ClientBuilder, Clock, Error, Format, Image, ModelAwarePolling, Status, TryOnRequest,
+    Client, ClientBuilder, Error, Format, Image, ModelAwarePolling, Status, TryOnRequest,
+    VirtualClock,
 };
 use tryon_mock::{
     CONTENT_BLOCKED, Credits, FailRule, Fault, JobMatch, JournalEntry, MockClock, MockConfig,
@@ -21,27 +21,15 @@ use common::png::{png, png_size};
 
 const KEY: &str = "sk-test-SECRET-0123456789";
 
-/// The whole adapter: the client's clock is the mock's clock, and sleeping
-/// advances it at once.
-#[derive(Clone, Debug)]
-struct MockTime(MockClock);
-
-impl Clock for MockTime {
-    fn now(&self) -> Duration {
-        self.0.now()
-    }
-
-    fn sleep(&self, duration: Duration) -> Sleep {
-        self.0.advance(duration);
-        Box::pin(std::future::ready(()))
-    }
-}
-
 fn builder(server: &MockServer) -> ClientBuilder {
     Client::builder()
         .api_key(KEY)
         .base_url(server.uri())
-        .clock(MockTime(server.clock()))
+        .clock(VirtualClock::following(
+            server.clock(),
+            MockClock::now,
+            MockClock::advance,
+        ))
         .poll_policy(ModelAwarePolling::default().without_jitter())
 }
 
