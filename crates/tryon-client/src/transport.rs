@@ -2,7 +2,7 @@
 //! result, upload, v1 run and output download.
 //!
 //! After smithy-rs, the pieces are kept apart: a *classifier* (per kind of
-//! answer: [`crate::classify`] for API calls, the downloader for output
+//! answer: the API classifier in `classify.rs`, the downloader for output
 //! hosts) turns one attempt's outcome into a [`Failure`] that says whether
 //! the call may be retried; this executor alone decides whether it *is*
 //! retried (attempts left, the client-wide retry budget, `Retry-After`, the
