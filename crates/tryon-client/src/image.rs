@@ -333,6 +333,19 @@ async fn read_regular_file(field: &str, path: &Path, max_bytes: usize) -> Result
         return Err(too_big(meta.len().to_string()));
     }
     let file = tokio::fs::File::open(path).await.map_err(io)?;
+    // The path may have been swapped between the check and the open: read
+    // only what was opened, if it is still a regular file.
+    let opened = file.metadata().await.map_err(io)?.file_type();
+    if !opened.is_file() {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "{} became {} while it was opened; only regular image files are read",
+                path.display(),
+                describe_file_type(opened)
+            ),
+        ));
+    }
     let cap = u64::try_from(max_bytes)
         .unwrap_or(u64::MAX)
         .saturating_add(1);
