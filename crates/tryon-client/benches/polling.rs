@@ -24,11 +24,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use tryon_client::{Client, FixedPolling, ModelAwarePolling, PollPolicy, Status};
-use tryon_mock::{MockServer, RealisticProfile, Stages, Timing};
+use tryon_client::{Client, FixedPolling, ModelAwarePolling, PollPolicy, Status, VirtualClock};
+use tryon_mock::{MockClock, MockServer, RealisticProfile, Stages, Timing};
 
 mod common;
-use common::{KEY, MockTime, next_unit, request};
+use common::{KEY, next_unit, request};
 
 const JOBS: usize = 50;
 const SEED: u64 = 20_240_601;
@@ -148,7 +148,7 @@ async fn measure(policy: impl PollPolicy, kind: Kind, stages: &[Stages]) -> Tota
         }))
         .start()
         .await;
-    let clock = MockTime(server.clock());
+    let clock = VirtualClock::following(server.clock(), MockClock::now, MockClock::advance);
     let client = Client::builder()
         .api_key(KEY)
         .base_url(server.uri())

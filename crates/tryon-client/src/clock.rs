@@ -3,49 +3,9 @@
 //!
 //! Every wait in this crate (poll intervals, retry backoff, `Retry-After`,
 //! the shared rate limiter) goes through [`Clock::sleep`], and every deadline
-//! is measured with [`Clock::now`]. Production uses [`TokioClock`]. Tests use
-//! [`VirtualClock`], or wrap a mock server's clock in a newtype. With
-//! `tryon-mock` (a dev-dependency), a job of eleven garments runs to the
-//! end in no real time:
-//!
-//! ```
-//! use std::{future::Future, pin::Pin, time::Duration};
-//! use tryon_client::{Client, Clock, Image, TryOnRequest};
-//! use tryon_mock::{MockClock, MockServer};
-//!
-//! // The whole adapter: sleeping advances the mock's virtual time.
-//! #[derive(Clone, Debug)]
-//! struct MockTime(MockClock);
-//! impl Clock for MockTime {
-//!     fn now(&self) -> Duration { self.0.now() }
-//!     fn sleep(&self, d: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-//!         self.0.advance(d);
-//!         Box::pin(std::future::ready(()))
-//!     }
-//! }
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), tryon_client::Error> {
-//! let server = MockServer::builder()
-//!     .virtual_time()
-//!     .stages(Duration::from_secs(3), Duration::from_secs(22))
-//!     .start()
-//!     .await;
-//! let client = Client::builder()
-//!     .api_key("sk-test")
-//!     .base_url(server.uri())
-//!     .clock(MockTime(server.clock()))
-//!     .build()?;
-//! let req = TryOnRequest::builder()
-//!     .person(Image::url("https://example.com/person.jpg"))
-//!     .garments((0..11).map(|i| Image::url(format!("https://example.com/{i}.jpg"))))
-//!     .build()?;
-//! let output = client.run(&req).await?;
-//! assert!(server.now() >= Duration::from_secs(25)); // 25 s passed, virtually
-//! assert!(output.download().await?.starts_with(b"\x89PNG"));
-//! # Ok(())
-//! # }
-//! ```
+//! is measured with [`Clock::now`]. Production uses [`TokioClock`]; tests use
+//! [`VirtualClock`], on its own or following another clock's time (a mock
+//! server's) with [`VirtualClock::following`].
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -58,6 +18,14 @@ use std::time::{Duration, SystemTime};
 pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Monotonic time, wall-clock time and sleeping.
+///
+/// Every wait of a [`Client`](crate::Client) (poll intervals, retry
+/// backoff, `Retry-After`, the shared rate limiter) goes through
+/// [`sleep`](Self::sleep), and every deadline is measured with
+/// [`now`](Self::now). [`TokioClock`] is the default; [`VirtualClock`]
+/// runs waits of any length in no real time, and
+/// [`VirtualClock::following`] adapts any other clock (a mock server's) in
+/// one line.
 pub trait Clock: Send + Sync + Debug + 'static {
     /// Monotonic time since an arbitrary, fixed origin.
     fn now(&self) -> Duration;
@@ -104,10 +72,10 @@ impl Clock for TokioClock {
     }
 }
 
-/// A virtual clock: `sleep` advances time at once and returns, so waits of
-/// any length take no real time. Clones share the same time.
+/// A virtual clock: `sleep` advances time at once, so waits of any length
+/// take no real time. Clones share the same time.
 ///
-/// Handy in tests, and the model for adapting a mock server's clock.
+/// On its own it starts at zero:
 ///
 /// ```
 /// use std::time::Duration;
@@ -121,9 +89,76 @@ impl Clock for TokioClock {
 /// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
 /// # }
 /// ```
-#[derive(Debug, Clone, Default)]
+///
+/// [`following`](Self::following) makes it follow time kept elsewhere,
+/// such as `tryon-mock`'s virtual clock, so a client and a mock server
+/// share one virtual time. A job of eleven garments then runs to the end in
+/// no real time:
+///
+/// ```
+/// use std::time::Duration;
+/// use tryon_client::{Client, Image, TryOnRequest, VirtualClock};
+/// use tryon_mock::{MockClock, MockServer};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tryon_client::Error> {
+/// let server = MockServer::builder()
+///     .virtual_time()
+///     .stages(Duration::from_secs(3), Duration::from_secs(22))
+///     .start()
+///     .await;
+/// // The whole adapter: sleeping advances the mock's virtual time.
+/// let clock = VirtualClock::following(server.clock(), MockClock::now, MockClock::advance);
+/// let client = Client::builder()
+///     .api_key("sk-test")
+///     .base_url(server.uri())
+///     .clock(clock)
+///     .build()?;
+/// let req = TryOnRequest::builder()
+///     .person(Image::url("https://example.com/person.jpg"))
+///     .garments((0..11).map(|i| Image::url(format!("https://example.com/{i}.jpg"))))
+///     .build()?;
+/// let output = client.run(&req).await?;
+/// assert!(server.now() >= Duration::from_secs(25)); // 25 s passed, virtually
+/// assert!(output.download().await?.starts_with(b"\x89PNG"));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
 pub struct VirtualClock {
-    nanos: Arc<AtomicU64>,
+    time: Time,
+}
+
+#[derive(Clone)]
+enum Time {
+    /// Its own time, in nanoseconds since zero.
+    Own(Arc<AtomicU64>),
+    /// Time kept elsewhere, read and advanced through these.
+    Following {
+        now: Arc<dyn Fn() -> Duration + Send + Sync>,
+        advance: Arc<dyn Fn(Duration) + Send + Sync>,
+    },
+}
+
+impl Debug for VirtualClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.time {
+            Time::Own(_) => "own",
+            Time::Following { .. } => "following",
+        };
+        f.debug_struct("VirtualClock")
+            .field("time", &kind)
+            .field("now", &self.now())
+            .finish()
+    }
+}
+
+impl Default for VirtualClock {
+    fn default() -> Self {
+        Self {
+            time: Time::Own(Arc::default()),
+        }
+    }
 }
 
 impl VirtualClock {
@@ -132,26 +167,71 @@ impl VirtualClock {
         Self::default()
     }
 
+    /// A clock that follows `source`'s time: [`now`](Clock::now) reads it
+    /// with `now`, and a sleep moves it forward with `advance`. Takes plain
+    /// methods, so any clock adapts without a wrapper type:
+    /// `VirtualClock::following(server.clock(), MockClock::now, MockClock::advance)`.
+    ///
+    /// A sleep advances the source and completes at once, without yielding
+    /// (a clock of its own yields once per sleep). Wall-clock time
+    /// ([`Clock::system_time`]) is the machine's, since a server following
+    /// the same source writes real dates in its `Retry-After` headers.
+    pub fn following<S>(source: S, now: fn(&S) -> Duration, advance: fn(&S, Duration)) -> Self
+    where
+        S: Send + Sync + 'static,
+    {
+        let source = Arc::new(source);
+        let read = source.clone();
+        Self {
+            time: Time::Following {
+                now: Arc::new(move || now(&read)),
+                advance: Arc::new(move |d| advance(&source, d)),
+            },
+        }
+    }
+
     /// Moves time forward without sleeping.
     pub fn advance(&self, duration: Duration) {
-        let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
-        self.nanos.fetch_add(nanos, Ordering::SeqCst);
+        match &self.time {
+            Time::Own(nanos) => {
+                let n = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+                let _ = nanos.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
+                    Some(t.saturating_add(n))
+                });
+            }
+            Time::Following { advance, .. } => advance(duration),
+        }
     }
 }
 
 impl Clock for VirtualClock {
     fn now(&self) -> Duration {
-        Duration::from_nanos(self.nanos.load(Ordering::SeqCst))
+        match &self.time {
+            Time::Own(nanos) => Duration::from_nanos(nanos.load(Ordering::SeqCst)),
+            Time::Following { now, .. } => now(),
+        }
     }
 
     fn sleep(&self, duration: Duration) -> Sleep {
         self.advance(duration);
-        // Yield once so concurrent tasks interleave as they would in real time.
-        Box::pin(tokio::task::yield_now())
+        match self.time {
+            // Yield once so concurrent tasks interleave as they would in
+            // real time.
+            Time::Own(_) => Box::pin(tokio::task::yield_now()),
+            // The source's owner (a mock server) sees the call at once:
+            // concurrent tasks reach it in bursts at one virtual instant,
+            // as they would when their waits end together.
+            Time::Following { .. } => Box::pin(std::future::ready(())),
+        }
     }
 
     fn system_time(&self) -> SystemTime {
-        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000) + self.now()
+        match self.time {
+            Time::Own(_) => {
+                SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000) + self.now()
+            }
+            Time::Following { .. } => SystemTime::now(),
+        }
     }
 }
 

@@ -1,9 +1,10 @@
 //! Image inputs: URLs, local files and in-memory bytes.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use bytes::Bytes;
+use tokio::io::AsyncReadExt as _;
 use url::Url;
 
 use crate::error::{Error, Result};
@@ -14,6 +15,23 @@ use crate::error::{Error, Result};
 /// bodies reasonable and is changeable with
 /// [`TryOnRequestBuilder::max_image_bytes`](crate::TryOnRequestBuilder::max_image_bytes).
 pub const DEFAULT_MAX_IMAGE_BYTES: usize = 10 * 1024 * 1024;
+
+/// Default largest image input in pixels (width × height, as its header
+/// declares): 40 megapixels.
+///
+/// Why a pixel limit at all: an image's header can declare far more pixels
+/// than its bytes suggest. A 400 KB PNG can declare 20000×20000 (400
+/// megapixels, 1.6 GB once decoded as RGBA), and whoever decodes it (the
+/// service, then every tool that opens the output) pays for the declared
+/// size, so such an input is refused before it is sent (and billed).
+///
+/// Why 40: a 12 MP phone photo (4032×3024) or a 24 MP camera frame
+/// (6000×4000) fits with room to spare, the try-on output is at most the
+/// person photo's size, and 40 MP decoded as RGBA is 160 MB, a bound a
+/// server can afford per image. *Assumed*: Segmind publishes no pixel
+/// limit. Change it with
+/// [`TryOnRequestBuilder::max_image_pixels`](crate::TryOnRequestBuilder::max_image_pixels).
+pub const DEFAULT_MAX_IMAGE_PIXELS: u64 = 40_000_000;
 
 /// An image type this crate recognises from its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -49,6 +67,22 @@ impl ImageKind {
             Self::Jpeg => "image/jpeg",
             Self::Webp => "image/webp",
         }
+    }
+
+    /// Width and height from the image's header (PNG's `IHDR`, JPEG's
+    /// start-of-frame, WebP's `VP8`/`VP8L`/`VP8X`), without decoding any
+    /// pixel. An error when the header is missing or garbled.
+    fn dimensions(self, bytes: &[u8]) -> std::result::Result<(u32, u32), String> {
+        let format = match self {
+            Self::Png => image::ImageFormat::Png,
+            Self::Jpeg => image::ImageFormat::Jpeg,
+            Self::Webp => image::ImageFormat::WebP,
+        };
+        let mut reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
+        // Only the header is read; our own pixel limit is applied to what
+        // it declares, with a message naming it.
+        reader.no_limits();
+        reader.into_dimensions().map_err(|e| e.to_string())
     }
 
     /// Whether `bytes` (already sniffed as this kind) end the way a whole
@@ -128,6 +162,11 @@ impl Image {
 
     /// A local file, read when the request is sent (before anything goes
     /// out). Its type is read from its bytes, not its name.
+    ///
+    /// Only a regular file is read: a directory, a FIFO, a socket or a
+    /// device (`/dev/zero`) is refused from its metadata, before it is
+    /// opened, and at most the size limit plus one byte is ever read, so a
+    /// file that grows while it is read cannot exhaust memory either.
     pub fn file(path: impl Into<PathBuf>) -> Self {
         Self {
             source: Source::File(path.into()),
@@ -152,57 +191,87 @@ impl Image {
     }
 
     /// Checks what can be checked without I/O.
-    pub(crate) fn validate(&self, field: &str, max_bytes: usize) -> Result<()> {
+    pub(crate) fn validate(&self, field: &str, limits: Limits) -> Result<()> {
         match &self.source {
-            Source::Url(u) => validate_url(field, u, max_bytes),
+            Source::Url(u) => validate_url(field, u, limits).map(|_| ()),
             Source::Bytes { bytes, mime } => {
-                check_bytes(field, bytes, Some(mime), max_bytes).map(|_| ())
+                check_bytes(field, bytes, Some(mime), limits).map(|_| ())
             }
             Source::File(_) => Ok(()),
         }
     }
 
-    /// The image as it goes on the wire: a URL, or a `data:` URI.
-    /// `Ok(Wire::Local(..))` means bytes that may be uploaded instead.
-    pub(crate) async fn to_wire(&self, field: &str, max_bytes: usize) -> Result<Wire> {
+    /// Reads and checks the image, and returns it as it goes on the wire:
+    /// the one path both [`TryOnRequest::preflight`](crate::TryOnRequest::preflight)
+    /// and a real send take.
+    pub(crate) async fn load(&self, field: &str, limits: Limits) -> Result<Loaded> {
         match &self.source {
-            Source::Url(u) => Ok(Wire::Url(u.clone())),
+            Source::Url(u) => {
+                let checked = validate_url(field, u, limits)?;
+                Ok(Loaded {
+                    wire: Wire::Url(u.clone()),
+                    checked,
+                })
+            }
             Source::Bytes { bytes, mime } => {
-                let kind = check_bytes(field, bytes, Some(mime), max_bytes)?;
-                Ok(Wire::Local(data_uri(kind, bytes)))
+                let checked = check_bytes(field, bytes, Some(mime), limits)?;
+                Ok(Loaded {
+                    wire: Wire::Local(data_uri(checked.kind, bytes)),
+                    checked: Some(checked),
+                })
             }
             Source::File(path) => {
-                let meta = tokio::fs::metadata(path)
-                    .await
-                    .map_err(|source| Error::Io {
-                        path: path.clone(),
-                        source,
-                    })?;
-                if usize::try_from(meta.len()).unwrap_or(usize::MAX) > max_bytes {
-                    return Err(Error::invalid(
-                        field,
-                        format!(
-                            "file {} is {} bytes, at most {max_bytes} allowed",
-                            path.display(),
-                            meta.len()
-                        ),
-                    ));
-                }
-                let bytes = tokio::fs::read(path).await.map_err(|source| Error::Io {
-                    path: path.clone(),
-                    source,
-                })?;
-                let kind = check_bytes(field, &bytes, None, max_bytes).map_err(|e| match e {
+                let bytes = read_regular_file(field, path, limits.max_bytes).await?;
+                let checked = check_bytes(field, &bytes, None, limits).map_err(|e| match e {
                     Error::Invalid { field, problem } => Error::Invalid {
                         field,
                         problem: format!("file {}: {problem}", path.display()),
                     },
                     other => other,
                 })?;
-                Ok(Wire::Local(data_uri(kind, &bytes)))
+                Ok(Loaded {
+                    wire: Wire::Local(data_uri(checked.kind, &bytes)),
+                    checked: Some(checked),
+                })
             }
         }
     }
+}
+
+/// The size limits every image input is checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limits {
+    /// Most bytes (after decoding a `data:` URI).
+    pub(crate) max_bytes: usize,
+    /// Most pixels (width × height) the image's header may declare.
+    pub(crate) max_pixels: u64,
+}
+
+/// One image input that was read and checked: what
+/// [`TryOnRequest::preflight`](crate::TryOnRequest::preflight) reports per
+/// local image (files, bytes and `data:` URIs; remote URLs are fetched by
+/// the server and not read here).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CheckedImage {
+    /// The field, in the API's words (`person_image`, `garment_images[2]`).
+    pub field: String,
+    /// The type read from the bytes.
+    pub kind: ImageKind,
+    /// Its size in bytes (decoded, for a `data:` URI).
+    pub bytes: u64,
+    /// Width in pixels, from the image's header.
+    pub width: u32,
+    /// Height in pixels, from the image's header.
+    pub height: u32,
+}
+
+/// An image read, checked and ready to send.
+#[derive(Debug, Clone)]
+pub(crate) struct Loaded {
+    pub(crate) wire: Wire,
+    /// `None` for an `http(s)` URL, which is not read here.
+    pub(crate) checked: Option<CheckedImage>,
 }
 
 /// An image ready to send.
@@ -230,12 +299,98 @@ fn data_uri(kind: ImageKind, bytes: &[u8]) -> String {
     )
 }
 
+/// Reads a local image file, refusing anything but a regular file before
+/// opening it (opening a FIFO for reading blocks; reading `/dev/zero` never
+/// ends), and never reading more than `max_bytes + 1` bytes whatever the
+/// metadata said.
+async fn read_regular_file(field: &str, path: &Path, max_bytes: usize) -> Result<Vec<u8>> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = tokio::fs::metadata(path).await.map_err(io)?;
+    let file_type = meta.file_type();
+    if !file_type.is_file() {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "{} is {}, not a regular file; only regular image files are read",
+                path.display(),
+                describe_file_type(file_type)
+            ),
+        ));
+    }
+    let too_big = |size: String| {
+        Error::invalid(
+            field,
+            format!(
+                "file {} is {size} bytes, at most {max_bytes} allowed",
+                path.display()
+            ),
+        )
+    };
+    if usize::try_from(meta.len()).unwrap_or(usize::MAX) > max_bytes {
+        return Err(too_big(meta.len().to_string()));
+    }
+    let file = tokio::fs::File::open(path).await.map_err(io)?;
+    // The path may have been swapped between the check and the open: read
+    // only what was opened, if it is still a regular file.
+    let opened = file.metadata().await.map_err(io)?.file_type();
+    if !opened.is_file() {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "{} became {} while it was opened; only regular image files are read",
+                path.display(),
+                describe_file_type(opened)
+            ),
+        ));
+    }
+    let cap = u64::try_from(max_bytes)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(cap).read_to_end(&mut bytes).await.map_err(io)?;
+    if bytes.len() > max_bytes {
+        // It grew after its size was read.
+        return Err(too_big(format!("more than {max_bytes}")));
+    }
+    Ok(bytes)
+}
+
+fn describe_file_type(t: std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt as _;
+        if t.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if t.is_char_device() {
+            return "a character device";
+        }
+        if t.is_block_device() {
+            return "a block device";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    if t.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// The one check every local image's bytes go through: size, type by magic
+/// bytes, a readable header, and the pixel count the header declares.
 fn check_bytes(
     field: &str,
     bytes: &[u8],
     claimed: Option<&str>,
-    max_bytes: usize,
-) -> Result<ImageKind> {
+    limits: Limits,
+) -> Result<CheckedImage> {
+    let max_bytes = limits.max_bytes;
     if bytes.len() > max_bytes {
         return Err(Error::invalid(
             field,
@@ -254,6 +409,25 @@ fn check_bytes(
             ),
         ));
     };
+    let (width, height) = kind.dimensions(bytes).map_err(|e| {
+        Error::invalid(
+            field,
+            format!(
+                "starts like a {} but its header is unreadable ({e})",
+                kind.mime()
+            ),
+        )
+    })?;
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > limits.max_pixels {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "image is {width}x{height} = {pixels} pixels, at most {} allowed",
+                limits.max_pixels
+            ),
+        ));
+    }
     if let Some(claimed) = claimed {
         let claimed = claimed.trim().to_ascii_lowercase();
         let same = claimed == kind.mime() || (kind == ImageKind::Jpeg && claimed == "image/jpg");
@@ -266,7 +440,13 @@ fn check_bytes(
             );
         }
     }
-    Ok(kind)
+    Ok(CheckedImage {
+        field: field.to_string(),
+        kind,
+        bytes: bytes.len() as u64,
+        width,
+        height,
+    })
 }
 
 fn hex_prefix(bytes: &[u8]) -> String {
@@ -281,13 +461,14 @@ fn hex_prefix(bytes: &[u8]) -> String {
         .join(" ")
 }
 
-fn validate_url(field: &str, raw: &str, max_bytes: usize) -> Result<()> {
+/// Checks a URL input; a `data:` URI is decoded and checked like bytes.
+fn validate_url(field: &str, raw: &str, limits: Limits) -> Result<Option<CheckedImage>> {
     // `get`, not `[..5]`: the fifth byte may fall inside a multi-byte char.
     if raw
         .get(..5)
         .is_some_and(|p| p.eq_ignore_ascii_case("data:"))
     {
-        return validate_data_uri(field, raw, max_bytes);
+        return validate_data_uri(field, raw, limits).map(Some);
     }
     let url = Url::parse(raw).map_err(|e| {
         Error::invalid(
@@ -296,7 +477,7 @@ fn validate_url(field: &str, raw: &str, max_bytes: usize) -> Result<()> {
         )
     })?;
     match url.scheme() {
-        "http" | "https" if url.host().is_some() => Ok(()),
+        "http" | "https" if url.host().is_some() => Ok(None),
         "http" | "https" => Err(Error::invalid(
             field,
             format!("{:?} has no host", shorten(raw)),
@@ -308,7 +489,8 @@ fn validate_url(field: &str, raw: &str, max_bytes: usize) -> Result<()> {
     }
 }
 
-fn validate_data_uri(field: &str, raw: &str, max_bytes: usize) -> Result<()> {
+fn validate_data_uri(field: &str, raw: &str, limits: Limits) -> Result<CheckedImage> {
+    let max_bytes = limits.max_bytes;
     let Some((header, payload)) = raw[5..].split_once(',') else {
         return Err(Error::invalid(
             field,
@@ -334,7 +516,7 @@ fn validate_data_uri(field: &str, raw: &str, max_bytes: usize) -> Result<()> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(payload.trim())
         .map_err(|e| Error::invalid(field, format!("data: URI is not valid base64 ({e})")))?;
-    check_bytes(field, &bytes, Some(mime), max_bytes).map(|_| ())
+    check_bytes(field, &bytes, Some(mime), limits)
 }
 
 fn shorten(s: &str) -> String {

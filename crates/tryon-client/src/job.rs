@@ -6,10 +6,11 @@ use futures::Stream;
 use tracing::Instrument as _;
 use tryon_api::types::JobStatus;
 
-use crate::client::{CallCtx, CallKind, Client};
 use crate::error::{Error, Result};
 use crate::output::Output;
 use crate::poll::{Phase, PollState};
+use crate::session::Client;
+use crate::transport::Deadline;
 
 /// Where a job is in its lifecycle.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,7 +81,7 @@ impl Job {
         expected: Option<Duration>,
         submitted_here: bool,
     ) -> Self {
-        let origin = client.inner.clock.now();
+        let origin = client.clock().now();
         let span = tracing::info_span!("tryon.job", request_id = %request_id);
         Self {
             client,
@@ -117,13 +118,8 @@ impl Job {
         self.status_within(None).instrument(self.span.clone()).await
     }
 
-    async fn status_within(&self, deadline: Option<(Duration, Duration)>) -> Result<Status> {
-        let ctx = CallCtx {
-            kind: CallKind::Read,
-            request_id: Some(&self.request_id),
-            deadline,
-        };
-        match self.client.get_status(ctx).await {
+    async fn status_within(&self, deadline: Option<Deadline>) -> Result<Status> {
+        match self.client.read_status(&self.request_id, deadline).await {
             Ok(s) => Ok(match s.status {
                 JobStatus::Queued => Status::Queued,
                 JobStatus::Processing => Status::Processing,
@@ -140,7 +136,7 @@ impl Job {
     /// Waits for the job, up to the client's wait timeout, and reads its
     /// result.
     pub async fn wait(&self) -> Result<Output> {
-        self.wait_with(self.client.inner.wait_timeout).await
+        self.wait_with(self.client.wait_timeout()).await
     }
 
     /// Waits at most `timeout` from now and reads the result. Never sleeps
@@ -173,13 +169,8 @@ impl Job {
         self.result_within(None).instrument(self.span.clone()).await
     }
 
-    async fn result_within(&self, deadline: Option<(Duration, Duration)>) -> Result<Output> {
-        let ctx = CallCtx {
-            kind: CallKind::Read,
-            request_id: Some(&self.request_id),
-            deadline,
-        };
-        let r = self.client.get_result(ctx).await?;
+    async fn result_within(&self, deadline: Option<Deadline>) -> Result<Output> {
+        let r = self.client.read_result(&self.request_id, deadline).await?;
         match r.status {
             JobStatus::Completed => {
                 let url = r.output.filter(|o| !o.trim().is_empty()).ok_or_else(|| {
@@ -194,7 +185,7 @@ impl Job {
                     .and_then(|t| Duration::try_from_secs_f64(t).ok());
                 tracing::info!(?inference_time, "completed");
                 Output::new(
-                    self.client.clone(),
+                    self.client.downloader(),
                     self.request_id.clone(),
                     &url,
                     inference_time,
@@ -217,7 +208,7 @@ impl Job {
     ///
     /// A freshly submitted job yields `Queued` first without a call.
     pub fn events(&self) -> impl Stream<Item = Result<Status>> + Send + 'static {
-        self.events_with(self.client.inner.wait_timeout)
+        self.events_with(self.client.wait_timeout())
     }
 
     /// [`events`](Self::events) with its own timeout from now.
@@ -237,8 +228,7 @@ impl Job {
 /// Polls a job and yields status changes.
 struct Poller {
     job: Job,
-    started: Duration,
-    deadline: (Duration, Duration),
+    deadline: Deadline,
     state: PollState,
     emitted: Option<Status>,
     done: bool,
@@ -246,19 +236,14 @@ struct Poller {
 
 impl Poller {
     fn new(job: Job, timeout: Duration) -> Self {
-        let now = job.client.inner.clock.now();
-        let submitted = job.submitted_here;
-        let state = PollState {
-            polls: 0,
-            elapsed: now.saturating_sub(job.origin),
-            expected: job.expected,
-            last: submitted.then_some(Phase::Queued),
-            last_queued_at: submitted.then_some(Duration::ZERO),
-            processing_polls: 0,
-        };
+        let now = job.client.clock().now();
+        let state = PollState::start(
+            now.saturating_sub(job.origin),
+            job.expected,
+            job.submitted_here,
+        );
         Self {
-            started: now,
-            deadline: (now.saturating_add(timeout), now),
+            deadline: Deadline::after(now, timeout),
             state,
             emitted: None,
             done: false,
@@ -267,16 +252,7 @@ impl Poller {
     }
 
     fn timeout(&self) -> Error {
-        Error::Timeout {
-            request_id: self.job.request_id.clone(),
-            elapsed: self
-                .job
-                .client
-                .inner
-                .clock
-                .now()
-                .saturating_sub(self.started),
-        }
+        self.job.client.timeout(&self.job.request_id, self.deadline)
     }
 
     async fn next(&mut self) -> Option<Result<Status>> {
@@ -288,10 +264,10 @@ impl Poller {
             self.emitted = Some(Status::Queued);
             return Some(Ok(Status::Queued));
         }
-        let clock = self.job.client.inner.clock.clone();
+        let clock = self.job.client.clock().clone();
         loop {
             let now = clock.now();
-            if now >= self.deadline.0 {
+            if now >= self.deadline.at {
                 self.done = true;
                 return Some(Err(self.timeout()));
             }
@@ -300,10 +276,10 @@ impl Poller {
                 Duration::ZERO
             } else {
                 self.state.elapsed = now.saturating_sub(self.job.origin);
-                self.job.client.inner.poll.next_delay(&self.state)
+                self.job.client.next_poll_delay(&self.state)
             };
             // Never sleep past the deadline: the last poll happens at it.
-            let delay = delay.min(self.deadline.0.saturating_sub(now));
+            let delay = delay.min(self.deadline.at.saturating_sub(now));
             if !delay.is_zero() {
                 clock.sleep(delay).await;
             }
@@ -315,17 +291,7 @@ impl Poller {
                 }
             };
             let at = clock.now().saturating_sub(self.job.origin);
-            self.state.polls += 1;
-            self.state.elapsed = at;
-            match status.phase() {
-                Some(Phase::Queued) => {
-                    self.state.last_queued_at = Some(at);
-                    self.state.processing_polls = 0;
-                }
-                Some(Phase::Processing) => self.state.processing_polls += 1,
-                None => {}
-            }
-            self.state.last = status.phase().or(self.state.last);
+            self.state.observe(at, status.phase());
             tracing::debug!(polls = self.state.polls, status = %status, "polled");
             if status.is_final() {
                 self.done = true;

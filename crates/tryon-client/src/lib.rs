@@ -2,32 +2,43 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+// Each module is a room of its own; the arrows run one way:
+// builder -> session -> {transport, classify, output}; client -> {session,
+// job}; job -> {session, output, poll}; output -> {transport, reader}.
+mod builder;
+mod classify;
 mod client;
-pub mod clock;
+mod clock;
 mod error;
 mod image;
 mod job;
 mod limit;
 mod output;
-pub mod poll;
+mod poll;
+mod reader;
 mod request;
-pub mod retry;
+mod retry;
+mod session;
+mod transport;
 
-pub use client::{
-    API_KEY_ENV, BASE_URL_ENV, Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_DOWNLOAD_BYTES,
+pub use builder::{
+    API_KEY_ENV, BASE_URL_ENV, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_DOWNLOAD_BYTES,
     DEFAULT_UPLOAD_BASE_URL, UPLOAD_URL_ENV,
 };
-pub use clock::{Clock, TokioClock, VirtualClock};
+pub use clock::{Clock, Sleep, TokioClock, VirtualClock};
 pub use error::{Error, Result};
-pub use image::{DEFAULT_MAX_IMAGE_BYTES, Image, ImageKind};
+pub use image::{
+    CheckedImage, DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, Image, ImageKind,
+};
 pub use job::{Job, Status};
 pub use output::Output;
-pub use poll::{FixedPolling, ModelAwarePolling, PollPolicy};
+pub use poll::{FixedPolling, ModelAwarePolling, Phase, PollPolicy, PollState};
 pub use request::{
-    Format, MAX_GARMENTS, MAX_OUTPUT_QUALITY, TURBO_ADVISED_MAX_GARMENTS, TryOnRequest,
+    Format, MAX_GARMENTS, MAX_OUTPUT_QUALITY, Preflight, TURBO_ADVISED_MAX_GARMENTS, TryOnRequest,
     TryOnRequestBuilder,
 };
 pub use retry::RetryPolicy;
 pub use secrecy::SecretString;
+pub use session::Client;
 /// The generated low-level crate, for callers who need the raw wire.
 pub use tryon_api;

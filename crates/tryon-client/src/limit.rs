@@ -11,10 +11,8 @@
 //! nothing new (that call left at the old speed), so a burst of concurrent
 //! calls throttled together slows the client once, not once per call.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
-
-use crate::clock::SharedClock;
 
 /// Shortest spacing kept after a `429`.
 const MIN_PACE: Duration = Duration::from_millis(100);
@@ -39,12 +37,18 @@ pub(crate) struct Limiter {
 }
 
 impl Limiter {
+    /// The state. A thread that panicked while holding the lock cannot
+    /// have left it torn (each update is a few plain assignments), so a
+    /// poisoned lock is used as it is, never silently turned off: the one
+    /// way this crate handles poisoning.
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// How long the caller must wait before its call may start; reserves
     /// the slot.
     pub(crate) fn reserve(&self, now: Duration) -> Duration {
-        let Ok(mut s) = self.state.lock() else {
-            return Duration::ZERO;
-        };
+        let mut s = self.lock();
         if s.pace.is_zero() && s.resume_at <= now {
             return Duration::ZERO;
         }
@@ -61,9 +65,7 @@ impl Limiter {
         sent_at: Duration,
         retry_after: Option<Duration>,
     ) {
-        let Ok(mut s) = self.state.lock() else {
-            return;
-        };
+        let mut s = self.lock();
         if s.slowed_at.is_none_or(|at| sent_at > at) {
             s.pace = (s.pace * 2).clamp(MIN_PACE, MAX_PACE);
             s.slowed_at = Some(now);
@@ -75,9 +77,7 @@ impl Limiter {
 
     /// A call succeeded: speed back up.
     pub(crate) fn succeeded(&self) {
-        let Ok(mut s) = self.state.lock() else {
-            return;
-        };
+        let mut s = self.lock();
         if s.pace.is_zero() {
             return;
         }
@@ -90,15 +90,7 @@ impl Limiter {
 
     #[cfg(test)]
     pub(crate) fn pace(&self) -> Duration {
-        self.state.lock().map(|s| s.pace).unwrap_or_default()
-    }
-}
-
-/// Waits for a slot on the limiter.
-pub(crate) async fn wait_turn(limiter: &Limiter, clock: &SharedClock) {
-    let wait = limiter.reserve(clock.now());
-    if !wait.is_zero() {
-        clock.sleep(wait).await;
+        self.lock().pace
     }
 }
 

@@ -3,19 +3,17 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use base64::Engine as _;
 use bytes::Bytes;
-use reqwest::header::CONTENT_TYPE;
 use url::Url;
 
-use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::image::ImageKind;
+use crate::reader::read_image;
 use crate::retry::parse_retry_after;
-
-/// One download attempt: the bytes, or the error with the server's
-/// `Retry-After` and whether it is transient.
-type Attempt = std::result::Result<Bytes, (Error, Option<Duration>, bool)>;
+use crate::transport::{Call, Failure, Retryable, Transport};
 
 /// A completed job's output: where the image is, and how to fetch it.
 ///
@@ -26,7 +24,7 @@ type Attempt = std::result::Result<Bytes, (Error, Option<Duration>, bool)>;
 /// bytes themselves.
 #[derive(Debug, Clone)]
 pub struct Output {
-    client: Client,
+    downloader: Downloader,
     request_id: String,
     url: Url,
     inference_time: Option<Duration>,
@@ -34,7 +32,7 @@ pub struct Output {
 
 impl Output {
     pub(crate) fn new(
-        client: Client,
+        downloader: Downloader,
         request_id: String,
         url: &str,
         inference_time: Option<Duration>,
@@ -49,7 +47,7 @@ impl Output {
             });
         };
         Ok(Self {
-            client,
+            downloader,
             request_id,
             url,
             inference_time,
@@ -71,141 +69,14 @@ impl Output {
         self.inference_time
     }
 
-    /// Fetches the image, without the API key, retrying transient errors.
+    /// Fetches the image, without the API key, retrying transient errors
+    /// (no answer, `429`, `5xx`, an image cut short) through the client's
+    /// one retry executor and budget.
     pub async fn download(&self) -> Result<Bytes> {
         if self.url.scheme() == "data" {
             return self.decode_data_url();
         }
-        let inner = &self.client.inner;
-        let mut attempt = 1;
-        loop {
-            match self.download_once().await {
-                Ok(b) => return Ok(b),
-                Err((e, retry_after, transient))
-                    if (transient || e.is_retryable()) && attempt < inner.retry.max_attempts =>
-                {
-                    let delay = retry_after
-                        .filter(|d| *d <= inner.retry.max_retry_after)
-                        .unwrap_or_else(|| inner.retry.backoff(attempt));
-                    tracing::info!(attempt, ?delay, error = %e, "retrying download");
-                    inner.clock.sleep(delay).await;
-                    attempt += 1;
-                }
-                Err((e, _, _)) => return Err(e),
-            }
-        }
-    }
-
-    /// One attempt. The error comes with the server's `Retry-After` and
-    /// whether it is transient (no answer, or a body cut short), which is
-    /// retried like a `5xx`.
-    async fn download_once(&self) -> Attempt {
-        let inner = &self.client.inner;
-        let fail = |status: Option<u16>, problem: String| Error::Download {
-            request_id: self.request_id.clone(),
-            status,
-            problem,
-        };
-        let mut resp = inner
-            .download
-            .get(self.url.clone())
-            .send()
-            .await
-            .map_err(|e| (fail(None, e.without_url().to_string()), None, true))?;
-        let status = resp.status();
-        if !status.is_success() {
-            let retry_after = parse_retry_after(resp.headers(), inner.clock.system_time());
-            let e = fail(
-                Some(status.as_u16()),
-                format!("output host answered {status}"),
-            );
-            return Err((e, retry_after, false));
-        }
-        let max = inner.max_download_bytes;
-        if resp.content_length().is_some_and(|n| n > max) {
-            return Err((
-                fail(
-                    None,
-                    format!(
-                        "output is {} bytes, at most {max} allowed",
-                        resp.content_length().unwrap_or_default()
-                    ),
-                ),
-                None,
-                false,
-            ));
-        }
-        let content_type = resp
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        let ct_ok = content_type.is_empty()
-            || content_type.starts_with("image/")
-            || content_type.starts_with("application/octet-stream")
-            || content_type.starts_with("binary/octet-stream");
-        if !ct_ok {
-            return Err((
-                fail(
-                    None,
-                    format!("Content-Type {content_type:?} is not an image"),
-                ),
-                None,
-                false,
-            ));
-        }
-        let mut buf = Vec::new();
-        loop {
-            match resp.chunk().await {
-                Ok(Some(chunk)) => {
-                    buf.extend_from_slice(&chunk);
-                    if buf.len() as u64 > max {
-                        return Err((
-                            fail(
-                                None,
-                                format!("output exceeds {max} bytes, the download limit"),
-                            ),
-                            None,
-                            false,
-                        ));
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    return Err((
-                        fail(None, format!("body cut off: {}", e.without_url())),
-                        None,
-                        true,
-                    ));
-                }
-            }
-        }
-        self.whole_image(buf)
-    }
-
-    /// The downloaded bytes, if they are a whole PNG, JPEG or WebP image.
-    /// A cut-short image is transient (retried).
-    fn whole_image(&self, buf: Vec<u8>) -> Attempt {
-        let fail = |problem: String, transient| {
-            let e = Error::Download {
-                request_id: self.request_id.clone(),
-                status: None,
-                problem,
-            };
-            Err((e, None, transient))
-        };
-        let Some(kind) = ImageKind::sniff(&buf) else {
-            return fail("the bytes are not a PNG, JPEG or WebP image".into(), false);
-        };
-        if !kind.looks_complete(&buf) {
-            let n = buf.len();
-            return fail(
-                format!("the {} image is cut short ({n} bytes)", kind.mime()),
-                true,
-            );
-        }
-        Ok(Bytes::from(buf))
+        self.downloader.fetch(&self.request_id, &self.url).await
     }
 
     fn decode_data_url(&self) -> Result<Bytes> {
@@ -222,7 +93,7 @@ impl Output {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(payload)
             .map_err(|_| fail("data: output is not valid base64"))?;
-        if bytes.len() as u64 > self.client.inner.max_download_bytes {
+        if bytes.len() as u64 > self.downloader.max_bytes() {
             return Err(fail("data: output exceeds the download limit"));
         }
         if ImageKind::sniff(&bytes).is_none() {
@@ -258,4 +129,93 @@ fn temp_path(path: &Path) -> PathBuf {
         .map_or_else(|| "output".into(), |n| n.to_string_lossy().into_owned());
     let suffix: u32 = rand::random();
     path.with_file_name(format!(".{name}.{suffix:08x}.part"))
+}
+
+/// The narrow handle an [`Output`] downloads through: an HTTP client that
+/// never carries the key, the size cap, and the client's one transport.
+#[derive(Clone)]
+pub(crate) struct Downloader {
+    http: reqwest::Client,
+    transport: Arc<Transport>,
+    max_bytes: u64,
+}
+
+impl std::fmt::Debug for Downloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Downloader")
+            .field("max_bytes", &self.max_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Downloader {
+    pub(crate) fn new(http: reqwest::Client, transport: Arc<Transport>, max_bytes: u64) -> Self {
+        Self {
+            http,
+            transport,
+            max_bytes,
+        }
+    }
+
+    /// The largest output accepted.
+    pub(crate) fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    /// Fetches `url` through the executor, each attempt classified here.
+    async fn fetch(&self, request_id: &str, url: &Url) -> Result<Bytes> {
+        self.transport
+            .execute(Call::Download { request_id }, || {
+                self.attempt(request_id, url)
+            })
+            .await
+    }
+
+    /// One attempt, classified: no answer, `429`, `5xx` and an image cut
+    /// short may be retried; any other answer ends the download.
+    async fn attempt(
+        &self,
+        request_id: &str,
+        url: &Url,
+    ) -> std::result::Result<Bytes, Failure<Error>> {
+        let fail = |status: Option<u16>, problem: String| Error::Download {
+            request_id: request_id.to_string(),
+            status,
+            problem,
+        };
+        let resp = self.http.get(url.clone()).send().await.map_err(|e| {
+            Failure::Retry(Retryable::transient(fail(
+                None,
+                e.without_url().to_string(),
+            )))
+        })?;
+        let status = resp.status();
+        if !status.is_success() {
+            let error = fail(
+                Some(status.as_u16()),
+                format!("output host answered {status}"),
+            );
+            if !error.is_retryable() {
+                return Err(Failure::Fatal(error));
+            }
+            let retry_after =
+                parse_retry_after(resp.headers(), self.transport.clock().system_time());
+            return Err(Failure::Retry(Retryable {
+                error,
+                retry_after,
+                throttled: false,
+            }));
+        }
+        let headers = resp.headers().clone();
+        read_image(&headers, resp.bytes_stream(), self.max_bytes)
+            .await
+            .map_err(|fault| {
+                let error = fail(None, fault.problem());
+                if fault.is_cut_short() {
+                    Failure::Retry(Retryable::transient(error))
+                } else {
+                    Failure::Fatal(error)
+                }
+            })
+    }
 }

@@ -5,7 +5,9 @@ use std::time::Duration;
 use tryon_api::types::{OutputFormat, TryOnInput};
 
 use crate::error::{Error, Result};
-use crate::image::{DEFAULT_MAX_IMAGE_BYTES, Image};
+use crate::image::{
+    CheckedImage, DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, Image, Limits, Wire,
+};
 
 /// Most garments one job takes (the API's limit).
 pub const MAX_GARMENTS: usize = 11;
@@ -101,7 +103,26 @@ pub struct TryOnRequest {
     pub(crate) output_format: Format,
     pub(crate) output_quality: u8,
     pub(crate) preserve_input_size: bool,
-    pub(crate) max_image_bytes: usize,
+    pub(crate) limits: Limits,
+}
+
+/// What [`TryOnRequest::preflight`] checked: every image input, and each
+/// local one read in full.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Preflight {
+    /// Image inputs checked, remote URLs included.
+    pub images: usize,
+    /// The local images (files, bytes, `data:` URIs), read and checked, in
+    /// the order of the request's fields.
+    pub local: Vec<CheckedImage>,
+}
+
+impl Preflight {
+    /// Bytes of all local images together (before base64).
+    pub fn total_bytes(&self) -> u64 {
+        self.local.iter().map(|c| c.bytes).sum()
+    }
 }
 
 impl TryOnRequest {
@@ -140,23 +161,66 @@ impl TryOnRequest {
             || self.reference_pose.as_ref().is_some_and(Image::is_local)
     }
 
-    /// Builds the wire body: reads files, sniffs types, makes `data:` URIs,
-    /// and, when `upload` is given, swaps local images for uploaded URLs.
+    /// Reads and checks every image input exactly as a real send does
+    /// (files read with the size cap, types from magic bytes, headers
+    /// parsed, declared pixels against the limit), without a client and
+    /// without sending anything. A dry run that calls this applies exactly
+    /// the checks a real run applies: [`Client::submit`](crate::Client::submit)
+    /// and [`Client::run_sync`](crate::Client::run_sync) go through the same
+    /// code before their first byte goes out.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tryon_client::Error> {
+    /// use tryon_client::{Image, TryOnRequest};
+    /// let dir = std::env::temp_dir();
+    /// let req = TryOnRequest::builder()
+    ///     .person(Image::file(&dir)) // a directory, not an image
+    ///     .garment(Image::url("https://example.com/shirt.jpg"))
+    ///     .build()?; // files are read later, so this builds
+    /// let err = req.preflight().await.unwrap_err();
+    /// assert!(err.to_string().starts_with("person_image: "), "{err}");
+    /// assert!(err.to_string().contains("not a regular file"), "{err}");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn preflight(&self) -> Result<Preflight> {
+        self.load().await.map(|(_, preflight)| preflight)
+    }
+
+    /// Every image input, each read and checked, with the field it goes in.
+    async fn load(&self) -> Result<(Vec<Wire>, Preflight)> {
+        let mut fields = Vec::with_capacity(self.garments.len() + 2);
+        fields.push(("person_image".to_string(), &self.person));
+        for (i, g) in self.garments.iter().enumerate() {
+            fields.push((format!("garment_images[{i}]"), g));
+        }
+        if let Some(pose) = &self.reference_pose {
+            fields.push(("reference_pose".to_string(), pose));
+        }
+        let mut wires = Vec::with_capacity(fields.len());
+        let mut local = Vec::new();
+        for (field, image) in &fields {
+            let loaded = image.load(field, self.limits).await?;
+            wires.push(loaded.wire);
+            local.extend(loaded.checked);
+        }
+        let preflight = Preflight {
+            images: fields.len(),
+            local,
+        };
+        Ok((wires, preflight))
+    }
+
+    /// Builds the wire body: the same reads and checks as
+    /// [`preflight`](Self::preflight), `data:` URIs for local images, and,
+    /// when `upload` is given, uploaded URLs in their place.
     pub(crate) async fn to_wire<F, Fut>(&self, upload: Option<F>) -> Result<TryOnInput>
     where
         F: FnOnce(Vec<String>) -> Fut,
         Fut: std::future::Future<Output = Result<Vec<String>>>,
     {
-        use crate::image::Wire;
-        let max = self.max_image_bytes;
-        let mut wires = Vec::with_capacity(self.garments.len() + 2);
-        wires.push(self.person.to_wire("person_image", max).await?);
-        for (i, g) in self.garments.iter().enumerate() {
-            wires.push(g.to_wire(&format!("garment_images[{i}]"), max).await?);
-        }
-        if let Some(pose) = &self.reference_pose {
-            wires.push(pose.to_wire("reference_pose", max).await?);
-        }
+        let (mut wires, _) = self.load().await?;
         if let Some(upload) = upload {
             let locals: Vec<usize> = wires
                 .iter()
@@ -227,7 +291,7 @@ pub struct TryOnRequestBuilder {
     output_format: Format,
     output_quality: u32,
     preserve_input_size: bool,
-    max_image_bytes: usize,
+    limits: Limits,
 }
 
 impl Default for TryOnRequestBuilder {
@@ -242,7 +306,10 @@ impl Default for TryOnRequestBuilder {
             output_format: Format::Png,
             output_quality: 95,
             preserve_input_size: false,
-            max_image_bytes: DEFAULT_MAX_IMAGE_BYTES,
+            limits: Limits {
+                max_bytes: DEFAULT_MAX_IMAGE_BYTES,
+                max_pixels: DEFAULT_MAX_IMAGE_PIXELS,
+            },
         }
     }
 }
@@ -324,7 +391,16 @@ impl TryOnRequestBuilder {
     /// [`DEFAULT_MAX_IMAGE_BYTES`] (10 MiB).
     #[must_use]
     pub fn max_image_bytes(mut self, max: usize) -> Self {
-        self.max_image_bytes = max;
+        self.limits.max_bytes = max;
+        self
+    }
+
+    /// Largest accepted image input in pixels (width × height, as its
+    /// header declares). Default [`DEFAULT_MAX_IMAGE_PIXELS`] (40
+    /// megapixels; its doc says why).
+    #[must_use]
+    pub fn max_image_pixels(mut self, max: u64) -> Self {
+        self.limits.max_pixels = max;
         self
     }
 
@@ -337,7 +413,7 @@ impl TryOnRequestBuilder {
     /// client that refused it would block a valid (if slower-than-hoped)
     /// request. The warning is logged through `tracing`.
     pub fn build(self) -> Result<TryOnRequest> {
-        let max = self.max_image_bytes;
+        let max = self.limits;
         let person = self
             .person
             .ok_or_else(|| Error::invalid("person_image", "required, none given"))?;
@@ -390,7 +466,7 @@ impl TryOnRequestBuilder {
             output_format: self.output_format,
             output_quality,
             preserve_input_size: self.preserve_input_size,
-            max_image_bytes: max,
+            limits: max,
         })
     }
 }

@@ -153,7 +153,7 @@ impl RetryBudget {
 
 /// Reads `Retry-After`: a number of seconds (fractions allowed) or an HTTP
 /// date, relative to `now` (wall clock). A date in the past means "now".
-pub fn parse_retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+pub(crate) fn parse_retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let raw = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = raw.parse::<f64>() {
         return (secs.is_finite() && secs >= 0.0)
@@ -167,6 +167,7 @@ pub fn parse_retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duratio
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::any;
     use reqwest::header::HeaderValue;
 
     fn headers(v: &str) -> HeaderMap {
@@ -214,6 +215,41 @@ mod tests {
         assert_eq!(p.backoff_cap(1), Duration::from_millis(500));
         assert_eq!(p.backoff_cap(2), Duration::from_secs(1));
         assert_eq!(p.backoff_cap(10), Duration::from_secs(20));
+    }
+
+    proptest::proptest! {
+    /// `Retry-After` in seconds or as an HTTP date, relative to `now`; a
+    /// past date is zero; garbage is ignored without a panic.
+    #[test]
+    fn retry_after_parses_seconds_dates_and_ignores_garbage(
+        secs in 0u64..1_000_000,
+        past in any::<bool>(),
+        garbage in ".{0,30}",
+        base in 1_000_000_000u64..2_000_000_000,
+    ) {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(base);
+        let h = headers(&secs.to_string());
+        proptest::prop_assert_eq!(parse_retry_after(&h, now), Some(Duration::from_secs(secs)));
+
+        let when = if past {
+            now - Duration::from_secs(secs)
+        } else {
+            now + Duration::from_secs(secs)
+        };
+        let h = headers(&httpdate::fmt_http_date(when));
+        let expected = if past { Duration::ZERO } else { Duration::from_secs(secs) };
+        proptest::prop_assert_eq!(parse_retry_after(&h, now), Some(expected));
+
+        if let Ok(v) = HeaderValue::from_str(&garbage) {
+            let mut h = HeaderMap::new();
+            h.insert(RETRY_AFTER, v);
+            let parsed = parse_retry_after(&h, now);
+            if garbage.trim().parse::<f64>().is_err() && httpdate::parse_http_date(garbage.trim()).is_err() {
+                proptest::prop_assert_eq!(parsed, None);
+            }
+        }
+        proptest::prop_assert_eq!(parse_retry_after(&HeaderMap::new(), now), None);
+    }
     }
 
     #[test]

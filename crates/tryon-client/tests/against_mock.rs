@@ -1,44 +1,35 @@
 //! Every path of the client against the real `tryon-mock`, in the mock's
 //! VIRTUAL time: the client sleeps by advancing the mock's clock
-//! ([`MockTime`]), so a 22 s job or a one-hour expiry takes no real time and
+//! (a `VirtualClock` following it), so a 22 s job or a one-hour expiry takes no real time and
 //! nothing here sleeps or asserts on wall-clock time.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use tryon_client::clock::Sleep;
 use tryon_client::{
-    Client, ClientBuilder, Clock, Error, Format, Image, ModelAwarePolling, Status, TryOnRequest,
+    Client, ClientBuilder, Error, Format, Image, ModelAwarePolling, Status, TryOnRequest,
+    VirtualClock,
 };
 use tryon_mock::{
     CONTENT_BLOCKED, Credits, FailRule, Fault, JobMatch, JournalEntry, MockClock, MockConfig,
     MockServer, PLACEHOLDER_SIZE, RateLimit, RetryAfter, Route,
 };
 
+mod common;
+use common::png::{png, png_size};
+
 const KEY: &str = "sk-test-SECRET-0123456789";
-
-/// The whole adapter: the client's clock is the mock's clock, and sleeping
-/// advances it at once.
-#[derive(Clone, Debug)]
-struct MockTime(MockClock);
-
-impl Clock for MockTime {
-    fn now(&self) -> Duration {
-        self.0.now()
-    }
-
-    fn sleep(&self, duration: Duration) -> Sleep {
-        self.0.advance(duration);
-        Box::pin(std::future::ready(()))
-    }
-}
 
 fn builder(server: &MockServer) -> ClientBuilder {
     Client::builder()
         .api_key(KEY)
         .base_url(server.uri())
-        .clock(MockTime(server.clock()))
+        .clock(VirtualClock::following(
+            server.clock(),
+            MockClock::now,
+            MockClock::advance,
+        ))
         .poll_policy(ModelAwarePolling::default().without_jitter())
 }
 
@@ -88,116 +79,6 @@ fn status_path(id: &str) -> String {
 
 fn result_path(id: &str) -> String {
     format!("/v2/requests/{id}")
-}
-
-// ---------------------------------------------------------------------------
-// A tiny PNG writer (stored deflate blocks) and a PNG checker (signature,
-// every chunk's CRC, IHDR first, IDAT present, IEND last), so the tests can
-// send a real photo and check the output is a well-formed PNG of the right
-// size without an image crate among the client's dev-dependencies.
-
-fn crc32(parts: &[&[u8]]) -> u32 {
-    let mut c = 0xFFFF_FFFFu32;
-    for &b in parts.iter().flat_map(|p| p.iter()) {
-        c ^= u32::from(b);
-        for _ in 0..8 {
-            c = if c & 1 == 1 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-        }
-    }
-    !c
-}
-
-fn adler32(data: &[u8]) -> u32 {
-    let (mut a, mut b) = (1u32, 0u32);
-    for &x in data {
-        a = (a + u32::from(x)) % 65_521;
-        b = (b + a) % 65_521;
-    }
-    (b << 16) | a
-}
-
-fn chunk(out: &mut Vec<u8>, kind: [u8; 4], data: &[u8]) {
-    out.extend_from_slice(&u32::try_from(data.len()).unwrap().to_be_bytes());
-    out.extend_from_slice(&kind);
-    out.extend_from_slice(data);
-    out.extend_from_slice(&crc32(&[&kind, data]).to_be_bytes());
-}
-
-/// An RGB PNG with a gradient.
-fn png(w: u32, h: u32) -> Vec<u8> {
-    let mut raw = Vec::new();
-    for y in 0..h {
-        raw.push(0); // filter: none
-        for x in 0..w {
-            let r = u8::try_from(x * 255 / w.max(1)).unwrap();
-            let g = u8::try_from(y * 255 / h.max(1)).unwrap();
-            raw.extend_from_slice(&[r, g, 128]);
-        }
-    }
-    let mut z = vec![0x78, 0x01];
-    let blocks: Vec<&[u8]> = raw.chunks(65_535).collect();
-    for (i, block) in blocks.iter().enumerate() {
-        z.push(u8::from(i + 1 == blocks.len()));
-        let len = u16::try_from(block.len()).unwrap();
-        z.extend_from_slice(&len.to_le_bytes());
-        z.extend_from_slice(&(!len).to_le_bytes());
-        z.extend_from_slice(block);
-    }
-    z.extend_from_slice(&adler32(&raw).to_be_bytes());
-    let mut ihdr = Vec::new();
-    ihdr.extend_from_slice(&w.to_be_bytes());
-    ihdr.extend_from_slice(&h.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    chunk(&mut out, *b"IHDR", &ihdr);
-    chunk(&mut out, *b"IDAT", &z);
-    chunk(&mut out, *b"IEND", &[]);
-    out
-}
-
-/// Checks a PNG's structure and returns its size.
-fn png_size(bytes: &[u8]) -> (u32, u32) {
-    assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
-    let mut at = 8;
-    let mut kinds = Vec::new();
-    let mut size = None;
-    while at < bytes.len() {
-        let len =
-            usize::try_from(u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap())).unwrap();
-        let kind = &bytes[at + 4..at + 8];
-        let data = &bytes[at + 8..at + 8 + len];
-        let crc = u32::from_be_bytes(bytes[at + 8 + len..at + 12 + len].try_into().unwrap());
-        assert_eq!(
-            crc,
-            crc32(&[kind, data]),
-            "bad CRC in {}",
-            String::from_utf8_lossy(kind)
-        );
-        if kind == b"IHDR" {
-            size = Some((
-                u32::from_be_bytes(data[0..4].try_into().unwrap()),
-                u32::from_be_bytes(data[4..8].try_into().unwrap()),
-            ));
-        }
-        kinds.push(String::from_utf8_lossy(kind).into_owned());
-        at += 12 + len;
-    }
-    assert_eq!(at, bytes.len(), "trailing bytes");
-    assert_eq!(kinds.first().map(String::as_str), Some("IHDR"));
-    assert_eq!(kinds.last().map(String::as_str), Some("IEND"));
-    assert!(kinds.iter().any(|k| k == "IDAT"), "no image data");
-    size.unwrap()
-}
-
-#[test]
-fn the_png_helpers_agree() {
-    assert_eq!(png_size(&png(40, 30)), (40, 30));
-    // Known CRC of "IEND".
-    assert_eq!(crc32(&[b"IEND"]), 0xAE42_6082);
 }
 
 // ---------------------------------------------------------------------------
@@ -368,6 +249,7 @@ async fn failed_job_is_error_failed_with_the_mocks_text_and_no_result_fetch() {
     );
 }
 
+/// The one home of the expiry scenario (the fault matrix keeps its row).
 #[tokio::test]
 async fn expiry_mid_wait_is_expired() {
     let server = server_virtual()
@@ -382,6 +264,7 @@ async fn expiry_mid_wait_is_expired() {
         matches!(&err, Error::Expired { request_id } if request_id == job.request_id()),
         "{err:?}"
     );
+    assert_eq!(err.status(), Some(404));
     // It was seen alive first, then gone.
     let journal = server.journal();
     let polls = on_path(&journal, &status_path(job.request_id()));
@@ -484,6 +367,7 @@ fn assert_waited_after_429s(journal: &[JournalEntry], wait: impl Fn(&JournalEntr
     }
 }
 
+/// The one home of the 429-storm scenario.
 #[tokio::test]
 async fn storm_of_429_with_retry_after_is_waited_out() {
     let server = server_virtual()
@@ -561,29 +445,6 @@ async fn mock_rate_limit_bucket_is_honoured() {
             }
         }
     }
-}
-
-#[tokio::test]
-async fn retry_after_as_an_http_date_is_waited_out() {
-    let server = server_virtual()
-        .stages(secs(1), secs(2))
-        .fault(Fault::server_error(Route::Status, 503).retry_after(RetryAfter::HttpDate(3)))
-        .start()
-        .await;
-    let client = client(&server);
-    let job = client.job(
-        client
-            .submit(&request(1))
-            .await
-            .unwrap()
-            .request_id()
-            .to_string(),
-    );
-    let t0 = server.now();
-    assert!(!job.status().await.unwrap().is_final());
-    // An HTTP date has whole seconds: at least 2 of the 3 s.
-    let waited = server.now().saturating_sub(t0);
-    assert!(waited >= secs(2), "{waited:?}");
 }
 
 #[tokio::test]

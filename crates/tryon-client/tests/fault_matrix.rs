@@ -5,7 +5,7 @@
 //! error, never 2), that no billed result is lost (an error other than
 //! `Failed` names the job or is `AmbiguousSubmit`), and that nothing panics.
 //!
-//! Time is the mock's virtual clock (`MockTime` below), so retries, backoffs
+//! Time is the mock's virtual clock (followed by a `VirtualClock`), so retries, backoffs
 //! and polls cost no real time. The slow-response cases use real time: the
 //! mock waits 300 ms, the client gives up after 100 ms.
 //!
@@ -14,11 +14,9 @@
 #![allow(clippy::unwrap_used, clippy::too_many_lines, missing_docs)]
 
 use std::fmt::Write as _;
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
-use tryon_client::{Client, Clock, Error, Image, TryOnRequest};
+use tryon_client::{Client, Error, Image, TryOnRequest, VirtualClock};
 use tryon_mock::{
     Credits, FailRule, Fault, FaultKind, JobMatch, MockClock, MockServer, RetryAfter, Route,
 };
@@ -29,21 +27,6 @@ const N: u64 = 10;
 /// Mock latency and client timeout of the slow-response cases (real time).
 const SLOW: Duration = Duration::from_millis(300);
 const TIMEOUT: Duration = Duration::from_millis(100);
-
-/// The mock's clock as the client's: sleeping advances virtual time.
-#[derive(Clone, Debug)]
-struct MockTime(MockClock);
-
-impl Clock for MockTime {
-    fn now(&self) -> Duration {
-        self.0.now()
-    }
-
-    fn sleep(&self, d: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        self.0.advance(d);
-        Box::pin(tokio::task::yield_now())
-    }
-}
 
 /// How a case is set up beyond the faults it pushes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,6 +49,8 @@ enum Setup {
     ShortRetention,
     /// Every job ends FAILED.
     JobFails,
+    /// The job runs on the synchronous v1 endpoint (`Client::run_sync`).
+    V1Run,
 }
 
 #[derive(Clone, Copy)]
@@ -393,6 +378,21 @@ fn cases() -> Vec<Case> {
         1,
     ));
 
+    // The v1 run: its image is billed on the 200 and has no request_id, so
+    // an image cut short (cleanly, whole HTTP answer) must be an error, and
+    // never a second charge.
+    v.push(case("none", "v1 run", vec![], ok(), 1).setup(Setup::V1Run));
+    v.push(
+        case(
+            "truncated body",
+            "v1 run",
+            vec![Fault::truncated_body(Route::Run)],
+            ambiguous(),
+            1,
+        )
+        .setup(Setup::V1Run),
+    );
+
     // 404: expiry mid-wait.
     v.push(
         case(
@@ -537,13 +537,22 @@ async fn run_case(setup: Setup, faults: Vec<Fault>) -> (Result<(usize, bool), Er
     let mut cb = Client::builder()
         .api_key(KEY)
         .base_url(base)
-        .clock(MockTime(server.clock()));
+        .clock(VirtualClock::following(
+            server.clock(),
+            MockClock::now,
+            MockClock::advance,
+        ));
     if setup == Setup::ShortTimeout {
         cb = cb.request_timeout(TIMEOUT);
     }
     let client = cb.build().unwrap();
     let req = request();
     let outcome = async {
+        if setup == Setup::V1Run {
+            // No URL to fetch again: a whole PNG ends with its IEND chunk.
+            let bytes = client.run_sync(&req).await?;
+            return Ok((bytes.len(), bytes.ends_with(b"IEND\xaeB`\x82")));
+        }
         let output = match setup {
             Setup::ReattachClosedPort | Setup::KeyRevokedAfterSubmit => {
                 let job = client.submit(&req).await?;
@@ -551,7 +560,11 @@ async fn run_case(setup: Setup, faults: Vec<Fault>) -> (Result<(usize, bool), Er
                     let dead = Client::builder()
                         .api_key(KEY)
                         .base_url(closed_port().await)
-                        .clock(MockTime(server.clock()))
+                        .clock(VirtualClock::following(
+                            server.clock(),
+                            MockClock::now,
+                            MockClock::advance,
+                        ))
                         .build()
                         .unwrap();
                     dead.job(job.request_id())

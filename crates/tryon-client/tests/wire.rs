@@ -167,21 +167,6 @@ async fn run_many_bounds_concurrency_and_slows_everyone_on_429() {
     assert!(tryon_client::Clock::now(&clock) >= Duration::from_secs(5));
 }
 
-#[tokio::test]
-async fn from_env_names_the_variable() {
-    // Read-only: edition 2024 makes set_var unsafe and this crate forbids it.
-    if std::env::var("SEGMIND_API_KEY").is_err() {
-        let err = Client::from_env().unwrap_err();
-        assert!(matches!(
-            err,
-            Error::MissingApiKey {
-                variable: "SEGMIND_API_KEY"
-            }
-        ));
-        assert!(err.to_string().starts_with("SEGMIND_API_KEY is not set"));
-    }
-}
-
 #[test]
 fn config_errors() {
     let err = Client::builder()

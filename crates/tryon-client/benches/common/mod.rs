@@ -1,31 +1,13 @@
-//! Shared by the client's bench binaries: the mock-clock adapter, a request,
+//! Shared by the client's bench binaries: a request,
 //! statistics and the process's peak memory.
 #![allow(dead_code, unreachable_pub)]
 
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
-use tryon_client::{Clock, Image, TryOnRequest};
-use tryon_mock::MockClock;
+use tryon_client::{Image, TryOnRequest};
 
 /// The API key the benches send to the mock.
 pub const KEY: &str = "sk-bench";
-
-/// The mock's clock as the client's: sleeping advances virtual time.
-#[derive(Clone, Debug)]
-pub struct MockTime(pub MockClock);
-
-impl Clock for MockTime {
-    fn now(&self) -> Duration {
-        self.0.now()
-    }
-
-    fn sleep(&self, d: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        self.0.advance(d);
-        Box::pin(tokio::task::yield_now())
-    }
-}
 
 /// A valid request with URL inputs, `garments` garments.
 pub fn request(garments: usize, turbo: bool, seed: u64) -> TryOnRequest {

@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+pub mod png;
+
 use tryon_client::{Client, ClientBuilder, Image, RetryPolicy, TryOnRequest, VirtualClock};
 
 pub const KEY: &str = "sk-test-SECRET-0123456789";

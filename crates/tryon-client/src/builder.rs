@@ -1,0 +1,413 @@
+//! Configuring a [`Client`]: the builder, the environment, the defaults.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use secrecy::{ExposeSecret as _, SecretString};
+use url::Url;
+
+use crate::clock::{Clock, SharedClock, TokioClock};
+use crate::error::{Error, Result};
+use crate::output::Downloader;
+use crate::poll::{ModelAwarePolling, PollPolicy};
+use crate::retry::RetryPolicy;
+use crate::session::{Client, Parts};
+use crate::transport::Transport;
+
+/// The environment variable [`Client::from_env`] reads the key from.
+pub const API_KEY_ENV: &str = "SEGMIND_API_KEY";
+/// The environment variable [`Client::from_env`] reads an optional API base
+/// URL from (to point at a mock or a proxy).
+pub const BASE_URL_ENV: &str = "SEGMIND_BASE_URL";
+/// The environment variable [`Client::from_env`] reads an optional storage
+/// (upload-asset) base URL from.
+pub const UPLOAD_URL_ENV: &str = "SEGMIND_UPLOAD_URL";
+/// Segmind's inference API.
+pub const DEFAULT_BASE_URL: &str = "https://api.segmind.com";
+/// Segmind's asset storage host, which serves `POST /upload-asset`.
+pub const DEFAULT_UPLOAD_BASE_URL: &str = "https://workflows-api.segmind.com";
+/// Default cap on a downloaded output: 50 MiB.
+pub const DEFAULT_MAX_DOWNLOAD_BYTES: u64 = 50 * 1024 * 1024;
+
+const API_KEY_HEADER: &str = "x-api-key";
+
+/// Configures a [`Client`]. Every setting has a documented default.
+pub struct ClientBuilder {
+    api_key: Option<SecretString>,
+    base_url: String,
+    upload_base_url: String,
+    user_agent: String,
+    request_timeout: Duration,
+    connect_timeout: Duration,
+    poll: Arc<dyn PollPolicy>,
+    retry: RetryPolicy,
+    http: Option<reqwest::ClientBuilder>,
+    download: Option<reqwest::Client>,
+    clock: Option<SharedClock>,
+    upload_local_images: bool,
+    max_download_bytes: u64,
+    wait_timeout: Duration,
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("api_key", &self.api_key.as_ref().map(|_| "[REDACTED]"))
+            .field("base_url", &self.base_url)
+            .field("upload_base_url", &self.upload_base_url)
+            .field("user_agent", &self.user_agent)
+            .field("request_timeout", &self.request_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        Self {
+            api_key: None,
+            base_url: DEFAULT_BASE_URL.to_string(),
+            upload_base_url: DEFAULT_UPLOAD_BASE_URL.to_string(),
+            user_agent: format!("tryon-client/{} (rust)", env!("CARGO_PKG_VERSION")),
+            request_timeout: Duration::from_secs(120),
+            connect_timeout: Duration::from_secs(10),
+            poll: Arc::new(ModelAwarePolling::default()),
+            retry: RetryPolicy::default(),
+            http: None,
+            download: None,
+            clock: None,
+            upload_local_images: false,
+            max_download_bytes: DEFAULT_MAX_DOWNLOAD_BYTES,
+            wait_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+impl ClientBuilder {
+    /// The API key (required). Accepts `&str`, `String` or a
+    /// [`SecretString`]; it is kept as a `SecretString`, never printed, and
+    /// sent only to the API and storage base URLs.
+    #[must_use]
+    pub fn api_key(mut self, key: impl Into<SecretString>) -> Self {
+        self.api_key = Some(key.into());
+        self
+    }
+
+    /// The API's base URL. Default [`DEFAULT_BASE_URL`]. Must be `https`,
+    /// except for loopback hosts (`127.0.0.1`, `[::1]`, `localhost`), so a
+    /// local mock works and the key never crosses a network in clear text.
+    #[must_use]
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = url.into();
+        self
+    }
+
+    /// The storage host's base URL, where `POST /upload-asset` goes when
+    /// [`upload_local_images`](Self::upload_local_images) is on. Default
+    /// [`DEFAULT_UPLOAD_BASE_URL`] (Segmind's own storage host). The API key
+    /// is sent there too, because Segmind's storage needs it: set this only
+    /// to a host you trust with the key. Same `https` rule as `base_url`.
+    #[must_use]
+    pub fn upload_base_url(mut self, url: impl Into<String>) -> Self {
+        self.upload_base_url = url.into();
+        self
+    }
+
+    /// The `User-Agent`. Default `tryon-client/<version> (rust)`.
+    #[must_use]
+    pub fn user_agent(mut self, ua: impl Into<String>) -> Self {
+        self.user_agent = ua.into();
+        self
+    }
+
+    /// Timeout of one HTTP call (not of a whole wait). Default 120 s, long
+    /// enough for [`Client::run_sync`] on eleven garments.
+    #[must_use]
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Connect timeout. Default 10 s.
+    #[must_use]
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How status polls are spaced. Default [`ModelAwarePolling`].
+    #[must_use]
+    pub fn poll_policy(mut self, policy: impl PollPolicy) -> Self {
+        self.poll = Arc::new(policy);
+        self
+    }
+
+    /// How failed calls are retried. Default [`RetryPolicy::default`].
+    #[must_use]
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// How long [`Client::run`] and [`Job::wait`](crate::Job::wait) wait at most. Default
+    /// 600 s (as the official SDK). [`Job::wait_with`](crate::Job::wait_with) takes its own.
+    #[must_use]
+    pub fn wait_timeout(mut self, timeout: Duration) -> Self {
+        self.wait_timeout = timeout;
+        self
+    }
+
+    /// An existing reqwest configuration (proxies, TLS roots, pool
+    /// settings) for the API and storage calls.
+    ///
+    /// It is a `ClientBuilder`, not a built `reqwest::Client`, because the
+    /// key must be set as a *sensitive default header* of the client that
+    /// talks to the API, and a built client cannot take default headers.
+    /// This builder also sets the user agent, timeouts and a redirect policy
+    /// that never follows a redirect to another origin (a custom header like
+    /// `x-api-key` would otherwise be forwarded).
+    #[must_use]
+    pub fn http_client_builder(mut self, builder: reqwest::ClientBuilder) -> Self {
+        self.http = Some(builder);
+        self
+    }
+
+    /// An existing `reqwest::Client` for output downloads. It never
+    /// receives the key, so any client will do. Default: a plain client with
+    /// this builder's user agent and timeouts.
+    #[must_use]
+    pub fn download_client(mut self, client: reqwest::Client) -> Self {
+        self.download = Some(client);
+        self
+    }
+
+    /// The clock and sleeper. Default [`TokioClock`]. Tests pass a virtual
+    /// clock (see [`VirtualClock`](crate::VirtualClock)).
+    #[must_use]
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// Store local images (files, bytes) through Segmind's `upload-asset`
+    /// and send their URLs, instead of inlining them as `data:` URIs.
+    /// Default `false`. Uploaded URLs can be reused across jobs.
+    #[must_use]
+    pub fn upload_local_images(mut self, upload: bool) -> Self {
+        self.upload_local_images = upload;
+        self
+    }
+
+    /// Largest output [`Output::download`](crate::Output::download) accepts. Default 50 MiB.
+    #[must_use]
+    pub fn max_download_bytes(mut self, max: u64) -> Self {
+        self.max_download_bytes = max;
+        self
+    }
+
+    /// Builds the client, checking the key and both base URLs.
+    pub fn build(self) -> Result<Client> {
+        let api_key = self.api_key.ok_or_else(|| {
+            Error::config(
+                "api_key",
+                format!("required: pass one, or set {API_KEY_ENV} and use Client::from_env()"),
+            )
+        })?;
+        if api_key.expose_secret().trim().is_empty() {
+            return Err(Error::config("api_key", "is empty"));
+        }
+        let base_url = checked_base_url("base_url", &self.base_url)?;
+        let upload_base_url = checked_base_url("upload_base_url", &self.upload_base_url)?;
+
+        let mut key_value = HeaderValue::from_str(api_key.expose_secret()).map_err(|_| {
+            Error::config(
+                "api_key",
+                "contains characters not allowed in an HTTP header",
+            )
+        })?;
+        key_value.set_sensitive(true);
+        let mut headers = HeaderMap::new();
+        headers.insert(HeaderName::from_static(API_KEY_HEADER), key_value);
+
+        let keyed = self
+            .http
+            .unwrap_or_default()
+            .default_headers(headers)
+            .user_agent(self.user_agent.clone())
+            .timeout(self.request_timeout)
+            .connect_timeout(self.connect_timeout)
+            .redirect(same_origin_redirects())
+            .build()
+            .map_err(|e| Error::config("http_client_builder", e.to_string()))?;
+        let download = match self.download {
+            Some(c) => c,
+            None => reqwest::Client::builder()
+                .user_agent(self.user_agent)
+                .timeout(self.request_timeout)
+                .connect_timeout(self.connect_timeout)
+                .build()
+                .map_err(|e| Error::config("download_client", e.to_string()))?,
+        };
+        let api = tryon_api::Client::new_with_client(trimmed(&base_url), keyed.clone());
+        let upload = tryon_api::Client::new_with_client(trimmed(&upload_base_url), keyed);
+        let clock = self.clock.unwrap_or_else(|| Arc::new(TokioClock::new()));
+        let transport = Arc::new(Transport::new(self.retry, clock, api_key));
+        Ok(Client::assemble(Parts {
+            downloader: Downloader::new(download, transport.clone(), self.max_download_bytes),
+            api,
+            upload,
+            transport,
+            base_url,
+            upload_base_url,
+            poll: self.poll,
+            upload_local_images: self.upload_local_images,
+            wait_timeout: self.wait_timeout,
+        }))
+    }
+}
+
+fn trimmed(url: &Url) -> &str {
+    url.as_str().trim_end_matches('/')
+}
+
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let same = attempt
+            .previous()
+            .first()
+            .is_some_and(|first| first.origin() == attempt.url().origin());
+        if !same {
+            attempt.stop()
+        } else if attempt.previous().len() > 5 {
+            attempt.error("too many redirects")
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
+/// Parses a base URL and enforces `https` except on loopback.
+fn checked_base_url(field: &'static str, raw: &str) -> Result<Url> {
+    let url = Url::parse(raw.trim())
+        .map_err(|e| Error::config(field, format!("{raw:?} is not a valid URL ({e})")))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Error::config(field, "must not carry credentials"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(Error::config(field, "must not have a query or fragment"));
+    }
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match url.scheme() {
+        "https" if url.host().is_some() => Ok(url),
+        "http" if loopback => Ok(url),
+        "http" => Err(Error::config(
+            field,
+            format!("{raw:?} uses plain http; https is required except for loopback hosts"),
+        )),
+        other => Err(Error::config(
+            field,
+            format!("scheme {other:?} not allowed, use https"),
+        )),
+    }
+}
+
+impl Client {
+    /// A client configured from the environment: the key from
+    /// `SEGMIND_API_KEY` (required), and, when set, the base URLs from
+    /// `SEGMIND_BASE_URL` and `SEGMIND_UPLOAD_URL`. Everything else default.
+    pub fn from_env() -> Result<Client> {
+        Self::builder_from_env()?.build()
+    }
+
+    /// Like [`from_env`](Self::from_env), but returns the builder to adjust.
+    pub fn builder_from_env() -> Result<ClientBuilder> {
+        Self::builder_from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// [`builder_from_env`](Self::builder_from_env) reading variables
+    /// through `lookup`, so tests do not depend on the machine's
+    /// environment.
+    fn builder_from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<ClientBuilder> {
+        let key =
+            lookup(API_KEY_ENV)
+                .filter(|k| !k.trim().is_empty())
+                .ok_or(Error::MissingApiKey {
+                    variable: API_KEY_ENV,
+                })?;
+        let mut b = Self::builder().api_key(key);
+        if let Some(url) = lookup(BASE_URL_ENV).filter(|u| !u.is_empty()) {
+            b = b.base_url(url);
+        }
+        if let Some(url) = lookup(UPLOAD_URL_ENV).filter(|u| !u.is_empty()) {
+            b = b.upload_base_url(url);
+        }
+        Ok(b)
+    }
+
+    /// Starts configuring a client.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn https_required_except_loopback() {
+        for ok in [
+            "https://api.segmind.com",
+            "http://127.0.0.1:8080",
+            "http://localhost:1",
+            "http://[::1]:9",
+            "https://proxy.example/segmind/",
+        ] {
+            assert!(checked_base_url("base_url", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://api.segmind.com",
+            "ftp://x",
+            "not a url",
+            "https://user:pw@api.segmind.com",
+            "http://10.0.0.1",
+        ] {
+            assert!(checked_base_url("base_url", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn from_env_names_the_variable_whatever_the_machine_has_set() {
+        let Err(err) = Client::builder_from_lookup(|_| None) else {
+            panic!("no key must be an error");
+        };
+        assert!(matches!(
+            err,
+            Error::MissingApiKey {
+                variable: "SEGMIND_API_KEY"
+            }
+        ));
+        assert!(err.to_string().starts_with("SEGMIND_API_KEY is not set"));
+        // A blank key is no key.
+        let blank = Client::builder_from_lookup(|name| (name == API_KEY_ENV).then(|| " ".into()));
+        assert!(matches!(blank, Err(Error::MissingApiKey { .. })));
+        // The base URLs come from their variables.
+        let client = Client::builder_from_lookup(|name| match name {
+            API_KEY_ENV => Some("sk-test".into()),
+            BASE_URL_ENV => Some("http://127.0.0.1:9".into()),
+            _ => None,
+        })
+        .and_then(ClientBuilder::build)
+        .map_err(|e| e.to_string());
+        assert_eq!(
+            client.map(|c| c.base_url().to_string()),
+            Ok("http://127.0.0.1:9/".to_string())
+        );
+    }
+}

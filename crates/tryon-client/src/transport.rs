@@ -1,0 +1,271 @@
+//! The one retry executor every request goes through: submit, status,
+//! result, upload, v1 run and output download.
+//!
+//! After smithy-rs, the pieces are kept apart: a *classifier* (per kind of
+//! answer: the API classifier in `classify.rs`, the downloader for output
+//! hosts) turns one attempt's outcome into a [`Failure`] that says whether
+//! the call may be retried; this executor alone decides whether it *is*
+//! retried (attempts left, the client-wide retry budget, `Retry-After`, the
+//! deadline) and how long to wait; the shared [`Limiter`] paces API calls
+//! after a `429`.
+//!
+//! **`Retry-After` longer than the policy allows** (see
+//! [`RetryPolicy::with_max_retry_after`](crate::RetryPolicy::with_max_retry_after))
+//! ends the retries at once, for every kind of request: the server said not
+//! to come back sooner, so retrying earlier on a backoff would ignore it,
+//! and waiting longer than the policy allows is the caller's decision (a
+//! `429` error carries the wait in [`Error::retry_after`]).
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret as _, SecretString};
+
+use crate::clock::SharedClock;
+use crate::error::Error;
+use crate::limit::Limiter;
+use crate::retry::{RetryBudget, RetryPolicy};
+
+/// Clock time after which no sleep may end, and when the wait began (to
+/// report how long it lasted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Deadline {
+    /// No sleep may end after this clock time.
+    pub(crate) at: Duration,
+    /// When the wait began.
+    pub(crate) started: Duration,
+}
+
+impl Deadline {
+    /// A deadline `timeout` after `now`.
+    pub(crate) fn after(now: Duration, timeout: Duration) -> Self {
+        Self {
+            at: now.saturating_add(timeout),
+            started: now,
+        }
+    }
+}
+
+/// What is being sent: decides what may be retried, and who is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Call<'a> {
+    /// A billed `POST` (v2 submit or v1 run): retried only when provably not
+    /// taken.
+    Submit,
+    /// The storage upload: retried like a read (a duplicate upload costs
+    /// nothing but storage).
+    Upload,
+    /// A status or result read of a job, which always has an id, and may
+    /// run under a wait's deadline.
+    Read {
+        /// The job read.
+        request_id: &'a str,
+        /// The wait's deadline, if any.
+        deadline: Option<Deadline>,
+    },
+    /// An output download from the output host (not the API): it does not
+    /// pass the API's rate limiter, but it draws on the same retry budget.
+    Download {
+        /// The job whose output it is.
+        request_id: &'a str,
+    },
+}
+
+impl Call<'_> {
+    /// The job the call is about.
+    pub(crate) fn request_id(&self) -> Option<&str> {
+        match self {
+            Call::Read { request_id, .. } | Call::Download { request_id } => Some(request_id),
+            Call::Submit | Call::Upload => None,
+        }
+    }
+
+    /// The deadline, with the job it is about (only reads have one).
+    fn deadline(&self) -> Option<(&str, Deadline)> {
+        match self {
+            Call::Read {
+                request_id,
+                deadline: Some(deadline),
+            } => Some((request_id, *deadline)),
+            _ => None,
+        }
+    }
+
+    /// API calls share the rate limiter; downloads go to another host.
+    fn paced(&self) -> bool {
+        !matches!(self, Call::Download { .. })
+    }
+}
+
+/// An attempt that failed in a way that may pass if made again.
+#[derive(Debug)]
+pub(crate) struct Retryable {
+    /// The error returned if no retry follows.
+    pub(crate) error: Error,
+    /// The server's `Retry-After`, if it gave one.
+    pub(crate) retry_after: Option<Duration>,
+    /// A `429`: slow every API call of the client down.
+    pub(crate) throttled: bool,
+}
+
+impl Retryable {
+    /// A retryable error with no `Retry-After` (no answer, or a body cut
+    /// short).
+    pub(crate) fn transient(error: Error) -> Self {
+        Self {
+            error,
+            retry_after: None,
+            throttled: false,
+        }
+    }
+}
+
+/// How one attempt failed, as its classifier decided.
+#[derive(Debug)]
+pub(crate) enum Failure<E> {
+    /// May be retried; the executor decides whether it is.
+    Retry(Retryable),
+    /// Ends the call with this error.
+    Fatal(E),
+}
+
+/// Retries, budget, rate limiter and clock: shared by every clone of a
+/// client, so one budget and one pace cover all of its requests.
+pub(crate) struct Transport {
+    retry: RetryPolicy,
+    budget: RetryBudget,
+    limiter: Limiter,
+    clock: SharedClock,
+    /// Only to scrub it from text a server sends back.
+    api_key: SecretString,
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("retry", &self.retry)
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Transport {
+    pub(crate) fn new(retry: RetryPolicy, clock: SharedClock, api_key: SecretString) -> Self {
+        Self {
+            budget: RetryBudget::new(retry.budget),
+            retry,
+            limiter: Limiter::default(),
+            clock,
+            api_key,
+        }
+    }
+
+    pub(crate) fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    pub(crate) fn retry_policy(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    /// Removes the key from text that came from a server, in case a server
+    /// echoes it back.
+    pub(crate) fn scrub(&self, text: &str) -> String {
+        let key = self.api_key.expose_secret();
+        if key.len() >= 4 && text.contains(key) {
+            text.replace(key, "[REDACTED]")
+        } else {
+            text.to_string()
+        }
+    }
+
+    /// Makes attempts with `attempt` until one succeeds, its classifier
+    /// calls the failure fatal, or the policy, the budget or the deadline
+    /// ends the retries.
+    pub(crate) async fn execute<T, E, F, Fut>(&self, call: Call<'_>, mut attempt: F) -> Result<T, E>
+    where
+        E: From<Error>,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Failure<E>>>,
+    {
+        let mut n: u32 = 1;
+        loop {
+            self.wait_turn(call).await?;
+            let sent_at = self.clock.now();
+            let retryable = match attempt().await {
+                Ok(v) => {
+                    if call.paced() {
+                        self.limiter.succeeded();
+                    }
+                    self.budget.refund(1);
+                    return Ok(v);
+                }
+                Err(Failure::Fatal(e)) => return Err(e),
+                Err(Failure::Retry(r)) => r,
+            };
+            if retryable.throttled && call.paced() {
+                self.limiter
+                    .throttled(self.clock.now(), sent_at, retryable.retry_after);
+            }
+            let delay = self.retry_delay(call, n, retryable)?;
+            self.clock.sleep(delay).await;
+            n += 1;
+        }
+    }
+
+    /// Waits for the rate limiter's slot (API calls only), never past the
+    /// deadline.
+    async fn wait_turn(&self, call: Call<'_>) -> Result<(), Error> {
+        if !call.paced() {
+            return Ok(());
+        }
+        let wait = self.limiter.reserve(self.clock.now());
+        if let Some((request_id, deadline)) = call.deadline()
+            && self.clock.now() + wait > deadline.at
+        {
+            return Err(self.timeout(request_id, deadline));
+        }
+        if !wait.is_zero() {
+            self.clock.sleep(wait).await;
+        }
+        Ok(())
+    }
+
+    /// The wait before retry number `n`, or the error that ends the call.
+    fn retry_delay(&self, call: Call<'_>, n: u32, r: Retryable) -> Result<Duration, Error> {
+        let Retryable {
+            error, retry_after, ..
+        } = r;
+        if n >= self.retry.max_attempts {
+            tracing::warn!(attempt = n, error = %error, "giving up: retry attempts exhausted");
+            return Err(error);
+        }
+        if retry_after.is_some_and(|d| d > self.retry.max_retry_after) {
+            tracing::warn!(
+                ?retry_after,
+                "giving up: Retry-After longer than the policy allows"
+            );
+            return Err(error);
+        }
+        if !self.budget.withdraw(self.retry.retry_cost) {
+            tracing::warn!(error = %error, "giving up: client retry budget exhausted");
+            return Err(error);
+        }
+        let delay = retry_after.unwrap_or_else(|| self.retry.backoff(n));
+        if let Some((request_id, deadline)) = call.deadline()
+            && self.clock.now() + delay > deadline.at
+        {
+            tracing::info!(?delay, "not retrying: the wait would pass the deadline");
+            return Err(self.timeout(request_id, deadline));
+        }
+        tracing::info!(attempt = n, ?delay, error = %error, "retrying");
+        Ok(delay)
+    }
+
+    /// The error of a wait that reached its deadline.
+    pub(crate) fn timeout(&self, request_id: &str, deadline: Deadline) -> Error {
+        Error::Timeout {
+            request_id: request_id.to_string(),
+            elapsed: self.clock.now().saturating_sub(deadline.started),
+        }
+    }
+}
