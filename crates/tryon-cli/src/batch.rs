@@ -21,6 +21,7 @@ use crate::input;
 use crate::journal::{self, Event, Journal, RowState};
 use crate::manifest::{self, Row};
 use crate::output::emit;
+use crate::term;
 
 /// What this run does with a row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,7 +203,7 @@ impl Run {
 
     fn say(&self, line: &str) {
         if self.lines {
-            self.bar.suspend(|| eprintln!("{line}"));
+            self.bar.suspend(|| term::err_line(line));
         }
     }
 
@@ -546,12 +547,12 @@ pub async fn batch(cli: &Cli, args: &BatchArgs) -> Result<Code, CliError> {
         in_flight: std::sync::atomic::AtomicUsize::new(0),
     });
     if !terminal && !cli.json {
-        eprintln!(
+        term::err_line(&format!(
             "batch: {} rows, {work} to run (concurrency {}), journal {}",
             rows.len(),
             args.concurrency,
             journal_path.display()
-        );
+        ));
     }
 
     // Rows with nothing to do are settled at once; the rest run with

@@ -16,6 +16,7 @@ mod journal;
 mod manifest;
 mod mock;
 mod output;
+mod term;
 
 use std::process::ExitCode;
 
@@ -34,7 +35,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            term::err_line(&format!("error: cannot start the async runtime: {e}"));
             return Code::Network.into();
         }
     };
@@ -42,7 +43,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code.into(),
         Err(e) => {
-            eprintln!("{e}");
+            term::err_line(&e.to_string());
             e.code.into()
         }
     }
@@ -75,7 +76,8 @@ fn init_tracing(verbose: u8, serving_mock: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(term::LogWriter)
+        .log_internal_errors(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
