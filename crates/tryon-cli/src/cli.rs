@@ -12,7 +12,10 @@ Exit codes:
   2  usage or validation error (bad arguments, bad manifest, bad image)
   3  authentication or credits (401, 403, 406)
   4  timed out waiting; the request id is printed so `tryon wait ID` can re-attach
-  5  network or server error (including an ambiguous submit)";
+  5  network or server error (including an ambiguous submit)
+  6  a local write failed (the output file or the batch journal) after the service
+     accepted a job: its request id is printed with `tryon result ID -o PATH`,
+     which fetches the image again without paying for a new job";
 
 /// Run Segmind P-Image Try-On jobs: dress a person photo in garment photos.
 #[derive(Debug, Parser)]
@@ -195,6 +198,15 @@ pub struct BatchArgs {
     /// may be charged twice).
     #[arg(long)]
     pub resubmit_ambiguous: bool,
+    /// Submit rows whose output file already exists though the journal
+    /// does not know them (by default they are skipped and listed).
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Repair a damaged journal before running: keep every record that
+    /// parses, save the damaged file beside it, mark rows named on damaged
+    /// lines ambiguous and print any request id found there.
+    #[arg(long)]
+    pub journal_repair: bool,
     /// Run against an embedded mock server (no key, no network).
     #[arg(long)]
     pub mock: bool,

@@ -41,7 +41,7 @@ pub async fn session(cli: &Cli, mock: bool, upload: bool) -> Result<Session, Cli
             .map_err(|e| {
                 CliError::new(
                     Code::Network,
-                    format!("error: cannot start the embedded mock: {e}"),
+                    format!("cannot start the embedded mock: {e}"),
                 )
             })?;
         let client = Client::builder()
@@ -64,7 +64,7 @@ pub async fn session(cli: &Cli, mock: bool, upload: bool) -> Result<Session, Cli
             CliError::new(
                 Code::Auth,
                 format!(
-                    "error: {variable} is not set, so there is no Segmind API key to use.\n  \
+                    "{variable} is not set, so there is no Segmind API key to use.\n  \
                      set it:    export {variable}=<your key from the Segmind dashboard>\n  \
                      or try it offline against the embedded mock:  tryon run --mock ..."
                 ),

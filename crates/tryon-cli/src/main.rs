@@ -15,6 +15,7 @@ mod input;
 mod journal;
 mod manifest;
 mod mock;
+mod names;
 mod output;
 mod term;
 
