@@ -400,7 +400,7 @@ mod tests {
             csv("id,person,garments\na,p,g\na,p,g\n")
                 .unwrap_err()
                 .to_string()
-                .contains("appears more than once")
+                .contains("appears more than once (also row 1)")
         );
         assert_eq!(
             csv("person,garments\n").unwrap_err().to_string(),

@@ -55,3 +55,88 @@ async fn closed_stdout_and_stderr_do_not_stop_a_batch() {
     );
     assert_eq!(server.billed_submits(), 16);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_row_id_gets_its_own_output_file() {
+    let server = MockServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let long = "x".repeat(300);
+    let ids = ["a/b", "a_b", "a b", ".", "..", long.as_str(), "../escape"];
+    let mut jsonl = String::new();
+    for id in ids {
+        jsonl.push_str(
+            &serde_json::json!({
+                "id": id,
+                "person": "https://example.com/p.jpg",
+                "garments": ["https://example.com/g.jpg"],
+            })
+            .to_string(),
+        );
+        jsonl.push('\n');
+    }
+    let manifest = dir.path().join("m.jsonl");
+    std::fs::write(&manifest, jsonl).unwrap();
+    let out_dir = dir.path().join("out");
+    let mut cmd = tryon(&server);
+    cmd.arg("batch")
+        .arg(&manifest)
+        .arg("--out-dir")
+        .arg(&out_dir);
+    let result = output(cmd).await;
+    assert!(result.status.success(), "{}", text(&result.stdout));
+    assert_eq!(server.billed_submits(), ids.len() as u64);
+    let files: Vec<String> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name != "tryon-journal.jsonl")
+        .collect();
+    assert_eq!(files.len(), ids.len(), "one image per row: {files:?}");
+    for name in &files {
+        assert!(!name.starts_with('.'), "no hidden files: {files:?}");
+        assert!(name.len() <= 255);
+        image::open(out_dir.join(name)).expect("a whole image");
+    }
+    assert!(
+        !dir.path().join("escape.png").exists(),
+        "nothing written outside --out-dir"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn colliding_names_and_paths_too_long_are_refused_before_sending() {
+    let server = MockServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("m.csv");
+    std::fs::write(
+        &manifest,
+        "id,person,garments\nLook,https://e.com/p.jpg,https://e.com/g.jpg\nlook,https://e.com/p.jpg,https://e.com/g.jpg\n",
+    )
+    .unwrap();
+    let mut cmd = tryon(&server);
+    cmd.arg("batch")
+        .arg(&manifest)
+        .arg("--out-dir")
+        .arg(dir.path().join("o"));
+    let result = output(cmd).await;
+    let stderr = text(&result.stderr);
+    assert_eq!(result.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("row 2 (look)") && stderr.contains("row 1 (Look)"),
+        "names both rows: {stderr}"
+    );
+
+    let deep = dir.path().join("d".repeat(200)).join("e".repeat(200));
+    let long_dir: std::path::PathBuf =
+        (0..16).fold(deep, |p, i| p.join(format!("{i}{}", "f".repeat(250))));
+    let manifest = write_manifest(dir.path(), 1, None);
+    let mut cmd = tryon(&server);
+    cmd.arg("batch")
+        .arg(&manifest)
+        .arg("--out-dir")
+        .arg(&long_dir);
+    let result = output(cmd).await;
+    let stderr = text(&result.stderr);
+    assert_eq!(result.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("output path:"), "{stderr}");
+    assert!(server.journal().is_empty(), "nothing was sent");
+}
