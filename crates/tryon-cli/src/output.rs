@@ -75,6 +75,39 @@ impl Progress {
     }
 }
 
+/// Check, before anything is paid for, that an image can be saved at
+/// `path`: it is not a directory or a device, its folder exists, and a file
+/// can be created there (a probe file is created and removed again: the
+/// only honest test of permissions, quotas and read-only mounts).
+pub fn check_writable(path: &Path) -> Result<(), String> {
+    let shown = path.display();
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => return Err(format!("-o {shown}: is a directory")),
+        Ok(meta) if !meta.is_file() => {
+            return Err(format!("-o {shown}: not a regular file"));
+        }
+        _ => {}
+    }
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !folder.is_dir() {
+        return Err(format!(
+            "-o {shown}: the folder {} does not exist",
+            folder.display()
+        ));
+    }
+    let probe = folder.join(format!(".tryon-probe-{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(|e| format!("-o {shown}: cannot write in {}: {e}", folder.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
 /// "123.4 KiB" for people.
 pub fn human_bytes(bytes: u64) -> String {
     #[allow(clippy::cast_precision_loss)] // display only

@@ -125,6 +125,9 @@ async fn failed_job_exits_1_with_the_reason() {
         .fail(FailRule::new(JobMatch::Seed(13), "garment not detected"))
         .start()
         .await;
+    // A real file path: `-o /dev/null` is refused before sending (saving
+    // renames a file over the target, which must not replace a device).
+    let dir = tempfile::tempdir().unwrap();
     let mut cmd = tryon(&server);
     cmd.args([
         "run",
@@ -135,8 +138,8 @@ async fn failed_job_exits_1_with_the_reason() {
         "--seed",
         "13",
         "-o",
-        "/dev/null",
-    ]);
+    ])
+    .arg(dir.path().join("out.png"));
     let result = output(cmd).await;
     assert_eq!(result.status.code(), Some(1));
     assert!(

@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use common::{output, text, tryon, write_manifest};
@@ -139,4 +140,75 @@ async fn colliding_names_and_paths_too_long_are_refused_before_sending() {
     assert_eq!(result.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("output path:"), "{stderr}");
     assert!(server.journal().is_empty(), "nothing was sent");
+}
+
+fn run_to(server: &MockServer, out: &Path) -> std::process::Command {
+    let mut cmd = tryon(server);
+    cmd.args([
+        "run",
+        "--person",
+        "https://example.com/p.jpg",
+        "--garment",
+        "https://example.com/g.jpg",
+        "-o",
+    ])
+    .arg(out);
+    cmd
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_checks_the_output_path_before_paying() {
+    let server = MockServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (dir.path().join("missing/dir/out.png"), "does not exist"),
+        (dir.path().to_path_buf(), "is a directory"),
+        (PathBuf::from("/dev/null"), "not a regular file"),
+    ];
+    for (out, needle) in cases {
+        let result = output(run_to(&server, &out)).await;
+        let stderr = text(&result.stderr);
+        assert_eq!(result.status.code(), Some(2), "{}: {stderr}", out.display());
+        assert!(
+            stderr.contains("-o ") && stderr.contains(needle),
+            "{stderr}"
+        );
+    }
+    assert_eq!(server.billed_submits(), 0, "nothing paid for");
+    let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
+    assert_eq!(leftovers, 0, "the probe file is removed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_save_that_fails_after_paying_says_how_to_fetch_it_again() {
+    let server = MockServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.png");
+    // A file size limit of 512 bytes: the probe passes, the image does not
+    // fit (see tests/journal.rs for why SIGXFSZ is ignored).
+    let run = run_to(&server, &out);
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 1; exec \"$0\" \"$@\"")
+        .arg(run.get_program())
+        .args(run.get_args())
+        .env("SEGMIND_API_KEY", common::KEY);
+    let result = output(cmd).await;
+    let stderr = text(&result.stderr);
+    assert_eq!(result.status.code(), Some(6), "{stderr}");
+    assert_eq!(server.billed_submits(), 1);
+    let command = stderr
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("tryon result "))
+        .unwrap_or_else(|| panic!("a recovery command: {stderr}"));
+    let (id, rest) = command.split_once(' ').unwrap();
+    assert_eq!(rest, format!("-o {}", out.display()));
+
+    // The printed command fetches it, without a new charge.
+    let mut cmd = tryon(&server);
+    cmd.args(["result", id, "-o"]).arg(&out);
+    let fetched = output(cmd).await;
+    assert!(fetched.status.success(), "{}", text(&fetched.stderr));
+    image::open(&out).expect("the paid image");
+    assert_eq!(server.billed_submits(), 1);
 }
