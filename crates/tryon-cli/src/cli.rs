@@ -186,10 +186,10 @@ pub struct BatchArgs {
     pub dry_run: bool,
     /// Estimated price of a job's first garment, in USD (Pruna's published
     /// rate; Segmind bills in its own credits).
-    #[arg(long, default_value_t = 0.015)]
+    #[arg(long, default_value_t = 0.015, value_parser = parse_price)]
     pub price_first: f64,
     /// Estimated price of each further garment, in USD.
-    #[arg(long, default_value_t = 0.008)]
+    #[arg(long, default_value_t = 0.008, value_parser = parse_price)]
     pub price_extra: f64,
     /// Submit rows that failed in an earlier run again.
     #[arg(long)]
@@ -229,6 +229,21 @@ pub struct MockArgs {
     pub config: Option<PathBuf>,
 }
 
+/// Parse a price in USD: a finite number, zero or more (clap names the
+/// flag in its error).
+pub fn parse_price(text: &str) -> Result<f64, String> {
+    let price: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of USD"))?;
+    if !price.is_finite() || price.is_sign_negative() {
+        return Err(format!(
+            "`{text}`: a price must be a finite number, 0 or more"
+        ));
+    }
+    Ok(price)
+}
+
 /// Parse `90s`, `10m`, `1h`, `250ms` or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -261,6 +276,15 @@ mod tests {
     #[test]
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn prices_are_finite_and_not_negative() {
+        assert_eq!(parse_price("0.015"), Ok(0.015));
+        assert_eq!(parse_price("0"), Ok(0.0));
+        for bad in ["-1", "-0", "NaN", "inf", "x"] {
+            assert!(parse_price(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -212,3 +212,75 @@ async fn a_save_that_fails_after_paying_says_how_to_fetch_it_again() {
     image::open(&out).expect("the paid image");
     assert_eq!(server.billed_submits(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_characters_in_ids_are_escaped_on_the_terminal() {
+    let server = MockServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("m.jsonl");
+    let id = "evil\u{1b}[2J\u{7}\u{9b}31m";
+    std::fs::write(
+        &manifest,
+        serde_json::json!({
+            "id": id,
+            "person": "https://example.com/p.jpg",
+            "garments": ["https://example.com/g.jpg"],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let mut cmd = tryon(&server);
+    cmd.arg("batch")
+        .arg(&manifest)
+        .arg("--out-dir")
+        .arg(dir.path().join("out"));
+    let batch = output(cmd).await;
+    let mut cmd = tryon(&server);
+    cmd.args(["status", "nope\u{1b}]0;owned\u{7}"]);
+    let status = output(cmd).await;
+    for result in [&batch, &status] {
+        for stream in [&result.stdout, &result.stderr] {
+            let shown = text(stream);
+            assert!(
+                !shown.contains(['\u{1b}', '\u{7}', '\u{9b}']),
+                "raw control characters: {shown:?}"
+            );
+        }
+    }
+    assert!(
+        text(&batch.stderr).contains("row evil\\u{1b}[2J\\u{7}\\u{9b}31m: submitted"),
+        "{}",
+        text(&batch.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_prices_are_never_negative() {
+    let server = MockServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(dir.path(), 2, None);
+    let out_dir = dir.path().join("out");
+    let mut cmd = tryon(&server);
+    cmd.arg("batch")
+        .arg(&manifest)
+        .arg("--out-dir")
+        .arg(&out_dir);
+    assert!(output(cmd).await.status.success());
+    // Everything done: nothing to pay for is $0.000, not $-0.000.
+    let mut cmd = tryon(&server);
+    cmd.args(["batch", "--dry-run"])
+        .arg(&manifest)
+        .arg("--out-dir")
+        .arg(&out_dir);
+    let dry = output(cmd).await;
+    let stdout = text(&dry.stdout);
+    assert!(stdout.contains("estimated cost: $0.000 "), "{stdout}");
+
+    let mut cmd = tryon(&server);
+    cmd.args(["batch", "--dry-run", "--price-first=-0.5"])
+        .arg(&manifest);
+    let refused = output(cmd).await;
+    let stderr = text(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--price-first"), "{stderr}");
+}
