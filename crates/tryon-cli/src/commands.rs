@@ -17,7 +17,6 @@ use crate::term;
 /// (kept alive for as long as the client is used).
 #[derive(Debug)]
 pub struct Session {
-    /// The client.
     pub client: Client,
     /// The embedded mock, if any: held so it serves until the session is
     /// dropped.

@@ -6,6 +6,10 @@
 // A binary exports nothing, so `pub` here only means "used by other
 // modules"; `unreachable_pub` would ask to spell every one `pub(crate)`.
 #![allow(unreachable_pub)]
+// Nor does it have a public API to document: items carry docs where they
+// say more than the name (flags carry clap's help text, which doubles as
+// their docs); a comment such as `/// The seed.` on `seed` would not.
+#![allow(missing_docs)]
 
 mod batch;
 mod cli;
@@ -36,8 +40,12 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            term::err_line(&format!("error: cannot start the async runtime: {e}"));
-            return Code::Network.into();
+            let error = exit::CliError::new(
+                Code::Network,
+                format!("cannot start the async runtime: {e}"),
+            );
+            term::err_line(&error.to_string());
+            return error.code.into();
         }
     };
     let result = runtime.block_on(dispatch(&cli));

@@ -39,25 +39,21 @@ pub struct Row {
     pub person: String,
     /// The garment images, in order.
     pub garments: Vec<String>,
-    /// Optional prompt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt: Option<String>,
-    /// Optional pose image: a URL or a path.
+    /// `reference_pose`: a URL or a path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference_pose: Option<String>,
-    /// Optional seed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
-    /// Optional turbo flag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub turbo: Option<bool>,
-    /// Optional output format name (`png`, `jpg`, `webp`).
+    /// `output_format` by name (`png`, `jpg`, `webp`); checked when the
+    /// request is built.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
-    /// Optional output quality.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quality: Option<u8>,
-    /// Optional preserve-input-size flag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preserve_input_size: Option<bool>,
 }

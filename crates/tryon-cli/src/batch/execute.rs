@@ -20,7 +20,6 @@ use crate::term;
 
 /// Shared state of a running batch.
 pub struct Run {
-    /// The client.
     pub client: Client,
     /// The journal's writer.
     pub journal: Writer,

@@ -14,7 +14,6 @@ use crate::term;
 pub enum Outcome {
     /// Its image is saved (now, or in an earlier run).
     Completed {
-        /// The image.
         path: PathBuf,
         /// Whether an earlier run saved it.
         earlier: bool,
@@ -23,7 +22,6 @@ pub enum Outcome {
     Failed {
         /// The job's id, when known.
         request_id: Option<String>,
-        /// Why.
         reason: String,
     },
     /// Accepted but not collected (timeout, network): a rerun re-attaches.
@@ -42,28 +40,20 @@ pub enum Outcome {
         request_id: String,
         /// Where the image belongs.
         output: PathBuf,
-        /// What failed.
         reason: String,
     },
     /// The POST's outcome is unknown; not resubmitted.
-    Ambiguous {
-        /// What happened.
-        reason: String,
-    },
+    Ambiguous { reason: String },
     /// Not accepted (refused, or the run stopped submitting after an
     /// account or journal error); a rerun submits it.
     NotSent {
-        /// Why.
         reason: String,
         /// The exit code this calls for.
         code: Code,
     },
     /// Not submitted: its output file exists though the journal does not
     /// know it (`--overwrite` submits it).
-    OutputExists {
-        /// The file.
-        path: PathBuf,
-    },
+    OutputExists { path: PathBuf },
 }
 
 /// The command that fetches an accepted job's image again, at no charge.

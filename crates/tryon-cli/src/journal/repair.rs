@@ -14,17 +14,20 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 
-use super::scan::parse_record;
-use super::{Damage, Event, Kind, bytes_of, now_secs, path_in, scan};
+use super::event::{Event, Kind, now_secs};
+use super::scan::{Damage, bytes_of, parse_record, scan};
 use crate::term;
 
-/// Repair the journal in `dir` if it is damaged; returns a report for
+/// Repair the journal at `path` if it is damaged; returns a report for
 /// stderr, or `None` when there was nothing to repair.
-pub fn repair(dir: &Path) -> Result<Option<String>, Damage> {
-    let path = path_in(dir);
-    let io = |e: std::io::Error| Damage::io(&path, &e);
-    let bytes = bytes_of(&path)?;
-    if scan(&path, &bytes).is_ok() {
+pub fn repair(path: &Path) -> Result<Option<String>, Damage> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let name = path
+        .file_name()
+        .map_or_else(|| "journal".into(), |n| n.to_string_lossy().into_owned());
+    let io = |e: std::io::Error| Damage::io(path, &e);
+    let bytes = bytes_of(path)?;
+    if scan(path, &bytes).is_ok() {
         return Ok(None);
     }
     let mut kept = Vec::new();
@@ -68,9 +71,9 @@ pub fn repair(dir: &Path) -> Result<Option<String>, Damage> {
             );
         }
     }
-    let saved = path.with_file_name(format!("{}.damaged-{}", super::FILE_NAME, now_secs()));
-    std::fs::copy(&path, &saved).map_err(io)?;
-    let temp = path.with_file_name(format!("{}.repair", super::FILE_NAME));
+    let saved = path.with_file_name(format!("{name}.damaged-{}", now_secs()));
+    std::fs::copy(path, &saved).map_err(io)?;
+    let temp = path.with_file_name(format!("{name}.repair"));
     let mut text = Vec::new();
     for event in &kept {
         serde_json::to_writer(&mut text, event).map_err(|e| io(std::io::Error::other(e)))?;
@@ -80,7 +83,7 @@ pub fn repair(dir: &Path) -> Result<Option<String>, Damage> {
     file.write_all(&text)
         .and_then(|()| file.sync_all())
         .map_err(io)?;
-    std::fs::rename(&temp, &path).map_err(io)?;
+    std::fs::rename(&temp, path).map_err(io)?;
     if let Ok(folder) = std::fs::File::open(dir) {
         let _ = folder.sync_all();
     }

@@ -15,7 +15,7 @@ use std::fmt;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::Event;
+use super::event::Event;
 use crate::term;
 
 /// Damage that stops a run: where it is and what is wrong.
@@ -192,5 +192,20 @@ impl Scan {
                 )))
             }
         }
+    }
+}
+
+/// The bytes of the journal at `path`; none if there is no journal. Only
+/// a regular file is read (a FIFO or `/dev/zero` in its place would never
+/// end).
+pub(super) fn bytes_of(path: &Path) -> Result<Vec<u8>, Damage> {
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(Damage::io(path, &e)),
+        Ok(meta) if !meta.is_file() => Err(Damage::io(
+            path,
+            &std::io::Error::other("not a regular file"),
+        )),
+        Ok(_) => std::fs::read(path).map_err(|e| Damage::io(path, &e)),
     }
 }

@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::Event;
+use super::event::Event;
 use crate::term;
 
 type Request = (Event, oneshot::Sender<Result<(), String>>);
