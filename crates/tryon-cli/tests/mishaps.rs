@@ -284,3 +284,42 @@ async fn dry_run_prices_are_never_negative() {
     assert_eq!(refused.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--price-first"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standalone_mock_with_a_closed_stderr_keeps_serving() {
+    use std::io::{BufRead as _, BufReader};
+
+    let mut mock = std::process::Command::new(assert_cmd::cargo::cargo_bin("tryon"));
+    mock.args(["mock", "--port", "0"])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = mock.spawn().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut uri = String::new();
+    stdout.read_line(&mut uri).unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut banner = String::new();
+    stderr.read_line(&mut banner).unwrap();
+    // From here on, every request log line meets a closed pipe.
+    drop(stderr);
+
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("tryon"));
+    cmd.env("SEGMIND_API_KEY", common::KEY)
+        .args(["--base-url", uri.trim(), "submit"])
+        .args(["--person", "https://example.com/p.jpg"])
+        .args(["--garment", "https://example.com/g.jpg"]);
+    let first = output(cmd).await;
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("tryon"));
+    cmd.env("SEGMIND_API_KEY", common::KEY).args([
+        "--base-url",
+        uri.trim(),
+        "status",
+        text(&first.stdout).trim(),
+    ]);
+    let second = output(cmd).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert!(second.status.success(), "{}", text(&second.stderr));
+}

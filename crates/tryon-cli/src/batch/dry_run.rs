@@ -60,7 +60,7 @@ pub fn dry_run(
         jobs_to_submit: to_submit.len(),
         garments_to_submit: garments,
         already_done: count(|p| matches!(p, Plan::Done(_))),
-        to_reattach: count(|p| matches!(p, Plan::Attach(_))),
+        to_reattach: count(|p| matches!(p, Plan::Attach(_) | Plan::Refetch(_))),
         output_exists: count(|p| matches!(p, Plan::OutputExists(_))),
         estimated_cost_usd: cost,
         price_first_garment_usd: args.price_first,

@@ -151,7 +151,7 @@ impl Run {
     async fn process_inner(&self, row: &Row, prepared: &Prepared, plan: Plan) -> Outcome {
         let fingerprint = row.fingerprint();
         let job = match plan {
-            Plan::Attach(request_id) => {
+            Plan::Attach(request_id) | Plan::Refetch(request_id) => {
                 self.say(&format!(
                     "row {}: re-attaching to {}",
                     term::inline(&row.id),

@@ -51,7 +51,12 @@ pub async fn batch(cli: &Cli, args: &BatchArgs) -> Result<Code, CliError> {
     let plans = plan::plan_rows(&rows, &outputs, &events, args, journal::now_secs());
     let work = plans
         .iter()
-        .filter(|p| matches!(p, plan::Plan::Submit | plan::Plan::Attach(_)))
+        .filter(|p| {
+            matches!(
+                p,
+                plan::Plan::Submit | plan::Plan::Attach(_) | plan::Plan::Refetch(_)
+            )
+        })
         .count();
 
     let terminal = std::io::stderr().is_terminal() && !cli.json;

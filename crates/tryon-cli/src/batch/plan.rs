@@ -16,6 +16,9 @@ pub enum Plan {
     Attach(String),
     /// Nothing to do: it finished in an earlier run.
     Done(PathBuf),
+    /// It finished in an earlier run, but its file is gone: fetch the
+    /// image again from this id (no new charge).
+    Refetch(String),
     /// It failed in an earlier run (`--retry-failed` submits it again).
     Failed(String),
     /// An earlier submit's outcome is unknown (`--resubmit-ambiguous`).
@@ -40,18 +43,29 @@ pub fn plan_rows(
         .map(|r| (r.id.clone(), r.fingerprint()))
         .collect();
     let states = journal::fold(events, &fingerprints);
+    let live = |at: u64| now.saturating_sub(at) < journal::RETENTION.as_secs();
     rows.iter()
         .zip(outputs)
         .map(|(row, output)| {
             let plan = match states.get(&row.id) {
                 None => Plan::Submit,
-                Some(RowState::Completed { output }) => Plan::Done(output.clone()),
+                Some(RowState::Completed {
+                    output,
+                    request_id,
+                    at,
+                }) => {
+                    if std::fs::symlink_metadata(output).is_err() && live(*at) {
+                        Plan::Refetch(request_id.clone())
+                    } else {
+                        Plan::Done(output.clone())
+                    }
+                }
                 Some(RowState::Failed { .. }) if args.retry_failed => Plan::Submit,
                 Some(RowState::Failed { reason }) => Plan::Failed(reason.clone()),
                 Some(RowState::Ambiguous { .. }) if args.resubmit_ambiguous => Plan::Submit,
                 Some(RowState::Ambiguous { reason }) => Plan::Ambiguous(reason.clone()),
                 Some(RowState::Live { request_id, at }) => {
-                    if now.saturating_sub(*at) < journal::RETENTION.as_secs() {
+                    if live(*at) {
                         Plan::Attach(request_id.clone())
                     } else {
                         Plan::Expired(request_id.clone())
@@ -93,7 +107,7 @@ mod tests {
 
     fn rows() -> Vec<Row> {
         let mut csv = String::from("id,person,garments\n");
-        for id in ["a", "b", "c", "d", "e", "f"] {
+        for id in ["a", "b", "c", "d", "e", "f", "g"] {
             csv.push_str(id);
             csv.push_str(",https://x.test/p,https://x.test/g\n");
         }
@@ -109,6 +123,8 @@ mod tests {
             .map(|r| dir.path().join(format!("{}.png", r.id)))
             .collect();
         std::fs::write(&outputs[5], b"an image from a lost run").unwrap();
+        std::fs::write(dir.path().join("c.png"), b"saved").unwrap();
+        let c_png = dir.path().join("c.png");
         let now = 10_000;
         let at = |event: Event, at: u64| Event { at, ..event };
         let event = |kind, i: usize| Event::new(kind, &rows[i].id, &rows[i].fingerprint());
@@ -118,7 +134,11 @@ mod tests {
             event(Kind::Submitted, 2).request_id("done"),
             event(Kind::Completed, 2)
                 .request_id("done")
-                .output(Path::new("c.png"), 1),
+                .output(&c_png, 1),
+            event(Kind::Submitted, 6).request_id("lost"),
+            event(Kind::Completed, 6)
+                .request_id("lost")
+                .output(&dir.path().join("gone.png"), 1),
             event(Kind::Submitting, 3),
             event(Kind::Submitting, 4),
             event(Kind::Rejected, 4).reason("406"),
@@ -126,7 +146,12 @@ mod tests {
         let plans = plan_rows(&rows, &outputs, &events, &args(&[]), now);
         assert_eq!(plans[0], Plan::Attach("live".into()));
         assert_eq!(plans[1], Plan::Expired("old".into()));
-        assert_eq!(plans[2], Plan::Done("c.png".into()));
+        assert_eq!(plans[2], Plan::Done(c_png.clone()));
+        assert_eq!(
+            plans[6],
+            Plan::Refetch("lost".into()),
+            "a lost file is fetched again"
+        );
         assert!(matches!(plans[3], Plan::Ambiguous(_)));
         assert_eq!(plans[4], Plan::Submit, "a refused submit is sent again");
         assert_eq!(plans[5], Plan::OutputExists(outputs[5].clone()));

@@ -121,6 +121,12 @@ pub enum RowState {
     Completed {
         /// The output path.
         output: PathBuf,
+        /// The job's id, to fetch the image again should the file be gone
+        /// (a crash before the file system made the saved file durable).
+        request_id: String,
+        /// Unix seconds of acceptance (of completion, for a journal that
+        /// lost the acceptance record): the id is good for an hour.
+        at: u64,
     },
     /// Ended without output.
     Failed { reason: String },
@@ -160,8 +166,13 @@ pub fn fold<'a>(
                 request_id: request_id.clone(),
                 at: event.at,
             },
-            (Kind::Completed, _, Some(output)) => RowState::Completed {
+            (Kind::Completed, Some(request_id), Some(output)) => RowState::Completed {
                 output: output.clone(),
+                request_id: request_id.clone(),
+                at: match states.get(row) {
+                    Some(RowState::Live { at, .. }) => *at,
+                    _ => event.at,
+                },
             },
             (Kind::Failed, ..) => RowState::Failed { reason: reason() },
             (Kind::Ambiguous, ..) => RowState::Ambiguous { reason: reason() },

@@ -47,7 +47,9 @@ fn fold_keeps_the_last_event_per_row_and_ignores_edited_rows() {
     assert_eq!(
         states["d"],
         RowState::Completed {
-            output: "d.png".into()
+            output: "d.png".into(),
+            request_id: "r-d".into(),
+            at: 1,
         }
     );
 }

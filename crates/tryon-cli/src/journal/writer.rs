@@ -36,6 +36,11 @@ impl Writer {
     pub fn start(path: &Path) -> std::io::Result<Self> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         let length = file.metadata()?.len();
+        // Make a new journal's name durable too: an fsynced record in a
+        // file whose directory entry was lost would be no record at all.
+        if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::File::open(folder)?.sync_all()?;
+        }
         let (sender, receiver) = mpsc::unbounded_channel();
         let failure = Arc::new(OnceLock::new());
         let state = Thread {
