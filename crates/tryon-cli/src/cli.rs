@@ -12,7 +12,10 @@ Exit codes:
   2  usage or validation error (bad arguments, bad manifest, bad image)
   3  authentication or credits (401, 403, 406)
   4  timed out waiting; the request id is printed so `tryon wait ID` can re-attach
-  5  network or server error (including an ambiguous submit)";
+  5  network or server error (including an ambiguous submit)
+  6  a local write failed (the output file or the batch journal) after the service
+     accepted a job: its request id is printed with `tryon result ID -o PATH`,
+     which fetches the image again without paying for a new job";
 
 /// Run Segmind P-Image Try-On jobs: dress a person photo in garment photos.
 #[derive(Debug, Parser)]
@@ -183,10 +186,10 @@ pub struct BatchArgs {
     pub dry_run: bool,
     /// Estimated price of a job's first garment, in USD (Pruna's published
     /// rate; Segmind bills in its own credits).
-    #[arg(long, default_value_t = 0.015)]
+    #[arg(long, default_value_t = 0.015, value_parser = parse_price)]
     pub price_first: f64,
     /// Estimated price of each further garment, in USD.
-    #[arg(long, default_value_t = 0.008)]
+    #[arg(long, default_value_t = 0.008, value_parser = parse_price)]
     pub price_extra: f64,
     /// Submit rows that failed in an earlier run again.
     #[arg(long)]
@@ -195,6 +198,15 @@ pub struct BatchArgs {
     /// may be charged twice).
     #[arg(long)]
     pub resubmit_ambiguous: bool,
+    /// Submit rows whose output file already exists though the journal
+    /// does not know them (by default they are skipped and listed).
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Repair a damaged journal before running: keep every record that
+    /// parses, save the damaged file beside it, mark rows named on damaged
+    /// lines ambiguous and print any request id found there.
+    #[arg(long)]
+    pub journal_repair: bool,
     /// Run against an embedded mock server (no key, no network).
     #[arg(long)]
     pub mock: bool,
@@ -233,6 +245,21 @@ pub struct MockArgs {
     pub control_token: Option<String>,
 }
 
+/// Parse a price in USD: a finite number, zero or more (clap names the
+/// flag in its error).
+pub fn parse_price(text: &str) -> Result<f64, String> {
+    let price: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of USD"))?;
+    if !price.is_finite() || price.is_sign_negative() {
+        return Err(format!(
+            "`{text}`: a price must be a finite number, 0 or more"
+        ));
+    }
+    Ok(price)
+}
+
 /// Parse `90s`, `10m`, `1h`, `250ms` or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -265,6 +292,15 @@ mod tests {
     #[test]
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn prices_are_finite_and_not_negative() {
+        assert_eq!(parse_price("0.015"), Ok(0.015));
+        assert_eq!(parse_price("0"), Ok(0.0));
+        for bad in ["-1", "-0", "NaN", "inf", "x"] {
+            assert!(parse_price(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

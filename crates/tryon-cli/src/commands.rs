@@ -8,15 +8,15 @@ use serde::Serialize;
 use tryon_client::{Client, Job, Output, Status};
 
 use crate::cli::{Cli, IdArgs, ResultArgs, RunArgs, SubmitArgs, WaitArgs};
-use crate::exit::{CliError, Code};
+use crate::exit::{CliError, Code, code_of};
 use crate::input;
-use crate::output::{Progress, dimensions, emit, human_bytes};
+use crate::output::{Progress, check_writable, dimensions, emit, human_bytes};
+use crate::term;
 
 /// A client, and the embedded mock it talks to when `--mock` was given
 /// (kept alive for as long as the client is used).
 #[derive(Debug)]
 pub struct Session {
-    /// The client.
     pub client: Client,
     /// The embedded mock, if any: held so it serves until the session is
     /// dropped.
@@ -41,7 +41,7 @@ pub async fn session(cli: &Cli, mock: bool, upload: bool) -> Result<Session, Cli
             .map_err(|e| {
                 CliError::new(
                     Code::Network,
-                    format!("error: cannot start the embedded mock: {e}"),
+                    format!("cannot start the embedded mock: {e}"),
                 )
             })?;
         let client = Client::builder()
@@ -64,7 +64,7 @@ pub async fn session(cli: &Cli, mock: bool, upload: bool) -> Result<Session, Cli
             CliError::new(
                 Code::Auth,
                 format!(
-                    "error: {variable} is not set, so there is no Segmind API key to use.\n  \
+                    "{variable} is not set, so there is no Segmind API key to use.\n  \
                      set it:    export {variable}=<your key from the Segmind dashboard>\n  \
                      or try it offline against the embedded mock:  tryon run --mock ..."
                 ),
@@ -97,9 +97,24 @@ struct Saved<'a> {
     inference_time: Option<f64>,
 }
 
-/// Save the output and say where it went.
+/// Save the output and say where it went. When saving fails, the job is
+/// already paid for: the message gives the command that fetches it again.
 async fn save(json: bool, output: &Output, path: &Path) -> Result<(), CliError> {
-    let bytes = output.save(path).await?;
+    let bytes = output.save(path).await.map_err(|e| {
+        let code = match e {
+            tryon_client::Error::Io { .. } => Code::Unsaved,
+            _ => code_of(&e),
+        };
+        CliError::new(
+            code,
+            format!(
+                "{e}\n  request {id} is done and paid for; fetch its image again (no new charge):\n  \
+                 tryon result {id} -o {}",
+                path.display(),
+                id = term::inline(output.request_id()),
+            ),
+        )
+    })?;
     let dims = dimensions(path);
     let text = format!(
         "wrote {} ({}{}) request_id {}",
@@ -149,6 +164,7 @@ async fn follow(job: &Job, timeout: std::time::Duration, quiet: bool) -> Result<
 /// `tryon run`.
 pub async fn run(cli: &Cli, args: &RunArgs) -> Result<Code, CliError> {
     let request = input::from_args(&args.job).build()?;
+    check_writable(&args.output).map_err(CliError::usage)?;
     let session = session(cli, args.mock, args.job.upload).await?;
     let job = session.client.submit(&request).await?;
     let output = follow(&job, args.timeout, cli.json).await?;
@@ -230,6 +246,9 @@ fn print_ready(json: bool, output: &Output) {
 
 /// `tryon wait`.
 pub async fn wait(cli: &Cli, args: &WaitArgs) -> Result<Code, CliError> {
+    if let Some(path) = &args.output {
+        check_writable(path).map_err(CliError::usage)?;
+    }
     let session = session(cli, false, false).await?;
     let job = session.client.job(&args.request_id);
     let output = follow(&job, args.timeout, cli.json).await?;
@@ -242,6 +261,9 @@ pub async fn wait(cli: &Cli, args: &WaitArgs) -> Result<Code, CliError> {
 
 /// `tryon result`.
 pub async fn result(cli: &Cli, args: &ResultArgs) -> Result<Code, CliError> {
+    if let Some(path) = &args.output {
+        check_writable(path).map_err(CliError::usage)?;
+    }
     let session = session(cli, false, false).await?;
     let output = session.client.job(&args.request_id).result().await?;
     match &args.output {

@@ -18,6 +18,27 @@ pub enum Code {
     Timeout = 4,
     /// 5: network or server error.
     Network = 5,
+    /// 6: a local write failed (the output file or the batch journal);
+    /// anything already paid for is printed with its request id and the
+    /// `tryon result ID -o PATH` command that fetches it again.
+    Unsaved = 6,
+}
+
+impl Code {
+    /// How serious a code is, for a batch that ends with several: a result
+    /// paid for and not saved needs the user most, then failed rows, then
+    /// account, usage, timeout and network trouble.
+    pub fn rank(self) -> u8 {
+        match self {
+            Code::Ok => 0,
+            Code::Network => 1,
+            Code::Timeout => 2,
+            Code::Usage => 3,
+            Code::Auth => 4,
+            Code::JobFailed => 5,
+            Code::Unsaved => 6,
+        }
+    }
 }
 
 impl From<Code> for ExitCode {
@@ -50,9 +71,16 @@ impl CliError {
     }
 }
 
+/// `error: ` and the message: the one place the prefix is added.
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        // `strip_prefix`: a message written with the prefix by hand (as
+        // older call sites did) still gets it once.
+        let message = self
+            .message
+            .strip_prefix("error: ")
+            .unwrap_or(&self.message);
+        write!(f, "error: {message}")
     }
 }
 
@@ -74,7 +102,7 @@ pub fn code_of(error: &tryon_client::Error) -> Code {
 impl From<tryon_client::Error> for CliError {
     fn from(error: tryon_client::Error) -> Self {
         let code = code_of(&error);
-        let mut message = format!("error: {error}");
+        let mut message = error.to_string();
         if let tryon_client::Error::Timeout { request_id, .. } = &error {
             message.push_str("\nre-attach with: tryon wait ");
             message.push_str(request_id);

@@ -3,7 +3,6 @@
 use tryon_client::{Format, Image, TryOnRequest};
 
 use crate::cli::{FormatArg, JobArgs};
-use crate::manifest::Row;
 
 /// Whether an image value is a URL rather than a local path: a `data:` URI
 /// or anything with a scheme (`ftp://` too, so the client refuses it naming
@@ -22,26 +21,22 @@ pub fn image(value: &str) -> Image {
     }
 }
 
-/// The fields of one try-on, from whichever source.
+/// The fields of one try-on, from the command line ([`from_args`]) or a
+/// manifest row (`Row::fields`), before the client validates them. Image
+/// values are URLs or local paths (see [`image`]); each field means what
+/// the API field of the same name means (`person` is `person_image`,
+/// `format` is `output_format`, `quality` is `output_quality`).
+#[allow(missing_docs)] // the fields are the API's own, documented above
 #[derive(Debug, Default)]
 pub struct Fields<'a> {
-    /// Person image.
     pub person: &'a str,
-    /// Garment images.
     pub garments: Vec<&'a str>,
-    /// Prompt.
     pub prompt: Option<&'a str>,
-    /// Pose image.
     pub reference_pose: Option<&'a str>,
-    /// Seed.
     pub seed: Option<u64>,
-    /// Turbo.
     pub turbo: bool,
-    /// Format.
     pub format: Option<Format>,
-    /// Quality.
     pub quality: Option<u8>,
-    /// Preserve input size.
     pub preserve_input_size: bool,
 }
 
@@ -95,19 +90,4 @@ pub fn from_args(args: &JobArgs) -> Fields<'_> {
         quality: args.quality,
         preserve_input_size: args.preserve_input_size,
     }
-}
-
-/// The fields of one manifest row.
-pub fn from_row(row: &Row) -> Result<Fields<'_>, tryon_client::Error> {
-    Ok(Fields {
-        person: &row.person,
-        garments: row.garments.iter().map(String::as_str).collect(),
-        prompt: row.prompt.as_deref(),
-        reference_pose: row.reference_pose.as_deref(),
-        seed: row.seed,
-        turbo: row.turbo.unwrap_or(false),
-        format: row.format.as_deref().map(str::parse).transpose()?,
-        quality: row.quality,
-        preserve_input_size: row.preserve_input_size.unwrap_or(false),
-    })
 }

@@ -6,6 +6,10 @@
 // A binary exports nothing, so `pub` here only means "used by other
 // modules"; `unreachable_pub` would ask to spell every one `pub(crate)`.
 #![allow(unreachable_pub)]
+// Nor does it have a public API to document: items carry docs where they
+// say more than the name (flags carry clap's help text, which doubles as
+// their docs); a comment such as `/// The seed.` on `seed` would not.
+#![allow(missing_docs)]
 
 mod batch;
 mod cli;
@@ -15,7 +19,9 @@ mod input;
 mod journal;
 mod manifest;
 mod mock;
+mod names;
 mod output;
+mod term;
 
 use std::process::ExitCode;
 
@@ -34,15 +40,19 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return Code::Network.into();
+            let error = exit::CliError::new(
+                Code::Network,
+                format!("cannot start the async runtime: {e}"),
+            );
+            term::err_line(&error.to_string());
+            return error.code.into();
         }
     };
     let result = runtime.block_on(dispatch(&cli));
     match result {
         Ok(code) => code.into(),
         Err(e) => {
-            eprintln!("{e}");
+            term::err_line(&e.to_string());
             e.code.into()
         }
     }
@@ -75,7 +85,8 @@ fn init_tracing(verbose: u8, serving_mock: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(term::LogWriter)
+        .log_internal_errors(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }

@@ -15,11 +15,14 @@
 //! Relative file paths are resolved against the manifest's own folder, so a
 //! manifest and its images can move together.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::input::{self, Fields};
+use crate::names;
 
 /// One try-on to run, as the manifest gives it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,25 +39,21 @@ pub struct Row {
     pub person: String,
     /// The garment images, in order.
     pub garments: Vec<String>,
-    /// Optional prompt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt: Option<String>,
-    /// Optional pose image: a URL or a path.
+    /// `reference_pose`: a URL or a path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference_pose: Option<String>,
-    /// Optional seed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
-    /// Optional turbo flag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub turbo: Option<bool>,
-    /// Optional output format name (`png`, `jpg`, `webp`).
+    /// `output_format` by name (`png`, `jpg`, `webp`); checked when the
+    /// request is built.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
-    /// Optional output quality.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quality: Option<u8>,
-    /// Optional preserve-input-size flag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preserve_input_size: Option<bool>,
 }
@@ -66,12 +65,22 @@ impl Row {
     /// one.
     pub fn fingerprint(&self) -> String {
         let canonical = serde_json::to_vec(self).unwrap_or_default();
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for byte in canonical {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-        format!("{hash:016x}")
+        format!("{:016x}", names::fnv1a(&canonical))
+    }
+
+    /// The row's fields, for building its request.
+    pub fn fields(&self) -> Result<Fields<'_>, tryon_client::Error> {
+        Ok(Fields {
+            person: &self.person,
+            garments: self.garments.iter().map(String::as_str).collect(),
+            prompt: self.prompt.as_deref(),
+            reference_pose: self.reference_pose.as_deref(),
+            seed: self.seed,
+            turbo: self.turbo.unwrap_or(false),
+            format: self.format.as_deref().map(str::parse).transpose()?,
+            quality: self.quality,
+            preserve_input_size: self.preserve_input_size.unwrap_or(false),
+        })
     }
 }
 
@@ -139,7 +148,7 @@ pub fn parse(path: &Path, text: &str, base: &Path) -> Result<Vec<Row>, ManifestE
     if rows.is_empty() {
         return Err(err(None, "no rows".to_string()));
     }
-    let mut seen = HashSet::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
     for row in &mut rows {
         if row.person.trim().is_empty() {
             return Err(err(Some(row.line), "person: empty".to_string()));
@@ -153,10 +162,13 @@ pub fn parse(path: &Path, text: &str, base: &Path) -> Result<Vec<Row>, ManifestE
         if row.id.is_empty() {
             row.id = format!("row-{}", row.line);
         }
-        if !seen.insert(row.id.clone()) {
+        if let Some(first) = seen.insert(row.id.clone(), row.line) {
             return Err(err(
                 Some(row.line),
-                format!("id: `{}` appears more than once", row.id),
+                format!(
+                    "id: `{}` appears more than once (also row {first})",
+                    crate::term::inline(&row.id)
+                ),
             ));
         }
         row.person = resolve(base, &row.person);
@@ -173,7 +185,7 @@ pub fn parse(path: &Path, text: &str, base: &Path) -> Result<Vec<Row>, ManifestE
 /// URLs pass through; anything else is a path, made relative to `base`.
 fn resolve(base: &Path, value: &str) -> String {
     let value = value.trim();
-    if crate::input::is_url(value) || Path::new(value).is_absolute() {
+    if input::is_url(value) || Path::new(value).is_absolute() {
         value.to_string()
     } else {
         base.join(value).to_string_lossy().into_owned()
@@ -384,7 +396,7 @@ mod tests {
             csv("id,person,garments\na,p,g\na,p,g\n")
                 .unwrap_err()
                 .to_string()
-                .contains("appears more than once")
+                .contains("appears more than once (also row 1)")
         );
         assert_eq!(
             csv("person,garments\n").unwrap_err().to_string(),

@@ -1,22 +1,24 @@
 //! What the commands print: text for people, JSON for scripts.
 
-use std::io::{IsTerminal as _, Write as _};
+use std::io::IsTerminal as _;
 use std::path::Path;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-/// Print one line of text or one JSON value on stdout.
+use crate::term;
+
+/// Print one line of text (control characters escaped) or one JSON value
+/// on stdout; a closed stdout is ignored (see [`crate::term`]).
 pub fn emit<T: Serialize>(json: bool, text: &str, value: &T) {
-    let mut out = std::io::stdout().lock();
-    let line = if json {
-        serde_json::to_string(value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    if json {
+        term::out_raw_line(
+            &serde_json::to_string(value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")),
+        );
     } else {
-        text.to_string()
-    };
-    // A closed stdout (`tryon ... | head`) is not worth a panic.
-    let _ = writeln!(out, "{line}");
+        term::out_line(text);
+    }
 }
 
 /// Live status on stderr: a spinner on a terminal, plain lines otherwise.
@@ -36,11 +38,11 @@ impl Progress {
                     .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
             bar.enable_steady_tick(Duration::from_millis(100));
-            bar.set_message(format!("{request_id} SUBMITTED"));
+            bar.set_message(format!("{} SUBMITTED", term::inline(request_id)));
             bar
         });
         if spinner.is_none() && !quiet {
-            eprintln!("submitted {request_id}");
+            term::err_line(&format!("submitted {}", term::inline(request_id)));
         }
         Self {
             spinner,
@@ -51,11 +53,17 @@ impl Progress {
     /// Show a new status.
     pub fn status(&self, request_id: &str, status: &str) {
         match &self.spinner {
-            Some(bar) => bar.set_message(format!("{request_id} {status}")),
-            None => eprintln!(
-                "{request_id} {status} ({:.1}s)",
+            Some(bar) => bar.set_message(format!(
+                "{} {}",
+                term::inline(request_id),
+                term::inline(status)
+            )),
+            None => term::err_line(&format!(
+                "{} {} ({:.1}s)",
+                term::inline(request_id),
+                term::inline(status),
                 self.started.elapsed().as_secs_f64()
-            ),
+            )),
         }
     }
 
@@ -65,6 +73,39 @@ impl Progress {
             bar.finish_and_clear();
         }
     }
+}
+
+/// Check, before anything is paid for, that an image can be saved at
+/// `path`: it is not a directory or a device, its folder exists, and a file
+/// can be created there (a probe file is created and removed again: the
+/// only honest test of permissions, quotas and read-only mounts).
+pub fn check_writable(path: &Path) -> Result<(), String> {
+    let shown = path.display();
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => return Err(format!("-o {shown}: is a directory")),
+        Ok(meta) if !meta.is_file() => {
+            return Err(format!("-o {shown}: not a regular file"));
+        }
+        _ => {}
+    }
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !folder.is_dir() {
+        return Err(format!(
+            "-o {shown}: the folder {} does not exist",
+            folder.display()
+        ));
+    }
+    let probe = folder.join(format!(".tryon-probe-{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(|e| format!("-o {shown}: cannot write in {}: {e}", folder.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
 }
 
 /// "123.4 KiB" for people.

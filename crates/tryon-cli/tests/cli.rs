@@ -2,43 +2,16 @@
 //! on loopback. The mock runs on this test's runtime while the binary runs
 //! in a blocking task.
 
-use std::collections::{BTreeSet, HashMap};
-use std::fmt::Write as _;
+mod common;
+
+use std::collections::BTreeSet;
 use std::io::{BufRead as _, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use assert_cmd::cargo::CommandCargoExt as _;
+use common::{KEY, assets, journal_ids, output, text, tryon, write_manifest};
 use tryon_mock::{FailRule, JobMatch, MockServer, RateLimit, Stages, Timing};
-
-const KEY: &str = "sk-cli-test";
-
-fn assets() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets")
-}
-
-/// `tryon` with the key set and the mock as base URL.
-fn tryon(server: &MockServer) -> Command {
-    let mut cmd = Command::cargo_bin("tryon").expect("the tryon binary is built");
-    cmd.env("SEGMIND_API_KEY", KEY)
-        .env_remove("RUST_LOG")
-        .arg("--base-url")
-        .arg(server.uri())
-        .arg("--upload-base-url")
-        .arg(server.uri());
-    cmd
-}
-
-async fn output(mut cmd: Command) -> Output {
-    tokio::task::spawn_blocking(move || cmd.output().expect("tryon runs"))
-        .await
-        .expect("the blocking task finishes")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_writes_a_real_image_and_prints_path_size_and_id() {
@@ -152,6 +125,9 @@ async fn failed_job_exits_1_with_the_reason() {
         .fail(FailRule::new(JobMatch::Seed(13), "garment not detected"))
         .start()
         .await;
+    // A real file path: `-o /dev/null` is refused before sending (saving
+    // renames a file over the target, which must not replace a device).
+    let dir = tempfile::tempdir().unwrap();
     let mut cmd = tryon(&server);
     cmd.args([
         "run",
@@ -162,8 +138,8 @@ async fn failed_job_exits_1_with_the_reason() {
         "--seed",
         "13",
         "-o",
-        "/dev/null",
-    ]);
+    ])
+    .arg(dir.path().join("out.png"));
     let result = output(cmd).await;
     assert_eq!(result.status.code(), Some(1));
     assert!(
@@ -280,21 +256,6 @@ async fn bad_arguments_exit_2_naming_the_field() {
     assert!(server.journal().is_empty(), "no request reached the server");
 }
 
-fn write_manifest(dir: &Path, rows: usize, failing_seed: Option<u64>) -> PathBuf {
-    let mut csv = String::from("id,person,garments,seed\n");
-    for i in 0..rows {
-        let seed = if Some(i as u64) == failing_seed {
-            13
-        } else {
-            1000 + i as u64
-        };
-        writeln!(csv, "look-{i},https://example.com/p{i}.jpg,https://example.com/g{i}.jpg|https://example.com/h{i}.jpg,{seed}").expect("write to a String");
-    }
-    let path = dir.join("manifest.csv");
-    std::fs::write(&path, csv).expect("manifest written");
-    path
-}
-
 /// Request ids the mock accepted (200 submits), from its journal.
 fn accepted_ids(server: &MockServer) -> BTreeSet<String> {
     server
@@ -311,22 +272,6 @@ fn accepted_ids(server: &MockServer) -> BTreeSet<String> {
                 .to_string()
         })
         .collect()
-}
-
-/// Row id -> request id, from the CLI's journal.
-fn journal_ids(out_dir: &Path) -> HashMap<String, Vec<String>> {
-    let mut ids: HashMap<String, Vec<String>> = HashMap::new();
-    let text = std::fs::read_to_string(out_dir.join("tryon-journal.jsonl")).expect("journal");
-    for line in text.lines() {
-        let event: serde_json::Value = serde_json::from_str(line).expect("a JSON journal line");
-        if event["event"] == "submitted" {
-            let field = |name: &str| event[name].as_str().expect("a string field").to_string();
-            ids.entry(field("row"))
-                .or_default()
-                .push(field("request_id"));
-        }
-    }
-    ids
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,71 @@
+//! The batch journal: an append-only JSONL file beside the outputs that makes
+//! `tryon batch` resumable without ever paying twice.
+//!
+//! Each line is one [`Event`]: `{"event":"submitting","row":...,"fingerprint":...,"at":...}`.
+//! One writer ([`Writer`]) appends them, each with a single `write` and an
+//! `fsync` before the caller hears back. A row's `submitting` record (the
+//! intent) is on disk before its POST is sent, and its `submitted` record,
+//! with the request id, before the job is waited on. On a rerun the journal
+//! is folded into one [`RowState`] per row:
+//!
+//! | last event | rerun does |
+//! |---|---|
+//! | none, or `rejected` (the service refused the POST; nothing billed) | submits the row |
+//! | `completed` | skips it |
+//! | `failed` | skips it (reported again; `--retry-failed` resubmits) |
+//! | `submitted`, under an hour old | re-attaches to the request id; never resubmits |
+//! | `submitted`, older | reports it expired (the service keeps jobs 1 h) |
+//! | `submitting` or `ambiguous` (the POST may have reached the server, no id was recorded) | reports it; `--resubmit-ambiguous` sends it again, at the risk of a second charge |
+//!
+//! Damage is handled by [`scan`]: only a torn last record (what a crash
+//! mid-write leaves) is repaired, anything else refuses to run.
+
+mod event;
+mod repair;
+mod scan;
+mod writer;
+
+use std::path::{Path, PathBuf};
+
+pub use event::{Event, Kind, RETENTION, RowState, fold, now_secs};
+use scan::bytes_of;
+pub use scan::{Damage, scan};
+pub use writer::Writer;
+
+/// The journal's file name inside the output folder.
+pub const FILE_NAME: &str = "tryon-journal.jsonl";
+
+/// The journal's path in `dir`.
+pub fn path_in(dir: &Path) -> PathBuf {
+    dir.join(FILE_NAME)
+}
+
+/// Read the journal in `dir` without changing anything (for `--dry-run`):
+/// its records, or the damage that stops a run. No journal is no records.
+pub fn read(dir: &Path) -> Result<Vec<Event>, Damage> {
+    let path = path_in(dir);
+    scan(&path, &bytes_of(&path)?).map(|s| s.events)
+}
+
+/// `--journal-repair`: repair the journal in `dir` if it is damaged (see
+/// the `repair` module); returns a report for stderr, or `None`.
+pub fn repair(dir: &Path) -> Result<Option<String>, Damage> {
+    repair::repair(&path_in(dir))
+}
+
+/// Open (creating) the journal in `dir` for a run: read its records, repair
+/// a torn last record (see [`scan`]), and start the writer. Returns the
+/// writer, the records, and a note for the user when something was
+/// repaired.
+pub fn open(dir: &Path) -> Result<(Writer, Vec<Event>, Option<String>), Damage> {
+    let path = path_in(dir);
+    std::fs::create_dir_all(dir).map_err(|e| Damage::io(dir, &e))?;
+    let bytes = bytes_of(&path)?;
+    let scanned = scan(&path, &bytes)?;
+    let note = scanned.repair_file(&path, &bytes)?;
+    let writer = Writer::start(&path).map_err(|e| Damage::io(&path, &e))?;
+    Ok((writer, scanned.events, note))
+}
+
+#[cfg(test)]
+mod tests;

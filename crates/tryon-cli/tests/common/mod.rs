@@ -1,0 +1,81 @@
+//! Helpers shared by the end-to-end tests of the `tryon` binary: the
+//! command against an in-process mock, running it off the async runtime,
+//! manifests, and reading the CLI's journal.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use assert_cmd::cargo::CommandCargoExt as _;
+use tryon_mock::MockServer;
+
+/// The API key the tests use.
+pub(crate) const KEY: &str = "sk-cli-test";
+
+/// The workspace's sample images.
+pub(crate) fn assets() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets")
+}
+
+/// `tryon` with the key set and the mock as base URL.
+pub(crate) fn tryon(server: &MockServer) -> Command {
+    let mut cmd = Command::cargo_bin("tryon").expect("the tryon binary is built");
+    cmd.env("SEGMIND_API_KEY", KEY)
+        .env_remove("RUST_LOG")
+        .env_remove("TRYON_CHAOS_KILL_AFTER_JOURNAL_WRITES")
+        .env_remove("TRYON_CHAOS_TRACE")
+        .arg("--base-url")
+        .arg(server.uri())
+        .arg("--upload-base-url")
+        .arg(server.uri());
+    cmd
+}
+
+/// Run a command to its end in a blocking task (the mock keeps serving on
+/// the test's runtime meanwhile).
+pub(crate) async fn output(mut cmd: Command) -> Output {
+    tokio::task::spawn_blocking(move || cmd.output().expect("tryon runs"))
+        .await
+        .expect("the blocking task finishes")
+}
+
+/// Bytes as text, for messages.
+pub(crate) fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A CSV manifest of `rows` two-garment rows `look-0..`; the row at
+/// `failing_seed` gets seed 13 (which the tests make fail).
+pub(crate) fn write_manifest(dir: &Path, rows: usize, failing_seed: Option<u64>) -> PathBuf {
+    let mut csv = String::from("id,person,garments,seed\n");
+    for i in 0..rows {
+        let seed = if Some(i as u64) == failing_seed {
+            13
+        } else {
+            1000 + i as u64
+        };
+        writeln!(csv, "look-{i},https://example.com/p{i}.jpg,https://example.com/g{i}.jpg|https://example.com/h{i}.jpg,{seed}").expect("write to a String");
+    }
+    let path = dir.join("manifest.csv");
+    std::fs::write(&path, csv).expect("manifest written");
+    path
+}
+
+/// Row id -> request ids, from the CLI's journal.
+pub(crate) fn journal_ids(out_dir: &Path) -> HashMap<String, Vec<String>> {
+    let mut ids: HashMap<String, Vec<String>> = HashMap::new();
+    let text = std::fs::read_to_string(out_dir.join("tryon-journal.jsonl")).expect("journal");
+    for line in text.lines() {
+        let event: serde_json::Value = serde_json::from_str(line).expect("a JSON journal line");
+        if event["event"] == "submitted" {
+            let field = |name: &str| event[name].as_str().expect("a string field").to_string();
+            ids.entry(field("row"))
+                .or_default()
+                .push(field("request_id"));
+        }
+    }
+    ids
+}

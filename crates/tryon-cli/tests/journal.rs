@@ -1,0 +1,189 @@
+//! End-to-end tests of the batch journal under crashes and damage: the
+//! binary is killed after its N-th journal record, its journal is damaged
+//! mid-file, lost, or cannot be written; the mock's billing proves no row
+//! was paid for twice and no paid result was lost.
+
+mod common;
+
+use std::os::unix::process::ExitStatusExt as _;
+use std::path::Path;
+
+use common::{journal_ids, output, text, tryon, write_manifest};
+use tryon_mock::MockServer;
+
+fn batch(
+    server: &MockServer,
+    manifest: &Path,
+    out_dir: &Path,
+    extra: &[&str],
+) -> std::process::Command {
+    let mut cmd = tryon(server);
+    cmd.arg("batch")
+        .arg(manifest)
+        .arg("--out-dir")
+        .arg(out_dir)
+        .args(extra);
+    cmd
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_after_each_journal_write_never_bills_a_row_twice() {
+    // Concurrency 1: each row writes its intent, its accepted id and its
+    // completion (records 3k+1, 3k+2, 3k+3); the kill lands right after
+    // record N is durable, so N = 1 and 4 leave an intent with no id.
+    for kill_after in 1..=6_u64 {
+        let server = MockServer::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = write_manifest(dir.path(), 3, None);
+        let out_dir = dir.path().join("out");
+        let mut cmd = batch(&server, &manifest, &out_dir, &["--concurrency", "1"]);
+        cmd.env(
+            "TRYON_CHAOS_KILL_AFTER_JOURNAL_WRITES",
+            kill_after.to_string(),
+        )
+        .env("TRYON_CHAOS_TRACE", "1");
+        let killed = output(cmd).await;
+        let stderr = text(&killed.stderr);
+        assert_eq!(killed.status.signal(), Some(9), "N={kill_after}: {stderr}");
+        assert!(
+            stderr.contains(&format!("journal-write {kill_after}\n")),
+            "{stderr}"
+        );
+        assert!(!stderr.contains(&format!("journal-write {}", kill_after + 1)));
+        assert_eq!(
+            server.billed_submits(),
+            kill_after.div_ceil(3) - u64::from(kill_after % 3 == 1)
+        );
+
+        // A plain rerun finishes every row whose fate the journal proves,
+        // and never pays again for one it cannot.
+        let rerun = output(batch(&server, &manifest, &out_dir, &[])).await;
+        let ids = journal_ids(&out_dir);
+        assert!(
+            ids.values().all(|ids| ids.len() == 1),
+            "N={kill_after}: {ids:?}"
+        );
+        assert_eq!(
+            server.billed_submits(),
+            3 - u64::from(kill_after % 3 == 1),
+            "N={kill_after}: {}",
+            text(&rerun.stdout)
+        );
+        // A killed intent leaves its row ambiguous until asked.
+        let asked = output(batch(
+            &server,
+            &manifest,
+            &out_dir,
+            &["--resubmit-ambiguous"],
+        ))
+        .await;
+        assert!(asked.status.success(), "{}", text(&asked.stdout));
+        assert_eq!(server.billed_submits(), 3, "N={kill_after}: each row once");
+        for i in 0..3 {
+            image::open(out_dir.join(format!("look-{i}.png"))).expect("output saved");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_damaged_mid_file_refuses_to_run_until_repaired() {
+    let server = MockServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(dir.path(), 4, None);
+    let out_dir = dir.path().join("out");
+    let first = output(batch(&server, &manifest, &out_dir, &[])).await;
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let journal = out_dir.join("tryon-journal.jsonl");
+    let text_before = std::fs::read_to_string(&journal).unwrap();
+    let mut lines: Vec<&str> = text_before.lines().collect();
+    let cut = &lines[2][..lines[2].len() / 2];
+    lines[2] = cut;
+    std::fs::write(&journal, lines.join("\n") + "\n").unwrap();
+
+    let refused = output(batch(&server, &manifest, &out_dir, &[])).await;
+    let stderr = text(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("tryon-journal.jsonl line 3"), "{stderr}");
+    assert!(stderr.contains("--journal-repair"), "{stderr}");
+    assert_eq!(server.billed_submits(), 4, "nothing sent");
+
+    let repaired = output(batch(&server, &manifest, &out_dir, &["--journal-repair"])).await;
+    let stderr = text(&repaired.stderr);
+    assert!(
+        repaired.status.success(),
+        "{stderr}\n{}",
+        text(&repaired.stdout)
+    );
+    assert!(stderr.contains("repaired: kept"), "{stderr}");
+    assert_eq!(server.billed_submits(), 4, "no row paid for again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outputs_without_a_journal_are_not_paid_for_again_unless_asked() {
+    let server = MockServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(dir.path(), 3, None);
+    let out_dir = dir.path().join("out");
+    let first = output(batch(&server, &manifest, &out_dir, &[])).await;
+    assert!(first.status.success());
+    std::fs::remove_file(out_dir.join("tryon-journal.jsonl")).unwrap();
+
+    let rerun = output(batch(&server, &manifest, &out_dir, &[])).await;
+    let stdout = text(&rerun.stdout);
+    assert!(rerun.status.success(), "{stdout}");
+    assert!(stdout.contains("skipped    3"), "{stdout}");
+    assert!(stdout.contains("--overwrite"), "{stdout}");
+    assert_eq!(server.billed_submits(), 3);
+
+    let forced = output(batch(&server, &manifest, &out_dir, &["--overwrite"])).await;
+    assert!(forced.status.success());
+    assert_eq!(server.billed_submits(), 6, "--overwrite asks for it");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_stops_submitting_and_names_every_paid_job() {
+    let server = MockServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(dir.path(), 8, None);
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    // RLIMIT_FSIZE of 1 KiB stands in for a full disk: writes past it fail
+    // with EFBIG (SIGXFSZ is ignored, as a shell's `trap` leaves it across
+    // `exec`). The journal fills after a few records; every image is
+    // bigger than that.
+    let program = assert_cmd::cargo::cargo_bin("tryon");
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 2; exec \"$0\" \"$@\"")
+        .arg(program)
+        .args(tryon(&server).get_args())
+        .args(["batch", "--concurrency", "2", "--out-dir"])
+        .arg(&out_dir)
+        .arg(&manifest)
+        .env("SEGMIND_API_KEY", common::KEY);
+    let full = output(cmd).await;
+    let stderr = text(&full.stderr);
+    assert_eq!(
+        full.status.code(),
+        Some(6),
+        "{stderr}\n{}",
+        text(&full.stdout)
+    );
+    let billed = server.billed_submits();
+    assert!(billed < 8, "submitting stopped: {billed}");
+    // Every paid job is either in the journal or printed with its recovery.
+    let journal = journal_ids(&out_dir);
+    let recorded: usize = journal.values().map(Vec::len).sum();
+    let printed = stderr.matches("fetch it with: tryon result ").count();
+    assert!(
+        recorded as u64 + printed as u64 >= billed,
+        "billed {billed}, recorded {recorded}, printed {printed}: {stderr}"
+    );
+    assert!(stderr.contains("but not saved"), "{stderr}");
+
+    // With room again, a rerun never pays twice for a row.
+    let rerun = output(batch(&server, &manifest, &out_dir, &[])).await;
+    let ids = journal_ids(&out_dir);
+    assert!(ids.values().all(|ids| ids.len() == 1), "{ids:?}");
+    assert!(server.billed_submits() <= 8, "{}", text(&rerun.stdout));
+}
