@@ -187,3 +187,27 @@ async fn a_full_disk_stops_submitting_and_names_every_paid_job() {
     assert!(ids.values().all(|ids| ids.len() == 1), "{ids:?}");
     assert!(server.billed_submits() <= 8, "{}", text(&rerun.stdout));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_truncated_mid_file_bills_nothing_again() {
+    let server = MockServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(dir.path(), 6, None);
+    let out_dir = dir.path().join("out");
+    let first = output(batch(&server, &manifest, &out_dir, &[])).await;
+    assert!(first.status.success());
+    let journal = out_dir.join("tryon-journal.jsonl");
+    let bytes = std::fs::read(&journal).unwrap();
+    std::fs::write(&journal, &bytes[..bytes.len() / 2]).unwrap();
+
+    let rerun = output(batch(&server, &manifest, &out_dir, &[])).await;
+    let stdout = text(&rerun.stdout);
+    let stderr = text(&rerun.stderr);
+    assert!(rerun.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("cut off a last record"), "{stderr}");
+    assert_eq!(
+        server.billed_submits(),
+        6,
+        "no row paid for again: {stdout}"
+    );
+}

@@ -17,7 +17,7 @@
 //! | `submitted`, older | reports it expired (the service keeps jobs 1 h) |
 //! | `submitting` or `ambiguous` (the POST may have reached the server, no id was recorded) | reports it; `--resubmit-ambiguous` sends it again, at the risk of a second charge |
 //!
-//! Damage is handled by [`scan`]: only a torn last record (what a crash
+//! Damage is handled by [`mod@scan`]: only a torn last record (what a crash
 //! mid-write leaves) is repaired, anything else refuses to run.
 
 mod event;
@@ -54,7 +54,7 @@ pub fn repair(dir: &Path) -> Result<Option<String>, Damage> {
 }
 
 /// Open (creating) the journal in `dir` for a run: read its records, repair
-/// a torn last record (see [`scan`]), and start the writer. Returns the
+/// a torn last record (see [`mod@scan`]), and start the writer. Returns the
 /// writer, the records, and a note for the user when something was
 /// repaired.
 pub fn open(dir: &Path) -> Result<(Writer, Vec<Event>, Option<String>), Damage> {
