@@ -211,3 +211,61 @@ async fn a_journal_truncated_mid_file_bills_nothing_again() {
         "no row paid for again: {stdout}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accepted_id_the_journal_cannot_record_is_printed_with_its_recovery() {
+    let server = MockServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(dir.path(), 3, None);
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    // The journal is filled so that, under a 4096-byte file size limit,
+    // the first row's intent fits exactly and its accepted id does not.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let intent = format!(
+        r#"{{"event":"submitting","row":"look-0","fingerprint":"{}","at":{now}}}"#,
+        "0".repeat(16)
+    );
+    let room = 4096 - (intent.len() + 1);
+    let filler_head =
+        r#"{"event":"failed","row":"not-in-this-manifest","fingerprint":"f","reason":""#;
+    let filler_tail = format!(r#"","at":{now}}}"#);
+    let pad = room - filler_head.len() - filler_tail.len() - 1;
+    std::fs::write(
+        out_dir.join("tryon-journal.jsonl"),
+        format!("{filler_head}{}{filler_tail}\n", "x".repeat(pad)),
+    )
+    .unwrap();
+    let run = batch(&server, &manifest, &out_dir, &["--concurrency", "1"]);
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 8; exec \"$0\" \"$@\"")
+        .arg(run.get_program())
+        .args(run.get_args())
+        .env("SEGMIND_API_KEY", common::KEY);
+    let full = output(cmd).await;
+    let stderr = text(&full.stderr);
+    let stdout = text(&full.stdout);
+    assert_eq!(full.status.code(), Some(6), "{stderr}\n{stdout}");
+    assert_eq!(server.billed_submits(), 1, "submitting stopped at once");
+    assert!(stderr.contains("cannot write the journal"), "{stderr}");
+    let id = stderr
+        .lines()
+        .find_map(|l| l.split("fetch it with: tryon result ").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("the paid id with its recovery: {stderr}"));
+    assert!(stdout.contains("not sent   2"), "{stdout}");
+
+    // The printed command gets the paid image; a rerun does not pay for
+    // that row again (its intent is on disk: it is ambiguous).
+    let mut cmd = tryon(&server);
+    cmd.args(["result", id, "-o"])
+        .arg(out_dir.join("look-0.png"));
+    assert!(output(cmd).await.status.success());
+    let rerun = output(batch(&server, &manifest, &out_dir, &[])).await;
+    assert!(rerun.status.success(), "{}", text(&rerun.stdout));
+    assert_eq!(server.billed_submits(), 3, "{}", text(&rerun.stdout));
+}
