@@ -7,6 +7,7 @@ mod common;
 
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::Path;
+use std::time::Duration;
 
 use common::{journal_ids, output, text, tryon, write_manifest};
 use tryon_mock::MockServer;
@@ -31,57 +32,65 @@ async fn killed_after_each_journal_write_never_bills_a_row_twice() {
     // Concurrency 1: each row writes its intent, its accepted id and its
     // completion (records 3k+1, 3k+2, 3k+3); the kill lands right after
     // record N is durable, so N = 1 and 4 leave an intent with no id.
-    for kill_after in 1..=6_u64 {
-        let server = MockServer::start().await;
-        let dir = tempfile::tempdir().unwrap();
-        let manifest = write_manifest(dir.path(), 3, None);
-        let out_dir = dir.path().join("out");
-        let mut cmd = batch(&server, &manifest, &out_dir, &["--concurrency", "1"]);
-        cmd.env(
-            "TRYON_CHAOS_KILL_AFTER_JOURNAL_WRITES",
-            kill_after.to_string(),
-        )
-        .env("TRYON_CHAOS_TRACE", "1");
-        let killed = output(cmd).await;
-        let stderr = text(&killed.stderr);
-        assert_eq!(killed.status.signal(), Some(9), "N={kill_after}: {stderr}");
-        assert!(
-            stderr.contains(&format!("journal-write {kill_after}\n")),
-            "{stderr}"
-        );
-        assert!(!stderr.contains(&format!("journal-write {}", kill_after + 1)));
-        assert_eq!(
-            server.billed_submits(),
-            kill_after.div_ceil(3) - u64::from(kill_after % 3 == 1)
-        );
+    // The six scenarios run side by side (each with its own mock): they
+    // spend their time waiting on polls.
+    futures::future::join_all((1..=6_u64).map(killed_after)).await;
+}
 
-        // A plain rerun finishes every row whose fate the journal proves,
-        // and never pays again for one it cannot.
-        let rerun = output(batch(&server, &manifest, &out_dir, &[])).await;
-        let ids = journal_ids(&out_dir);
-        assert!(
-            ids.values().all(|ids| ids.len() == 1),
-            "N={kill_after}: {ids:?}"
-        );
-        assert_eq!(
-            server.billed_submits(),
-            3 - u64::from(kill_after % 3 == 1),
-            "N={kill_after}: {}",
-            text(&rerun.stdout)
-        );
-        // A killed intent leaves its row ambiguous until asked.
-        let asked = output(batch(
-            &server,
-            &manifest,
-            &out_dir,
-            &["--resubmit-ambiguous"],
-        ))
+async fn killed_after(kill_after: u64) {
+    // Jobs finish as soon as they are polled.
+    let server = MockServer::builder()
+        .stages(Duration::ZERO, Duration::ZERO)
+        .start()
         .await;
-        assert!(asked.status.success(), "{}", text(&asked.stdout));
-        assert_eq!(server.billed_submits(), 3, "N={kill_after}: each row once");
-        for i in 0..3 {
-            image::open(out_dir.join(format!("look-{i}.png"))).expect("output saved");
-        }
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(dir.path(), 3, None);
+    let out_dir = dir.path().join("out");
+    let mut cmd = batch(&server, &manifest, &out_dir, &["--concurrency", "1"]);
+    cmd.env(
+        "TRYON_CHAOS_KILL_AFTER_JOURNAL_WRITES",
+        kill_after.to_string(),
+    )
+    .env("TRYON_CHAOS_TRACE", "1");
+    let killed = output(cmd).await;
+    let stderr = text(&killed.stderr);
+    assert_eq!(killed.status.signal(), Some(9), "N={kill_after}: {stderr}");
+    assert!(
+        stderr.contains(&format!("journal-write {kill_after}\n")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&format!("journal-write {}", kill_after + 1)));
+    assert_eq!(
+        server.billed_submits(),
+        kill_after.div_ceil(3) - u64::from(kill_after % 3 == 1)
+    );
+
+    // A plain rerun finishes every row whose fate the journal proves,
+    // and never pays again for one it cannot.
+    let rerun = output(batch(&server, &manifest, &out_dir, &[])).await;
+    let ids = journal_ids(&out_dir);
+    assert!(
+        ids.values().all(|ids| ids.len() == 1),
+        "N={kill_after}: {ids:?}"
+    );
+    assert_eq!(
+        server.billed_submits(),
+        3 - u64::from(kill_after % 3 == 1),
+        "N={kill_after}: {}",
+        text(&rerun.stdout)
+    );
+    // A killed intent leaves its row ambiguous until asked.
+    let asked = output(batch(
+        &server,
+        &manifest,
+        &out_dir,
+        &["--resubmit-ambiguous"],
+    ))
+    .await;
+    assert!(asked.status.success(), "{}", text(&asked.stdout));
+    assert_eq!(server.billed_submits(), 3, "N={kill_after}: each row once");
+    for i in 0..3 {
+        image::open(out_dir.join(format!("look-{i}.png"))).expect("output saved");
     }
 }
 
