@@ -37,6 +37,8 @@ async fn killed_after_each_journal_write_never_bills_a_row_twice() {
     futures::future::join_all((1..=6_u64).map(killed_after)).await;
 }
 
+/// One scenario: kill after record `kill_after`, rerun, rerun asking.
+#[allow(clippy::unwrap_used)] // a test helper: a panic fails the test
 async fn killed_after(kill_after: u64) {
     // Jobs finish as soon as they are polled.
     let server = MockServer::builder()
