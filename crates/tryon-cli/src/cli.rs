@@ -13,9 +13,9 @@ Exit codes:
   3  authentication or credits (401, 403, 406)
   4  timed out waiting; the request id is printed so `tryon wait ID` can re-attach
   5  network or server error (including an ambiguous submit)
-  6  a local write failed (the output file or the batch journal) after the service
-     accepted a job: its request id is printed with `tryon result ID -o PATH`,
-     which fetches the image again without paying for a new job";
+  6  a local write failed (the output file or the batch journal): submitting stopped,
+     and each job already paid for is printed with `tryon result ID -o PATH`,
+     which fetches its image again without paying for a new job";
 
 /// Run Segmind P-Image Try-On jobs: dress a person photo in garment photos.
 #[derive(Debug, Parser)]
@@ -178,7 +178,9 @@ pub struct BatchArgs {
     /// How many jobs to have in flight at once.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub concurrency: u16,
-    /// Where outputs and the journal (tryon-journal.jsonl) go.
+    /// Where outputs and the journal (tryon-journal.jsonl) go. A row's
+    /// image is `<id>.<format>`; an id that is not a plain file name
+    /// (`a/b`, `..`, spaces, over 100 bytes) gets `<sanitised id>~<hash>.<format>`.
     #[arg(long, value_name = "DIR", default_value = "tryon-out")]
     pub out_dir: PathBuf,
     /// Check every row and estimate the cost; send nothing.

@@ -23,7 +23,7 @@ pub fn image(value: &str) -> Image {
 
 /// The fields of one try-on, from the command line ([`from_args`]) or a
 /// manifest row (`Row::fields`), before the client validates them. Image
-/// values are URLs or local paths (see [`image`]); each field means what
+/// values are URLs or local paths (see [`image()`]); each field means what
 /// the API field of the same name means (`person` is `person_image`,
 /// `format` is `output_format`, `quality` is `output_quality`).
 #[allow(missing_docs)] // the fields are the API's own, documented above

@@ -7,6 +7,7 @@ mod common;
 
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::Path;
+use std::time::Duration;
 
 use common::{journal_ids, output, text, tryon, write_manifest};
 use tryon_mock::MockServer;
@@ -31,57 +32,67 @@ async fn killed_after_each_journal_write_never_bills_a_row_twice() {
     // Concurrency 1: each row writes its intent, its accepted id and its
     // completion (records 3k+1, 3k+2, 3k+3); the kill lands right after
     // record N is durable, so N = 1 and 4 leave an intent with no id.
-    for kill_after in 1..=6_u64 {
-        let server = MockServer::start().await;
-        let dir = tempfile::tempdir().unwrap();
-        let manifest = write_manifest(dir.path(), 3, None);
-        let out_dir = dir.path().join("out");
-        let mut cmd = batch(&server, &manifest, &out_dir, &["--concurrency", "1"]);
-        cmd.env(
-            "TRYON_CHAOS_KILL_AFTER_JOURNAL_WRITES",
-            kill_after.to_string(),
-        )
-        .env("TRYON_CHAOS_TRACE", "1");
-        let killed = output(cmd).await;
-        let stderr = text(&killed.stderr);
-        assert_eq!(killed.status.signal(), Some(9), "N={kill_after}: {stderr}");
-        assert!(
-            stderr.contains(&format!("journal-write {kill_after}\n")),
-            "{stderr}"
-        );
-        assert!(!stderr.contains(&format!("journal-write {}", kill_after + 1)));
-        assert_eq!(
-            server.billed_submits(),
-            kill_after.div_ceil(3) - u64::from(kill_after % 3 == 1)
-        );
+    // The six scenarios run side by side (each with its own mock): they
+    // spend their time waiting on polls.
+    futures::future::join_all((1..=6_u64).map(killed_after)).await;
+}
 
-        // A plain rerun finishes every row whose fate the journal proves,
-        // and never pays again for one it cannot.
-        let rerun = output(batch(&server, &manifest, &out_dir, &[])).await;
-        let ids = journal_ids(&out_dir);
-        assert!(
-            ids.values().all(|ids| ids.len() == 1),
-            "N={kill_after}: {ids:?}"
-        );
-        assert_eq!(
-            server.billed_submits(),
-            3 - u64::from(kill_after % 3 == 1),
-            "N={kill_after}: {}",
-            text(&rerun.stdout)
-        );
-        // A killed intent leaves its row ambiguous until asked.
-        let asked = output(batch(
-            &server,
-            &manifest,
-            &out_dir,
-            &["--resubmit-ambiguous"],
-        ))
+/// One scenario: kill after record `kill_after`, rerun, rerun asking.
+#[allow(clippy::unwrap_used)] // a test helper: a panic fails the test
+async fn killed_after(kill_after: u64) {
+    // Jobs finish as soon as they are polled.
+    let server = MockServer::builder()
+        .stages(Duration::ZERO, Duration::ZERO)
+        .start()
         .await;
-        assert!(asked.status.success(), "{}", text(&asked.stdout));
-        assert_eq!(server.billed_submits(), 3, "N={kill_after}: each row once");
-        for i in 0..3 {
-            image::open(out_dir.join(format!("look-{i}.png"))).expect("output saved");
-        }
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(dir.path(), 3, None);
+    let out_dir = dir.path().join("out");
+    let mut cmd = batch(&server, &manifest, &out_dir, &["--concurrency", "1"]);
+    cmd.env(
+        "TRYON_CHAOS_KILL_AFTER_JOURNAL_WRITES",
+        kill_after.to_string(),
+    )
+    .env("TRYON_CHAOS_TRACE", "1");
+    let killed = output(cmd).await;
+    let stderr = text(&killed.stderr);
+    assert_eq!(killed.status.signal(), Some(9), "N={kill_after}: {stderr}");
+    assert!(
+        stderr.contains(&format!("journal-write {kill_after}\n")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&format!("journal-write {}", kill_after + 1)));
+    assert_eq!(
+        server.billed_submits(),
+        kill_after.div_ceil(3) - u64::from(kill_after % 3 == 1)
+    );
+
+    // A plain rerun finishes every row whose fate the journal proves,
+    // and never pays again for one it cannot.
+    let rerun = output(batch(&server, &manifest, &out_dir, &[])).await;
+    let ids = journal_ids(&out_dir);
+    assert!(
+        ids.values().all(|ids| ids.len() == 1),
+        "N={kill_after}: {ids:?}"
+    );
+    assert_eq!(
+        server.billed_submits(),
+        3 - u64::from(kill_after % 3 == 1),
+        "N={kill_after}: {}",
+        text(&rerun.stdout)
+    );
+    // A killed intent leaves its row ambiguous until asked.
+    let asked = output(batch(
+        &server,
+        &manifest,
+        &out_dir,
+        &["--resubmit-ambiguous"],
+    ))
+    .await;
+    assert!(asked.status.success(), "{}", text(&asked.stdout));
+    assert_eq!(server.billed_submits(), 3, "N={kill_after}: each row once");
+    for i in 0..3 {
+        image::open(out_dir.join(format!("look-{i}.png"))).expect("output saved");
     }
 }
 
@@ -186,4 +197,86 @@ async fn a_full_disk_stops_submitting_and_names_every_paid_job() {
     let ids = journal_ids(&out_dir);
     assert!(ids.values().all(|ids| ids.len() == 1), "{ids:?}");
     assert!(server.billed_submits() <= 8, "{}", text(&rerun.stdout));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_truncated_mid_file_bills_nothing_again() {
+    let server = MockServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(dir.path(), 6, None);
+    let out_dir = dir.path().join("out");
+    let first = output(batch(&server, &manifest, &out_dir, &[])).await;
+    assert!(first.status.success());
+    let journal = out_dir.join("tryon-journal.jsonl");
+    let bytes = std::fs::read(&journal).unwrap();
+    std::fs::write(&journal, &bytes[..bytes.len() / 2]).unwrap();
+
+    let rerun = output(batch(&server, &manifest, &out_dir, &[])).await;
+    let stdout = text(&rerun.stdout);
+    let stderr = text(&rerun.stderr);
+    assert!(rerun.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("cut off a last record"), "{stderr}");
+    assert_eq!(
+        server.billed_submits(),
+        6,
+        "no row paid for again: {stdout}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accepted_id_the_journal_cannot_record_is_printed_with_its_recovery() {
+    let server = MockServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(dir.path(), 3, None);
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    // The journal is filled so that, under a 4096-byte file size limit,
+    // the first row's intent fits exactly and its accepted id does not.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let intent = format!(
+        r#"{{"event":"submitting","row":"look-0","fingerprint":"{}","at":{now}}}"#,
+        "0".repeat(16)
+    );
+    let room = 4096 - (intent.len() + 1);
+    let filler_head =
+        r#"{"event":"failed","row":"not-in-this-manifest","fingerprint":"f","reason":""#;
+    let filler_tail = format!(r#"","at":{now}}}"#);
+    let pad = room - filler_head.len() - filler_tail.len() - 1;
+    std::fs::write(
+        out_dir.join("tryon-journal.jsonl"),
+        format!("{filler_head}{}{filler_tail}\n", "x".repeat(pad)),
+    )
+    .unwrap();
+    let run = batch(&server, &manifest, &out_dir, &["--concurrency", "1"]);
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 8; exec \"$0\" \"$@\"")
+        .arg(run.get_program())
+        .args(run.get_args())
+        .env("SEGMIND_API_KEY", common::KEY);
+    let full = output(cmd).await;
+    let stderr = text(&full.stderr);
+    let stdout = text(&full.stdout);
+    assert_eq!(full.status.code(), Some(6), "{stderr}\n{stdout}");
+    assert_eq!(server.billed_submits(), 1, "submitting stopped at once");
+    assert!(stderr.contains("cannot write the journal"), "{stderr}");
+    let id = stderr
+        .lines()
+        .find_map(|l| l.split("fetch it with: tryon result ").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("the paid id with its recovery: {stderr}"));
+    assert!(stdout.contains("not sent   2"), "{stdout}");
+
+    // The printed command gets the paid image; a rerun does not pay for
+    // that row again (its intent is on disk: it is ambiguous).
+    let mut cmd = tryon(&server);
+    cmd.args(["result", id, "-o"])
+        .arg(out_dir.join("look-0.png"));
+    assert!(output(cmd).await.status.success());
+    let rerun = output(batch(&server, &manifest, &out_dir, &[])).await;
+    assert!(rerun.status.success(), "{}", text(&rerun.stdout));
+    assert_eq!(server.billed_submits(), 3, "{}", text(&rerun.stdout));
 }

@@ -74,9 +74,11 @@ pub fn plan_rows(
             };
             // A file the journal does not account for may be a paid result
             // from a run whose journal was lost: never pay for it again
-            // unasked.
+            // unasked. For a row with an unproven submit it is the proof
+            // the submit went through, so it is no longer ambiguous.
             let exists = std::fs::symlink_metadata(output).is_ok();
-            if plan == Plan::Submit && exists && !args.overwrite {
+            let unproven = matches!(plan, Plan::Submit | Plan::Ambiguous(_));
+            if unproven && exists && !args.overwrite {
                 Plan::OutputExists(output.clone())
             } else {
                 plan

@@ -17,7 +17,7 @@
 //! | `submitted`, older | reports it expired (the service keeps jobs 1 h) |
 //! | `submitting` or `ambiguous` (the POST may have reached the server, no id was recorded) | reports it; `--resubmit-ambiguous` sends it again, at the risk of a second charge |
 //!
-//! Damage is handled by [`scan`]: only a torn last record (what a crash
+//! Damage is handled by [`mod@scan`]: only a torn last record (what a crash
 //! mid-write leaves) is repaired, anything else refuses to run.
 
 mod event;
@@ -25,6 +25,7 @@ mod repair;
 mod scan;
 mod writer;
 
+use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
 pub use event::{Event, Kind, RETENTION, RowState, fold, now_secs};
@@ -54,17 +55,54 @@ pub fn repair(dir: &Path) -> Result<Option<String>, Damage> {
 }
 
 /// Open (creating) the journal in `dir` for a run: read its records, repair
-/// a torn last record (see [`scan`]), and start the writer. Returns the
+/// a torn last record (see [`mod@scan`]), and start the writer. Returns the
 /// writer, the records, and a note for the user when something was
 /// repaired.
 pub fn open(dir: &Path) -> Result<(Writer, Vec<Event>, Option<String>), Damage> {
     let path = path_in(dir);
     std::fs::create_dir_all(dir).map_err(|e| Damage::io(dir, &e))?;
+    let io = |e: std::io::Error| Damage::io(&path, &e);
+    // `bytes_of` first: it refuses a journal that is not a regular file.
+    let _ = bytes_of(&path)?;
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(io)?;
+    // Two runs on one journal could each submit the same row: the lock is
+    // held (by the writer's handle) until this run ends.
+    if !lock(&file).map_err(io)? {
+        return Err(Damage {
+            path: path.clone(),
+            line: None,
+            problem: "another `tryon batch` is using this journal; let it finish first \
+                      (two runs at once could submit the same row twice)"
+                .to_string(),
+        });
+    }
     let bytes = bytes_of(&path)?;
     let scanned = scan(&path, &bytes)?;
     let note = scanned.repair_file(&path, &bytes)?;
-    let writer = Writer::start(&path).map_err(|e| Damage::io(&path, &e))?;
+    let writer = Writer::start_with(&path, file).map_err(io)?;
     Ok((writer, scanned.events, note))
+}
+
+/// Take an exclusive advisory lock on `file` without waiting: `false`
+/// when another process holds it. (`File::try_lock` is newer than the
+/// workspace's minimum Rust.)
+#[cfg(unix)]
+fn lock(file: &File) -> std::io::Result<bool> {
+    use rustix::fs::{FlockOperation, flock};
+    match flock(file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(true),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(not(unix))]
+fn lock(_file: &File) -> std::io::Result<bool> {
+    Ok(true)
 }
 
 #[cfg(test)]

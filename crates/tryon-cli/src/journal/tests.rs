@@ -290,3 +290,19 @@ async fn a_failed_write_refuses_every_later_record() {
     assert!(writer.failure().is_some());
     assert!(writer.append(event(Kind::Submitting, "b")).await.is_err());
 }
+
+#[test]
+fn a_second_run_on_the_same_journal_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, _, _) = open(dir.path()).unwrap();
+    let refused = open(dir.path()).unwrap_err();
+    assert!(
+        refused.to_string().contains("another `tryon batch`"),
+        "{refused}"
+    );
+    drop(writer);
+    assert!(
+        open(dir.path()).is_ok(),
+        "free again once the first run ends"
+    );
+}

@@ -8,7 +8,7 @@
 //! torn record in its middle, and no POST may go out without a durable
 //! intent.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -33,8 +33,18 @@ pub struct Writer {
 
 impl Writer {
     /// Open `path` for appending and start the writer thread.
+    #[cfg(test)]
     pub fn start(path: &Path) -> std::io::Result<Self> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        Self::start_with(path, file)
+    }
+
+    /// Start the writer thread on `file`, the journal at `path` opened for
+    /// appending (and locked by the caller).
+    pub fn start_with(path: &Path, file: File) -> std::io::Result<Self> {
         let length = file.metadata()?.len();
         // Make a new journal's name durable too: an fsynced record in a
         // file whose directory entry was lost would be no record at all.
