@@ -150,8 +150,11 @@ impl ClientBuilder {
         self
     }
 
-    /// How long [`Client::run`] and [`Job::wait`](crate::Job::wait) wait at most. Default
-    /// 600 s (as the official SDK). [`Job::wait_with`](crate::Job::wait_with) takes its own.
+    /// How long [`Client::run`] and [`Job::wait`] wait at most. Default
+    /// 600 s (as the official SDK). [`Job::wait_with`] takes its own.
+    ///
+    /// [`Job::wait`]: crate::Job::wait
+    /// [`Job::wait_with`]: crate::Job::wait_with
     #[must_use]
     pub fn wait_timeout(mut self, timeout: Duration) -> Self {
         self.wait_timeout = timeout;
@@ -199,7 +202,8 @@ impl ClientBuilder {
         self
     }
 
-    /// Largest output [`Output::download`](crate::Output::download) accepts. Default 50 MiB.
+    /// Largest output [`Output::download`](crate::Output::download)
+    /// accepts. Default 50 MiB.
     #[must_use]
     pub fn max_download_bytes(mut self, max: u64) -> Self {
         self.max_download_bytes = max;

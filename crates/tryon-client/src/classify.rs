@@ -21,6 +21,27 @@ use crate::transport::{Call, Failure, Retryable, Transport};
 /// Most bytes of an error body kept in an [`Error`].
 const MAX_ERROR_BODY: usize = 4096;
 
+/// No usable answer: retried, unless it was a billed `POST` that may have
+/// been taken (`sent`), which is an ambiguous submit.
+fn lost_answer(
+    call: Call<'_>,
+    request_id: Option<String>,
+    source: reqwest::Error,
+    sent: bool,
+    detail: &str,
+) -> Failure<CallError> {
+    if call == Call::Submit && sent {
+        return fatal(Error::AmbiguousSubmit {
+            detail: detail.into(),
+            source: Some(source),
+        });
+    }
+    Failure::Retry(Retryable::transient(Error::Transport {
+        request_id,
+        source,
+    }))
+}
+
 fn fatal(e: Error) -> Failure<CallError> {
     Failure::Fatal(CallError::Error(e))
 }
@@ -47,28 +68,17 @@ pub(crate) async fn classify(
             }))
         }
         tryon_api::Error::CommunicationError(source) => {
-            if call == Call::Submit && !source.is_connect() {
-                return fatal(Error::AmbiguousSubmit {
-                    detail: "the request was sent but no answer came back".into(),
-                    source: Some(source),
-                });
-            }
-            Failure::Retry(Retryable::transient(Error::Transport {
-                request_id: rid,
+            let sent = !source.is_connect();
+            lost_answer(
+                call,
+                rid,
                 source,
-            }))
+                sent,
+                "the request was sent but no answer came back",
+            )
         }
         tryon_api::Error::ResponseBodyError(source) => {
-            if call == Call::Submit {
-                return fatal(Error::AmbiguousSubmit {
-                    detail: "the answer's body was cut off".into(),
-                    source: Some(source),
-                });
-            }
-            Failure::Retry(Retryable::transient(Error::Transport {
-                request_id: rid,
-                source,
-            }))
+            lost_answer(call, rid, source, true, "the answer's body was cut off")
         }
         tryon_api::Error::ErrorResponse(rv) => {
             let status = rv.status().as_u16();

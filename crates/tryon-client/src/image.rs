@@ -308,17 +308,21 @@ async fn read_regular_file(field: &str, path: &Path, max_bytes: usize) -> Result
         path: path.to_path_buf(),
         source,
     };
+    let not_regular = |t: std::fs::FileType, what: &str| {
+        (!t.is_file()).then(|| {
+            Error::invalid(
+                field,
+                format!(
+                    "{} {what} {}, not a regular file; only regular image files are read",
+                    path.display(),
+                    describe_file_type(t)
+                ),
+            )
+        })
+    };
     let meta = tokio::fs::metadata(path).await.map_err(io)?;
-    let file_type = meta.file_type();
-    if !file_type.is_file() {
-        return Err(Error::invalid(
-            field,
-            format!(
-                "{} is {}, not a regular file; only regular image files are read",
-                path.display(),
-                describe_file_type(file_type)
-            ),
-        ));
+    if let Some(e) = not_regular(meta.file_type(), "is") {
+        return Err(e);
     }
     let too_big = |size: String| {
         Error::invalid(
@@ -336,15 +340,8 @@ async fn read_regular_file(field: &str, path: &Path, max_bytes: usize) -> Result
     // The path may have been swapped between the check and the open: read
     // only what was opened, if it is still a regular file.
     let opened = file.metadata().await.map_err(io)?.file_type();
-    if !opened.is_file() {
-        return Err(Error::invalid(
-            field,
-            format!(
-                "{} became {} while it was opened; only regular image files are read",
-                path.display(),
-                describe_file_type(opened)
-            ),
-        ));
+    if let Some(e) = not_regular(opened, "became") {
+        return Err(e);
     }
     let cap = u64::try_from(max_bytes)
         .unwrap_or(u64::MAX)

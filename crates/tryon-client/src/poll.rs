@@ -80,6 +80,14 @@ pub enum Phase {
 }
 
 /// Picks how long to wait before the next status poll.
+///
+/// The default, [`ModelAwarePolling`], plans around the job's expected
+/// compute time; [`FixedPolling`] is the plain alternative; any policy can
+/// be plugged into
+/// [`ClientBuilder::poll_policy`](crate::ClientBuilder::poll_policy).
+/// Whatever the policy says, a wait never sleeps past its deadline: the
+/// last sleep is cut to end at the deadline, one last poll is made, and then
+/// [`Error::Timeout`](crate::Error::Timeout) is returned.
 pub trait PollPolicy: Send + Sync + Debug + 'static {
     /// The delay before the next poll. The caller cuts it to the deadline.
     fn next_delay(&self, state: &PollState) -> Duration;

@@ -1,25 +1,33 @@
-//! Retries: which calls, how often, how long to wait.
-//!
-//! - Reads (status, result, download) retry on transport errors and on
-//!   `429`, `500`, `502`, `503`, `504`.
-//! - A submit (`POST`) retries only when the server provably did not take
-//!   it: the connection could not be made, or it answered `429` or `503`.
-//!   Any other failure after the request went out is
-//!   [`Error::AmbiguousSubmit`](crate::Error::AmbiguousSubmit) and is never
-//!   retried.
-//! - Waits use full-jitter exponential backoff (`random(0..=min(max,
-//!   initial * 2^n))`), or the server's `Retry-After` (seconds or an HTTP
-//!   date) when it gives one. No wait runs past the caller's deadline.
-//! - A retry budget shared by the whole client (after aws-sdk-rust's token
-//!   bucket) stops retry storms: each retry costs tokens, each success
-//!   refunds one, and an empty bucket means the error is returned at once.
+//! How often and how long to wait between retries: the policy (its
+//! documentation states the rules every request follows), full-jitter
+//! backoff, the client-wide retry budget and `Retry-After` parsing. The
+//! loop itself is the executor in `transport.rs`.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
 
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
-/// How the client retries failed calls.
+/// How the client retries failed calls. Every request (submit, status,
+/// result, upload, v1 run, output download) goes through the same retry
+/// loop:
+///
+/// - Reads (status, result, download) and uploads retry on transport
+///   errors and on `429`, `500`, `502`, `503`, `504`; a download also when
+///   the image came cut short.
+/// - A submit (`POST`, v2 or v1) retries only when the server provably did
+///   not take it: the connection could not be made, or it answered `429` or
+///   `503`. Any other failure after the request went out is
+///   [`Error::AmbiguousSubmit`](crate::Error::AmbiguousSubmit) and is never
+///   retried.
+/// - Waits use full-jitter exponential backoff (`random(0..=min(max,
+///   initial * 2^n))`), or the server's `Retry-After` (seconds or an HTTP
+///   date) when it gives one. No wait runs past the caller's deadline, and a
+///   `Retry-After` longer than [`with_max_retry_after`](Self::with_max_retry_after)
+///   ends the retries at once (retrying sooner would ignore the server).
+/// - A retry budget shared by the whole client (after aws-sdk-rust's token
+///   bucket) stops retry storms: each retry costs tokens, each success
+///   refunds one, and an empty bucket means the error is returned at once.
 ///
 /// ```
 /// use std::time::Duration;

@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::png::{png, png_header_only};
+use common::png::{crc32, png, png_header_only, png_size};
 use common::{PNG, client, serve, submitted};
 use tryon_client::{
     DEFAULT_MAX_IMAGE_PIXELS, Error, Image, ImageKind, TryOnRequest, TryOnRequestBuilder,
@@ -217,4 +217,11 @@ async fn preflight_reports_what_it_read() {
     let on_disk = std::fs::metadata(&path).unwrap().len();
     assert_eq!(p.total_bytes(), on_disk + PNG.len() as u64);
     assert!(Path::new(&path).exists());
+}
+
+#[test]
+fn the_test_png_helpers_agree() {
+    assert_eq!(png_size(&png(40, 30)), (40, 30));
+    // Known CRC of "IEND".
+    assert_eq!(crc32(&[b"IEND"]), 0xAE42_6082);
 }

@@ -188,14 +188,7 @@ async fn retry_after_as_http_date_is_honoured() {
 
 #[tokio::test]
 async fn retry_after_past_the_deadline_is_not_slept() {
-    let api = serve(|_, _| {
-        Reply::JsonWith(
-            429,
-            serde_json::json!({"error": "slow down"}),
-            vec![("retry-after", "60".into())],
-        )
-    })
-    .await;
+    let api = serve(|_, _| too_many("slow down", 60)).await;
     let clock = VirtualClock::new();
     let err = client(&api.url, &clock)
         .job(ID)
@@ -448,14 +441,7 @@ async fn redirects_to_another_origin_are_not_followed_with_the_key() {
 /// draw on the client's one retry budget.
 #[tokio::test]
 async fn downloads_follow_the_one_retry_rule_and_budget() {
-    let long_wait = serve(|_, _| {
-        Reply::JsonWith(
-            429,
-            serde_json::json!({"error": "come back in ten minutes"}),
-            vec![("retry-after", "600".into())],
-        )
-    })
-    .await;
+    let long_wait = serve(|_, _| too_many("come back in ten minutes", 600)).await;
     let down = serve(|_, _| Reply::Json(503, serde_json::json!({"error": "busy"}))).await;
     for (host, budget, attempts) in [(&long_wait, (500, 5), 1), (&down, (10, 5), 3)] {
         let out_url = format!("{}/out.png", host.url);

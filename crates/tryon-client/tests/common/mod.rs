@@ -176,6 +176,15 @@ pub fn submitted(base: &str) -> Reply {
     )
 }
 
+/// `429` with `Retry-After: <secs>`.
+pub fn too_many(message: &str, secs: u64) -> Reply {
+    Reply::JsonWith(
+        429,
+        serde_json::json!({ "error": message }),
+        vec![("retry-after", secs.to_string())],
+    )
+}
+
 pub fn status(s: &str) -> Reply {
     Reply::Json(
         200,
