@@ -285,6 +285,68 @@ async fn dry_run_prices_are_never_negative() {
     assert!(stderr.contains("--price-first"), "{stderr}");
 }
 
+/// `--dry-run` applies exactly the checks a real run applies: each hostile
+/// person image is refused by both, naming the field, and nothing is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_refuses_what_a_real_run_refuses() {
+    let server = MockServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // 60 MB that start like a PNG (sparse: no disk is spent).
+    let big = dir.path().join("big.png");
+    let file = std::fs::File::create(&big).unwrap();
+    std::io::Write::write_all(&mut &file, b"\x89PNG\r\n\x1a\n").unwrap();
+    file.set_len(60 * 1024 * 1024).unwrap();
+    // PNG magic, then garbage where the header belongs.
+    let garbage = dir.path().join("garbage.png");
+    std::fs::write(&garbage, b"\x89PNG\r\n\x1a\nthis is no IHDR chunk at all").unwrap();
+    // A FIFO nobody writes to: opening it for reading would block forever.
+    let fifo = dir.path().join("fifo.png");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let garment = common::assets().join("garment.png");
+    for (person, expected) in [
+        (&big, "at most"),
+        (&garbage, "header"),
+        (&fifo, "not a regular file"),
+    ] {
+        let manifest = dir.path().join("hostile.csv");
+        std::fs::write(
+            &manifest,
+            format!(
+                "id,person,garments\nrow,{},{}\n",
+                person.display(),
+                garment.display()
+            ),
+        )
+        .unwrap();
+        for dry in [true, false] {
+            let mut cmd = tryon(&server);
+            cmd.arg("batch")
+                .arg(&manifest)
+                .arg("--out-dir")
+                .arg(dir.path().join("out"));
+            if dry {
+                cmd.arg("--dry-run");
+            }
+            let run = output(cmd).await;
+            let stderr = text(&run.stderr);
+            assert_eq!(
+                run.status.code(),
+                Some(2),
+                "dry run {dry}, {}: {stderr}",
+                person.display()
+            );
+            assert!(stderr.contains("person_image"), "names the field: {stderr}");
+            assert!(stderr.contains(expected), "says why ({expected}): {stderr}");
+        }
+    }
+    assert_eq!(server.billed_submits(), 0, "nothing was sent");
+    assert!(server.journal().is_empty(), "no request reached the mock");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standalone_mock_with_a_closed_stderr_keeps_serving() {
     use std::io::{BufRead as _, BufReader};

@@ -30,7 +30,7 @@ use crate::term;
 /// `tryon batch`.
 pub async fn batch(cli: &Cli, args: &BatchArgs) -> Result<Code, CliError> {
     let rows = manifest::load(&args.manifest).map_err(|e| CliError::usage(e.to_string()))?;
-    let prepared = validate::validate(&args.manifest, &rows, &args.out_dir)?;
+    let prepared = validate::validate(&args.manifest, &rows, &args.out_dir).await?;
     if args.dry_run {
         return dry_run::dry_run(cli, args, &rows, &prepared);
     }

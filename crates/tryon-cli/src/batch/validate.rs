@@ -4,10 +4,9 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use tryon_client::{ImageKind, TryOnRequest};
+use tryon_client::TryOnRequest;
 
 use crate::exit::CliError;
-use crate::input;
 use crate::manifest::Row;
 use crate::names;
 use crate::term;
@@ -26,37 +25,30 @@ pub struct Prepared {
 
 /// The checks on a row's inputs that a real send would make, short of
 /// sending: the dry run and the real run both call this, and only this.
-/// Today it checks that each local image exists and is a PNG, JPEG or
-/// WebP, reading only its first bytes (the request builder checks every
-/// other limit).
-pub fn preflight(row: &Row, _request: &TryOnRequest) -> Result<(), String> {
-    let values = std::iter::once(&row.person)
-        .chain(&row.garments)
-        .chain(row.reference_pose.as_ref());
-    for value in values {
-        if input::is_url(value) {
-            continue;
-        }
-        let mut head = [0u8; 16];
-        let read =
-            std::fs::File::open(value).and_then(|mut f| std::io::Read::read(&mut f, &mut head));
-        match read {
-            Ok(n) if ImageKind::sniff(&head[..n]).is_some() => {}
-            Ok(_) => return Err(format!("{value}: not a PNG, JPEG or WebP image")),
-            Err(e) => return Err(format!("{value}: {e}")),
-        }
-    }
-    Ok(())
+/// It is the client's own [`TryOnRequest::preflight`], the code path a
+/// submit reads its images through: regular files only, bounded reads, the
+/// size cap, the type from the bytes, and the pixel limit from the header.
+pub async fn preflight(request: &TryOnRequest) -> Result<(), String> {
+    request
+        .preflight()
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// Validate every row; the first bad one stops the batch before anything is
 /// sent (exit 2), naming the row and the field. Two rows whose output files
 /// would be the same (ignoring case), or a path too long to create, are
 /// refused here too.
-pub fn validate(manifest: &Path, rows: &[Row], out_dir: &Path) -> Result<Vec<Prepared>, CliError> {
+pub async fn validate(
+    manifest: &Path,
+    rows: &[Row],
+    out_dir: &Path,
+) -> Result<Vec<Prepared>, CliError> {
     let mut names: HashMap<String, &Row> = HashMap::new();
-    rows.iter()
-        .map(|row| {
+    let mut prepared = Vec::with_capacity(rows.len());
+    for row in rows {
+        prepared.push({
             let at = |e: &str| {
                 CliError::usage(format!(
                     "{} row {} ({}): {e}",
@@ -69,7 +61,7 @@ pub fn validate(manifest: &Path, rows: &[Row], out_dir: &Path) -> Result<Vec<Pre
                 .fields()
                 .and_then(|f| f.build())
                 .map_err(|e| at(&e.to_string()))?;
-            preflight(row, &request).map_err(|e| at(&e))?;
+            preflight(&request).await.map_err(|e| at(&e))?;
             let name = names::file_name(&row.id, request.output_format().extension());
             let output = out_dir.join(&name);
             let length = output.as_os_str().len();
@@ -86,7 +78,8 @@ pub fn validate(manifest: &Path, rows: &[Row], out_dir: &Path) -> Result<Vec<Pre
                     term::inline(&other.id)
                 )));
             }
-            Ok(Prepared { request, output })
-        })
-        .collect()
+            Prepared { request, output }
+        });
+    }
+    Ok(prepared)
 }
