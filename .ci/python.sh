@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 MATURIN_VERSION=1.16.0
 PYTEST_VERSION=9.2.0
 SEGMIND_VERSION=1.3.0
+MYPY_VERSION=2.4.1
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/tryon-python.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
@@ -17,7 +18,11 @@ venv="$work/venv"
 
 python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet --disable-pip-version-check \
-  "maturin==$MATURIN_VERSION" "pytest==$PYTEST_VERSION" "segmind==$SEGMIND_VERSION"
+  "maturin==$MATURIN_VERSION" "pytest==$PYTEST_VERSION" "segmind==$SEGMIND_VERSION" \
+  "mypy==$MYPY_VERSION"
+
+# The package promises full type hints (it ships py.typed): hold it to that.
+"$venv/bin/mypy" --strict --cache-dir "$work/mypy-cache" python/src/tryon_mock
 
 # python/pyproject.toml points maturin at crates/tryon-mock and builds
 # with --locked. The log is shown whole only when the build fails.

@@ -269,7 +269,7 @@ class MockServer:
         self._env = dict(env or {})
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: _Output | None = None
-        self._finalizer: weakref.finalize | None = None
+        self._finalizer: weakref.finalize[[subprocess.Popen[bytes], str | None], MockServer] | None = None
         self._url: str | None = None
 
     # ---- lifecycle ---------------------------------------------------------
