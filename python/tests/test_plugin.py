@@ -26,16 +26,19 @@ def test_indirect_parameter(tryon_mock: tm.MockServer) -> None:
     assert tryon_mock.running
 
 
-def test_session_fixture_is_shared(tryon_mock_session: tm.MockServer, tryon_mock: tm.MockServer) -> None:
-    # conftest.py configures the session mock with a virtual clock.
+SESSION_URLS: set[str] = set()
+
+
+@pytest.mark.parametrize("round", [1, 2])
+def test_session_fixture_is_one_server_for_every_test(
+    round: int, tryon_mock_session: tm.MockServer, tryon_mock: tm.MockServer
+) -> None:
+    SESSION_URLS.add(tryon_mock_session.url)
+    assert len(SESSION_URLS) == 1  # the same server in both rounds
     assert tryon_mock_session.url != tryon_mock.url
-    tryon_mock_session.reset()
+    # conftest.py configures the session mock with a virtual clock.
     before = tryon_mock_session.now()
     assert tryon_mock_session.advance(5) == before + 5
-
-
-def test_session_fixture_is_the_same_server(tryon_mock_session: tm.MockServer) -> None:
-    assert tryon_mock_session.now() >= 5  # the previous test's advance stays
 
 
 def test_plugin_is_loaded_from_its_entry_point(pytester: pytest.Pytester) -> None:

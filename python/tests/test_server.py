@@ -108,6 +108,31 @@ def test_the_installed_binary_is_found() -> None:
     assert Path(tm.find_binary()).name == "tryon-mock"
 
 
+def test_a_binary_with_json_readiness_is_asked_for_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A stand-in for a mock that supports `--json`: it records its arguments
+    and prints `{"url": ...}` for the real binary it runs without the flag."""
+    wrapper = tmp_path / "json-mock"
+    wrapper.write_text(
+        textwrap.dedent(
+            f"""\
+            #!{sys.executable}
+            import json, signal, subprocess, sys
+            open({str(tmp_path / "argv")!r}, "w").write(json.dumps(sys.argv[1:]))
+            args = [a for a in sys.argv[1:] if a != "--json"]
+            child = subprocess.Popen([{tm.find_binary()!r}, *args], stdout=subprocess.PIPE, text=True)
+            signal.signal(signal.SIGTERM, lambda *_: child.terminate())
+            print(json.dumps({{"url": child.stdout.readline().strip()}}), flush=True)
+            sys.exit(child.wait())
+            """
+        )
+    )
+    wrapper.chmod(0o755)
+    monkeypatch.setenv(tm.BINARY_ENV, str(wrapper))
+    with tm.MockServer(config={"virtual_time": True}) as mock:
+        assert mock.advance(1) == 1.0
+    assert "--json" in (tmp_path / "argv").read_text()
+
+
 @pytest.mark.parametrize(
     ("line", "url"),
     [

@@ -143,7 +143,9 @@ def find_binary() -> str:
         return override
     exe = "tryon-mock.exe" if sys.platform == "win32" else "tryon-mock"
     tried = []
-    for scheme_dir in {sysconfig.get_path("scripts"), str(Path(sys.executable).parent)}:
+    # The environment's scripts directory first, then the interpreter's own
+    # (the same place in a virtualenv; they differ for some user installs).
+    for scheme_dir in dict.fromkeys([sysconfig.get_path("scripts"), str(Path(sys.executable).parent)]):
         candidate = Path(scheme_dir) / exe
         tried.append(str(candidate))
         if candidate.is_file() and os.access(candidate, os.X_OK):
@@ -269,7 +271,7 @@ class MockServer:
         self._env = dict(env or {})
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: _Output | None = None
-        self._finalizer: weakref.finalize | None = None
+        self._finalizer: weakref.finalize[[subprocess.Popen[bytes], str | None], MockServer] | None = None
         self._url: str | None = None
 
     # ---- lifecycle ---------------------------------------------------------
