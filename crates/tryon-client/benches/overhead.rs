@@ -56,7 +56,7 @@ async fn run() {
     // request): the like-for-like baseline.
     let timed = reqwest::Client::builder()
         .default_headers(headers)
-        .timeout(Duration::from_secs(120))
+        .timeout(Duration::from_mins(2))
         .connect_timeout(Duration::from_secs(10))
         .build()
         .expect("a reqwest client");

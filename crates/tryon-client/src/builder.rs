@@ -70,7 +70,7 @@ impl Default for ClientBuilder {
             base_url: DEFAULT_BASE_URL.to_string(),
             upload_base_url: DEFAULT_UPLOAD_BASE_URL.to_string(),
             user_agent: format!("tryon-client/{} (rust)", env!("CARGO_PKG_VERSION")),
-            request_timeout: Duration::from_secs(120),
+            request_timeout: Duration::from_mins(2),
             connect_timeout: Duration::from_secs(10),
             poll: Arc::new(ModelAwarePolling::default()),
             retry: RetryPolicy::default(),
@@ -79,7 +79,7 @@ impl Default for ClientBuilder {
             clock: None,
             upload_local_images: false,
             max_download_bytes: DEFAULT_MAX_DOWNLOAD_BYTES,
-            wait_timeout: Duration::from_secs(600),
+            wait_timeout: Duration::from_mins(10),
         }
     }
 }

@@ -117,7 +117,7 @@ mod tests {
         l.succeeded();
         l.succeeded();
         assert_eq!(l.pace(), Duration::ZERO);
-        let later = t0 + Duration::from_secs(60);
+        let later = t0 + Duration::from_mins(1);
         assert_eq!(l.reserve(later), Duration::ZERO);
     }
 

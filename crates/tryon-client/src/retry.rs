@@ -53,7 +53,7 @@ impl Default for RetryPolicy {
             max_attempts: 6,
             initial_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(20),
-            max_retry_after: Duration::from_secs(120),
+            max_retry_after: Duration::from_mins(2),
             budget: 500,
             retry_cost: 5,
         }

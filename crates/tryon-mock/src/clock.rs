@@ -148,7 +148,7 @@ mod tests {
     #[test]
     fn real_clock_includes_advances() {
         let clock = MockClock::new_real();
-        clock.advance(Duration::from_secs(3600));
-        assert!(clock.now() >= Duration::from_secs(3600));
+        clock.advance(Duration::from_hours(1));
+        assert!(clock.now() >= Duration::from_hours(1));
     }
 }

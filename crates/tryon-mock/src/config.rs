@@ -331,7 +331,7 @@ impl Default for MockConfig {
             virtual_time: false,
             timing: Timing::default(),
             workers: None,
-            retention: Duration::from_secs(3600),
+            retention: Duration::from_hours(1),
             keys: None,
             rate_limit: None,
             credits: None,

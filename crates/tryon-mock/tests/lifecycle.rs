@@ -57,7 +57,7 @@ async fn job_runs_queued_processing_completed_then_expires() {
         tryon_mock::PLACEHOLDER_SIZE
     );
 
-    server.advance(Duration::from_secs(3600));
+    server.advance(Duration::from_hours(1));
     assert_eq!(status_of(&uri, &id).await.0, 404);
     assert_eq!(result_of(&uri, &id).await.0, 404);
     assert_eq!(get(&output).await.status(), 404);
@@ -183,7 +183,7 @@ async fn realistic_profile_is_about_two_seconds_per_garment() {
         .as_str()
         .unwrap()
         .to_string();
-    server.advance(Duration::from_secs(60));
+    server.advance(Duration::from_mins(1));
     let t = status_of(&uri, &standard).await.1["metrics"]["inference_time"]
         .as_f64()
         .unwrap();
@@ -278,5 +278,5 @@ async fn clock_handle_drives_a_sleeper() {
         clock.advance(Duration::from_secs(1)); // the "sleep"
     }
     assert_eq!(polls, 60);
-    assert_eq!(server.now(), Duration::from_secs(60));
+    assert_eq!(server.now(), Duration::from_mins(1));
 }

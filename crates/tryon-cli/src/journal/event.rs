@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 /// How long the service keeps a job; older ids are not re-attached.
-pub const RETENTION: Duration = Duration::from_secs(3600);
+pub const RETENTION: Duration = Duration::from_hours(1);
 
 /// What happened to a row (the `event` field of a record).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
