@@ -5,6 +5,7 @@
 #
 #   .ci/schemathesis.sh            # builds target/debug/tryon-mock if missing
 #   ST_MAX_EXAMPLES=300 ST_SEED=7 .ci/schemathesis.sh   # more cases, another seed
+#   TRYON_MOCK_BIN=path/to/tryon-mock .ci/schemathesis.sh  # another build of the mock
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +21,7 @@ if [ "$("$venv/bin/schemathesis" --version 2>/dev/null | grep -o '[0-9][0-9.]*' 
   "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 
-mock=target/debug/tryon-mock
+mock="${TRYON_MOCK_BIN:-target/debug/tryon-mock}"
 if [ ! -x "$mock" ]; then
   cargo build -p tryon-mock --bin tryon-mock --locked
 fi
