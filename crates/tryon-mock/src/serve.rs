@@ -107,6 +107,7 @@ pub async fn serve(options: ServeOptions) -> std::io::Result<()> {
             );
         }
     }
+    let shutdown = Shutdown::listen();
     let mut builder = MockServer::builder()
         .config(config)
         .bind(addr)
@@ -131,34 +132,45 @@ pub async fn serve(options: ServeOptions) -> std::io::Result<()> {
         let _ = out.flush();
     }
     tracing::info!(%uri, "tryon-mock listening (control API under /__mock/)");
-    shutdown_signal().await;
+    shutdown.wait().await;
     tracing::info!("tryon-mock stopping");
     drop(server);
     Ok(())
 }
 
-/// Waits for SIGTERM or SIGINT (Ctrl-C elsewhere than Unix).
-async fn shutdown_signal() {
+/// SIGTERM and SIGINT, listened for from before the readiness line, so a
+/// program that signals as soon as it has read it still gets a clean exit.
+struct Shutdown {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Shutdown {
+    fn listen() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let signals = signal(SignalKind::terminate())
+                .and_then(|term| Ok((term, signal(SignalKind::interrupt())?)))
+                .ok();
+            Self { signals }
+        }
+        #[cfg(not(unix))]
+        {
+            Self {}
         }
     }
-    #[cfg(not(unix))]
-    {
+
+    /// Waits for SIGTERM or SIGINT (Ctrl-C elsewhere than Unix).
+    async fn wait(self) {
+        #[cfg(unix)]
+        if let Some((mut term, mut int)) = self.signals {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            return;
+        }
         let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -11,12 +11,6 @@ use tryon_mock::{
     CONTENT_BLOCKED, Credits, FailRule, Fault, JobMatch, MockServer, RateLimit, RetryAfter, Route,
 };
 
-async fn error_of(r: reqwest::Response) -> (u16, String) {
-    let code = r.status().as_u16();
-    let v: serde_json::Value = r.json().await.unwrap();
-    (code, v["error"].as_str().unwrap().to_string())
-}
-
 #[tokio::test]
 async fn validation_errors_name_the_field() {
     let server = MockServer::start().await;

@@ -175,13 +175,10 @@ async fn an_image_bomb_is_refused_at_submit_naming_the_field() {
     let mut b = body(2);
     b["garment_images"][1] = up["file_urls"][0].clone();
     let r = post(&uri, "/v1/p-image-try-on", &b).await;
-    assert_eq!(r.status(), 422);
-    let e: Value = r.json().await.unwrap();
+    let (code, e) = error_of(r).await;
+    assert_eq!(code, 422);
     assert!(
-        e["error"]
-            .as_str()
-            .unwrap()
-            .starts_with("garment_images[1]: the image is 20000x20000"),
+        e.starts_with("garment_images[1]: the image is 20000x20000"),
         "{e}"
     );
     assert_eq!(server.billed_submits(), 0);
@@ -211,6 +208,18 @@ async fn an_output_is_rendered_once() {
     assert_eq!(first, again);
     let img = image::load_from_memory(&first).unwrap();
     assert_eq!((img.width(), img.height()), (300, 400));
+}
+
+/// POSTs `body` as it is, declared as `content_type`.
+async fn post_as(url: &str, content_type: &str, body: String) -> reqwest::Response {
+    client()
+        .post(url)
+        .header("x-api-key", KEY)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -243,33 +252,18 @@ async fn wire_details_allow_415_and_canonical_ids() {
     assert_eq!(r.headers()["allow"], "GET, POST, DELETE");
     // A body declared as something else than JSON: 415, not billed.
     for path in ["/v2/p-image-try-on", "/v1/p-image-try-on", "/upload-asset"] {
-        let r = client()
-            .post(format!("{uri}{path}"))
-            .header("x-api-key", KEY)
-            .header("content-type", "text/plain")
-            .body(body(1).to_string())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 415, "{path}");
-        let e: Value = r.json().await.unwrap();
-        assert!(
-            e["error"]
-                .as_str()
-                .unwrap()
-                .starts_with("content-type: text/plain"),
-            "{e}"
-        );
+        let r = post_as(&format!("{uri}{path}"), "text/plain", body(1).to_string()).await;
+        let (code, e) = error_of(r).await;
+        assert_eq!(code, 415, "{path}");
+        assert!(e.starts_with("content-type: text/plain"), "{e}");
     }
     // JSON with a charset is JSON.
-    let r = client()
-        .post(format!("{uri}/v2/p-image-try-on"))
-        .header("x-api-key", KEY)
-        .header("content-type", "application/json; charset=utf-8")
-        .body(body(1).to_string())
-        .send()
-        .await
-        .unwrap();
+    let r = post_as(
+        &format!("{uri}/v2/p-image-try-on"),
+        "application/json; charset=utf-8",
+        body(1).to_string(),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let id: Value = r.json().await.unwrap();
     let id = id["request_id"].as_str().unwrap().to_string();
@@ -286,23 +280,15 @@ async fn wire_details_allow_415_and_canonical_ids() {
     }
     assert_eq!(status_of(&uri, &id).await.0, 200);
     // A seed beyond u64: 422 naming the bound the spec states.
-    let r = client()
-        .post(format!("{uri}/v2/p-image-try-on"))
-        .header("x-api-key", KEY)
-        .header("content-type", "application/json")
-        .body(r#"{"person_image":"https://x/p.jpg","garment_images":["https://x/g.jpg"],"seed":18446744073709551616}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 422);
-    let e: Value = r.json().await.unwrap();
-    assert!(
-        e["error"]
-            .as_str()
-            .unwrap()
-            .contains("from 0 to 18446744073709551615"),
-        "{e}"
-    );
+    let r = post_as(
+        &format!("{uri}/v2/p-image-try-on"),
+        "application/json",
+        r#"{"person_image":"https://x/p.jpg","garment_images":["https://x/g.jpg"],"seed":18446744073709551616}"#.to_string(),
+    )
+    .await;
+    let (code, e) = error_of(r).await;
+    assert_eq!(code, 422);
+    assert!(e.contains("from 0 to 18446744073709551615"), "{e}");
     assert_eq!(server.billed_submits(), 1);
 }
 

@@ -137,3 +137,45 @@ fn a_bad_config_value_is_refused_at_start_naming_the_field() {
     );
     assert!(out.stdout.is_empty());
 }
+
+/// Off loopback: a loud warning, a generated control token (printed), and
+/// URLs from `--public-url`. Only reached over loopback here.
+#[tokio::test]
+async fn off_loopback_the_control_api_needs_a_token_and_urls_come_from_a_flag() {
+    let mut command = mock();
+    command.args(["--host", "0.0.0.0", "--public-url", "http://mock.test:8787"]);
+    let (mut child, ready, _stdout) = start(command);
+    let url = ready["url"].as_str().unwrap().to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{ready}");
+    let token = ready["control_token"].as_str().unwrap().to_string();
+    assert!(token.len() >= 32, "{ready}");
+    let now = |token: Option<String>| {
+        let mut r = client().get(format!("{url}/__mock/now"));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    assert_eq!(now(None).await.unwrap().status(), 401);
+    assert_eq!(now(Some(token.clone())).await.unwrap().status(), 200);
+    assert_eq!(health(&url).await, 200);
+    let v = submit(&url, &body(1)).await;
+    assert!(
+        v["status_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://mock.test:8787/v2/requests/"),
+        "{v}"
+    );
+    signal(&child, "TERM");
+    assert!(child.wait().unwrap().success());
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(stderr.contains("WARNING: listening on 0.0.0.0"), "{stderr}");
+    assert!(stderr.contains(&token), "{stderr}");
+}

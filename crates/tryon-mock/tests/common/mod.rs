@@ -47,6 +47,13 @@ pub async fn submit(uri: &str, body: &Value) -> Value {
     r.json().await.unwrap()
 }
 
+/// The status code and the `error` text of an error answer.
+pub async fn error_of(r: reqwest::Response) -> (u16, String) {
+    let code = r.status().as_u16();
+    let v: Value = r.json().await.unwrap();
+    (code, v["error"].as_str().unwrap().to_string())
+}
+
 pub async fn status_of(uri: &str, id: &str) -> (u16, Value) {
     let r = get(&format!("{uri}/v2/requests/{id}/status")).await;
     let code = r.status().as_u16();
