@@ -15,8 +15,31 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tryon-mock");
 
+/// A started mock, killed on drop so a failing test leaves no process.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
 /// Starts `command` and reads its readiness line (`--json`).
-fn start(mut command: Command) -> (Child, Value, BufReader<std::process::ChildStdout>) {
+fn start(mut command: Command) -> (Running, Value, BufReader<std::process::ChildStdout>) {
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -26,6 +49,7 @@ fn start(mut command: Command) -> (Child, Value, BufReader<std::process::ChildSt
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
+    let child = Running(child);
     let ready: Value = serde_json::from_str(&line)
         .unwrap_or_else(|e| panic!("readiness line {line:?} is not JSON: {e}"));
     (child, ready, stdout)
@@ -37,7 +61,7 @@ fn mock() -> Command {
     c
 }
 
-fn signal(child: &Child, name: &str) {
+fn signal(child: &Running, name: &str) {
     let ok = Command::new("kill")
         .args([format!("-{name}"), child.id().to_string()])
         .status()
