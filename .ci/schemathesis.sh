@@ -3,7 +3,7 @@
 # openapi/segmind-tryon.yaml, every check, a bounded number of examples.
 # Exits non-zero on any failure. Loopback only; the mock is stopped on exit.
 #
-#   .ci/schemathesis.sh            # builds target/debug/tryon-mock if missing
+#   .ci/schemathesis.sh            # builds target/debug/tryon-mock first
 #   ST_MAX_EXAMPLES=300 ST_SEED=7 .ci/schemathesis.sh   # more cases, another seed
 #   TRYON_MOCK_BIN=path/to/tryon-mock .ci/schemathesis.sh  # another build of the mock
 set -euo pipefail
@@ -21,9 +21,12 @@ if [ "$("$venv/bin/schemathesis" --version 2>/dev/null | grep -o '[0-9][0-9.]*' 
   "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 
-mock="${TRYON_MOCK_BIN:-target/debug/tryon-mock}"
-if [ ! -x "$mock" ]; then
-  cargo build -p tryon-mock --bin tryon-mock --locked
+if [ -n "${TRYON_MOCK_BIN:-}" ]; then
+  mock="$TRYON_MOCK_BIN"
+else
+  # Always (re)build: a stale binary would test old code. A no-op when fresh.
+  cargo build -p tryon-mock --features bin --bin tryon-mock --locked
+  mock=target/debug/tryon-mock
 fi
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/tryon-schemathesis.XXXXXX")"

@@ -445,11 +445,86 @@ pub mod types {
     )]
     pub struct UploadAssetRequest {
         ///The images, each a `data:<mime>;base64,<data>` URI.
-        pub data_urls: ::std::vec::Vec<::std::string::String>,
+        pub data_urls: ::std::vec::Vec<UploadAssetRequestDataUrlsItem>,
     }
     impl UploadAssetRequest {
         pub fn builder() -> builder::UploadAssetRequest {
             Default::default()
+        }
+    }
+    ///A `data:` URI with canonical standard base64 data (padded, no stray bits), as the storage host decodes it.
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct UploadAssetRequestDataUrlsItem(::std::string::String);
+    impl ::std::ops::Deref for UploadAssetRequestDataUrlsItem {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UploadAssetRequestDataUrlsItem> for ::std::string::String {
+        fn from(value: UploadAssetRequestDataUrlsItem) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UploadAssetRequestDataUrlsItem {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            {
+                ::regress::Regex::new(
+                        "^data:[^,]*;base64,(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$",
+                    )
+                    .unwrap()
+            });
+            if PATTERN.find(value).is_none() {
+                return Err(
+                    "doesn't match pattern \"^data:[^,]*;base64,(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$\""
+                        .into(),
+                );
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UploadAssetRequestDataUrlsItem {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for UploadAssetRequestDataUrlsItem {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UploadAssetRequestDataUrlsItem {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
         }
     }
     ///The stored files' URLs, one per data URI, in order.
@@ -1192,7 +1267,7 @@ pub mod types {
         #[derive(Clone, Debug)]
         pub struct UploadAssetRequest {
             data_urls: ::std::result::Result<
-                ::std::vec::Vec<::std::string::String>,
+                ::std::vec::Vec<super::UploadAssetRequestDataUrlsItem>,
                 ::std::string::String,
             >,
         }
@@ -1206,7 +1281,9 @@ pub mod types {
         impl UploadAssetRequest {
             pub fn data_urls<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::vec::Vec<::std::string::String>>,
+                T: ::std::convert::TryInto<
+                    ::std::vec::Vec<super::UploadAssetRequestDataUrlsItem>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.data_urls = value

@@ -378,8 +378,21 @@ async fn upload_asset_sends_data_urls_and_decodes_file_urls() {
     let server = MockServer::start_async().await;
     let data_url = "data:image/png;base64,iVBORw0KGgo=";
     let request = UploadAssetRequest {
-        data_urls: vec![data_url.to_string()],
+        data_urls: vec![data_url.try_into().expect("matches the spec's pattern")],
     };
+    // The spec's `pattern` is enforced by the generated type: only data:
+    // URIs with canonical base64 (padded, no stray bits) are representable.
+    for bad in [
+        "",
+        "https://example.com/a.png",
+        "data:image/png;base64,iVBORw0KGgp=",
+        "data:image/png;base64,iVBORw0KGg",
+    ] {
+        assert!(
+            tryon_api::types::UploadAssetRequestDataUrlsItem::try_from(bad).is_err(),
+            "{bad:?} accepted"
+        );
+    }
     insta::assert_json_snapshot!("upload_body", request);
     let mock = server
         .mock_async(|when, then| {

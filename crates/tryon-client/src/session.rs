@@ -209,6 +209,16 @@ impl Client {
 
     /// Stores `data:` URIs through the storage host.
     pub(crate) async fn upload_assets(&self, data_urls: Vec<String>) -> Result<Vec<String>> {
+        // The client's own base64 is canonical; the spec's pattern is
+        // checked here all the same, by the generated type.
+        let data_urls = data_urls
+            .into_iter()
+            .enumerate()
+            .map(|(i, uri)| {
+                types::UploadAssetRequestDataUrlsItem::try_from(uri)
+                    .map_err(|e| Error::invalid(format!("data_urls[{i}]"), e.to_string()))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let body = types::UploadAssetRequest { data_urls };
         let rv = self
             .call(Call::Upload, || async {

@@ -3,7 +3,7 @@
 //! `garment_images: 12 given, at most 11 allowed`.
 
 use serde_json::{Map, Value};
-use tryon_api::types::{TryOnInput, UploadAssetRequest};
+use tryon_api::types::{TryOnInput, UploadAssetRequest, UploadAssetRequestDataUrlsItem};
 
 /// Most garments one job takes.
 pub const MAX_GARMENTS: usize = 11;
@@ -184,14 +184,15 @@ pub(crate) fn upload_request(bytes: &[u8]) -> Result<UploadAssetRequest, Invalid
                     "data_urls: 0 given, at least 1 required".into(),
                 ));
             }
+            // The spec's `pattern`, as the generated type checks it.
             for (i, item) in items.iter().enumerate() {
-                match item.as_str() {
-                    Some(s) if s.starts_with("data:") && s.contains(";base64,") => {}
-                    _ => {
-                        return Err(Invalid::Field(format!(
-                            "data_urls[{i}]: expected a data:<mime>;base64,<data> URI"
-                        )));
-                    }
+                if item
+                    .as_str()
+                    .is_none_or(|s| UploadAssetRequestDataUrlsItem::try_from(s).is_err())
+                {
+                    return Err(Invalid::Field(format!(
+                        "data_urls[{i}]: expected a data:<mime>;base64,<data> URI with canonical (padded) base64"
+                    )));
                 }
             }
         }

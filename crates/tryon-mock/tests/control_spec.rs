@@ -259,7 +259,6 @@ async fn every_documented_operation_answers_as_documented() {
     let doc = document();
     let http = reqwest::Client::new();
     let mut errors = Vec::new();
-    let mut upcoming_not_served = Vec::new();
     let mut called = 0;
     for op in operations(&doc) {
         // A fresh, seeded mock per operation, so `reset` or `clearFaults`
@@ -302,17 +301,6 @@ async fn every_documented_operation_answers_as_documented() {
         );
         let (status, answer) = send(&http, op.method, &url, body).await;
         called += 1;
-        let upcoming = op.op["x-tryon-upcoming"] == json!(true);
-        if status == 404 && upcoming {
-            upcoming_not_served.push(op.id.clone());
-            continue;
-        }
-        if upcoming {
-            errors.push(format!(
-                "{}: served now ({status}); remove `x-tryon-upcoming` from the document",
-                op.id
-            ));
-        }
         if !(200..300).contains(&status) {
             errors.push(format!(
                 "{}: the example was refused with {status}: {}",
@@ -338,9 +326,6 @@ async fn every_documented_operation_answers_as_documented() {
     }
     assert!(called >= 11, "only {called} operations in the document");
     assert!(errors.is_empty(), "{}", errors.join("\n"));
-    if !upcoming_not_served.is_empty() {
-        eprintln!("documented as upcoming, not served by this build: {upcoming_not_served:?}");
-    }
 }
 
 #[tokio::test]
@@ -349,74 +334,67 @@ async fn methods_the_document_does_not_list_are_not_served() {
     let server = MockServer::builder().virtual_time().start().await;
     let http = reqwest::Client::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
+        let listed: BTreeSet<String> = METHODS
+            .iter()
+            .filter(|m| item.get(**m).is_some())
+            .map(|m| m.to_uppercase())
+            .collect();
         for method in METHODS {
             if item.get(method).is_none() {
                 let url = format!("{}{path}", server.uri());
                 let body = (method != "get" && method != "delete").then(|| b"{}".to_vec());
-                let (status, _) = send(&http, method, &url, body).await;
-                assert_eq!(status, 404, "{method} {path} is served but not documented");
+                let answer = http
+                    .request(method.to_uppercase().parse().unwrap(), &url)
+                    .body(body.unwrap_or_default())
+                    .send()
+                    .await
+                    .unwrap();
+                // RFC 9110: 405, with `Allow` naming exactly what is served.
+                assert_eq!(
+                    answer.status(),
+                    405,
+                    "{method} {path} is served but not documented"
+                );
+                let allow: BTreeSet<String> = answer
+                    .headers()
+                    .get("allow")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(|m| m.trim().to_string())
+                    .filter(|m| !m.is_empty())
+                    .collect();
+                assert_eq!(allow, listed, "Allow of {path}");
             }
         }
     }
+    // An undocumented path is not served at all.
+    let (status, _) = send(
+        &http,
+        "get",
+        &format!("{}/__mock/bogus", server.uri()),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
     // And the mock's clock was not moved by any of them.
     assert_eq!(server.now(), Duration::ZERO);
 }
 
-/// `(METHOD, name)` pairs of the control dispatch in the mock's source, the
-/// `("GET", "now")` arms of its `match (method, rest)`.
-fn control_routes_in_source() -> BTreeSet<(String, String)> {
-    let mut found = BTreeSet::new();
-    let mut files = vec![repo_file("crates/tryon-mock/src")];
-    while let Some(path) = files.pop() {
-        if path.is_dir() {
-            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
-            continue;
-        }
-        if path.extension().is_none_or(|e| e != "rs") {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path).unwrap();
-        for method in ["GET", "POST", "PUT", "DELETE", "PATCH"] {
-            for pattern in [
-                format!("(\"{method}\", \""),
-                format!("Method::{method}, \""),
-            ] {
-                for (at, _) in text.match_indices(&pattern) {
-                    let rest = &text[at + pattern.len()..];
-                    let name: String = rest
-                        .chars()
-                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '/')
-                        .collect();
-                    if rest[name.len()..].starts_with("\")") && !name.is_empty() {
-                        found.insert((method.to_string(), name));
-                    }
-                }
-            }
-        }
-    }
-    found
-}
-
 #[test]
-fn every_control_route_in_the_source_is_documented() {
+fn every_control_route_the_mock_serves_is_documented_and_nothing_else() {
     let doc = document();
     let documented: BTreeSet<(String, String)> = operations(&doc)
         .iter()
         .map(|op| (op.method.to_uppercase(), op.path.clone()))
         .collect();
-    let in_source = control_routes_in_source();
-    assert!(
-        in_source.len() >= 10,
-        "found only {in_source:?} in crates/tryon-mock/src: the control dispatch changed shape; \
-         update control_routes_in_source()"
-    );
-    let missing: Vec<_> = in_source
+    let served: BTreeSet<(String, String)> = tryon_mock::control_routes()
         .iter()
-        .filter(|(m, name)| !documented.contains(&(m.clone(), format!("/__mock/{name}"))))
+        .map(|(m, p)| ((*m).to_string(), (*p).to_string()))
         .collect();
-    assert!(
-        missing.is_empty(),
-        "served but not in openapi/tryon-mock-control.yaml: {missing:?}"
+    assert_eq!(
+        served, documented,
+        "the mock's control routes and openapi/tryon-mock-control.yaml differ"
     );
 }
 

@@ -60,8 +60,9 @@ class JournalEntry(TypedDict):
     """HTTP method, e.g. ``POST``."""
     path: str
     """Request path, without the query."""
-    key_redacted: Union[str, None]
-    """The first four characters of the ``x-api-key`` sent, then ``…``."""
+    key_fingerprint: Union[str, None]
+    """``fp:`` and 16 hex digits of a hash of the ``x-api-key`` sent (never
+    the key itself); ``None`` when no key was sent."""
     status: Union[int, None]
     """Status answered; ``None`` when a fault dropped the connection."""
 
@@ -449,7 +450,7 @@ class MockServer:
         self._control("reset")
 
     def journal(self) -> list[JournalEntry]:
-        """Every request the mock received, oldest first (keys redacted)."""
+        """Every request the mock received, oldest first (keys as fingerprints)."""
         entries: list[JournalEntry] = self._control("getJournal")
         return entries
 
