@@ -478,3 +478,64 @@ async fn past_the_connection_cap_idle_connections_make_room() {
     .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test]
+async fn billing_for_a_key_reads_the_key_percent_decoded() {
+    // A key with characters a query string must escape.
+    let key = "sk+a&b=c %d";
+    let server = MockServer::builder().keys([key]).start().await;
+    let r = client()
+        .post(format!("{}/v2/p-image-try-on", server.uri()))
+        .header("x-api-key", key)
+        .json(&body(1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("key", key)
+        .finish();
+    let billing: Value = get(&format!("{}/__mock/billing?{query}", server.uri()))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(billing["billed_submits_for_key"], 1, "{billing}");
+}
+
+/// Sends one raw HTTP/1.1 request on a fresh connection and returns the
+/// head of the answer, lower-cased.
+async fn raw_head(uri: &str, request: String) -> String {
+    let addr = uri.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed before an answer");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&answer).to_ascii_lowercase()
+}
+
+#[tokio::test]
+async fn a_post_refused_before_its_body_is_read_says_the_connection_closes() {
+    let server = MockServer::builder().keys(["sk-allowed"]).start().await;
+    let body = body(1).to_string();
+    let post = |key: &str| {
+        format!(
+            "POST /v2/p-image-try-on HTTP/1.1\r\nhost: x\r\nx-api-key: {key}\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    // 401 before the body is read: the client must not reuse the connection.
+    let refused = raw_head(&server.uri(), post("sk-other")).await;
+    assert!(refused.starts_with("http/1.1 401"), "{refused}");
+    assert!(refused.contains("connection: close"), "{refused}");
+    // An accepted submit keeps its connection.
+    let accepted = raw_head(&server.uri(), post("sk-allowed")).await;
+    assert!(accepted.starts_with("http/1.1 200"), "{accepted}");
+    assert!(!accepted.contains("connection: close"), "{accepted}");
+}

@@ -190,11 +190,10 @@ fn journal(state: &State, _: &Call<'_>) -> Reply {
 }
 
 fn billing(state: &State, call: &Call<'_>) -> Reply {
-    let key = call
-        .query
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("key="));
-    let (total, for_key) = state.billing(key);
+    // Percent-decoded: a key may hold `+`, `&`, `%` or spaces.
+    let key = form_urlencoded::parse(call.query.as_bytes())
+        .find_map(|(name, value)| (name == "key").then_some(value));
+    let (total, for_key) = state.billing(key.as_deref());
     let mut v = json!({ "billed_submits": total });
     if let Some((n, balance)) = for_key {
         v["billed_submits_for_key"] = n.into();

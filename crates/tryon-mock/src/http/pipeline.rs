@@ -64,6 +64,13 @@ pub(crate) async fn handle(
         .get("x-api-key")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    // A refusal may come before the body is read (a fault, 401, 429, 415);
+    // hyper then cannot reuse the connection, so such answers say so.
+    let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0");
     let endpoint = classify(&method, &path);
     let route = endpoint.route();
     let (latency, action, drop_after) = match route {
@@ -91,6 +98,13 @@ pub(crate) async fn handle(
         Some(FaultKind::Status { code, retry_after }) => injected(*code, *retry_after),
         _ => api::dispatch(&state, endpoint, key.as_deref(), req).await,
     };
+    let mut response = response;
+    if has_body && !response.status().is_success() {
+        response.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+    }
     let status = response.status();
     if drop_after && status == StatusCode::OK {
         if let Some(r) = route {
