@@ -45,6 +45,25 @@ fn injected(code: u16, retry_after: Option<crate::fault::RetryAfter>) -> Reply {
     }
 }
 
+/// Whether a request carries a body.
+fn declares_body(headers: &header::HeaderMap) -> bool {
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0")
+}
+
+/// A refusal may come before the body is read (a fault, 401, 429, 415), and
+/// hyper cannot reuse a connection whose body it has not read: the answer
+/// says so, or a client reusing the connection meets a reset.
+fn closing(mut response: Reply) -> Reply {
+    response.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
+    response
+}
+
 /// Handles one request. `Err` closes the connection without a response.
 pub(crate) async fn handle(
     state: Arc<State>,
@@ -64,13 +83,7 @@ pub(crate) async fn handle(
         .get("x-api-key")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    // A refusal may come before the body is read (a fault, 401, 429, 415);
-    // hyper then cannot reuse the connection, so such answers say so.
-    let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
-        || req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .is_some_and(|v| v.as_bytes() != b"0");
+    let has_body = declares_body(req.headers());
     let endpoint = classify(&method, &path);
     let route = endpoint.route();
     let (latency, action, drop_after) = match route {
