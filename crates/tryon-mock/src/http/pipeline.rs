@@ -111,13 +111,11 @@ pub(crate) async fn handle(
         Some(FaultKind::Status { code, retry_after }) => injected(*code, *retry_after),
         _ => api::dispatch(&state, endpoint, key.as_deref(), req).await,
     };
-    let mut response = response;
-    if has_body && !response.status().is_success() {
-        response.headers_mut().insert(
-            header::CONNECTION,
-            header::HeaderValue::from_static("close"),
-        );
-    }
+    let response = if has_body && !response.status().is_success() {
+        closing(response)
+    } else {
+        response
+    };
     let status = response.status();
     if drop_after && status == StatusCode::OK {
         if let Some(r) = route {
