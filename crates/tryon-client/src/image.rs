@@ -16,8 +16,8 @@ use crate::error::{Error, Result};
 /// [`TryOnRequestBuilder::max_image_bytes`](crate::TryOnRequestBuilder::max_image_bytes).
 pub const DEFAULT_MAX_IMAGE_BYTES: usize = 10 * 1024 * 1024;
 
-/// Default largest image input in pixels (width × height, as its header
-/// declares): 40 megapixels.
+/// Largest image input accepted by default, in pixels (width × height, as
+/// its header declares): 25 megapixels.
 ///
 /// Why a pixel limit at all: an image's header can declare far more pixels
 /// than its bytes suggest. A 400 KB PNG can declare 20000×20000 (400
@@ -25,13 +25,18 @@ pub const DEFAULT_MAX_IMAGE_BYTES: usize = 10 * 1024 * 1024;
 /// service, then every tool that opens the output) pays for the declared
 /// size, so such an input is refused before it is sent (and billed).
 ///
-/// Why 40: a 12 MP phone photo (4032×3024) or a 24 MP camera frame
-/// (6000×4000) fits with room to spare, the try-on output is at most the
-/// person photo's size, and 40 MP decoded as RGBA is 160 MB, a bound a
-/// server can afford per image. *Assumed*: Segmind publishes no pixel
-/// limit. Change it with
+/// Why 25: a 12 MP phone photo (4032×3024) or a 24 MP camera frame
+/// (6000×4000) fits, and 25 MP decoded as RGBA is 100 MB, a bound a server
+/// can afford per image. *Assumed*: Segmind publishes no pixel limit; the
+/// project assumes this one (with [`MAX_IMAGE_SIDE`]) in its contract, and
+/// `tryon-mock` refuses what exceeds it, so the client never sends what the
+/// mock would refuse. Lower it with
 /// [`TryOnRequestBuilder::max_image_pixels`](crate::TryOnRequestBuilder::max_image_pixels).
-pub const DEFAULT_MAX_IMAGE_PIXELS: u64 = 40_000_000;
+pub const DEFAULT_MAX_IMAGE_PIXELS: u64 = 25_000_000;
+
+/// Longest side an image input may declare: 10 000 px (the contract's
+/// assumed limit, with [`DEFAULT_MAX_IMAGE_PIXELS`]).
+pub const MAX_IMAGE_SIDE: u32 = 10_000;
 
 /// An image type this crate recognises from its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -415,6 +420,12 @@ fn check_bytes(
             ),
         )
     })?;
+    if width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE {
+        return Err(Error::invalid(
+            field,
+            format!("image is {width}x{height}, at most {MAX_IMAGE_SIDE} px a side allowed"),
+        ));
+    }
     let pixels = u64::from(width) * u64::from(height);
     if pixels > limits.max_pixels {
         return Err(Error::invalid(

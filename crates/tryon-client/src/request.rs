@@ -396,7 +396,7 @@ impl TryOnRequestBuilder {
     }
 
     /// Largest accepted image input in pixels (width × height, as its
-    /// header declares). Default [`DEFAULT_MAX_IMAGE_PIXELS`] (40
+    /// header declares). Default [`DEFAULT_MAX_IMAGE_PIXELS`] (25
     /// megapixels; its doc says why).
     #[must_use]
     pub fn max_image_pixels(mut self, max: u64) -> Self {

@@ -11,8 +11,8 @@ use std::time::Duration;
 use common::png::{crc32, png, png_header_only, png_size};
 use common::{PNG, client, serve, submitted};
 use tryon_client::{
-    DEFAULT_MAX_IMAGE_PIXELS, Error, Image, ImageKind, TryOnRequest, TryOnRequestBuilder,
-    VirtualClock,
+    DEFAULT_MAX_IMAGE_PIXELS, Error, Image, ImageKind, MAX_IMAGE_SIDE, TryOnRequest,
+    TryOnRequestBuilder, VirtualClock,
 };
 
 fn garment() -> Image {
@@ -145,18 +145,26 @@ async fn png_magic_then_garbage_is_refused_as_a_file_bytes_and_data_uri() {
 
 #[tokio::test]
 async fn a_png_bomb_is_refused_by_its_declared_pixels() {
-    // 20000 x 20000 = 400 megapixels declared, in a few dozen bytes.
-    let bomb = png_header_only(20_000, 20_000);
+    // 10000 x 10000 = 100 megapixels declared (each side within the side
+    // limit), in a few dozen bytes.
+    let bomb = png_header_only(10_000, 10_000);
     assert!(bomb.len() < 1000);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bomb.png");
     std::fs::write(&path, &bomb).unwrap();
     let expected = format!(
-        "image is 20000x20000 = 400000000 pixels, at most {DEFAULT_MAX_IMAGE_PIXELS} allowed"
+        "image is 10000x10000 = 100000000 pixels, at most {DEFAULT_MAX_IMAGE_PIXELS} allowed"
     );
     let msg = refused(with_person(Image::file(&path))).await;
     assert!(msg.starts_with("person_image: file "), "{msg}");
     assert!(msg.ends_with(&expected), "{msg}");
+    // The 20000 x 20000 (400 megapixels) is refused by its sides.
+    let wide = png_header_only(20_000, 20_000);
+    let msg = refused(with_person(Image::bytes(wide, "image/png"))).await;
+    assert!(
+        msg.ends_with("image is 20000x20000, at most 10000 px a side allowed"),
+        "{msg}"
+    );
     let msg = refused(
         TryOnRequest::builder()
             .person(Image::url("https://example.com/p.jpg"))
@@ -224,4 +232,29 @@ fn the_test_png_helpers_agree() {
     assert_eq!(png_size(&png(40, 30)), (40, 30));
     // Known CRC of "IEND".
     assert_eq!(crc32(&[b"IEND"]), 0xAE42_6082);
+}
+
+/// The client refuses exactly what the mock (standing in for the service)
+/// refuses: one assumed limit, held equal here so the two cannot drift.
+#[test]
+fn the_pixel_limits_are_the_mocks() {
+    assert_eq!(DEFAULT_MAX_IMAGE_PIXELS, tryon_mock::MAX_INPUT_PIXELS);
+    assert_eq!(MAX_IMAGE_SIDE, tryon_mock::MAX_INPUT_SIDE);
+}
+
+#[tokio::test]
+async fn a_side_over_the_limit_is_refused_however_few_its_pixels() {
+    let long = png_header_only(MAX_IMAGE_SIDE + 1, 10);
+    let msg = refused(with_person(Image::bytes(long, "image/png"))).await;
+    assert!(
+        msg.ends_with(&format!(
+            "image is {}x10, at most {MAX_IMAGE_SIDE} px a side allowed",
+            MAX_IMAGE_SIDE + 1
+        )),
+        "{msg}"
+    );
+    let edge = png_header_only(MAX_IMAGE_SIDE, 10);
+    with_person(Image::bytes(edge, "image/png"))
+        .build()
+        .expect("a side of exactly the limit is accepted");
 }
