@@ -11,30 +11,15 @@ use tryon_api::types::TryOnInput;
 
 use crate::fault::Fault;
 
-/// Durations in config files are written as (fractional) seconds.
-pub(crate) mod secs {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(d.as_secs_f64())
-    }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let v = f64::deserialize(d)?;
-        Duration::try_from_secs_f64(v).map_err(serde::de::Error::custom)
-    }
-}
-
 /// How long one job spends in each stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stages {
     /// Time in `QUEUED` before a worker is free (before any wait for a
     /// bounded worker pool).
-    #[serde(with = "secs")]
+    #[serde(with = "crate::secs")]
     pub queued: Duration,
     /// Time in `PROCESSING`; reported as `metrics.inference_time`.
-    #[serde(with = "secs")]
+    #[serde(with = "crate::secs")]
     pub processing: Duration,
 }
 
@@ -95,19 +80,19 @@ impl Timing {
 #[serde(default)]
 pub struct RealisticProfile {
     /// Mean of the exponential queue wait. Default 0.5 s.
-    #[serde(with = "secs")]
+    #[serde(with = "crate::secs")]
     pub mean_queue_wait: Duration,
     /// Upper bound of the queue wait draw. Default 5 s.
-    #[serde(with = "secs")]
+    #[serde(with = "crate::secs")]
     pub max_queue_wait: Duration,
     /// Processing time per garment in standard mode. Default 2 s.
-    #[serde(with = "secs")]
+    #[serde(with = "crate::secs")]
     pub per_garment: Duration,
     /// Processing time per garment with `turbo`. Default 1 s.
-    #[serde(with = "secs")]
+    #[serde(with = "crate::secs")]
     pub turbo_per_garment: Duration,
     /// Upper bound of processing with `turbo`. Default 4 s.
-    #[serde(with = "secs")]
+    #[serde(with = "crate::secs")]
     pub turbo_max: Duration,
     /// Jitter as a fraction of processing time (0.1 = ±10 %). Default 0.1.
     pub jitter: f64,
@@ -281,7 +266,7 @@ pub struct MockConfig {
     pub workers: Option<usize>,
     /// How long a job's status and result are kept after submission, then
     /// 404. Default 1 hour (in seconds in TOML).
-    #[serde(with = "secs")]
+    #[serde(with = "crate::secs")]
     pub retention: Duration,
     /// Accepted API keys. Default `None`: any non-empty key is accepted. A
     /// missing key is always 401.
@@ -321,7 +306,7 @@ pub struct MockConfig {
     pub max_connections: usize,
     /// A request's head must arrive within this, and a kept-alive
     /// connection with no new request this long is closed. Default 10 s.
-    #[serde(with = "secs")]
+    #[serde(with = "crate::secs")]
     pub header_timeout: Duration,
 }
 
@@ -347,31 +332,5 @@ impl Default for MockConfig {
             max_connections: 256,
             header_timeout: Duration::from_secs(10),
         }
-    }
-}
-
-impl MockConfig {
-    /// Checks every value against the crate's bounds (`MAX_*` constants:
-    /// durations, fault codes and latencies, rates, key lists, …).
-    ///
-    /// # Errors
-    /// The first value out of bounds, naming its field and the bound, e.g.
-    /// `retention: 1e12 s given, at most 315360000 s allowed`.
-    pub fn validate(&self) -> Result<(), String> {
-        crate::limits::config(self)
-    }
-
-    /// Reads and checks a TOML configuration file (what `--config` takes).
-    ///
-    /// # Errors
-    /// The file cannot be read, is not valid TOML for this type, or a value
-    /// is out of bounds; the message starts with the path.
-    pub fn from_toml_file(path: &std::path::Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let config: Self = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-        config
-            .validate()
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(config)
     }
 }

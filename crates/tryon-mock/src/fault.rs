@@ -73,7 +73,7 @@ pub enum FaultKind {
     /// Wait this long (real time) before handling the call (at most
     /// [`MAX_LATENCY_SECS`](crate::MAX_LATENCY_SECS); the latencies of all
     /// matching faults add up to at most that too).
-    Latency(#[serde(with = "crate::config::secs")] Duration),
+    Latency(#[serde(with = "crate::secs")] Duration),
     /// Close the connection without a response before handling the call:
     /// nothing is accepted or billed.
     DropBeforeAccept,

@@ -10,11 +10,13 @@ mod journal;
 mod limits;
 mod log;
 mod render;
+mod secs;
 mod serve;
 mod server;
 #[cfg(feature = "spec-check")]
 pub mod spec_check;
 mod state;
+mod sync;
 mod validate;
 
 pub use clock::MockClock;

@@ -199,6 +199,32 @@ pub(crate) fn clamp_stages(s: Stages) -> Stages {
     Stages::new(s.queued.min(max), s.processing.min(max))
 }
 
+impl MockConfig {
+    /// Checks every value against the crate's bounds (`MAX_*` constants:
+    /// durations, fault codes and latencies, rates, key lists, …).
+    ///
+    /// # Errors
+    /// The first value out of bounds, naming its field and the bound, e.g.
+    /// `retention: 1e12 s given, at most 315360000 s allowed`.
+    pub fn validate(&self) -> Result<(), String> {
+        config(self)
+    }
+
+    /// Reads and checks a TOML configuration file (what `--config` takes).
+    ///
+    /// # Errors
+    /// The file cannot be read, is not valid TOML for this type, or a value
+    /// is out of bounds; the message starts with the path.
+    pub fn from_toml_file(path: &std::path::Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let config: Self = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        config
+            .validate()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(config)
+    }
+}
+
 /// Checks a whole configuration (the TOML file of the standalone mock).
 ///
 /// # Errors

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use image::{ImageEncoder, ImageReader, Limits, Rgba, RgbaImage, imageops};
 use tryon_api::types::{OutputFormat, TryOnInput};
 
-use crate::state::lock;
+use crate::sync::lock;
 
 /// Size of the generated image when the person photo is unknown or its size
 /// is not preserved. Small on purpose, so tests stay fast.

@@ -12,7 +12,8 @@ use crate::config::{Credits, FailRule, MockConfig, RateLimit, RealisticProfile, 
 use crate::fault::Fault;
 use crate::http::conn::{ConnLimits, accept_loop};
 use crate::journal::JournalEntry;
-use crate::state::{State, lock};
+use crate::state::State;
+use crate::sync::lock;
 
 /// A running fake of the try-on API on a random loopback port.
 ///

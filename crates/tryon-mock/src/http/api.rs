@@ -12,7 +12,8 @@ use tryon_api::types::{
 use super::routes::Endpoint;
 use super::{Reply, error, json_response, method_not_allowed, read_body, with_retry_after};
 use crate::render::{self, RenderInput};
-use crate::state::{JobView, Refusal, State, canonical_id, lock};
+use crate::state::{JobView, Refusal, State, canonical_id};
+use crate::sync::lock;
 use crate::validate::{self, Invalid};
 
 type Incoming = Request<hyper::body::Incoming>;

@@ -14,7 +14,8 @@ use super::{Reply, api, control, error, with_retry_after};
 use crate::MAX_RECORDED_BODY;
 use crate::fault::FaultKind;
 use crate::journal::JournalEntry;
-use crate::state::{State, lock};
+use crate::state::State;
+use crate::sync::lock;
 
 /// Returned to hyper to close a connection without a response.
 #[derive(Debug)]

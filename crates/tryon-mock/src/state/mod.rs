@@ -3,7 +3,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,12 +23,7 @@ use crate::fault::{Fault, FaultKind, Route};
 use crate::journal::JournalEntry;
 use crate::limits;
 use crate::render::{self, Render, RenderInput};
-
-/// Locks a mutex, ignoring poisoning: a panicking test thread must not make
-/// the mock unusable for the rest of the suite.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
+use crate::sync::lock;
 
 pub(crate) struct ActiveFault {
     pub(crate) fault: Fault,
