@@ -1,10 +1,13 @@
 //! The control API against its contract, `openapi/tryon-mock-control.yaml`:
 //! every documented operation is called with its example (and with bodies
-//! that must be refused) and each answer's status and JSON body are checked
-//! against the document; every control route in the mock's source is
+//! that must be refused), and the mock's own spec check (feature
+//! `spec-check`, on in these tests) judges each answer's status and JSON
+//! body against the document, exactly as it judges the API's answers against
+//! `openapi/segmind-tryon.yaml`; every control route the mock serves is
 //! documented; and the Python package's table of calls
 //! (`python/src/tryon_mock/control_routes.json`) is exactly the document's
-//! operations.
+//! operations. (That each example matches its own schema is a unit test of
+//! `spec_check`, whose validator is private.)
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 mod common;
@@ -13,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use tryon_mock::{Credits, Fault, MockServer, RetryAfter, Route};
 
 const METHODS: [&str; 5] = ["get", "post", "put", "delete", "patch"];
@@ -56,142 +59,6 @@ fn operations(doc: &Value) -> Vec<Operation<'_>> {
     out
 }
 
-// ---- a small OpenAPI 3.0 schema validator ----------------------------------
-//
-// The parts the control document uses: `$ref`, `type`, `nullable`, `enum`,
-// `required`, `properties`, `additionalProperties: false`, `items`, `oneOf`
-// (exactly one must match), `allOf`, `minimum`/`maximum`,
-// `exclusiveMinimum`.
-
-fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
-    match schema.get("$ref").and_then(Value::as_str) {
-        Some(r) => {
-            let target = r
-                .trim_start_matches("#/")
-                .split('/')
-                .fold(doc, |cur, part| &cur[part]);
-            assert!(!target.is_null(), "dangling $ref {r}");
-            resolve(doc, target)
-        }
-        None => schema,
-    }
-}
-
-fn validate(doc: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec<String>) {
-    let schema = resolve(doc, schema);
-    if value.is_null() {
-        if schema["nullable"] != json!(true) {
-            errors.push(format!("{at}: null but not nullable"));
-        }
-        return;
-    }
-    for part in schema["allOf"].as_array().into_iter().flatten() {
-        validate(doc, part, value, at, errors);
-    }
-    if let Some(options) = schema["oneOf"].as_array() {
-        let matching = options
-            .iter()
-            .filter(|option| {
-                let mut e = Vec::new();
-                validate(doc, option, value, at, &mut e);
-                e.is_empty()
-            })
-            .count();
-        if matching != 1 {
-            errors.push(format!(
-                "{at}: {value} matches {matching} of the oneOf options, not exactly one"
-            ));
-        }
-    }
-    if let Some(options) = schema["enum"].as_array()
-        && !options.contains(value)
-    {
-        errors.push(format!("{at}: {value} not in {options:?}"));
-    }
-    let type_ok = match schema["type"].as_str() {
-        Some("object") => value.is_object(),
-        Some("array") => value.is_array(),
-        Some("string") => value.is_string(),
-        Some("integer") => value.is_i64() || value.is_u64(),
-        Some("number") => value.is_number(),
-        Some("boolean") => value.is_boolean(),
-        _ => true,
-    };
-    if !type_ok {
-        errors.push(format!("{at}: {value} is not of type {}", schema["type"]));
-        return;
-    }
-    if let Some(n) = value.as_f64() {
-        let exclusive = schema["exclusiveMinimum"] == json!(true);
-        if let Some(min) = schema["minimum"].as_f64()
-            && (n < min || (exclusive && n <= min))
-        {
-            errors.push(format!("{at}: {n} below the minimum {min}"));
-        }
-        if schema["maximum"].as_f64().is_some_and(|max| n > max) {
-            errors.push(format!("{at}: {n} above the maximum"));
-        }
-    }
-    if let Some(object) = value.as_object() {
-        for required in schema["required"].as_array().into_iter().flatten() {
-            let required = required.as_str().unwrap();
-            if !object.contains_key(required) {
-                errors.push(format!("{at}: missing required {required}"));
-            }
-        }
-        for (k, v) in object {
-            match schema["properties"].get(k) {
-                Some(s) => validate(doc, s, v, &format!("{at}.{k}"), errors),
-                None if schema["additionalProperties"] == json!(false) => {
-                    errors.push(format!("{at}: undeclared property {k}"));
-                }
-                None => {}
-            }
-        }
-    }
-    if let Some(items) = value.as_array() {
-        for (i, item) in items.iter().enumerate() {
-            validate(doc, &schema["items"], item, &format!("{at}[{i}]"), errors);
-        }
-    }
-}
-
-fn check(doc: &Value, schema: &Value, value: &Value, at: &str) -> Vec<String> {
-    let mut errors = Vec::new();
-    validate(doc, schema, value, at, &mut errors);
-    errors
-}
-
-#[test]
-fn the_validator_rejects_what_the_schemas_exclude() {
-    let doc = document();
-    let schema = |name: &str| json!({ "$ref": format!("#/components/schemas/{name}") });
-    let fault = schema("Fault");
-    let good = json!({"route": "status", "kind": {"status": {"code": 503, "retry_after": null}}, "times": null});
-    assert_eq!(check(&doc, &fault, &good, "fault"), Vec::<String>::new());
-    for bad in [
-        json!({"route": "nowhere", "kind": "not_json"}),
-        json!({"route": "status", "kind": "explode"}),
-        json!({"route": "status", "kind": {"status": {"code": 503}, "latency": 1.0}}),
-        json!({"route": "status", "kind": {"latency": -1.0}}),
-        json!({"route": "status", "kind": "not_json", "extra": 1}),
-        json!({"kind": "not_json"}),
-    ] {
-        assert!(!check(&doc, &fault, &bad, "fault").is_empty(), "{bad}");
-    }
-    assert!(!check(&doc, &schema("Now"), &json!({"now": "3"}), "now").is_empty());
-    assert!(
-        !check(
-            &doc,
-            &schema("RateLimit"),
-            &json!({"per_second": 0, "burst": 1}),
-            "r"
-        )
-        .is_empty()
-    );
-    assert!(check(&doc, &schema("RateLimit"), &Value::Null, "r").is_empty());
-}
-
 // ---- the live checks --------------------------------------------------------
 
 /// A mock with something in every collection: a billed job with a balance
@@ -225,40 +92,26 @@ async fn send(
     (status, response.bytes().await.unwrap().to_vec())
 }
 
-/// Checks an answer against the operation's documented responses.
-fn check_answer(
-    doc: &Value,
-    op: &Operation<'_>,
-    status: u16,
-    body: &[u8],
-    what: &str,
-) -> Vec<String> {
-    let at = format!(
-        "{} {} ({what}) -> {status}",
-        op.method.to_uppercase(),
-        op.path
+/// What the server's spec check must show after `calls` control answers on
+/// a seeded server (whose one submit it checked too): each answer checked,
+/// each one documented for its operation, none off the document.
+fn assert_all_documented(server: &MockServer, calls: u64, what: &str) {
+    let report = server.spec_report();
+    assert!(
+        report.violations.is_empty(),
+        "{what}: answers that do not match openapi/tryon-mock-control.yaml:\n{}",
+        report.violations.join("\n")
     );
-    let Some(response) = op.op["responses"].get(status.to_string()) else {
-        return vec![format!("{at}: status not documented")];
-    };
-    let response = resolve(doc, response);
-    let Some(schema) = response.pointer("/content/application~1json/schema") else {
-        return vec![format!("{at}: documented without a JSON schema")];
-    };
-    match serde_json::from_slice::<Value>(body) {
-        Ok(value) => check(doc, schema, &value, &at),
-        Err(e) => vec![format!(
-            "{at}: body is not JSON ({e}): {}",
-            String::from_utf8_lossy(body)
-        )],
-    }
+    assert_eq!(report.checked, 1 + calls, "{what}: answers checked");
+    assert!(report.exceptions.is_empty(), "{what}: {report:?}");
+    assert!(report.injected.is_empty(), "{what}: {report:?}");
+    assert_eq!(report.off_spec, 0, "{what}: {report:?}");
 }
 
 #[tokio::test]
 async fn every_documented_operation_answers_as_documented() {
     let doc = document();
     let http = reqwest::Client::new();
-    let mut errors = Vec::new();
     let mut called = 0;
     for op in operations(&doc) {
         // A fresh, seeded mock per operation, so `reset` or `clearFaults`
@@ -287,12 +140,7 @@ async fn every_documented_operation_answers_as_documented() {
         let body = op
             .op
             .pointer("/requestBody/content/application~1json/example")
-            .map(|example| {
-                // The example is itself checked against the request schema.
-                let at = format!("{} example", op.id);
-                errors.extend(check(&doc, request_schema.unwrap(), example, &at));
-                serde_json::to_vec(example).unwrap()
-            });
+            .map(|example| serde_json::to_vec(example).unwrap());
         assert_eq!(
             request_schema.is_some(),
             body.is_some(),
@@ -300,15 +148,14 @@ async fn every_documented_operation_answers_as_documented() {
             op.id
         );
         let (status, answer) = send(&http, op.method, &url, body).await;
+        let mut calls = 1;
         called += 1;
-        if !(200..300).contains(&status) {
-            errors.push(format!(
-                "{}: the example was refused with {status}: {}",
-                op.id,
-                String::from_utf8_lossy(&answer)
-            ));
-        }
-        errors.extend(check_answer(&doc, &op, status, &answer, "example"));
+        assert!(
+            (200..300).contains(&status),
+            "{}: the example was refused with {status}: {}",
+            op.id,
+            String::from_utf8_lossy(&answer)
+        );
 
         // Bodies that must be refused, each answer as documented.
         if request_schema.is_some() {
@@ -316,16 +163,14 @@ async fn every_documented_operation_answers_as_documented() {
                 ("not JSON", b"{not json".to_vec(), 400),
                 ("wrong shape", br#"{"bogus": true}"#.to_vec(), 422),
             ] {
-                let (status, answer) = send(&http, op.method, &url, Some(bad)).await;
-                if status != want {
-                    errors.push(format!("{} ({what}): {status}, wanted {want}", op.id));
-                }
-                errors.extend(check_answer(&doc, &op, status, &answer, what));
+                let (status, _) = send(&http, op.method, &url, Some(bad)).await;
+                calls += 1;
+                assert_eq!(status, want, "{} ({what})", op.id);
             }
         }
+        assert_all_documented(&server, calls, &op.id);
     }
     assert!(called >= 11, "only {called} operations in the document");
-    assert!(errors.is_empty(), "{}", errors.join("\n"));
 }
 
 #[tokio::test]
@@ -333,6 +178,7 @@ async fn methods_the_document_does_not_list_are_not_served() {
     let doc = document();
     let server = MockServer::builder().virtual_time().start().await;
     let http = reqwest::Client::new();
+    let mut refused = BTreeSet::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         let listed: BTreeSet<String> = METHODS
             .iter()
@@ -365,6 +211,7 @@ async fn methods_the_document_does_not_list_are_not_served() {
                     .filter(|m| !m.is_empty())
                     .collect();
                 assert_eq!(allow, listed, "Allow of {path}");
+                refused.insert(format!("{} {path} 405", method.to_uppercase()));
             }
         }
     }
@@ -379,6 +226,12 @@ async fn methods_the_document_does_not_list_are_not_served() {
     assert_eq!(status, 404);
     // And the mock's clock was not moved by any of them.
     assert_eq!(server.now(), Duration::ZERO);
+    // The spec check saw each 405 as the rule for an undeclared method (its
+    // body an ErrorBody) and the 404 as off the document.
+    let report = server.spec_report();
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+    assert_eq!(report.exceptions, refused);
+    assert_eq!(report.off_spec, 1);
 }
 
 #[test]

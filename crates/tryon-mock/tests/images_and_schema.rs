@@ -281,27 +281,26 @@ async fn bodies_off_the_spec_are_caught_and_injected_statuses_are_the_tests_choi
     );
 }
 
-/// The crate packages its own copy of the spec (so `cargo package` needs
-/// nothing outside the crate); it must be the workspace's, byte for byte.
-/// Outside the workspace (a packaged crate) there is nothing to compare.
+/// The crate packages its own copies of the API spec and of the control
+/// API's document (so `cargo package` needs nothing outside the crate); each
+/// must be the workspace's, byte for byte. Outside the workspace (a packaged
+/// crate) there is nothing to compare.
 #[test]
 fn the_packaged_spec_is_the_workspace_spec() {
-    let root = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../openapi/segmind-tryon.yaml"
-    );
-    let packaged = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/segmind-tryon.yaml");
-    let packaged = std::fs::read_to_string(packaged).unwrap();
-    match std::fs::read_to_string(root) {
-        Ok(workspace) => assert!(
-            workspace == packaged,
-            "crates/tryon-mock/openapi/segmind-tryon.yaml differs from openapi/segmind-tryon.yaml: \
-             cp openapi/segmind-tryon.yaml crates/tryon-mock/openapi/"
-        ),
-        Err(e) => assert!(
-            !std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.toml"))
-                .exists(),
-            "the workspace spec cannot be read: {e}"
-        ),
+    let crate_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for name in ["segmind-tryon.yaml", "tryon-mock-control.yaml"] {
+        let root = crate_dir.join("../../openapi").join(name);
+        let packaged = std::fs::read_to_string(crate_dir.join("openapi").join(name)).unwrap();
+        match std::fs::read_to_string(&root) {
+            Ok(workspace) => assert!(
+                workspace == packaged,
+                "crates/tryon-mock/openapi/{name} differs from openapi/{name}: \
+                 cp openapi/{name} crates/tryon-mock/openapi/"
+            ),
+            Err(e) => assert!(
+                !crate_dir.join("../../Cargo.toml").exists(),
+                "the workspace's openapi/{name} cannot be read: {e}"
+            ),
+        }
     }
 }

@@ -76,6 +76,8 @@ pub(crate) async fn handle(
     let path = req.uri().path().to_string();
     if path.starts_with("/__mock/") {
         let response = control::handle(&state, req).await;
+        #[cfg(feature = "spec-check")]
+        check_spec(&state, method.as_str(), &path, &response, false);
         tracing::info!(%method, %path, status = response.status().as_u16(), "control");
         return Ok(response);
     }
@@ -131,23 +133,8 @@ pub(crate) async fn handle(
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes() == b"application/json");
     #[cfg(feature = "spec-check")]
-    if is_json && let Some(report) = &state.spec {
-        let result = if is_injected {
-            crate::spec_check::check_injected(
-                method.as_str(),
-                &path,
-                status.as_u16(),
-                response.body(),
-            )
-        } else {
-            crate::spec_check::check_response(
-                method.as_str(),
-                &path,
-                status.as_u16(),
-                response.body(),
-            )
-        };
-        lock(report).record(status.as_u16(), result);
+    if is_json {
+        check_spec(&state, method.as_str(), &path, &response, is_injected);
     }
     #[cfg(not(feature = "spec-check"))]
     let _ = is_injected;
@@ -165,6 +152,23 @@ pub(crate) async fn handle(
         "request"
     );
     Ok(response)
+}
+
+/// Records the spec check of a JSON answer (the control API's against its
+/// own document) in the server's report; `injected` when a test chose the
+/// status with a fault.
+#[cfg(feature = "spec-check")]
+fn check_spec(state: &State, method: &str, path: &str, response: &Reply, injected: bool) {
+    let Some(report) = &state.spec else {
+        return;
+    };
+    let status = response.status().as_u16();
+    let result = if injected {
+        crate::spec_check::check_injected(method, path, status, response.body())
+    } else {
+        crate::spec_check::check_response(method, path, status, response.body())
+    };
+    lock(report).record(status, result);
 }
 
 /// Applies a body fault, keeping the status and side effects.
