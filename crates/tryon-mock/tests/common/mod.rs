@@ -66,16 +66,18 @@ pub async fn result_of(uri: &str, id: &str) -> (u16, Value) {
     (code, r.json().await.unwrap_or(Value::Null))
 }
 
+/// A PNG of a `w`x`h` image of one colour.
+pub fn png(w: u32, h: u32, rgb: [u8; 3]) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::RgbImage::from_pixel(w, h, image::Rgb(rgb))
+        .write_to(&mut out, image::ImageFormat::Png)
+        .unwrap();
+    out.into_inner()
+}
+
 /// A PNG data URI of a `w`x`h` image of one colour.
 pub fn png_data_uri(w: u32, h: u32, rgb: [u8; 3]) -> String {
-    use base64::Engine as _;
-    let img = image::RgbImage::from_pixel(w, h, image::Rgb(rgb));
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
-    format!(
-        "data:image/png;base64,{}",
-        base64::engine::general_purpose::STANDARD.encode(out.into_inner())
-    )
+    png_uri(&png(w, h, rgb))
 }
 
 fn crc32(data: &[u8]) -> u32 {
@@ -93,7 +95,8 @@ fn crc32(data: &[u8]) -> u32 {
     !crc
 }
 
-fn chunk(out: &mut Vec<u8>, kind: [u8; 4], data: &[u8]) {
+/// Appends a PNG chunk of `kind` holding `data`, with its length and CRC.
+pub fn chunk(out: &mut Vec<u8>, kind: [u8; 4], data: &[u8]) {
     out.extend_from_slice(&u32::try_from(data.len()).unwrap().to_be_bytes());
     let start = out.len();
     out.extend_from_slice(&kind);
