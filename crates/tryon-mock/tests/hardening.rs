@@ -27,10 +27,7 @@ async fn control(uri: &str, method: &str, path: &str, body: &str) -> (u16, Value
 
 /// Submit, advance, status, result and the output image all work.
 async fn normal_flow_works(uri: &str) {
-    let id = submit(uri, &body(1)).await["request_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = submit_id(uri, &body(1)).await;
     let (code, _) = control(uri, "POST", "advance", r#"{"seconds": 10}"#).await;
     assert_eq!(code, 200);
     assert_eq!(status_of(uri, &id).await.1["status"], "COMPLETED");
@@ -194,10 +191,7 @@ async fn an_output_is_rendered_once() {
     let mut b = body(1);
     b["person_image"] = json!(png_data_uri(300, 400, [200, 10, 10]));
     b["preserve_input_size"] = json!(true);
-    let id = submit(&uri, &b).await["request_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = submit_id(&uri, &b).await;
     server.advance(Duration::from_secs(10));
     let url = result_of(&uri, &id).await.1["output"]
         .as_str()

@@ -20,10 +20,7 @@ use tryon_mock::{FailRule, Fault, JobMatch, MockServer, Route};
 
 async fn completed_output(server: &MockServer, body: &Value) -> (String, Vec<u8>) {
     let uri = server.uri();
-    let id = submit(&uri, body).await["request_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = submit_id(&uri, body).await;
     server.advance(Duration::from_secs(10));
     let (code, r) = result_of(&uri, &id).await;
     assert_eq!(code, 200, "{r}");
@@ -138,10 +135,7 @@ async fn every_body_sent_matches_the_spec() {
         .await;
     let uri = server.uri();
     // Successes in every state.
-    let id = submit(&uri, &body(1)).await["request_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = submit_id(&uri, &body(1)).await;
     status_of(&uri, &id).await;
     result_of(&uri, &id).await;
     server.advance(Duration::from_millis(30));
@@ -155,10 +149,7 @@ async fn every_body_sent_matches_the_spec() {
     let mut b = body(1);
     b["seed"] = json!(66);
     server.set_balance(KEY, 10.0);
-    let failed = submit(&uri, &b).await["request_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let failed = submit_id(&uri, &b).await;
     server.advance(Duration::from_secs(1));
     status_of(&uri, &failed).await;
     result_of(&uri, &failed).await;

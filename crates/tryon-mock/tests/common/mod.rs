@@ -47,6 +47,22 @@ pub async fn submit(uri: &str, body: &Value) -> Value {
     r.json().await.unwrap()
 }
 
+/// Submits and returns the new job's `request_id`.
+pub async fn submit_id(uri: &str, body: &Value) -> String {
+    submit(uri, body).await["request_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Submits and returns only the answer's status code.
+pub async fn submit_status(uri: &str, body: &Value) -> u16 {
+    post(uri, "/v2/p-image-try-on", body)
+        .await
+        .status()
+        .as_u16()
+}
+
 /// The status code and the `error` text of an error answer.
 pub async fn error_of(r: reqwest::Response) -> (u16, String) {
     let code = r.status().as_u16();
