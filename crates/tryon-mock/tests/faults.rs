@@ -275,12 +275,7 @@ async fn dropped_connection_before_accept_is_not_billed() {
         .fault(Fault::drop_before_accept(Route::Submit))
         .start()
         .await;
-    let r = client()
-        .post(format!("{}/v2/p-image-try-on", server.uri()))
-        .header("x-api-key", KEY)
-        .json(&body(1))
-        .send()
-        .await;
+    let r = try_post(&server.uri(), "/v2/p-image-try-on", &body(1)).await;
     assert!(r.is_err(), "{r:?}");
     assert_eq!(server.billed_submits(), 0);
     assert_eq!(server.job_count(), 0);
@@ -295,12 +290,7 @@ async fn dropped_connection_after_accept_is_billed() {
         .await;
     // A refused submit does not consume the fault.
     assert_eq!(submit_status(&server.uri(), &body(12)).await, 422);
-    let r = client()
-        .post(format!("{}/v2/p-image-try-on", server.uri()))
-        .header("x-api-key", KEY)
-        .json(&body(1))
-        .send()
-        .await;
+    let r = try_post(&server.uri(), "/v2/p-image-try-on", &body(1)).await;
     assert!(r.is_err(), "{r:?}");
     assert_eq!(server.billed_submits(), 1);
     assert_eq!(server.job_count(), 1);

@@ -21,14 +21,19 @@ pub fn body(garments: usize) -> Value {
     })
 }
 
-pub async fn post(uri: &str, path: &str, body: &Value) -> reqwest::Response {
+/// POSTs `body` to `uri` + `path` with the test key; a dropped connection
+/// is an `Err`.
+pub async fn try_post(uri: &str, path: &str, body: &Value) -> reqwest::Result<reqwest::Response> {
     client()
         .post(format!("{uri}{path}"))
         .header("x-api-key", KEY)
         .json(body)
         .send()
         .await
-        .unwrap()
+}
+
+pub async fn post(uri: &str, path: &str, body: &Value) -> reqwest::Response {
+    try_post(uri, path, body).await.unwrap()
 }
 
 pub async fn get(url: &str) -> reqwest::Response {
