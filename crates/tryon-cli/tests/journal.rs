@@ -6,26 +6,10 @@
 mod common;
 
 use std::os::unix::process::ExitStatusExt as _;
-use std::path::Path;
 use std::time::Duration;
 
-use common::{journal_ids, output, text, tryon, write_manifest};
+use common::{batch, journal_ids, output, text, tryon, write_manifest};
 use tryon_mock::MockServer;
-
-fn batch(
-    server: &MockServer,
-    manifest: &Path,
-    out_dir: &Path,
-    extra: &[&str],
-) -> std::process::Command {
-    let mut cmd = tryon(server);
-    cmd.arg("batch")
-        .arg(manifest)
-        .arg("--out-dir")
-        .arg(out_dir)
-        .args(extra);
-    cmd
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_after_each_journal_write_never_bills_a_row_twice() {

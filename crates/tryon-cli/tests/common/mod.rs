@@ -34,6 +34,22 @@ pub(crate) fn tryon(server: &MockServer) -> Command {
     cmd
 }
 
+/// `tryon batch MANIFEST --out-dir OUT_DIR EXTRA...` against `server`.
+pub(crate) fn batch(
+    server: &MockServer,
+    manifest: &Path,
+    out_dir: &Path,
+    extra: &[&str],
+) -> std::process::Command {
+    let mut cmd = tryon(server);
+    cmd.arg("batch")
+        .arg(manifest)
+        .arg("--out-dir")
+        .arg(out_dir)
+        .args(extra);
+    cmd
+}
+
 /// Run a command to its end in a blocking task (the mock keeps serving on
 /// the test's runtime meanwhile).
 pub(crate) async fn output(mut cmd: Command) -> Output {
