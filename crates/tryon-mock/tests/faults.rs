@@ -104,13 +104,7 @@ async fn missing_and_unknown_keys_are_401() {
             .0,
         401
     );
-    let good = client()
-        .post(format!("{uri}/v2/p-image-try-on"))
-        .header("x-api-key", "sk-good")
-        .json(&body(1))
-        .send()
-        .await
-        .unwrap();
+    let good = post_with_key("sk-good", &uri, "/v2/p-image-try-on", &body(1)).await;
     assert_eq!(good.status(), 200);
     server.set_keys(None);
     assert_eq!(submit_status(&uri, &body(1)).await, 200);
@@ -184,13 +178,7 @@ async fn token_bucket_per_key_with_retry_after() {
     assert_eq!(limited.status(), 429);
     assert_eq!(limited.headers()["retry-after"], "2");
     // Another key has its own bucket.
-    let other = client()
-        .post(format!("{uri}/v2/p-image-try-on"))
-        .header("x-api-key", "sk-other")
-        .json(&body(1))
-        .send()
-        .await
-        .unwrap();
+    let other = post_with_key("sk-other", &uri, "/v2/p-image-try-on", &body(1)).await;
     assert_eq!(other.status(), 200);
     server.advance(Duration::from_secs(2));
     assert_eq!(submit_status(&uri, &body(1)).await, 200);

@@ -221,29 +221,20 @@ async fn wire_details_allow_415_and_canonical_ids() {
     let server = MockServer::builder().virtual_time().start().await;
     let uri = server.uri();
     // 405 names the allowed method (RFC 9110), on the API and the control API.
-    let r = client()
-        .get(format!("{uri}/v2/p-image-try-on"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 405);
-    assert_eq!(r.headers()["allow"], "POST");
-    let r = client()
-        .delete(format!("{uri}/v2/requests/{}/status", uuid()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        (r.status().as_u16(), &r.headers()["allow"]),
-        (405, &"GET".parse().unwrap())
-    );
-    let r = client()
-        .put(format!("{uri}/__mock/faults"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 405);
-    assert_eq!(r.headers()["allow"], "GET, POST, DELETE");
+    let status_path = format!("/v2/requests/{}/status", uuid());
+    for (method, path, allow) in [
+        (reqwest::Method::GET, "/v2/p-image-try-on", "POST"),
+        (reqwest::Method::DELETE, status_path.as_str(), "GET"),
+        (reqwest::Method::PUT, "/__mock/faults", "GET, POST, DELETE"),
+    ] {
+        let r = client()
+            .request(method, format!("{uri}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 405, "{path}");
+        assert_eq!(r.headers()["allow"], allow, "{path}");
+    }
     // A body declared as something else than JSON: 415, not billed.
     for path in ["/v2/p-image-try-on", "/v1/p-image-try-on", "/upload-asset"] {
         let r = post_as(&format!("{uri}{path}"), "text/plain", body(1).to_string()).await;

@@ -175,13 +175,7 @@ async fn journal_and_billing_per_key() {
     let server = MockServer::builder().virtual_time().start().await;
     let uri = server.uri();
     submit(&uri, &body(1)).await;
-    let other = client()
-        .post(format!("{uri}/v2/p-image-try-on"))
-        .header("x-api-key", "sk-other")
-        .json(&body(2))
-        .send()
-        .await
-        .unwrap();
+    let other = post_with_key("sk-other", &uri, "/v2/p-image-try-on", &body(2)).await;
     assert_eq!(other.status(), 200);
     // A refused submit is not billed.
     let bad = post(&uri, "/v2/p-image-try-on", &json!({})).await;

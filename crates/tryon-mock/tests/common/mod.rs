@@ -21,19 +21,34 @@ pub fn body(garments: usize) -> Value {
     })
 }
 
-/// POSTs `body` to `uri` + `path` with the test key; a dropped connection
-/// is an `Err`.
-pub async fn try_post(uri: &str, path: &str, body: &Value) -> reqwest::Result<reqwest::Response> {
+/// POSTs `body` to `uri` + `path` with the API key `key`; a dropped
+/// connection is an `Err`.
+pub async fn try_post_with_key(
+    key: &str,
+    uri: &str,
+    path: &str,
+    body: &Value,
+) -> reqwest::Result<reqwest::Response> {
     client()
         .post(format!("{uri}{path}"))
-        .header("x-api-key", KEY)
+        .header("x-api-key", key)
         .json(body)
         .send()
         .await
 }
 
+/// [`try_post_with_key`] with the test key.
+pub async fn try_post(uri: &str, path: &str, body: &Value) -> reqwest::Result<reqwest::Response> {
+    try_post_with_key(KEY, uri, path, body).await
+}
+
+/// POSTs `body` to `uri` + `path` with the API key `key`.
+pub async fn post_with_key(key: &str, uri: &str, path: &str, body: &Value) -> reqwest::Response {
+    try_post_with_key(key, uri, path, body).await.unwrap()
+}
+
 pub async fn post(uri: &str, path: &str, body: &Value) -> reqwest::Response {
-    try_post(uri, path, body).await.unwrap()
+    post_with_key(KEY, uri, path, body).await
 }
 
 pub async fn get(url: &str) -> reqwest::Response {
