@@ -330,33 +330,22 @@ async fn control_api_drives_the_mock() {
     let uri = server.uri();
     let http = client();
     let id = submit_id(&uri, &body(1)).await;
-    let now: serde_json::Value = http
-        .post(format!("{uri}/__mock/advance"))
-        .json(&json!({"seconds": 5}))
-        .send()
+    let now: serde_json::Value = control_post(&uri, "/__mock/advance", &json!({"seconds": 5}))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     assert_eq!(now["now"], 5.0);
     assert_eq!(status_of(&uri, &id).await.1["status"], "COMPLETED");
-    let r = http
-        .post(format!("{uri}/__mock/faults"))
-        .json(&json!({"route": "status", "kind": {"status": {"code": 503, "retry_after": {"seconds": 1}}}, "times": 1}))
-        .send()
-        .await
-        .unwrap();
+    let r = control_post(
+        &uri,
+        "/__mock/faults",
+        &json!({"route": "status", "kind": {"status": {"code": 503, "retry_after": {"seconds": 1}}}, "times": 1}),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     assert_eq!(status_of(&uri, &id).await.0, 503);
-    let journal: serde_json::Value = http
-        .get(format!("{uri}/__mock/journal"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let journal = control_get(&uri, "/__mock/journal").await;
     assert_eq!(journal.as_array().unwrap().len(), 3);
     // A fingerprint of the key, never a piece of it.
     assert_eq!(
@@ -364,14 +353,7 @@ async fn control_api_drives_the_mock() {
         tryon_mock::key_fingerprint(KEY)
     );
     assert!(!journal.to_string().contains("sk-t"), "{journal}");
-    let billing: serde_json::Value = http
-        .get(format!("{uri}/__mock/billing?key={KEY}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let billing = control_get(&uri, &format!("/__mock/billing?key={KEY}")).await;
     assert_eq!(billing["billed_submits_for_key"], 1);
     assert_eq!(
         http.post(format!("{uri}/__mock/reset"))

@@ -404,6 +404,15 @@ async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> 
     .map(|()| seen)
 }
 
+/// A raw connection to `server` that has sent `bytes`.
+async fn connect_and_send(server: &MockServer, bytes: &[u8]) -> tokio::net::TcpStream {
+    let mut stream = tokio::net::TcpStream::connect(server.address())
+        .await
+        .unwrap();
+    stream.write_all(bytes).await.unwrap();
+    stream
+}
+
 #[tokio::test]
 async fn slow_headers_and_idle_connections_are_closed() {
     let server = MockServer::builder()
@@ -411,12 +420,7 @@ async fn slow_headers_and_idle_connections_are_closed() {
         .start()
         .await;
     // A head that never ends (slowloris).
-    let mut slow = tokio::net::TcpStream::connect(server.address())
-        .await
-        .unwrap();
-    slow.write_all(b"GET /__mock/health HTTP/1.1\r\nHost: x\r\n")
-        .await
-        .unwrap();
+    let mut slow = connect_and_send(&server, b"GET /__mock/health HTTP/1.1\r\nHost: x\r\n").await;
     let started = Instant::now();
     assert!(
         closed_within(&mut slow, Duration::from_secs(10))
@@ -425,12 +429,8 @@ async fn slow_headers_and_idle_connections_are_closed() {
     );
     assert!(started.elapsed() >= Duration::from_millis(300));
     // A kept-alive connection that goes quiet after one request.
-    let mut idle = tokio::net::TcpStream::connect(server.address())
-        .await
-        .unwrap();
-    idle.write_all(b"GET /__mock/health HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
+    let mut idle =
+        connect_and_send(&server, b"GET /__mock/health HTTP/1.1\r\nHost: x\r\n\r\n").await;
     let seen = closed_within(&mut idle, Duration::from_secs(10))
         .await
         .unwrap();

@@ -60,6 +60,28 @@ pub async fn get(url: &str) -> reqwest::Response {
         .unwrap()
 }
 
+/// GETs the control API's `path` (no key) and returns its JSON.
+pub async fn control_get(uri: &str, path: &str) -> Value {
+    client()
+        .get(format!("{uri}{path}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// POSTs `body` to the control API's `path` (no key).
+pub async fn control_post(uri: &str, path: &str, body: &Value) -> reqwest::Response {
+    client()
+        .post(format!("{uri}{path}"))
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Submits and returns the submit response's JSON.
 pub async fn submit(uri: &str, body: &Value) -> Value {
     let r = post(uri, "/v2/p-image-try-on", body).await;
