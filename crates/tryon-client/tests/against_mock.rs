@@ -18,6 +18,7 @@ use tryon_mock::{
 
 mod common;
 use common::png::{png, png_size};
+use common::request;
 
 const KEY: &str = "sk-test-SECRET-0123456789";
 
@@ -39,17 +40,6 @@ fn client(server: &MockServer) -> Client {
 
 fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
-}
-
-/// A request with `garments` garment URLs (the mock renders a placeholder
-/// for URLs it cannot resolve).
-fn request(garments: usize) -> TryOnRequest {
-    TryOnRequest::builder()
-        .person(Image::url("https://example.com/person.jpg"))
-        .garments((0..garments).map(|i| Image::url(format!("https://example.com/g{i}.jpg"))))
-        .seed(12345)
-        .build()
-        .unwrap()
 }
 
 /// A request whose person photo is a real `w`×`h` PNG sent inline, with
