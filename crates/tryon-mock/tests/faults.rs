@@ -43,13 +43,7 @@ async fn validation_errors_name_the_field() {
         422
     );
 
-    let malformed = client()
-        .post(format!("{uri}/v2/p-image-try-on"))
-        .header("x-api-key", KEY)
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
+    let malformed = post_raw(&uri, "/v2/p-image-try-on", "{not json").await;
     assert_eq!(error_of(malformed).await.0, 400);
     assert_eq!(server.billed_submits(), 0);
 }
@@ -58,13 +52,7 @@ async fn validation_errors_name_the_field() {
 async fn oversized_wrong_method_unknown_path() {
     let server = MockServer::builder().max_body_bytes(1024).start().await;
     let uri = server.uri();
-    let big = client()
-        .post(format!("{uri}/v2/p-image-try-on"))
-        .header("x-api-key", KEY)
-        .body(vec![b' '; 4096])
-        .send()
-        .await
-        .unwrap();
+    let big = post_raw(&uri, "/v2/p-image-try-on", vec![b' '; 4096]).await;
     assert_eq!(error_of(big).await.0, 413);
     let wrong = client()
         .get(format!("{uri}/v2/p-image-try-on"))

@@ -378,12 +378,7 @@ async fn the_control_token_guards_the_control_api() {
     assert_eq!(advance(Some("s3cret")).await.unwrap().status(), 200);
     assert_eq!(server.now(), Duration::from_secs(1));
     // Readiness needs no token.
-    let r = client()
-        .get(format!("{uri}/__mock/health"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(health(&uri).await, 200);
 }
 
 /// Reads until the server closes the connection; `None` if it has not
@@ -469,13 +464,7 @@ async fn billing_for_a_key_reads_the_key_percent_decoded() {
     // A key with characters a query string must escape.
     let key = "sk+a&b=c %d";
     let server = MockServer::builder().keys([key]).start().await;
-    let r = client()
-        .post(format!("{}/v2/p-image-try-on", server.uri()))
-        .header("x-api-key", key)
-        .json(&body(1))
-        .send()
-        .await
-        .unwrap();
+    let r = post_with_key(key, &server.uri(), "/v2/p-image-try-on", &body(1)).await;
     assert_eq!(r.status(), 200);
     let query: String = form_urlencoded::Serializer::new(String::new())
         .append_pair("key", key)

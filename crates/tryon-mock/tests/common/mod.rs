@@ -21,6 +21,13 @@ pub fn body(garments: usize) -> Value {
     })
 }
 
+/// A POST to `uri` + `path` carrying the API key `key`.
+fn keyed_post(key: &str, uri: &str, path: &str) -> reqwest::RequestBuilder {
+    client()
+        .post(format!("{uri}{path}"))
+        .header("x-api-key", key)
+}
+
 /// POSTs `body` to `uri` + `path` with the API key `key`; a dropped
 /// connection is an `Err`.
 pub async fn try_post_with_key(
@@ -29,12 +36,7 @@ pub async fn try_post_with_key(
     path: &str,
     body: &Value,
 ) -> reqwest::Result<reqwest::Response> {
-    client()
-        .post(format!("{uri}{path}"))
-        .header("x-api-key", key)
-        .json(body)
-        .send()
-        .await
+    keyed_post(key, uri, path).json(body).send().await
 }
 
 /// [`try_post_with_key`] with the test key.
@@ -60,13 +62,29 @@ pub async fn get(url: &str) -> reqwest::Response {
         .unwrap()
 }
 
+/// GETs `url` without an API key.
+pub async fn get_without_key(url: &str) -> reqwest::Response {
+    client().get(url).send().await.unwrap()
+}
+
+/// The status code of `GET /__mock/health` (no key) on the mock at `url`.
+pub async fn health(url: &str) -> u16 {
+    get_without_key(&format!("{url}/__mock/health"))
+        .await
+        .status()
+        .as_u16()
+}
+
+/// POSTs the raw `body` (no content type) to `uri` + `path` with the test
+/// key.
+pub async fn post_raw(uri: &str, path: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
+    keyed_post(KEY, uri, path).body(body).send().await.unwrap()
+}
+
 /// GETs the control API's `path` (no key) and returns its JSON.
 pub async fn control_get(uri: &str, path: &str) -> Value {
-    client()
-        .get(format!("{uri}{path}"))
-        .send()
+    get_without_key(&format!("{uri}{path}"))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap()
