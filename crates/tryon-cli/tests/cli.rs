@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use assert_cmd::cargo::CommandCargoExt as _;
-use common::{KEY, assets, batch, journal_ids, output, text, tryon, write_manifest};
+use common::{KEY, assets, batch, batch_dir, journal_ids, output, text, tryon, write_manifest};
 use tryon_mock::{FailRule, JobMatch, MockServer, RateLimit, Stages, Timing};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -282,9 +282,7 @@ async fn batch_with_a_failed_row_and_a_429_storm() {
         .record_bodies(true)
         .start()
         .await;
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = write_manifest(dir.path(), 12, Some(4));
-    let out_dir = dir.path().join("out");
+    let (_dir, manifest, out_dir) = batch_dir(12, Some(4));
     let result = output(batch(
         &server,
         &manifest,
@@ -344,9 +342,7 @@ async fn batch_killed_mid_run_resumes_and_bills_each_row_once() {
         .record_bodies(true)
         .start()
         .await;
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = write_manifest(dir.path(), 12, None);
-    let out_dir = dir.path().join("out");
+    let (_dir, manifest, out_dir) = batch_dir(12, None);
 
     let mut cmd = batch(&server, &manifest, &out_dir, &["--concurrency", "4"]);
     cmd.stdout(Stdio::null()).stderr(Stdio::piped());

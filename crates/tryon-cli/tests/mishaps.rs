@@ -8,15 +8,13 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use common::{batch, output, text, tryon, write_manifest};
+use common::{batch, batch_dir, output, text, tryon, write_manifest};
 use tryon_mock::MockServer;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closed_stdout_and_stderr_do_not_stop_a_batch() {
     let server = MockServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = write_manifest(dir.path(), 16, None);
-    let out_dir = dir.path().join("out");
+    let (_dir, manifest, out_dir) = batch_dir(16, None);
     let mut cmd = tryon(&server);
     // `-v` makes the client log too, so the tracing writer meets the
     // closed pipe as well as the progress lines and the summary.
@@ -232,9 +230,7 @@ async fn control_characters_in_ids_are_escaped_on_the_terminal() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_prices_are_never_negative() {
     let server = MockServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = write_manifest(dir.path(), 2, None);
-    let out_dir = dir.path().join("out");
+    let (_dir, manifest, out_dir) = batch_dir(2, None);
     assert!(
         output(batch(&server, &manifest, &out_dir, &[]))
             .await

@@ -80,6 +80,18 @@ pub(crate) fn write_manifest(dir: &Path, rows: usize, failing_seed: Option<u64>)
     path
 }
 
+/// A temporary folder for a batch, the manifest written in it by
+/// [`write_manifest`] and the path of its `out` folder (not created).
+pub(crate) fn batch_dir(
+    rows: usize,
+    failing_seed: Option<u64>,
+) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let manifest = write_manifest(dir.path(), rows, failing_seed);
+    let out_dir = dir.path().join("out");
+    (dir, manifest, out_dir)
+}
+
 /// Row id -> request ids, from the CLI's journal.
 pub(crate) fn journal_ids(out_dir: &Path) -> HashMap<String, Vec<String>> {
     let mut ids: HashMap<String, Vec<String>> = HashMap::new();
