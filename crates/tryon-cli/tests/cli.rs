@@ -10,7 +10,10 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use assert_cmd::cargo::CommandCargoExt as _;
-use common::{KEY, assets, batch, batch_dir, journal_ids, output, text, tryon, write_manifest};
+use common::{
+    KEY, assert_has, assert_rerun_sends_nothing, assets, batch, batch_dir, journal_ids, output,
+    text, tryon, write_manifest,
+};
 use tryon_mock::{FailRule, JobMatch, MockServer, RateLimit, Stages, Timing};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,11 +145,7 @@ async fn failed_job_exits_1_with_the_reason() {
     .arg(dir.path().join("out.png"));
     let result = output(cmd).await;
     assert_eq!(result.status.code(), Some(1));
-    assert!(
-        text(&result.stderr).contains("garment not detected"),
-        "{}",
-        text(&result.stderr)
-    );
+    assert_has(&result.stderr, "garment not detected");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -322,14 +321,7 @@ async fn batch_with_a_failed_row_and_a_429_storm() {
     }
 
     // A rerun sends nothing: finished rows are skipped, the failed one too.
-    let rerun = output(batch(&server, &manifest, &out_dir, &[])).await;
-    assert_eq!(rerun.status.code(), Some(1));
-    assert!(
-        text(&rerun.stdout).contains("completed  11 (0 this run, 11 earlier)"),
-        "{}",
-        text(&rerun.stdout)
-    );
-    assert_eq!(server.billed_submits(), 12);
+    assert_rerun_sends_nothing(&server, &manifest, &out_dir, 1, 11, 12).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -439,9 +431,5 @@ async fn batch_dry_run_validates_and_estimates_without_sending() {
     cmd.args(["batch", "--dry-run"]).arg(&bad);
     let result = output(cmd).await;
     assert_eq!(result.status.code(), Some(2));
-    assert!(
-        text(&result.stderr).contains("row 1"),
-        "{}",
-        text(&result.stderr)
-    );
+    assert_has(&result.stderr, "row 1");
 }

@@ -8,7 +8,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use common::{batch, batch_dir, output, text, tryon, write_manifest};
+use common::{
+    assert_has, assert_rerun_sends_nothing, batch, batch_dir, output, text, tryon, write_manifest,
+};
 use tryon_mock::MockServer;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -40,14 +42,7 @@ async fn closed_stdout_and_stderr_do_not_stop_a_batch() {
         image::open(out_dir.join(format!("look-{i}.png"))).expect("output saved");
     }
     // The journal is truthful: a rerun has nothing to send.
-    let rerun = output(batch(&server, &manifest, &out_dir, &[])).await;
-    assert!(rerun.status.success(), "{}", text(&rerun.stderr));
-    assert!(
-        text(&rerun.stdout).contains("completed  16 (0 this run, 16 earlier)"),
-        "{}",
-        text(&rerun.stdout)
-    );
-    assert_eq!(server.billed_submits(), 16);
+    assert_rerun_sends_nothing(&server, &manifest, &out_dir, 0, 16, 16).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -220,10 +215,9 @@ async fn control_characters_in_ids_are_escaped_on_the_terminal() {
             );
         }
     }
-    assert!(
-        text(&batch.stderr).contains("row evil\\u{1b}[2J\\u{7}\\u{9b}31m: submitted"),
-        "{}",
-        text(&batch.stderr)
+    assert_has(
+        &batch.stderr,
+        "row evil\\u{1b}[2J\\u{7}\\u{9b}31m: submitted",
     );
 }
 

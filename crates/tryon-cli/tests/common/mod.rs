@@ -50,6 +50,27 @@ pub(crate) fn batch(
     cmd
 }
 
+/// Reruns the batch and checks that it sends nothing: it exits `code`,
+/// reports its `done` completed rows as all done earlier, and the mock has
+/// billed `billed` submits in all.
+pub(crate) async fn assert_rerun_sends_nothing(
+    server: &MockServer,
+    manifest: &Path,
+    out_dir: &Path,
+    code: i32,
+    done: usize,
+    billed: u64,
+) {
+    let rerun = output(batch(server, manifest, out_dir, &[])).await;
+    let (stdout, stderr) = (text(&rerun.stdout), text(&rerun.stderr));
+    assert_eq!(rerun.status.code(), Some(code), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("completed  {done} (0 this run, {done} earlier)")),
+        "{stdout}"
+    );
+    assert_eq!(server.billed_submits(), billed);
+}
+
 /// Run a command to its end in a blocking task (the mock keeps serving on
 /// the test's runtime meanwhile).
 pub(crate) async fn output(mut cmd: Command) -> Output {
@@ -61,6 +82,13 @@ pub(crate) async fn output(mut cmd: Command) -> Output {
 /// Bytes as text, for messages.
 pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Asserts that the output stream `bytes` contains `needle`, showing the
+/// stream when it does not.
+pub(crate) fn assert_has(bytes: &[u8], needle: &str) {
+    let shown = text(bytes);
+    assert!(shown.contains(needle), "{shown}");
 }
 
 /// A CSV manifest of `rows` two-garment rows `look-0..`; the row at
