@@ -29,6 +29,28 @@ fn client(server: &MockServer) -> Client {
     Client::new_with_client(&server.base_url(), http)
 }
 
+/// `GET /v2/requests/{id}/status`, which must succeed.
+async fn get_status(server: &MockServer, id: &str) -> StatusResponse {
+    client(server)
+        .get_status()
+        .request_id(id)
+        .send()
+        .await
+        .expect("status")
+        .into_inner()
+}
+
+/// `GET /v2/requests/{id}`, which must succeed.
+async fn get_result(server: &MockServer, id: &str) -> ResultResponse {
+    client(server)
+        .get_result()
+        .request_id(id)
+        .send()
+        .await
+        .expect("result")
+        .into_inner()
+}
+
 fn input() -> TryOnInput {
     TryOnInput::builder()
         .person_image("https://example.com/person.jpg")
@@ -109,13 +131,7 @@ async fn status_decodes_queued_and_completed() {
                 .json_body(json!({"status": "QUEUED", "request_id": ID, "metrics": {}}));
         })
         .await;
-    let status: StatusResponse = client(&server)
-        .get_status()
-        .request_id(ID)
-        .send()
-        .await
-        .expect("status")
-        .into_inner();
+    let status: StatusResponse = get_status(&server, ID).await;
     queued.assert_async().await;
     assert_eq!(status.status, JobStatus::Queued);
     assert_eq!(status.metrics.and_then(|m| m.inference_time), None);
@@ -130,13 +146,7 @@ async fn status_decodes_queued_and_completed() {
             }));
         })
         .await;
-    let done = client(&server)
-        .get_status()
-        .request_id(other)
-        .send()
-        .await
-        .expect("status")
-        .into_inner();
+    let done = get_status(&server, other).await;
     assert_eq!(done.status, JobStatus::Completed);
     assert_eq!(done.metrics.and_then(|m| m.inference_time), Some(2.31));
 }
@@ -157,13 +167,7 @@ async fn result_decodes_output_and_null_error() {
             }));
         })
         .await;
-    let result: ResultResponse = client(&server)
-        .get_result()
-        .request_id(ID)
-        .send()
-        .await
-        .expect("result")
-        .into_inner();
+    let result: ResultResponse = get_result(&server, ID).await;
     mock.assert_async().await;
     assert_eq!(result.status, JobStatus::Completed);
     assert_eq!(result.error, None);

@@ -10,7 +10,10 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use assert_cmd::cargo::CommandCargoExt as _;
-use common::{KEY, assets, journal_ids, output, text, tryon, write_manifest};
+use common::{
+    KEY, assert_has, assert_rerun_sends_nothing, assets, batch, batch_dir, journal_ids, output,
+    text, tryon, write_manifest,
+};
 use tryon_mock::{FailRule, JobMatch, MockServer, RateLimit, Stages, Timing};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,11 +145,7 @@ async fn failed_job_exits_1_with_the_reason() {
     .arg(dir.path().join("out.png"));
     let result = output(cmd).await;
     assert_eq!(result.status.code(), Some(1));
-    assert!(
-        text(&result.stderr).contains("garment not detected"),
-        "{}",
-        text(&result.stderr)
-    );
+    assert_has(&result.stderr, "garment not detected");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -282,15 +281,14 @@ async fn batch_with_a_failed_row_and_a_429_storm() {
         .record_bodies(true)
         .start()
         .await;
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = write_manifest(dir.path(), 12, Some(4));
-    let out_dir = dir.path().join("out");
-    let mut cmd = tryon(&server);
-    cmd.args(["batch"])
-        .arg(&manifest)
-        .args(["--concurrency", "12", "--out-dir"])
-        .arg(&out_dir);
-    let result = output(cmd).await;
+    let (_dir, manifest, out_dir) = batch_dir(12, Some(4));
+    let result = output(batch(
+        &server,
+        &manifest,
+        &out_dir,
+        &["--concurrency", "12"],
+    ))
+    .await;
     let stdout = text(&result.stdout);
     assert_eq!(
         result.status.code(),
@@ -323,19 +321,7 @@ async fn batch_with_a_failed_row_and_a_429_storm() {
     }
 
     // A rerun sends nothing: finished rows are skipped, the failed one too.
-    let mut cmd = tryon(&server);
-    cmd.args(["batch"])
-        .arg(&manifest)
-        .args(["--out-dir"])
-        .arg(&out_dir);
-    let rerun = output(cmd).await;
-    assert_eq!(rerun.status.code(), Some(1));
-    assert!(
-        text(&rerun.stdout).contains("completed  11 (0 this run, 11 earlier)"),
-        "{}",
-        text(&rerun.stdout)
-    );
-    assert_eq!(server.billed_submits(), 12);
+    assert_rerun_sends_nothing(&server, &manifest, &out_dir, 1, 11, 12).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -348,15 +334,9 @@ async fn batch_killed_mid_run_resumes_and_bills_each_row_once() {
         .record_bodies(true)
         .start()
         .await;
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = write_manifest(dir.path(), 12, None);
-    let out_dir = dir.path().join("out");
+    let (_dir, manifest, out_dir) = batch_dir(12, None);
 
-    let mut cmd = tryon(&server);
-    cmd.args(["batch"])
-        .arg(&manifest)
-        .args(["--concurrency", "4", "--out-dir"])
-        .arg(&out_dir);
+    let mut cmd = batch(&server, &manifest, &out_dir, &["--concurrency", "4"]);
     cmd.stdout(Stdio::null()).stderr(Stdio::piped());
     let submitted = tokio::task::spawn_blocking(move || {
         let mut child = cmd.spawn().unwrap();
@@ -389,12 +369,13 @@ async fn batch_killed_mid_run_resumes_and_bills_each_row_once() {
     server.advance(Duration::from_secs(10));
     server.set_timing(Timing::Fixed(Stages::new(Duration::ZERO, Duration::ZERO)));
 
-    let mut cmd = tryon(&server);
-    cmd.args(["batch"])
-        .arg(&manifest)
-        .args(["--concurrency", "12", "--out-dir"])
-        .arg(&out_dir);
-    let resumed = output(cmd).await;
+    let resumed = output(batch(
+        &server,
+        &manifest,
+        &out_dir,
+        &["--concurrency", "12"],
+    ))
+    .await;
     let stdout = text(&resumed.stdout);
     let stderr = text(&resumed.stderr);
     assert!(resumed.status.success(), "{stdout}\n{stderr}");
@@ -421,12 +402,13 @@ async fn batch_dry_run_validates_and_estimates_without_sending() {
     let server = MockServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let manifest = write_manifest(dir.path(), 3, None);
-    let mut cmd = tryon(&server);
-    cmd.args(["batch", "--dry-run"])
-        .arg(&manifest)
-        .args(["--out-dir"])
-        .arg(dir.path().join("out"));
-    let result = output(cmd).await;
+    let result = output(batch(
+        &server,
+        &manifest,
+        &dir.path().join("out"),
+        &["--dry-run"],
+    ))
+    .await;
     let stdout = text(&result.stdout);
     assert!(result.status.success(), "{}", text(&result.stderr));
     assert!(
@@ -449,9 +431,5 @@ async fn batch_dry_run_validates_and_estimates_without_sending() {
     cmd.args(["batch", "--dry-run"]).arg(&bad);
     let result = output(cmd).await;
     assert_eq!(result.status.code(), Some(2));
-    assert!(
-        text(&result.stderr).contains("row 1"),
-        "{}",
-        text(&result.stderr)
-    );
+    assert_has(&result.stderr, "row 1");
 }

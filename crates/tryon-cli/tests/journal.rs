@@ -6,26 +6,10 @@
 mod common;
 
 use std::os::unix::process::ExitStatusExt as _;
-use std::path::Path;
 use std::time::Duration;
 
-use common::{journal_ids, output, text, tryon, write_manifest};
+use common::{batch, batch_dir, journal_ids, output, text, tryon};
 use tryon_mock::MockServer;
-
-fn batch(
-    server: &MockServer,
-    manifest: &Path,
-    out_dir: &Path,
-    extra: &[&str],
-) -> std::process::Command {
-    let mut cmd = tryon(server);
-    cmd.arg("batch")
-        .arg(manifest)
-        .arg("--out-dir")
-        .arg(out_dir)
-        .args(extra);
-    cmd
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_after_each_journal_write_never_bills_a_row_twice() {
@@ -45,9 +29,7 @@ async fn killed_after(kill_after: u64) {
         .stages(Duration::ZERO, Duration::ZERO)
         .start()
         .await;
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = write_manifest(dir.path(), 3, None);
-    let out_dir = dir.path().join("out");
+    let (_dir, manifest, out_dir) = batch_dir(3, None);
     let mut cmd = batch(&server, &manifest, &out_dir, &["--concurrency", "1"]);
     cmd.env(
         "TRYON_CHAOS_KILL_AFTER_JOURNAL_WRITES",
@@ -99,9 +81,7 @@ async fn killed_after(kill_after: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_journal_damaged_mid_file_refuses_to_run_until_repaired() {
     let server = MockServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = write_manifest(dir.path(), 4, None);
-    let out_dir = dir.path().join("out");
+    let (_dir, manifest, out_dir) = batch_dir(4, None);
     let first = output(batch(&server, &manifest, &out_dir, &[])).await;
     assert!(first.status.success(), "{}", text(&first.stderr));
     let journal = out_dir.join("tryon-journal.jsonl");
@@ -132,9 +112,7 @@ async fn a_journal_damaged_mid_file_refuses_to_run_until_repaired() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outputs_without_a_journal_are_not_paid_for_again_unless_asked() {
     let server = MockServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = write_manifest(dir.path(), 3, None);
-    let out_dir = dir.path().join("out");
+    let (_dir, manifest, out_dir) = batch_dir(3, None);
     let first = output(batch(&server, &manifest, &out_dir, &[])).await;
     assert!(first.status.success());
     std::fs::remove_file(out_dir.join("tryon-journal.jsonl")).unwrap();
@@ -154,9 +132,7 @@ async fn outputs_without_a_journal_are_not_paid_for_again_unless_asked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_stops_submitting_and_names_every_paid_job() {
     let server = MockServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = write_manifest(dir.path(), 8, None);
-    let out_dir = dir.path().join("out");
+    let (_dir, manifest, out_dir) = batch_dir(8, None);
     std::fs::create_dir(&out_dir).unwrap();
     // RLIMIT_FSIZE of 1 KiB stands in for a full disk: writes past it fail
     // with EFBIG (SIGXFSZ is ignored, as a shell's `trap` leaves it across
@@ -202,9 +178,7 @@ async fn a_full_disk_stops_submitting_and_names_every_paid_job() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_journal_truncated_mid_file_bills_nothing_again() {
     let server = MockServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = write_manifest(dir.path(), 6, None);
-    let out_dir = dir.path().join("out");
+    let (_dir, manifest, out_dir) = batch_dir(6, None);
     let first = output(batch(&server, &manifest, &out_dir, &[])).await;
     assert!(first.status.success());
     let journal = out_dir.join("tryon-journal.jsonl");
@@ -226,9 +200,7 @@ async fn a_journal_truncated_mid_file_bills_nothing_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_accepted_id_the_journal_cannot_record_is_printed_with_its_recovery() {
     let server = MockServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = write_manifest(dir.path(), 3, None);
-    let out_dir = dir.path().join("out");
+    let (_dir, manifest, out_dir) = batch_dir(3, None);
     std::fs::create_dir(&out_dir).unwrap();
     // The journal is filled so that, under a 4096-byte file size limit,
     // the first row's intent fits exactly and its accepted id does not.

@@ -8,15 +8,15 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use common::{output, text, tryon, write_manifest};
+use common::{
+    assert_has, assert_rerun_sends_nothing, batch, batch_dir, output, text, tryon, write_manifest,
+};
 use tryon_mock::MockServer;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closed_stdout_and_stderr_do_not_stop_a_batch() {
     let server = MockServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = write_manifest(dir.path(), 16, None);
-    let out_dir = dir.path().join("out");
+    let (_dir, manifest, out_dir) = batch_dir(16, None);
     let mut cmd = tryon(&server);
     // `-v` makes the client log too, so the tracing writer meets the
     // closed pipe as well as the progress lines and the summary.
@@ -42,19 +42,7 @@ async fn closed_stdout_and_stderr_do_not_stop_a_batch() {
         image::open(out_dir.join(format!("look-{i}.png"))).expect("output saved");
     }
     // The journal is truthful: a rerun has nothing to send.
-    let mut cmd = tryon(&server);
-    cmd.args(["batch"])
-        .arg(&manifest)
-        .args(["--out-dir"])
-        .arg(&out_dir);
-    let rerun = output(cmd).await;
-    assert!(rerun.status.success(), "{}", text(&rerun.stderr));
-    assert!(
-        text(&rerun.stdout).contains("completed  16 (0 this run, 16 earlier)"),
-        "{}",
-        text(&rerun.stdout)
-    );
-    assert_eq!(server.billed_submits(), 16);
+    assert_rerun_sends_nothing(&server, &manifest, &out_dir, 0, 16, 16).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -78,12 +66,7 @@ async fn every_row_id_gets_its_own_output_file() {
     let manifest = dir.path().join("m.jsonl");
     std::fs::write(&manifest, jsonl).unwrap();
     let out_dir = dir.path().join("out");
-    let mut cmd = tryon(&server);
-    cmd.arg("batch")
-        .arg(&manifest)
-        .arg("--out-dir")
-        .arg(&out_dir);
-    let result = output(cmd).await;
+    let result = output(batch(&server, &manifest, &out_dir, &[])).await;
     assert!(result.status.success(), "{}", text(&result.stdout));
     assert_eq!(server.billed_submits(), ids.len() as u64);
     let files: Vec<String> = std::fs::read_dir(&out_dir)
@@ -113,12 +96,7 @@ async fn colliding_names_and_paths_too_long_are_refused_before_sending() {
         "id,person,garments\nLook,https://e.com/p.jpg,https://e.com/g.jpg\nlook,https://e.com/p.jpg,https://e.com/g.jpg\n",
     )
     .unwrap();
-    let mut cmd = tryon(&server);
-    cmd.arg("batch")
-        .arg(&manifest)
-        .arg("--out-dir")
-        .arg(dir.path().join("o"));
-    let result = output(cmd).await;
+    let result = output(batch(&server, &manifest, &dir.path().join("o"), &[])).await;
     let stderr = text(&result.stderr);
     assert_eq!(result.status.code(), Some(2), "{stderr}");
     assert!(
@@ -130,12 +108,7 @@ async fn colliding_names_and_paths_too_long_are_refused_before_sending() {
     let long_dir: std::path::PathBuf =
         (0..16).fold(deep, |p, i| p.join(format!("{i}{}", "f".repeat(250))));
     let manifest = write_manifest(dir.path(), 1, None);
-    let mut cmd = tryon(&server);
-    cmd.arg("batch")
-        .arg(&manifest)
-        .arg("--out-dir")
-        .arg(&long_dir);
-    let result = output(cmd).await;
+    let result = output(batch(&server, &manifest, &long_dir, &[])).await;
     let stderr = text(&result.stderr);
     assert_eq!(result.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("output path:"), "{stderr}");
@@ -229,12 +202,7 @@ async fn control_characters_in_ids_are_escaped_on_the_terminal() {
         .to_string(),
     )
     .unwrap();
-    let mut cmd = tryon(&server);
-    cmd.arg("batch")
-        .arg(&manifest)
-        .arg("--out-dir")
-        .arg(dir.path().join("out"));
-    let batch = output(cmd).await;
+    let batch = output(batch(&server, &manifest, &dir.path().join("out"), &[])).await;
     let mut cmd = tryon(&server);
     cmd.args(["status", "nope\u{1b}]0;owned\u{7}"]);
     let status = output(cmd).await;
@@ -247,32 +215,24 @@ async fn control_characters_in_ids_are_escaped_on_the_terminal() {
             );
         }
     }
-    assert!(
-        text(&batch.stderr).contains("row evil\\u{1b}[2J\\u{7}\\u{9b}31m: submitted"),
-        "{}",
-        text(&batch.stderr)
+    assert_has(
+        &batch.stderr,
+        "row evil\\u{1b}[2J\\u{7}\\u{9b}31m: submitted",
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_prices_are_never_negative() {
     let server = MockServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = write_manifest(dir.path(), 2, None);
-    let out_dir = dir.path().join("out");
-    let mut cmd = tryon(&server);
-    cmd.arg("batch")
-        .arg(&manifest)
-        .arg("--out-dir")
-        .arg(&out_dir);
-    assert!(output(cmd).await.status.success());
+    let (_dir, manifest, out_dir) = batch_dir(2, None);
+    assert!(
+        output(batch(&server, &manifest, &out_dir, &[]))
+            .await
+            .status
+            .success()
+    );
     // Everything done: nothing to pay for is $0.000, not $-0.000.
-    let mut cmd = tryon(&server);
-    cmd.args(["batch", "--dry-run"])
-        .arg(&manifest)
-        .arg("--out-dir")
-        .arg(&out_dir);
-    let dry = output(cmd).await;
+    let dry = output(batch(&server, &manifest, &out_dir, &["--dry-run"])).await;
     let stdout = text(&dry.stdout);
     assert!(stdout.contains("estimated cost: $0.000 "), "{stdout}");
 
@@ -323,11 +283,7 @@ async fn dry_run_refuses_what_a_real_run_refuses() {
         )
         .unwrap();
         for dry in [true, false] {
-            let mut cmd = tryon(&server);
-            cmd.arg("batch")
-                .arg(&manifest)
-                .arg("--out-dir")
-                .arg(dir.path().join("out"));
+            let mut cmd = batch(&server, &manifest, &dir.path().join("out"), &[]);
             if dry {
                 cmd.arg("--dry-run");
             }

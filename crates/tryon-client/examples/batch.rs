@@ -9,15 +9,13 @@
 use futures::StreamExt as _;
 use tryon_client::{Client, Image, TryOnRequest};
 
+#[path = "common/mod.rs"]
+mod common;
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(concat!("tryon_client=info,", module_path!(), "=info"))
-        .init();
-    let mut args = std::env::args().skip(1);
-    let person = args
-        .next()
-        .ok_or("usage: batch PERSON_URL GARMENT_URL...")?;
+    common::init_logging(module_path!());
+    let (person, args) = common::person_and_rest("usage: batch PERSON_URL GARMENT_URL...")?;
     let requests = args
         .map(|garment| {
             TryOnRequest::builder()

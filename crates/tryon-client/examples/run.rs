@@ -17,15 +17,16 @@ fn image(arg: &str) -> Image {
     }
 }
 
+const USAGE: &str = "usage: run PERSON GARMENT [OUT]";
+
+#[path = "common/mod.rs"]
+mod common;
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(concat!("tryon_client=info,", module_path!(), "=info"))
-        .init();
-    let mut args = std::env::args().skip(1);
-    let (Some(person), Some(garment)) = (args.next(), args.next()) else {
-        return Err("usage: run PERSON GARMENT [OUT]".into());
-    };
+    common::init_logging(module_path!());
+    let (person, mut args) = common::person_and_rest(USAGE)?;
+    let garment = args.next().ok_or(USAGE)?;
     let out = args.next().unwrap_or_else(|| "out.png".into());
     let req = TryOnRequest::builder()
         .person(image(&person))

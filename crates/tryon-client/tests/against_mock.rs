@@ -18,6 +18,7 @@ use tryon_mock::{
 
 mod common;
 use common::png::{png, png_size};
+use common::request;
 
 const KEY: &str = "sk-test-SECRET-0123456789";
 
@@ -41,17 +42,6 @@ fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
 
-/// A request with `garments` garment URLs (the mock renders a placeholder
-/// for URLs it cannot resolve).
-fn request(garments: usize) -> TryOnRequest {
-    TryOnRequest::builder()
-        .person(Image::url("https://example.com/person.jpg"))
-        .garments((0..garments).map(|i| Image::url(format!("https://example.com/g{i}.jpg"))))
-        .seed(12345)
-        .build()
-        .unwrap()
-}
-
 /// A request whose person photo is a real `w`×`h` PNG sent inline, with
 /// `preserve_input_size`, so the output must be a `w`×`h` PNG too.
 fn photo_request(w: u32, h: u32) -> TryOnRequest {
@@ -66,6 +56,53 @@ fn photo_request(w: u32, h: u32) -> TryOnRequest {
 
 fn server_virtual() -> tryon_mock::MockServerBuilder {
     MockServer::builder().virtual_time()
+}
+
+/// A virtual-time mock whose jobs queue for `queued` and process for
+/// `processing`, expecting one billed submit, and a client of it.
+async fn one_job_server(queued: Duration, processing: Duration) -> (MockServer, Client) {
+    let server = server_virtual()
+        .stages(queued, processing)
+        .expect_submits(1)
+        .start()
+        .await;
+    let client = client(&server);
+    (server, client)
+}
+
+/// Follows `job`'s status changes to the end and asserts they are QUEUED,
+/// PROCESSING, COMPLETED.
+async fn assert_full_lifecycle(job: &tryon_client::Job) {
+    let events: Vec<Status> = job.events().map(Result::unwrap).collect().await;
+    assert_eq!(
+        events,
+        vec![Status::Queued, Status::Processing, Status::Completed]
+    );
+}
+
+/// Runs one request to its end and asserts its output is the mock's
+/// placeholder image.
+async fn run_to_placeholder(client: &Client) -> tryon_client::Output {
+    let out = client.run(&request(1)).await.unwrap();
+    assert_eq!(png_size(&out.download().await.unwrap()), PLACEHOLDER_SIZE);
+    out
+}
+
+/// A virtual-time mock with `fault` that expects `submits` billed
+/// submits, and the error of one submit against it.
+async fn failed_submit(fault: Fault, submits: u64) -> (MockServer, Error) {
+    let server = server_virtual()
+        .fault(fault)
+        .expect_submits(submits)
+        .start()
+        .await;
+    let err = client(&server).submit(&request(1)).await.unwrap_err();
+    (server, err)
+}
+
+/// Asserts that the client sent exactly one submit (never resubmitted).
+fn assert_one_submit(server: &MockServer) {
+    assert_eq!(on_path(&server.journal(), "/v2/p-image-try-on").len(), 1);
 }
 
 /// Journal entries on one path.
@@ -86,19 +123,10 @@ fn result_path(id: &str) -> String {
 
 #[tokio::test]
 async fn completes_through_queued_processing_completed_and_saves_a_real_image() {
-    let server = server_virtual()
-        .stages(secs(2), secs(2))
-        .expect_submits(1)
-        .start()
-        .await;
-    let client = client(&server);
+    let (server, client) = one_job_server(secs(2), secs(2)).await;
     let req = photo_request(40, 30);
     let job = client.submit(&req).await.unwrap();
-    let events: Vec<Status> = job.events().map(Result::unwrap).collect().await;
-    assert_eq!(
-        events,
-        vec![Status::Queued, Status::Processing, Status::Completed]
-    );
+    assert_full_lifecycle(&job).await;
     // Detected at or after completion (4 s), and not long after.
     assert!(
         server.now() >= secs(4) && server.now() <= secs(6),
@@ -137,18 +165,9 @@ async fn completes_through_queued_processing_completed_and_saves_a_real_image() 
 /// time.
 #[tokio::test]
 async fn issue3_done_when_lifecycle_real_image_then_expiry() {
-    let server = server_virtual()
-        .stages(secs(1), secs(2))
-        .expect_submits(1)
-        .start()
-        .await;
-    let client = client(&server);
+    let (server, client) = one_job_server(secs(1), secs(2)).await;
     let job = client.submit(&request(1)).await.unwrap();
-    let events: Vec<Status> = job.events().map(Result::unwrap).collect().await;
-    assert_eq!(
-        events,
-        vec![Status::Queued, Status::Processing, Status::Completed]
-    );
+    assert_full_lifecycle(&job).await;
     let bytes = job.result().await.unwrap().download().await.unwrap();
     assert_eq!(png_size(&bytes), PLACEHOLDER_SIZE);
 
@@ -275,12 +294,7 @@ async fn expiry_mid_wait_is_expired() {
 
 #[tokio::test]
 async fn deadline_times_out_with_the_id_then_reattach_finishes() {
-    let server = server_virtual()
-        .stages(secs(5), secs(20))
-        .expect_submits(1)
-        .start()
-        .await;
-    let client = client(&server);
+    let (server, client) = one_job_server(secs(5), secs(20)).await;
     let req = request(11); // expected ≈ 22 s
     let job = client.submit(&req).await.unwrap();
     let t0 = server.now();
@@ -327,11 +341,7 @@ async fn reattach_after_restart_with_a_second_client() {
 
     let second = client(&server);
     let job = second.job(&id);
-    let events: Vec<Status> = job.events().map(Result::unwrap).collect().await;
-    assert_eq!(
-        events,
-        vec![Status::Queued, Status::Processing, Status::Completed]
-    );
+    assert_full_lifecycle(&job).await;
     let out = job.result().await.unwrap();
     assert_eq!(out.request_id(), id);
     assert_eq!(png_size(&out.download().await.unwrap()), PLACEHOLDER_SIZE);
@@ -416,8 +426,7 @@ async fn mock_rate_limit_bucket_is_honoured() {
         .start()
         .await;
     let client = client(&server);
-    let out = client.run(&request(1)).await.unwrap();
-    assert_eq!(png_size(&out.download().await.unwrap()), PLACEHOLDER_SIZE);
+    run_to_placeholder(&client).await;
     let journal = server.journal();
     assert!(
         journal.iter().any(|e| e.status == Some(429)),
@@ -525,25 +534,15 @@ async fn dropped_after_accept_on_submit_is_ambiguous_and_billed_exactly_once() {
 async fn dropped_before_accept_on_submit_is_still_ambiguous_and_not_billed() {
     // The client cannot tell this from a drop after acceptance, so it must
     // not resubmit either; the mock shows nothing was billed.
-    let server = server_virtual()
-        .fault(Fault::drop_before_accept(Route::Submit))
-        .expect_submits(0)
-        .start()
-        .await;
-    let err = client(&server).submit(&request(1)).await.unwrap_err();
+    let (server, err) = failed_submit(Fault::drop_before_accept(Route::Submit), 0).await;
     assert!(matches!(err, Error::AmbiguousSubmit { .. }), "{err:?}");
     assert_eq!(server.billed_submits(), 0);
-    assert_eq!(on_path(&server.journal(), "/v2/p-image-try-on").len(), 1);
+    assert_one_submit(&server);
 }
 
 #[tokio::test]
 async fn a_truncated_submit_answer_is_not_resubmitted() {
-    let server = server_virtual()
-        .fault(Fault::truncated_body(Route::Submit))
-        .expect_submits(1)
-        .start()
-        .await;
-    let err = client(&server).submit(&request(1)).await.unwrap_err();
+    let (server, err) = failed_submit(Fault::truncated_body(Route::Submit), 1).await;
     // Billed but unreadable: ambiguous (or, in older builds, an invalid
     // response saying so); either way never submitted again.
     assert!(
@@ -554,7 +553,7 @@ async fn a_truncated_submit_answer_is_not_resubmitted() {
         "{err:?}"
     );
     assert!(!err.is_retryable());
-    assert_eq!(on_path(&server.journal(), "/v2/p-image-try-on").len(), 1);
+    assert_one_submit(&server);
     assert_eq!(server.billed_submits(), 1);
 }
 
@@ -568,8 +567,7 @@ async fn dropped_connections_on_status_and_result_are_retried() {
         .start()
         .await;
     let client = client(&server);
-    let out = client.run(&request(1)).await.unwrap();
-    assert_eq!(png_size(&out.download().await.unwrap()), PLACEHOLDER_SIZE);
+    let out = run_to_placeholder(&client).await;
     let journal = server.journal();
     let polls = on_path(&journal, &status_path(out.request_id()));
     assert_eq!(polls[0].status, None);
@@ -598,7 +596,7 @@ async fn unknown_key_is_unauthorized_and_not_retried() {
     assert_eq!(err.status(), Some(401));
     assert!(err.to_string().contains("SEGMIND_API_KEY"), "{err}");
     assert!(!err.to_string().contains(KEY));
-    assert_eq!(on_path(&server.journal(), "/v2/p-image-try-on").len(), 1);
+    assert_one_submit(&server);
 
     // Reads too.
     let err = client(&server).job("anything").status().await.unwrap_err();

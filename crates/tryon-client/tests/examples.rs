@@ -51,6 +51,21 @@ async fn run_example(name: &str, server: &MockServer, dir: &Path, args: &[&str])
         .unwrap()
 }
 
+/// Runs the example `name` with URL arguments `args` in a fresh folder,
+/// against a mock expecting `submits` billed submits, and asserts that it
+/// succeeded; the mock, the folder and the output.
+async fn run_urls_example(
+    name: &str,
+    submits: u64,
+    args: &[&str],
+) -> (MockServer, tempfile::TempDir, Output) {
+    let server = MockServer::builder().expect_submits(submits).start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_example(name, &server, dir.path(), args).await;
+    assert!(out.status.success(), "{}", text(&out));
+    (server, dir, out)
+}
+
 fn text(out: &Output) -> String {
     format!(
         "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
@@ -123,12 +138,9 @@ async fn example_run_without_a_key_names_the_variable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn example_submit_reattach_follows_the_job_to_done() {
-    let server = MockServer::builder().expect_submits(1).start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let out = run_example(
+    let (server, _dir, out) = run_urls_example(
         "submit_reattach",
-        &server,
-        dir.path(),
+        1,
         &[
             "https://example.com/person.jpg",
             "https://example.com/shirt.jpg",
@@ -136,7 +148,6 @@ async fn example_submit_reattach_follows_the_job_to_done() {
         ],
     )
     .await;
-    assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("submitted; re-attaching"), "{}", text(&out));
     assert!(stdout.contains("status=COMPLETED"), "{}", text(&out));
@@ -146,12 +157,9 @@ async fn example_submit_reattach_follows_the_job_to_done() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn example_batch_saves_one_image_per_garment() {
-    let server = MockServer::builder().expect_submits(3).start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let out = run_example(
+    let (server, dir, _) = run_urls_example(
         "batch",
-        &server,
-        dir.path(),
+        3,
         &[
             "https://example.com/person.jpg",
             "https://example.com/a.jpg",
@@ -160,7 +168,6 @@ async fn example_batch_saves_one_image_per_garment() {
         ],
     )
     .await;
-    assert!(out.status.success(), "{}", text(&out));
     for i in 0..3 {
         assert_png_file(&dir.path().join(format!("out-{i}.png")));
     }

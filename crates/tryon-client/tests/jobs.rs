@@ -359,27 +359,19 @@ async fn run_sync_returns_the_image_bytes() {
 #[tokio::test]
 async fn download_checks_size_and_type_and_never_sends_the_key() {
     let host = MockServer::start_async().await;
-    host.mock_async(|when, then| {
-        when.path("/big.png");
-        then.status(200)
-            .header("content-type", "image/png")
-            .body(vec![0x89u8; 4096]);
-    })
-    .await;
-    host.mock_async(|when, then| {
-        when.path("/page.html");
-        then.status(200)
-            .header("content-type", "text/html")
-            .body("<html>");
-    })
-    .await;
-    host.mock_async(|when, then| {
-        when.path("/fake.png");
-        then.status(200)
-            .header("content-type", "image/png")
-            .body("not really a png");
-    })
-    .await;
+    for (path, content_type, body) in [
+        ("/big.png", "image/png", vec![0x89u8; 4096]),
+        ("/page.html", "text/html", b"<html>".to_vec()),
+        ("/fake.png", "image/png", b"not really a png".to_vec()),
+    ] {
+        host.mock_async(|when, then| {
+            when.path(path);
+            then.status(200)
+                .header("content-type", content_type)
+                .body(body);
+        })
+        .await;
+    }
     let keyed = host
         .mock_async(|when, then| {
             when.header_exists("x-api-key");

@@ -262,18 +262,10 @@ fn polls_stay_in_bounds_and_never_pass_the_deadline() {
                 .build()
                 .unwrap();
             let deadline = Duration::from_millis(deadline_ms);
-            let (outcome, waited) = rt.block_on(async {
+            let outcome = rt.block_on(async {
                 let job = client.submit(&req).await.unwrap();
-                let t0 = server.now();
-                let outcome = job.wait_with(deadline).await;
-                (outcome, server.now().saturating_sub(t0))
-            });
-            prop_assert!(
-                waited <= deadline,
-                "waited {:?} past {:?}",
-                waited,
-                deadline
-            );
+                wait_within(&server, &job, deadline).await
+            })?;
             match outcome {
                 Ok(_) => prop_assert!(done_at < deadline_ms),
                 Err(Error::Timeout { elapsed, .. }) => {
@@ -303,6 +295,25 @@ fn polls_stay_in_bounds_and_never_pass_the_deadline() {
     );
 }
 
+/// Waits for `job` up to `deadline` and checks that it never waited past
+/// it (on the mock's virtual clock); the wait's outcome.
+async fn wait_within(
+    server: &MockServer,
+    job: &tryon_client::Job,
+    deadline: Duration,
+) -> Result<Result<tryon_client::Output, Error>, TestCaseError> {
+    let t0 = server.now();
+    let outcome = job.wait_with(deadline).await;
+    let waited = server.now().saturating_sub(t0);
+    prop_assert!(
+        waited <= deadline,
+        "waited {:?} past {:?}",
+        waited,
+        deadline
+    );
+    Ok(outcome)
+}
+
 /// Retries (backoff or `Retry-After`) on a status that keeps failing
 /// never sleep past the deadline either, whatever state the shared rate
 /// limiter was left in by earlier cases.
@@ -324,23 +335,15 @@ fn retries_never_pass_the_deadline() {
     check(strategy, |(retry_after, code, deadline_ms)| {
         let deadline = Duration::from_millis(deadline_ms);
         server.clear_faults();
-        let (outcome, waited) = rt.block_on(async {
+        let outcome = rt.block_on(async {
             let job = client.submit(&one_garment()).await.unwrap();
             let mut fault = Fault::server_error(Route::Status, code).always();
             if let Some(s) = retry_after {
                 fault = fault.retry_after(RetryAfter::Seconds(s));
             }
             server.push_fault(fault);
-            let t0 = server.now();
-            let outcome = job.wait_with(deadline).await;
-            (outcome, server.now().saturating_sub(t0))
-        });
-        prop_assert!(
-            waited <= deadline,
-            "waited {:?} past {:?}",
-            waited,
-            deadline
-        );
+            wait_within(&server, &job, deadline).await
+        })?;
         let err = outcome.unwrap_err();
         prop_assert!(
             matches!(err, Error::Timeout { .. }) || err.status() == Some(code),

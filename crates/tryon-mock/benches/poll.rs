@@ -28,16 +28,17 @@
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
+use common::KEY;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tryon_mock::MockServer;
+
+mod common;
 
 const CLIENTS: [usize; 3] = [1, 16, 64];
 const RUNS: usize = 3;
 const WARMUP: Duration = Duration::from_millis(250);
-const KEY: &str = "sk-bench";
 
 struct Run {
     rps: f64,
@@ -156,21 +157,11 @@ fn main() {
         .into_iter()
         .filter(|c| only.as_ref().is_none_or(|o| o.contains(c)))
         .collect();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime();
     rt.block_on(async move {
-        // (a) tryon-mock: a real job, completed. The spec check (on for this
-        // crate's tests and benches) is off: it is test instrumentation, not
-        // part of the mock as shipped.
-        let mock = MockServer::builder()
-            .virtual_time()
-            .spec_check(false)
-            .start()
-            .await;
-        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        // (a) tryon-mock: a real job, completed.
+        let mock = common::mock().await;
+        let http = common::http();
         let submitted: serde_json::Value = http
             .post(format!("{}/v2/p-image-try-on", mock.uri()))
             .header("x-api-key", KEY)

@@ -14,7 +14,9 @@
 
 use std::time::Instant;
 
-use tryon_mock::MockServer;
+use common::KEY;
+
+mod common;
 
 /// `VmRSS` (or another `/proc/self/status` field) in KiB.
 fn proc_status_kib(field: &str) -> u64 {
@@ -36,17 +38,9 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(100_000);
     let clients = 64;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime();
     rt.block_on(async move {
-        let server = MockServer::builder()
-            .virtual_time()
-            .spec_check(false)
-            .start()
-            .await;
+        let server = common::mock().await;
         let url = format!("{}/v2/p-image-try-on", server.uri());
         // A body like a client sends: two garments, a prompt, a seed.
         let body = serde_json::to_vec(&serde_json::json!({
@@ -63,10 +57,10 @@ fn main() {
         // Warm up the server, the clients and the allocator first, so the
         // "before" figure includes the runtime and the connection buffers.
         let https: Vec<reqwest::Client> = (0..clients)
-            .map(|_| reqwest::Client::builder().no_proxy().build().unwrap())
+            .map(|_| common::http())
             .collect();
         for http in &https {
-            let r = http.get(format!("{}/v2/requests/x/status", server.uri())).header("x-api-key", "sk-bench").send().await.unwrap();
+            let r = http.get(format!("{}/v2/requests/x/status", server.uri())).header("x-api-key", KEY).send().await.unwrap();
             assert_eq!(r.status(), 404);
         }
         let before = proc_status_kib("VmRSS");
@@ -80,7 +74,7 @@ fn main() {
                 for _ in 0..n {
                     let r = http
                         .post(&url)
-                        .header("x-api-key", "sk-bench")
+                        .header("x-api-key", KEY)
                         .header("content-type", "application/json")
                         .body(body.clone())
                         .send()

@@ -23,9 +23,10 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use rand::{RngExt as _, SeedableRng as _, rngs::StdRng};
 use serde_json::Value;
+
+mod common;
 
 const MOCK: &str = env!("CARGO_BIN_EXE_tryon-mock");
 /// The bound on the mock's peak resident memory over the whole test.
@@ -211,51 +212,17 @@ fn parse_response(raw: &[u8]) -> Option<(u16, Vec<u8>)> {
 
 // ---- inputs ---------------------------------------------------------------
 
+/// A small PNG of one brownish colour.
 fn png(width: u32, height: u32) -> Vec<u8> {
-    let mut out = std::io::Cursor::new(Vec::new());
-    image::RgbImage::from_pixel(width, height, image::Rgb([120, 90, 60]))
-        .write_to(&mut out, image::ImageFormat::Png)
-        .unwrap();
-    out.into_inner()
-}
-
-fn data_uri(bytes: &[u8]) -> String {
-    format!(
-        "data:image/png;base64,{}",
-        base64::engine::general_purpose::STANDARD.encode(bytes)
-    )
+    common::png(width, height, [120, 90, 60])
 }
 
 fn submit_body(person: &str) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
         "person_image": person,
-        "garment_images": [data_uri(&png(8, 8))],
+        "garment_images": [common::png_uri(&png(8, 8))],
     }))
     .unwrap()
-}
-
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
-fn chunk(out: &mut Vec<u8>, kind: [u8; 4], data: &[u8]) {
-    out.extend_from_slice(&u32::try_from(data.len()).unwrap().to_be_bytes());
-    let start = out.len();
-    out.extend_from_slice(&kind);
-    out.extend_from_slice(data);
-    let crc = crc32(&out[start..]);
-    out.extend_from_slice(&crc.to_be_bytes());
 }
 
 /// Deflate bits, least significant first.
@@ -324,9 +291,9 @@ fn image_bomb(side: u32) -> Vec<u8> {
     ihdr.extend_from_slice(&side.to_be_bytes());
     ihdr.extend_from_slice(&side.to_be_bytes());
     ihdr.extend_from_slice(&[1, 0, 0, 0, 0]); // 1-bit grayscale
-    chunk(&mut png, *b"IHDR", &ihdr);
-    chunk(&mut png, *b"IDAT", &zlib);
-    chunk(&mut png, *b"IEND", &[]);
+    common::chunk(&mut png, *b"IHDR", &ihdr);
+    common::chunk(&mut png, *b"IDAT", &zlib);
+    common::chunk(&mut png, *b"IEND", &[]);
     png
 }
 
@@ -335,7 +302,7 @@ fn padded_png(size: usize) -> Vec<u8> {
     let mut bytes = png(8, 8);
     let iend = bytes.split_off(bytes.len() - 12);
     let pad = size.saturating_sub(bytes.len() + 24);
-    chunk(&mut bytes, *b"prVt", &vec![0x55; pad]);
+    common::chunk(&mut bytes, *b"prVt", &vec![0x55; pad]);
     bytes.extend(iend);
     bytes
 }
@@ -360,7 +327,7 @@ fn round_trip(mock: &Mock) -> Result<(), String> {
     let (code, submitted) = mock.json(
         "POST",
         "/v2/p-image-try-on",
-        &submit_body(&data_uri(&png(24, 36))),
+        &submit_body(&common::png_uri(&png(24, 36))),
     );
     let id = submitted["request_id"]
         .as_str()
@@ -551,7 +518,7 @@ fn the_standalone_mock_survives_abuse() {
     let submitted = mock.call(
         "POST",
         "/v2/p-image-try-on",
-        &submit_body(&data_uri(&bomb)),
+        &submit_body(&common::png_uri(&bomb)),
         Duration::from_secs(30),
     );
     let mut bomb_line = format!(
@@ -618,7 +585,7 @@ fn the_standalone_mock_survives_abuse() {
             Some((code, _)) => problems.push(format!("a declared 1 TB body: {code}, not 413")),
         }
         // Many large, valid submits: are their bodies kept?
-        let large = submit_body(&data_uri(&padded_png(LARGE_SUBMIT_BYTES * 3 / 4)));
+        let large = submit_body(&common::png_uri(&padded_png(LARGE_SUBMIT_BYTES * 3 / 4)));
         let mut accepted = 0;
         for _ in 0..LARGE_SUBMITS {
             if let Ok((200, _)) = mock.call(
@@ -682,7 +649,7 @@ fn the_standalone_mock_survives_abuse() {
         controls.len()
     )
     .unwrap();
-    let tiny = submit_body(&data_uri(&png(8, 8)));
+    let tiny = submit_body(&common::png_uri(&png(8, 8)));
     let calls: [(&str, &str, &[u8]); 4] = [
         ("POST", "/v2/p-image-try-on", &tiny),
         (

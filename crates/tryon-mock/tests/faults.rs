@@ -43,13 +43,7 @@ async fn validation_errors_name_the_field() {
         422
     );
 
-    let malformed = client()
-        .post(format!("{uri}/v2/p-image-try-on"))
-        .header("x-api-key", KEY)
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
+    let malformed = post_raw(&uri, "/v2/p-image-try-on", "{not json").await;
     assert_eq!(error_of(malformed).await.0, 400);
     assert_eq!(server.billed_submits(), 0);
 }
@@ -58,13 +52,7 @@ async fn validation_errors_name_the_field() {
 async fn oversized_wrong_method_unknown_path() {
     let server = MockServer::builder().max_body_bytes(1024).start().await;
     let uri = server.uri();
-    let big = client()
-        .post(format!("{uri}/v2/p-image-try-on"))
-        .header("x-api-key", KEY)
-        .body(vec![b' '; 4096])
-        .send()
-        .await
-        .unwrap();
+    let big = post_raw(&uri, "/v2/p-image-try-on", vec![b' '; 4096]).await;
     assert_eq!(error_of(big).await.0, 413);
     let wrong = client()
         .get(format!("{uri}/v2/p-image-try-on"))
@@ -104,19 +92,10 @@ async fn missing_and_unknown_keys_are_401() {
             .0,
         401
     );
-    let good = client()
-        .post(format!("{uri}/v2/p-image-try-on"))
-        .header("x-api-key", "sk-good")
-        .json(&body(1))
-        .send()
-        .await
-        .unwrap();
+    let good = post_with_key("sk-good", &uri, "/v2/p-image-try-on", &body(1)).await;
     assert_eq!(good.status(), 200);
     server.set_keys(None);
-    assert_eq!(
-        post(&uri, "/v2/p-image-try-on", &body(1)).await.status(),
-        200
-    );
+    assert_eq!(submit_status(&uri, &body(1)).await, 200);
 }
 
 #[tokio::test]
@@ -132,20 +111,11 @@ async fn failure_rules_serve_422_with_the_failed_body() {
     let uri = server.uri();
     let mut b = body(1);
     b["seed"] = json!(13);
-    let seeded = submit(&uri, &b).await["request_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let seeded = submit_id(&uri, &b).await;
     let mut b = body(1);
     b["prompt"] = json!("a forbidden shirt");
-    let blocked = submit(&uri, &b).await["request_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let fine = submit(&uri, &body(1)).await["request_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let blocked = submit_id(&uri, &b).await;
+    let fine = submit_id(&uri, &body(1)).await;
     server.advance(Duration::from_secs(1));
     for (id, text) in [(&seeded, "unlucky seed"), (&blocked, CONTENT_BLOCKED)] {
         for (code, v) in [status_of(&uri, id).await, result_of(&uri, id).await] {
@@ -168,12 +138,7 @@ async fn every_nth_job_fails_and_rules_change_at_runtime() {
     server.push_fail_rule(FailRule::new(JobMatch::EveryNth(2), "every second job"));
     let mut ids = Vec::new();
     for _ in 0..4 {
-        ids.push(
-            submit(&uri, &body(1)).await["request_id"]
-                .as_str()
-                .unwrap()
-                .to_string(),
-        );
+        ids.push(submit_id(&uri, &body(1)).await);
     }
     server.advance(Duration::from_secs(1));
     let mut codes = Vec::new();
@@ -182,10 +147,7 @@ async fn every_nth_job_fails_and_rules_change_at_runtime() {
     }
     assert_eq!(codes, [200, 422, 200, 422]);
     server.clear_fail_rules();
-    let id = submit(&uri, &body(1)).await["request_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = submit_id(&uri, &body(1)).await;
     server.advance(Duration::from_secs(1));
     assert_eq!(status_of(&uri, &id).await.0, 200);
 }
@@ -198,31 +160,16 @@ async fn token_bucket_per_key_with_retry_after() {
         .start()
         .await;
     let uri = server.uri();
-    assert_eq!(
-        post(&uri, "/v2/p-image-try-on", &body(1)).await.status(),
-        200
-    );
-    assert_eq!(
-        post(&uri, "/v2/p-image-try-on", &body(1)).await.status(),
-        200
-    );
+    assert_eq!(submit_status(&uri, &body(1)).await, 200);
+    assert_eq!(submit_status(&uri, &body(1)).await, 200);
     let limited = post(&uri, "/v2/p-image-try-on", &body(1)).await;
     assert_eq!(limited.status(), 429);
     assert_eq!(limited.headers()["retry-after"], "2");
     // Another key has its own bucket.
-    let other = client()
-        .post(format!("{uri}/v2/p-image-try-on"))
-        .header("x-api-key", "sk-other")
-        .json(&body(1))
-        .send()
-        .await
-        .unwrap();
+    let other = post_with_key("sk-other", &uri, "/v2/p-image-try-on", &body(1)).await;
     assert_eq!(other.status(), 200);
     server.advance(Duration::from_secs(2));
-    assert_eq!(
-        post(&uri, "/v2/p-image-try-on", &body(1)).await.status(),
-        200
-    );
+    assert_eq!(submit_status(&uri, &body(1)).await, 200);
     assert_eq!(server.billed_submits_for(KEY), 3);
 }
 
@@ -233,19 +180,13 @@ async fn credits_run_out_with_406() {
         .start()
         .await;
     let uri = server.uri();
-    assert_eq!(
-        post(&uri, "/v2/p-image-try-on", &body(2)).await.status(),
-        200
-    );
+    assert_eq!(submit_status(&uri, &body(2)).await, 200);
     let (code, e) = error_of(post(&uri, "/v2/p-image-try-on", &body(1)).await).await;
     assert_eq!((code, e.as_str()), (406, "Insufficient credits"));
     assert_eq!(server.billed_submits(), 1);
     assert!((server.balance(KEY).unwrap() - 0.01).abs() < 1e-9);
     server.set_balance(KEY, 1.0);
-    assert_eq!(
-        post(&uri, "/v2/p-image-try-on", &body(1)).await.status(),
-        200
-    );
+    assert_eq!(submit_status(&uri, &body(1)).await, 200);
 }
 
 #[tokio::test]
@@ -260,10 +201,7 @@ async fn server_errors_for_the_next_n_calls() {
         .start()
         .await;
     let uri = server.uri();
-    let id = submit(&uri, &body(1)).await["request_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = submit_id(&uri, &body(1)).await;
     for _ in 0..2 {
         let r = get(&format!("{uri}/v2/requests/{id}/status")).await;
         assert_eq!(r.status(), 503);
@@ -272,13 +210,7 @@ async fn server_errors_for_the_next_n_calls() {
     assert_eq!(status_of(&uri, &id).await.0, 200);
     for code in [500, 502, 504] {
         server.push_fault(Fault::server_error(Route::Submit, code));
-        assert_eq!(
-            post(&uri, "/v2/p-image-try-on", &body(1))
-                .await
-                .status()
-                .as_u16(),
-            code
-        );
+        assert_eq!(submit_status(&uri, &body(1)).await, code);
     }
     assert_eq!(server.billed_submits(), 1);
 }
@@ -296,10 +228,7 @@ async fn rate_limited_fault_with_http_date_or_without_header() {
     let r = post(&uri, "/v2/p-image-try-on", &body(1)).await;
     assert_eq!(r.status(), 429);
     assert!(r.headers().get("retry-after").is_none());
-    assert_eq!(
-        post(&uri, "/v2/p-image-try-on", &body(1)).await.status(),
-        200
-    );
+    assert_eq!(submit_status(&uri, &body(1)).await, 200);
 }
 
 #[tokio::test]
@@ -322,12 +251,7 @@ async fn dropped_connection_before_accept_is_not_billed() {
         .fault(Fault::drop_before_accept(Route::Submit))
         .start()
         .await;
-    let r = client()
-        .post(format!("{}/v2/p-image-try-on", server.uri()))
-        .header("x-api-key", KEY)
-        .json(&body(1))
-        .send()
-        .await;
+    let r = try_post(&server.uri(), "/v2/p-image-try-on", &body(1)).await;
     assert!(r.is_err(), "{r:?}");
     assert_eq!(server.billed_submits(), 0);
     assert_eq!(server.job_count(), 0);
@@ -341,37 +265,19 @@ async fn dropped_connection_after_accept_is_billed() {
         .start()
         .await;
     // A refused submit does not consume the fault.
-    assert_eq!(
-        post(&server.uri(), "/v2/p-image-try-on", &body(12))
-            .await
-            .status(),
-        422
-    );
-    let r = client()
-        .post(format!("{}/v2/p-image-try-on", server.uri()))
-        .header("x-api-key", KEY)
-        .json(&body(1))
-        .send()
-        .await;
+    assert_eq!(submit_status(&server.uri(), &body(12)).await, 422);
+    let r = try_post(&server.uri(), "/v2/p-image-try-on", &body(1)).await;
     assert!(r.is_err(), "{r:?}");
     assert_eq!(server.billed_submits(), 1);
     assert_eq!(server.job_count(), 1);
-    assert_eq!(
-        post(&server.uri(), "/v2/p-image-try-on", &body(1))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(submit_status(&server.uri(), &body(1)).await, 200);
 }
 
 #[tokio::test]
 async fn bodies_that_are_not_json_or_truncated() {
     let server = MockServer::builder().virtual_time().start().await;
     let uri = server.uri();
-    let id = submit(&uri, &body(1)).await["request_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = submit_id(&uri, &body(1)).await;
     server.push_fault(Fault::not_json(Route::Status));
     let r = get(&format!("{uri}/v2/requests/{id}/status")).await;
     assert_eq!(r.headers()["content-type"], "text/html");
@@ -402,18 +308,8 @@ async fn faults_from_config_toml() {
     .unwrap();
     assert_eq!(config.output_size, (120, 160));
     let server = MockServer::builder().config(config).start().await;
-    assert_eq!(
-        post(&server.uri(), "/v2/p-image-try-on", &body(1))
-            .await
-            .status(),
-        502
-    );
-    assert_eq!(
-        post(&server.uri(), "/v2/p-image-try-on", &body(1))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(submit_status(&server.uri(), &body(1)).await, 502);
+    assert_eq!(submit_status(&server.uri(), &body(1)).await, 200);
 }
 
 #[tokio::test]
@@ -421,37 +317,23 @@ async fn control_api_drives_the_mock() {
     let server = MockServer::builder().virtual_time().start().await;
     let uri = server.uri();
     let http = client();
-    let id = submit(&uri, &body(1)).await["request_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let now: serde_json::Value = http
-        .post(format!("{uri}/__mock/advance"))
-        .json(&json!({"seconds": 5}))
-        .send()
+    let id = submit_id(&uri, &body(1)).await;
+    let now: serde_json::Value = control_post(&uri, "/__mock/advance", &json!({"seconds": 5}))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     assert_eq!(now["now"], 5.0);
     assert_eq!(status_of(&uri, &id).await.1["status"], "COMPLETED");
-    let r = http
-        .post(format!("{uri}/__mock/faults"))
-        .json(&json!({"route": "status", "kind": {"status": {"code": 503, "retry_after": {"seconds": 1}}}, "times": 1}))
-        .send()
-        .await
-        .unwrap();
+    let r = control_post(
+        &uri,
+        "/__mock/faults",
+        &json!({"route": "status", "kind": {"status": {"code": 503, "retry_after": {"seconds": 1}}}, "times": 1}),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     assert_eq!(status_of(&uri, &id).await.0, 503);
-    let journal: serde_json::Value = http
-        .get(format!("{uri}/__mock/journal"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let journal = control_get(&uri, "/__mock/journal").await;
     assert_eq!(journal.as_array().unwrap().len(), 3);
     // A fingerprint of the key, never a piece of it.
     assert_eq!(
@@ -459,14 +341,7 @@ async fn control_api_drives_the_mock() {
         tryon_mock::key_fingerprint(KEY)
     );
     assert!(!journal.to_string().contains("sk-t"), "{journal}");
-    let billing: serde_json::Value = http
-        .get(format!("{uri}/__mock/billing?key={KEY}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let billing = control_get(&uri, &format!("/__mock/billing?key={KEY}")).await;
     assert_eq!(billing["billed_submits_for_key"], 1);
     assert_eq!(
         http.post(format!("{uri}/__mock/reset"))

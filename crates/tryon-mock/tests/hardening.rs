@@ -27,10 +27,7 @@ async fn control(uri: &str, method: &str, path: &str, body: &str) -> (u16, Value
 
 /// Submit, advance, status, result and the output image all work.
 async fn normal_flow_works(uri: &str) {
-    let id = submit(uri, &body(1)).await["request_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = submit_id(uri, &body(1)).await;
     let (code, _) = control(uri, "POST", "advance", r#"{"seconds": 10}"#).await;
     assert_eq!(code, 200);
     assert_eq!(status_of(uri, &id).await.1["status"], "COMPLETED");
@@ -194,10 +191,7 @@ async fn an_output_is_rendered_once() {
     let mut b = body(1);
     b["person_image"] = json!(png_data_uri(300, 400, [200, 10, 10]));
     b["preserve_input_size"] = json!(true);
-    let id = submit(&uri, &b).await["request_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = submit_id(&uri, &b).await;
     server.advance(Duration::from_secs(10));
     let url = result_of(&uri, &id).await.1["output"]
         .as_str()
@@ -227,29 +221,20 @@ async fn wire_details_allow_415_and_canonical_ids() {
     let server = MockServer::builder().virtual_time().start().await;
     let uri = server.uri();
     // 405 names the allowed method (RFC 9110), on the API and the control API.
-    let r = client()
-        .get(format!("{uri}/v2/p-image-try-on"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 405);
-    assert_eq!(r.headers()["allow"], "POST");
-    let r = client()
-        .delete(format!("{uri}/v2/requests/{}/status", uuid()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        (r.status().as_u16(), &r.headers()["allow"]),
-        (405, &"GET".parse().unwrap())
-    );
-    let r = client()
-        .put(format!("{uri}/__mock/faults"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 405);
-    assert_eq!(r.headers()["allow"], "GET, POST, DELETE");
+    let status_path = format!("/v2/requests/{}/status", uuid());
+    for (method, path, allow) in [
+        (reqwest::Method::GET, "/v2/p-image-try-on", "POST"),
+        (reqwest::Method::DELETE, status_path.as_str(), "GET"),
+        (reqwest::Method::PUT, "/__mock/faults", "GET, POST, DELETE"),
+    ] {
+        let r = client()
+            .request(method, format!("{uri}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 405, "{path}");
+        assert_eq!(r.headers()["allow"], allow, "{path}");
+    }
     // A body declared as something else than JSON: 415, not billed.
     for path in ["/v2/p-image-try-on", "/v1/p-image-try-on", "/upload-asset"] {
         let r = post_as(&format!("{uri}{path}"), "text/plain", body(1).to_string()).await;
@@ -393,12 +378,7 @@ async fn the_control_token_guards_the_control_api() {
     assert_eq!(advance(Some("s3cret")).await.unwrap().status(), 200);
     assert_eq!(server.now(), Duration::from_secs(1));
     // Readiness needs no token.
-    let r = client()
-        .get(format!("{uri}/__mock/health"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(health(&uri).await, 200);
 }
 
 /// Reads until the server closes the connection; `None` if it has not
@@ -419,6 +399,15 @@ async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> 
     .map(|()| seen)
 }
 
+/// A raw connection to `server` that has sent `bytes`.
+async fn connect_and_send(server: &MockServer, bytes: &[u8]) -> tokio::net::TcpStream {
+    let mut stream = tokio::net::TcpStream::connect(server.address())
+        .await
+        .unwrap();
+    stream.write_all(bytes).await.unwrap();
+    stream
+}
+
 #[tokio::test]
 async fn slow_headers_and_idle_connections_are_closed() {
     let server = MockServer::builder()
@@ -426,12 +415,7 @@ async fn slow_headers_and_idle_connections_are_closed() {
         .start()
         .await;
     // A head that never ends (slowloris).
-    let mut slow = tokio::net::TcpStream::connect(server.address())
-        .await
-        .unwrap();
-    slow.write_all(b"GET /__mock/health HTTP/1.1\r\nHost: x\r\n")
-        .await
-        .unwrap();
+    let mut slow = connect_and_send(&server, b"GET /__mock/health HTTP/1.1\r\nHost: x\r\n").await;
     let started = Instant::now();
     assert!(
         closed_within(&mut slow, Duration::from_secs(10))
@@ -440,12 +424,8 @@ async fn slow_headers_and_idle_connections_are_closed() {
     );
     assert!(started.elapsed() >= Duration::from_millis(300));
     // A kept-alive connection that goes quiet after one request.
-    let mut idle = tokio::net::TcpStream::connect(server.address())
-        .await
-        .unwrap();
-    idle.write_all(b"GET /__mock/health HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
+    let mut idle =
+        connect_and_send(&server, b"GET /__mock/health HTTP/1.1\r\nHost: x\r\n\r\n").await;
     let seen = closed_within(&mut idle, Duration::from_secs(10))
         .await
         .unwrap();
@@ -484,13 +464,7 @@ async fn billing_for_a_key_reads_the_key_percent_decoded() {
     // A key with characters a query string must escape.
     let key = "sk+a&b=c %d";
     let server = MockServer::builder().keys([key]).start().await;
-    let r = client()
-        .post(format!("{}/v2/p-image-try-on", server.uri()))
-        .header("x-api-key", key)
-        .json(&body(1))
-        .send()
-        .await
-        .unwrap();
+    let r = post_with_key(key, &server.uri(), "/v2/p-image-try-on", &body(1)).await;
     assert_eq!(r.status(), 200);
     let query: String = form_urlencoded::Serializer::new(String::new())
         .append_pair("key", key)

@@ -20,10 +20,7 @@ use tryon_mock::{FailRule, Fault, JobMatch, MockServer, Route};
 
 async fn completed_output(server: &MockServer, body: &Value) -> (String, Vec<u8>) {
     let uri = server.uri();
-    let id = submit(&uri, body).await["request_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = submit_id(&uri, body).await;
     server.advance(Duration::from_secs(10));
     let (code, r) = result_of(&uri, &id).await;
     assert_eq!(code, 200, "{r}");
@@ -138,10 +135,7 @@ async fn every_body_sent_matches_the_spec() {
         .await;
     let uri = server.uri();
     // Successes in every state.
-    let id = submit(&uri, &body(1)).await["request_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = submit_id(&uri, &body(1)).await;
     status_of(&uri, &id).await;
     result_of(&uri, &id).await;
     server.advance(Duration::from_millis(30));
@@ -155,22 +149,13 @@ async fn every_body_sent_matches_the_spec() {
     let mut b = body(1);
     b["seed"] = json!(66);
     server.set_balance(KEY, 10.0);
-    let failed = submit(&uri, &b).await["request_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let failed = submit_id(&uri, &b).await;
     server.advance(Duration::from_secs(1));
     status_of(&uri, &failed).await;
     result_of(&uri, &failed).await;
     post(&uri, "/v1/p-image-try-on", &b).await;
     // Errors: 400, 401, 404, 405, 406, 413, 422, 429, 5xx.
-    client()
-        .post(format!("{uri}/v2/p-image-try-on"))
-        .header("x-api-key", KEY)
-        .body("{")
-        .send()
-        .await
-        .unwrap();
+    post_raw(&uri, "/v2/p-image-try-on", "{").await;
     client()
         .post(format!("{uri}/v2/p-image-try-on"))
         .json(&body(1))
@@ -185,13 +170,7 @@ async fn every_body_sent_matches_the_spec() {
         .unwrap();
     server.set_balance(KEY, 0.0);
     post(&uri, "/v2/p-image-try-on", &body(1)).await;
-    client()
-        .post(format!("{uri}/upload-asset"))
-        .header("x-api-key", KEY)
-        .body(vec![b' '; 100_000])
-        .send()
-        .await
-        .unwrap();
+    post_raw(&uri, "/upload-asset", vec![b' '; 100_000]).await;
     post(&uri, "/v2/p-image-try-on", &body(12)).await;
     client()
         .post(format!("{uri}/v2/p-image-try-on"))

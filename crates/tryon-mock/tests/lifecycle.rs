@@ -84,10 +84,7 @@ async fn default_server_completes_after_its_short_stages() {
     // Real time with 20 ms + 80 ms stages; advancing instead of sleeping.
     let server = MockServer::start().await;
     let uri = server.uri();
-    let id = submit(&uri, &body(1)).await["request_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = submit_id(&uri, &body(1)).await;
     server.advance(Duration::from_millis(100));
     assert_eq!(status_of(&uri, &id).await.1["status"], "COMPLETED");
 }
@@ -100,10 +97,7 @@ async fn retention_is_configurable() {
         .start()
         .await;
     let uri = server.uri();
-    let id = submit(&uri, &body(1)).await["request_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = submit_id(&uri, &body(1)).await;
     server.advance(Duration::from_secs(9));
     assert_eq!(status_of(&uri, &id).await.0, 200);
     server.advance(Duration::from_secs(1));
@@ -119,14 +113,8 @@ async fn bounded_workers_make_jobs_queue() {
         .start()
         .await;
     let uri = server.uri();
-    let a = submit(&uri, &body(1)).await["request_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let b = submit(&uri, &body(1)).await["request_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let a = submit_id(&uri, &body(1)).await;
+    let b = submit_id(&uri, &body(1)).await;
     assert_eq!(status_of(&uri, &a).await.1["status"], "PROCESSING");
     assert_eq!(status_of(&uri, &b).await.1["status"], "QUEUED");
     server.advance(Duration::from_secs(2));
@@ -147,14 +135,8 @@ async fn per_request_timing_rule() {
         .start()
         .await;
     let uri = server.uri();
-    let one = submit(&uri, &body(1)).await["request_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let three = submit(&uri, &body(3)).await["request_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let one = submit_id(&uri, &body(1)).await;
+    let three = submit_id(&uri, &body(3)).await;
     server.advance(Duration::from_secs(10));
     assert_eq!(status_of(&uri, &one).await.1["status"], "COMPLETED");
     assert_eq!(status_of(&uri, &three).await.1["status"], "PROCESSING");
@@ -173,16 +155,10 @@ async fn realistic_profile_is_about_two_seconds_per_garment() {
         .start()
         .await;
     let uri = server.uri();
-    let standard = submit(&uri, &body(11)).await["request_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let standard = submit_id(&uri, &body(11)).await;
     let mut turbo_body = body(11);
     turbo_body["turbo"] = json!(true);
-    let turbo = submit(&uri, &turbo_body).await["request_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let turbo = submit_id(&uri, &turbo_body).await;
     server.advance(Duration::from_mins(1));
     let t = status_of(&uri, &standard).await.1["metrics"]["inference_time"]
         .as_f64()
@@ -199,13 +175,7 @@ async fn journal_and_billing_per_key() {
     let server = MockServer::builder().virtual_time().start().await;
     let uri = server.uri();
     submit(&uri, &body(1)).await;
-    let other = client()
-        .post(format!("{uri}/v2/p-image-try-on"))
-        .header("x-api-key", "sk-other")
-        .json(&body(2))
-        .send()
-        .await
-        .unwrap();
+    let other = post_with_key("sk-other", &uri, "/v2/p-image-try-on", &body(2)).await;
     assert_eq!(other.status(), 200);
     // A refused submit is not billed.
     let bad = post(&uri, "/v2/p-image-try-on", &json!({})).await;
@@ -243,10 +213,7 @@ async fn expectations_fail_on_drop() {
 async fn reset_forgets_jobs_and_billing() {
     let server = MockServer::builder().virtual_time().start().await;
     let uri = server.uri();
-    let id = submit(&uri, &body(1)).await["request_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = submit_id(&uri, &body(1)).await;
     server.reset();
     assert_eq!(server.billed_submits(), 0);
     assert!(server.journal().is_empty());
@@ -264,10 +231,7 @@ async fn clock_handle_drives_a_sleeper() {
         .await;
     let clock = server.clock();
     let uri = server.uri();
-    let id = submit(&uri, &body(1)).await["request_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = submit_id(&uri, &body(1)).await;
     let mut polls = 0;
     loop {
         let (_, s) = status_of(&uri, &id).await;

@@ -70,16 +70,6 @@ fn signal(child: &Running, name: &str) {
     assert!(ok, "kill -{name}");
 }
 
-async fn health(url: &str) -> u16 {
-    client()
-        .get(format!("{url}/__mock/health"))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
 #[tokio::test]
 async fn one_json_line_then_health_then_a_clean_exit_on_sigterm_and_sigint() {
     for sig in ["TERM", "INT"] {

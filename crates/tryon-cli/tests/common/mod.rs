@@ -34,6 +34,43 @@ pub(crate) fn tryon(server: &MockServer) -> Command {
     cmd
 }
 
+/// `tryon batch MANIFEST --out-dir OUT_DIR EXTRA...` against `server`.
+pub(crate) fn batch(
+    server: &MockServer,
+    manifest: &Path,
+    out_dir: &Path,
+    extra: &[&str],
+) -> std::process::Command {
+    let mut cmd = tryon(server);
+    cmd.arg("batch")
+        .arg(manifest)
+        .arg("--out-dir")
+        .arg(out_dir)
+        .args(extra);
+    cmd
+}
+
+/// Reruns the batch and checks that it sends nothing: it exits `code`,
+/// reports its `done` completed rows as all done earlier, and the mock has
+/// billed `billed` submits in all.
+pub(crate) async fn assert_rerun_sends_nothing(
+    server: &MockServer,
+    manifest: &Path,
+    out_dir: &Path,
+    code: i32,
+    done: usize,
+    billed: u64,
+) {
+    let rerun = output(batch(server, manifest, out_dir, &[])).await;
+    let (stdout, stderr) = (text(&rerun.stdout), text(&rerun.stderr));
+    assert_eq!(rerun.status.code(), Some(code), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("completed  {done} (0 this run, {done} earlier)")),
+        "{stdout}"
+    );
+    assert_eq!(server.billed_submits(), billed);
+}
+
 /// Run a command to its end in a blocking task (the mock keeps serving on
 /// the test's runtime meanwhile).
 pub(crate) async fn output(mut cmd: Command) -> Output {
@@ -45,6 +82,13 @@ pub(crate) async fn output(mut cmd: Command) -> Output {
 /// Bytes as text, for messages.
 pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Asserts that the output stream `bytes` contains `needle`, showing the
+/// stream when it does not.
+pub(crate) fn assert_has(bytes: &[u8], needle: &str) {
+    let shown = text(bytes);
+    assert!(shown.contains(needle), "{shown}");
 }
 
 /// A CSV manifest of `rows` two-garment rows `look-0..`; the row at
@@ -62,6 +106,18 @@ pub(crate) fn write_manifest(dir: &Path, rows: usize, failing_seed: Option<u64>)
     let path = dir.join("manifest.csv");
     std::fs::write(&path, csv).expect("manifest written");
     path
+}
+
+/// A temporary folder for a batch, the manifest written in it by
+/// [`write_manifest`] and the path of its `out` folder (not created).
+pub(crate) fn batch_dir(
+    rows: usize,
+    failing_seed: Option<u64>,
+) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let manifest = write_manifest(dir.path(), rows, failing_seed);
+    let out_dir = dir.path().join("out");
+    (dir, manifest, out_dir)
 }
 
 /// Row id -> request ids, from the CLI's journal.

@@ -21,14 +21,36 @@ pub fn body(garments: usize) -> Value {
     })
 }
 
-pub async fn post(uri: &str, path: &str, body: &Value) -> reqwest::Response {
+/// A POST to `uri` + `path` carrying the API key `key`.
+fn keyed_post(key: &str, uri: &str, path: &str) -> reqwest::RequestBuilder {
     client()
         .post(format!("{uri}{path}"))
-        .header("x-api-key", KEY)
-        .json(body)
-        .send()
-        .await
-        .unwrap()
+        .header("x-api-key", key)
+}
+
+/// POSTs `body` to `uri` + `path` with the API key `key`; a dropped
+/// connection is an `Err`.
+pub async fn try_post_with_key(
+    key: &str,
+    uri: &str,
+    path: &str,
+    body: &Value,
+) -> reqwest::Result<reqwest::Response> {
+    keyed_post(key, uri, path).json(body).send().await
+}
+
+/// [`try_post_with_key`] with the test key.
+pub async fn try_post(uri: &str, path: &str, body: &Value) -> reqwest::Result<reqwest::Response> {
+    try_post_with_key(KEY, uri, path, body).await
+}
+
+/// POSTs `body` to `uri` + `path` with the API key `key`.
+pub async fn post_with_key(key: &str, uri: &str, path: &str, body: &Value) -> reqwest::Response {
+    try_post_with_key(key, uri, path, body).await.unwrap()
+}
+
+pub async fn post(uri: &str, path: &str, body: &Value) -> reqwest::Response {
+    post_with_key(KEY, uri, path, body).await
 }
 
 pub async fn get(url: &str) -> reqwest::Response {
@@ -40,11 +62,65 @@ pub async fn get(url: &str) -> reqwest::Response {
         .unwrap()
 }
 
+/// GETs `url` without an API key.
+pub async fn get_without_key(url: &str) -> reqwest::Response {
+    client().get(url).send().await.unwrap()
+}
+
+/// The status code of `GET /__mock/health` (no key) on the mock at `url`.
+pub async fn health(url: &str) -> u16 {
+    get_without_key(&format!("{url}/__mock/health"))
+        .await
+        .status()
+        .as_u16()
+}
+
+/// POSTs the raw `body` (no content type) to `uri` + `path` with the test
+/// key.
+pub async fn post_raw(uri: &str, path: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
+    keyed_post(KEY, uri, path).body(body).send().await.unwrap()
+}
+
+/// GETs the control API's `path` (no key) and returns its JSON.
+pub async fn control_get(uri: &str, path: &str) -> Value {
+    get_without_key(&format!("{uri}{path}"))
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
+/// POSTs `body` to the control API's `path` (no key).
+pub async fn control_post(uri: &str, path: &str, body: &Value) -> reqwest::Response {
+    client()
+        .post(format!("{uri}{path}"))
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Submits and returns the submit response's JSON.
 pub async fn submit(uri: &str, body: &Value) -> Value {
     let r = post(uri, "/v2/p-image-try-on", body).await;
     assert_eq!(r.status(), 200);
     r.json().await.unwrap()
+}
+
+/// Submits and returns the new job's `request_id`.
+pub async fn submit_id(uri: &str, body: &Value) -> String {
+    submit(uri, body).await["request_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Submits and returns only the answer's status code.
+pub async fn submit_status(uri: &str, body: &Value) -> u16 {
+    post(uri, "/v2/p-image-try-on", body)
+        .await
+        .status()
+        .as_u16()
 }
 
 /// The status code and the `error` text of an error answer.
@@ -66,16 +142,18 @@ pub async fn result_of(uri: &str, id: &str) -> (u16, Value) {
     (code, r.json().await.unwrap_or(Value::Null))
 }
 
+/// A PNG of a `w`x`h` image of one colour.
+pub fn png(w: u32, h: u32, rgb: [u8; 3]) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::RgbImage::from_pixel(w, h, image::Rgb(rgb))
+        .write_to(&mut out, image::ImageFormat::Png)
+        .unwrap();
+    out.into_inner()
+}
+
 /// A PNG data URI of a `w`x`h` image of one colour.
 pub fn png_data_uri(w: u32, h: u32, rgb: [u8; 3]) -> String {
-    use base64::Engine as _;
-    let img = image::RgbImage::from_pixel(w, h, image::Rgb(rgb));
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
-    format!(
-        "data:image/png;base64,{}",
-        base64::engine::general_purpose::STANDARD.encode(out.into_inner())
-    )
+    png_uri(&png(w, h, rgb))
 }
 
 fn crc32(data: &[u8]) -> u32 {
@@ -93,7 +171,8 @@ fn crc32(data: &[u8]) -> u32 {
     !crc
 }
 
-fn chunk(out: &mut Vec<u8>, kind: [u8; 4], data: &[u8]) {
+/// Appends a PNG chunk of `kind` holding `data`, with its length and CRC.
+pub fn chunk(out: &mut Vec<u8>, kind: [u8; 4], data: &[u8]) {
     out.extend_from_slice(&u32::try_from(data.len()).unwrap().to_be_bytes());
     let start = out.len();
     out.extend_from_slice(&kind);
