@@ -14,8 +14,9 @@ Exit codes:
   4  timed out waiting; the request id is printed so `tryon wait ID` can re-attach
   5  network or server error (including an ambiguous submit)
   6  a local write failed (the output file or the batch journal): submitting stopped,
-     and each job already paid for is printed with `tryon result ID -o PATH`,
-     which fetches its image again without paying for a new job";
+     and each job already paid for is printed with the command that fetches its
+     image without paying for a new job (`tryon result ID -o PATH`, or for a batch
+     row that may still be queued `tryon wait ID -o PATH`)";
 
 /// Run Segmind P-Image Try-On jobs: dress a person photo in garment photos.
 #[derive(Debug, Parser)]

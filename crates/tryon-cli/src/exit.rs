@@ -20,7 +20,9 @@ pub enum Code {
     Network = 5,
     /// 6: a local write failed (the output file or the batch journal);
     /// anything already paid for is printed with its request id and the
-    /// `tryon result ID -o PATH` command that fetches it again.
+    /// command that fetches it (`tryon result ID -o PATH` for a finished
+    /// `run`, `tryon wait ID -o PATH` for a batch row that may still be
+    /// queued).
     Unsaved = 6,
 }
 

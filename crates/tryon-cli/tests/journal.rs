@@ -161,7 +161,7 @@ async fn a_full_disk_stops_submitting_and_names_every_paid_job() {
     // Every paid job is either in the journal or printed with its recovery.
     let journal = journal_ids(&out_dir);
     let recorded: usize = journal.values().map(Vec::len).sum();
-    let printed = stderr.matches("fetch it with: tryon result ").count();
+    let printed = stderr.matches("fetch it with: tryon wait ").count();
     assert!(
         recorded as u64 + printed as u64 >= billed,
         "billed {billed}, recorded {recorded}, printed {printed}: {stderr}"
@@ -237,7 +237,7 @@ async fn an_accepted_id_the_journal_cannot_record_is_printed_with_its_recovery()
     assert!(stderr.contains("cannot write the journal"), "{stderr}");
     let id = stderr
         .lines()
-        .find_map(|l| l.split("fetch it with: tryon result ").nth(1))
+        .find_map(|l| l.split("fetch it with: tryon wait ").nth(1))
         .and_then(|rest| rest.split(' ').next())
         .unwrap_or_else(|| panic!("the paid id with its recovery: {stderr}"));
     assert!(stdout.contains("not sent   2"), "{stdout}");
@@ -245,8 +245,7 @@ async fn an_accepted_id_the_journal_cannot_record_is_printed_with_its_recovery()
     // The printed command gets the paid image; a rerun does not pay for
     // that row again (its intent is on disk: it is ambiguous).
     let mut cmd = tryon(&server);
-    cmd.args(["result", id, "-o"])
-        .arg(out_dir.join("look-0.png"));
+    cmd.args(["wait", id, "-o"]).arg(out_dir.join("look-0.png"));
     assert!(output(cmd).await.status.success());
     let rerun = output(batch(&server, &manifest, &out_dir, &[])).await;
     assert!(rerun.status.success(), "{}", text(&rerun.stdout));

@@ -34,7 +34,7 @@ pub enum Outcome {
         code: Code,
     },
     /// Accepted and paid for, but a local write failed (the image, or the
-    /// journal record of its id): `tryon result ID -o PATH` fetches it.
+    /// journal record of its id): `tryon wait ID -o PATH` fetches it.
     Unsaved {
         /// The job's id.
         request_id: String,
@@ -56,10 +56,12 @@ pub enum Outcome {
     OutputExists { path: PathBuf },
 }
 
-/// The command that fetches an accepted job's image again, at no charge.
+/// The command that fetches an accepted job's image, at no charge: `wait`,
+/// not `result`, because a job whose id the journal could not record may
+/// still be queued (`wait` returns at once for a finished one).
 pub fn recovery(request_id: &str, output: &Path) -> String {
     format!(
-        "tryon result {} -o {}",
+        "tryon wait {} -o {}",
         term::inline(request_id),
         output.display()
     )

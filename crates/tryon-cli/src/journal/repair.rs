@@ -66,7 +66,7 @@ pub fn repair(path: &Path) -> Result<Option<String>, Damage> {
         if let Some(id) = salvage(&text, "request_id") {
             let _ = write!(
                 report,
-                "; it names request id {id}: fetch its image with `tryon result {id} -o FILE`",
+                "; it names request id {id}: fetch its image with `tryon wait {id} -o FILE`",
                 id = term::inline(&id)
             );
         }

@@ -255,7 +255,7 @@ fn repair_keeps_parseable_records_and_marks_named_rows_ambiguous() {
     let report = repair(dir.path()).unwrap().unwrap();
     assert!(report.contains("dropped 2 damaged lines"), "{report}");
     assert!(report.contains("row `b` marked ambiguous"), "{report}");
-    assert!(report.contains("tryon result r-b -o FILE"), "{report}");
+    assert!(report.contains("tryon wait r-b -o FILE"), "{report}");
     let events = read(dir.path()).unwrap();
     let states = fold(&events, &fp(&[("a", "1"), ("b", "1")]));
     assert!(
