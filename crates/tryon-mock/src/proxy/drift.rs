@@ -6,6 +6,7 @@
 //! `/headers/retry-after` a header, `/body/request_id` a field of the body.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -86,10 +87,10 @@ impl DriftLog {
         }
         let mut out = format!("tryon-mock: proxy: {total} drift record(s)");
         for (line, n) in kinds {
-            out.push_str(&format!("\n  {n} x {line}"));
+            let _ = write!(out, "\n  {n} x {line}");
         }
         if self.dropped > 0 {
-            out.push_str(&format!("\n  {} more not kept", self.dropped));
+            let _ = write!(out, "\n  {} more not kept", self.dropped);
         }
         out
     }

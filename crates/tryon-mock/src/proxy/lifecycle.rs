@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::drift::{DriftRecord, Exchange};
 
 /// How long the service keeps a job after submission (the contract).
-pub(crate) const RETENTION: Duration = Duration::from_secs(3600);
+pub(crate) const RETENTION: Duration = Duration::from_hours(1);
 
 /// Most ids followed at once; beyond it the oldest are forgotten.
 const MAX_TRACKED: usize = 100_000;

@@ -72,7 +72,7 @@ impl ProxyOptions {
             keep_output_urls: false,
             public_url: None,
             control_token: None,
-            timeout: Duration::from_secs(120),
+            timeout: Duration::from_mins(2),
         }
     }
 }
