@@ -140,8 +140,16 @@ impl Exchange<'_> {
             status: self.status,
             pointer,
             expected,
-            actual,
+            actual: self.scrub(actual),
             example: self.example(),
+        }
+    }
+
+    /// `text` with the caller's key removed (an upstream may echo it).
+    fn scrub(&self, text: String) -> String {
+        match self.key.filter(|k| !k.is_empty()) {
+            Some(k) => text.replace(k, "[key removed]"),
+            None => text,
         }
     }
 
@@ -154,10 +162,7 @@ impl Exchange<'_> {
                 self.content_type.as_deref().unwrap_or("no content type")
             ),
         };
-        match self.key.filter(|k| !k.is_empty()) {
-            Some(k) => text.replace(k, "[key removed]"),
-            None => text,
-        }
+        self.scrub(text)
     }
 
     /// Every departure of this response from the spec: an undeclared status,

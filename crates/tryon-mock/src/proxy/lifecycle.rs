@@ -108,3 +108,58 @@ impl Lifecycle {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exchange(path: &str, status: u16) -> Exchange<'_> {
+        Exchange {
+            method: "GET",
+            path,
+            status,
+            content_type: Some("application/json".into()),
+            headers: Vec::new(),
+            body: b"{}",
+            key: None,
+        }
+    }
+
+    #[test]
+    fn failed_must_be_422_and_404_only_after_the_hour() {
+        let mut life = Lifecycle::default();
+        let t0 = Instant::now();
+        let path = "/v2/requests/a/status";
+        let queued = serde_json::json!({"status": "QUEUED"});
+        assert!(
+            life.observe("a", &exchange(path, 200), Some(&queued), t0)
+                .is_empty()
+        );
+        let failed = serde_json::json!({"status": "FAILED"});
+        let r = life.observe("a", &exchange(path, 200), Some(&failed), t0);
+        assert_eq!(r.len(), 1);
+        assert_eq!(
+            (r[0].pointer.as_str(), r[0].actual.as_str()),
+            ("/status", "200")
+        );
+        assert!(
+            life.observe("a", &exchange(path, 422), Some(&failed), t0)
+                .is_empty()
+        );
+        // Terminal: COMPLETED after FAILED is a move, not allowed.
+        let completed = serde_json::json!({"status": "COMPLETED"});
+        let r = life.observe("a", &exchange(path, 200), Some(&completed), t0);
+        assert_eq!(r[0].expected, "FAILED (terminal, seen before)");
+        // 404 for a job seen a minute ago: drift; after the hour: allowed.
+        let minute = t0 + Duration::from_mins(1);
+        let r = life.observe("a", &exchange(path, 404), None, minute);
+        assert_eq!(r[0].expected, "the job (first seen 60 s ago; kept 3600 s)");
+        let later = t0 + RETENTION;
+        assert!(
+            life.observe("a", &exchange(path, 404), None, later)
+                .is_empty()
+        );
+        // An id never seen: 404 is the documented answer.
+        assert!(life.observe("b", &exchange(path, 404), None, t0).is_empty());
+    }
+}

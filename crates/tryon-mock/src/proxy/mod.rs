@@ -28,6 +28,7 @@ pub use drift::{DriftRecord, MAX_DRIFT_RECORDS};
 use forward::{OUTPUT_PREFIX, Outputs};
 use lifecycle::Lifecycle;
 
+use crate::http::control::constant_time_eq;
 use crate::http::{Reply, error, json_response, read_body};
 use crate::sync::lock;
 
@@ -221,7 +222,7 @@ fn authorized(shared: &Shared, req: &Request<hyper::body::Incoming>) -> bool {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|given| given == token)
+        .is_some_and(|given| constant_time_eq(given.as_bytes(), token.as_bytes()))
 }
 
 async fn handle(shared: &Shared, req: Request<hyper::body::Incoming>) -> Reply {
