@@ -208,6 +208,7 @@ async fn serve_proxy(run: ProxyRun, addr: SocketAddr, shutdown: Shutdown) -> std
 
 /// `--proxy` without the `proxy` feature: a clear error.
 #[cfg(not(feature = "proxy"))]
+#[allow(clippy::unused_async)] // the same signature as the real one
 async fn serve_proxy(run: ProxyRun, _: SocketAddr, _: Shutdown) -> std::io::Result<()> {
     let _ = (
         run.upload,

@@ -332,8 +332,10 @@ async fn every_departure_of_a_drifted_upstream_is_reported_once_and_the_key_stay
         .with_ansi(false)
         .with_writer(move || sink.clone())
         .finish();
-    // This test runs on one thread, so the proxy's tasks log here too.
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // Global, not per thread: a thread-local subscriber races with the
+    // other test's first use of the same log sites. The other test's lines
+    // land here too; none may hold the key either.
+    tracing::subscriber::set_global_default(subscriber).unwrap();
 
     let seen = Arc::new(Mutex::new(Seen::default()));
     let upstream = drifted_upstream(Arc::clone(&seen)).await;
