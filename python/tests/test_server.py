@@ -213,6 +213,7 @@ def test_every_control_call_is_a_documented_operation(monkeypatch: pytest.Monkey
         mock.now()
         mock.advance(1)
         mock.journal()
+        assert mock.drift() == {"count": 0, "dropped": 0, "records": []}
         mock.billing()
         mock.billed_submits("sk-test")
         mock.add_fault("status", status=502)

@@ -246,6 +246,18 @@ pub struct MockArgs {
         hide_env_values = true
     )]
     pub control_token: Option<String>,
+    /// Run as a validating proxy in front of this API host (e.g.
+    /// `https://api.segmind.com`): forward each call with the caller's own
+    /// key and list departures from the spec at /__mock/drift.
+    #[arg(long, value_name = "URL")]
+    pub proxy: Option<String>,
+    /// With --proxy: the host for /upload-asset (default: the real upload
+    /// host for `https://api.segmind.com`, else the --proxy URL).
+    #[arg(long, value_name = "URL", requires = "proxy")]
+    pub proxy_upload: Option<String>,
+    /// With --proxy: leave output URLs pointing at the upstream's CDN.
+    #[arg(long, requires = "proxy")]
+    pub keep_output_urls: bool,
 }
 
 /// Parse a price in USD: a finite number, zero or more (clap names the

@@ -20,6 +20,9 @@ pub async fn serve(args: &MockArgs) -> Result<Code, CliError> {
         json: args.json,
         public_url: args.public_url.clone(),
         control_token: args.control_token.clone(),
+        proxy: args.proxy.clone(),
+        proxy_upload: args.proxy_upload.clone(),
+        keep_output_urls: args.keep_output_urls,
     };
     tryon_mock::serve(options).await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::InvalidInput {

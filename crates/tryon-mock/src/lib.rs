@@ -9,6 +9,8 @@ mod http;
 mod journal;
 mod limits;
 mod log;
+#[cfg(feature = "proxy")]
+mod proxy;
 mod render;
 mod secs;
 mod serve;
@@ -33,6 +35,11 @@ pub use limits::{
     MAX_TEXT_BYTES,
 };
 pub use log::LogWriter;
+#[cfg(feature = "proxy")]
+pub use proxy::{
+    DRIFT_HEADER, DriftRecord, MAX_DRIFT_RECORDS, MAX_PROXY_BODY, Proxy, ProxyOptions, SEGMIND_API,
+    SEGMIND_UPLOAD,
+};
 pub use render::{MAX_INPUT_PIXELS, MAX_INPUT_SIDE, MAX_SIDE, PLACEHOLDER_SIZE};
 pub use serve::{ServeOptions, serve};
 pub use server::{MockServer, MockServerBuilder};

@@ -32,6 +32,15 @@ pub struct ServeOptions {
     /// bind, when none is given, a random one is generated and printed (on
     /// stderr, and in the JSON readiness line).
     pub control_token: Option<String>,
+    /// Run as a validating proxy in front of this API host (`--proxy URL`)
+    /// instead of as a mock: see `ProxyOptions` (feature `proxy`, on in
+    /// both binaries). `config` is then unused.
+    pub proxy: Option<String>,
+    /// The upload host for `--proxy` (`--proxy-upload URL`).
+    pub proxy_upload: Option<String>,
+    /// With `--proxy`, leave `output` URLs pointing at the upstream
+    /// (`--keep-output-urls`).
+    pub keep_output_urls: bool,
 }
 
 impl Default for ServeOptions {
@@ -43,6 +52,9 @@ impl Default for ServeOptions {
             json: false,
             public_url: None,
             control_token: None,
+            proxy: None,
+            proxy_upload: None,
+            keep_output_urls: false,
         }
     }
 }
@@ -108,6 +120,21 @@ pub async fn serve(options: ServeOptions) -> std::io::Result<()> {
         }
     }
     let shutdown = Shutdown::listen();
+    if let Some(upstream) = options.proxy {
+        return serve_proxy(
+            ProxyRun {
+                upstream,
+                upload: options.proxy_upload,
+                keep_output_urls: options.keep_output_urls,
+                public_url: config.public_url,
+                token: token.map(|t| (t, generated)),
+                json: options.json,
+            },
+            addr,
+            shutdown,
+        )
+        .await;
+    }
     let mut builder = MockServer::builder()
         .config(config)
         .bind(addr)
@@ -117,25 +144,86 @@ pub async fn serve(options: ServeOptions) -> std::io::Result<()> {
     }
     let server = builder.try_start().await?;
     let uri = server.uri();
-    let line = if options.json {
-        let mut v = serde_json::json!({ "url": uri, "control": format!("{uri}/__mock/") });
-        if generated {
-            v["control_token"] = token.clone().unwrap_or_default().into();
-        }
-        v.to_string()
-    } else {
-        uri.clone()
-    };
-    {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{line}");
-        let _ = out.flush();
-    }
+    ready(
+        &uri,
+        options.json,
+        generated.then_some(token.as_deref()).flatten(),
+    );
     tracing::info!(%uri, "tryon-mock listening (control API under /__mock/)");
     shutdown.wait().await;
     tracing::info!("tryon-mock stopping");
     drop(server);
     Ok(())
+}
+
+/// Prints the readiness line (see [`ServeOptions::json`]).
+fn ready(uri: &str, json: bool, generated_token: Option<&str>) {
+    let line = if json {
+        let mut v = serde_json::json!({ "url": uri, "control": format!("{uri}/__mock/") });
+        if let Some(t) = generated_token {
+            v["control_token"] = t.into();
+        }
+        v.to_string()
+    } else {
+        uri.to_string()
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// The proxy's share of [`ServeOptions`].
+struct ProxyRun {
+    upstream: String,
+    upload: Option<String>,
+    keep_output_urls: bool,
+    public_url: Option<String>,
+    /// The control token, and whether it was generated.
+    token: Option<(String, bool)>,
+    json: bool,
+}
+
+/// `--proxy`: the validating proxy until a signal, then its drift summary
+/// on stderr.
+#[cfg(feature = "proxy")]
+async fn serve_proxy(run: ProxyRun, addr: SocketAddr, shutdown: Shutdown) -> std::io::Result<()> {
+    let mut options = crate::proxy::ProxyOptions::new(run.upstream);
+    options.upload = run.upload;
+    options.keep_output_urls = run.keep_output_urls;
+    options.public_url = run.public_url;
+    options.control_token = run.token.as_ref().map(|(t, _)| t.clone());
+    let proxy = crate::proxy::Proxy::start(options, addr).await?;
+    let uri = proxy.uri();
+    let generated = run
+        .token
+        .as_ref()
+        .filter(|(_, g)| *g)
+        .map(|(t, _)| t.as_str());
+    ready(&uri, run.json, generated);
+    tracing::info!(%uri, "tryon-mock proxy listening (drift at /__mock/drift)");
+    shutdown.wait().await;
+    note(&proxy.summary());
+    Ok(())
+}
+
+/// `--proxy` without the `proxy` feature: a clear error.
+#[cfg(not(feature = "proxy"))]
+#[allow(clippy::unused_async)] // the same signature as the real one
+async fn serve_proxy(run: ProxyRun, _: SocketAddr, _: Shutdown) -> std::io::Result<()> {
+    let _ = (
+        run.upload,
+        run.keep_output_urls,
+        run.public_url,
+        run.token,
+        run.json,
+    );
+    Err(std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        format!(
+            "--proxy {}: this build has no proxy (enable the `proxy` feature)",
+            run.upstream
+        ),
+    ))
 }
 
 /// SIGTERM and SIGINT, listened for from before the readiness line, so a

@@ -44,7 +44,7 @@ fn parsed(cell: &'static OnceLock<Value>, name: &str, text: &str) -> &'static Va
 }
 
 /// The API spec the checks use.
-fn spec() -> &'static Value {
+pub(crate) fn spec() -> &'static Value {
     static SPEC: OnceLock<Value> = OnceLock::new();
     parsed(&SPEC, "segmind-tryon.yaml", SPEC_YAML)
 }
@@ -122,8 +122,35 @@ impl SpecReport {
     }
 }
 
+/// One departure from a schema: where, what the document says, what came.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// JSON pointer (RFC 6901) into the checked value; `""` is the whole.
+    pub pointer: String,
+    /// What the document says belongs there.
+    pub expected: String,
+    /// What was there instead.
+    pub actual: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let at = if self.pointer.is_empty() {
+            "/"
+        } else {
+            &self.pointer
+        };
+        write!(f, "{at}: expected {}, got {}", self.expected, self.actual)
+    }
+}
+
+/// `parent` extended by one reference token, escaped per RFC 6901.
+fn child(parent: &str, token: &str) -> String {
+    format!("{parent}/{}", token.replace('~', "~0").replace('/', "~1"))
+}
+
 /// Follows `$ref`s (a dangling one gives `null`).
-fn resolve<'a>(spec: &'a Value, v: &'a Value) -> &'a Value {
+pub(crate) fn resolve<'a>(spec: &'a Value, v: &'a Value) -> &'a Value {
     match v.get("$ref").and_then(Value::as_str) {
         Some(r) => {
             let mut cur = spec;
@@ -137,25 +164,46 @@ fn resolve<'a>(spec: &'a Value, v: &'a Value) -> &'a Value {
 }
 
 /// Validates `value` against an `OpenAPI` 3.0 schema of the document `spec`,
-/// pushing one message per problem onto `errors` (prefixed with `at`).
-fn validate(spec: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec<String>) {
+/// pushing one [`Problem`] per departure onto `errors` (`at` is the JSON
+/// pointer of `value`).
+pub(crate) fn validate(
+    spec: &Value,
+    schema: &Value,
+    value: &Value,
+    at: &str,
+    errors: &mut Vec<Problem>,
+) {
+    let mut push = |expected: String, actual: String| {
+        errors.push(Problem {
+            pointer: at.to_string(),
+            expected,
+            actual,
+        });
+    };
     let resolved = resolve(spec, schema);
     if resolved.is_null()
         && let Some(r) = schema.get("$ref")
     {
-        errors.push(format!("{at}: dangling $ref {r}"));
+        push(format!("a schema at {r}"), "a dangling $ref".into());
         return;
     }
     let schema = resolved;
     if value.is_null() {
         if schema["nullable"] != json!(true) {
-            errors.push(format!("{at}: null but not nullable"));
+            push("a value (not nullable)".into(), "null".into());
         }
         return;
     }
     for part in schema["allOf"].as_array().into_iter().flatten() {
         validate(spec, part, value, at, errors);
     }
+    let mut push = |expected: String, actual: String| {
+        errors.push(Problem {
+            pointer: at.to_string(),
+            expected,
+            actual,
+        });
+    };
     if let Some(options) = schema["oneOf"].as_array() {
         let matching = options
             .iter()
@@ -166,15 +214,17 @@ fn validate(spec: &Value, schema: &Value, value: &Value, at: &str, errors: &mut 
             })
             .count();
         if matching != 1 {
-            errors.push(format!(
-                "{at}: {value} matches {matching} of the oneOf options, not exactly one"
-            ));
+            push(
+                "a value matching exactly one of the oneOf options".into(),
+                format!("{value}, matching {matching}"),
+            );
         }
     }
     if let Some(options) = schema["enum"].as_array()
         && !options.contains(value)
     {
-        errors.push(format!("{at}: {value} not in {options:?}"));
+        let list: Vec<String> = options.iter().map(Value::to_string).collect();
+        push(format!("one of {}", list.join(", ")), value.to_string());
     }
     let ok = match schema["type"].as_str() {
         Some("object") => value.is_object(),
@@ -186,7 +236,7 @@ fn validate(spec: &Value, schema: &Value, value: &Value, at: &str, errors: &mut 
         _ => true,
     };
     if !ok {
-        errors.push(format!("{at}: {value} is not of type {}", schema["type"]));
+        push(format!("type {}", schema["type"]), value.to_string());
         return;
     }
     if let Some(n) = value.as_f64() {
@@ -194,28 +244,32 @@ fn validate(spec: &Value, schema: &Value, value: &Value, at: &str, errors: &mut 
         if let Some(min) = schema["minimum"].as_f64()
             && (n < min || (exclusive && n <= min))
         {
-            errors.push(format!("{at}: {n} below the minimum {min}"));
+            let op = if exclusive { ">" } else { ">=" };
+            push(format!("a number {op} {min} (the minimum)"), n.to_string());
         }
         if let Some(max) = schema["maximum"].as_f64()
             && n > max
         {
-            errors.push(format!("{at}: {n} above the maximum {max}"));
+            push(format!("a number <= {max} (the maximum)"), n.to_string());
         }
+    }
+    if let Some(items) = value.as_array()
+        && let Some(min) = schema["minItems"].as_u64()
+        && (items.len() as u64) < min
+    {
+        push(
+            format!("at least {min} items"),
+            format!("{} (too few items)", items.len()),
+        );
     }
     if let Some(obj) = value.as_object() {
         validate_object(spec, schema, obj, at, errors);
     }
-    if let Some(items) = value.as_array() {
-        if schema["minItems"]
-            .as_u64()
-            .is_some_and(|m| (items.len() as u64) < m)
-        {
-            errors.push(format!("{at}: too few items"));
-        }
-        if let Some(item_schema) = schema.get("items") {
-            for (i, item) in items.iter().enumerate() {
-                validate(spec, item_schema, item, &format!("{at}[{i}]"), errors);
-            }
+    if let Some(items) = value.as_array()
+        && let Some(item_schema) = schema.get("items")
+    {
+        for (i, item) in items.iter().enumerate() {
+            validate(spec, item_schema, item, &child(at, &i.to_string()), errors);
         }
     }
 }
@@ -229,32 +283,44 @@ fn validate_object(
     schema: &Value,
     obj: &serde_json::Map<String, Value>,
     at: &str,
-    errors: &mut Vec<String>,
+    errors: &mut Vec<Problem>,
 ) {
     for req in schema["required"].as_array().into_iter().flatten() {
         if let Some(req) = req.as_str()
             && !obj.contains_key(req)
         {
-            errors.push(format!("{at}: missing required {req}"));
+            errors.push(Problem {
+                pointer: child(at, req),
+                expected: format!("required property {req}"),
+                actual: "missing required property".into(),
+            });
         }
     }
     if schema.get("properties").is_none() && schema["type"] != "object" {
         return;
     }
     for (k, v) in obj {
+        let here = child(at, k);
         match (schema["properties"].get(k), &schema["additionalProperties"]) {
-            (Some(s), _) => validate(spec, s, v, &format!("{at}.{k}"), errors),
+            (Some(s), _) => validate(spec, s, v, &here, errors),
             (None, Value::Bool(true)) => {}
-            (None, extra) if extra.is_object() => {
-                validate(spec, extra, v, &format!("{at}.{k}"), errors);
-            }
-            (None, _) => errors.push(format!("{at}: undeclared property {k}")),
+            (None, extra) if extra.is_object() => validate(spec, extra, v, &here, errors),
+            (None, _) => errors.push(Problem {
+                pointer: here,
+                expected: "no such property (undeclared property)".into(),
+                actual: v.to_string(),
+            }),
         }
     }
 }
 
+/// `problems` as messages prefixed with `at` (`METHOD path status`).
+fn messages(at: &str, problems: Vec<Problem>) -> Vec<String> {
+    problems.into_iter().map(|p| format!("{at} {p}")).collect()
+}
+
 /// Finds the spec's path template for a concrete path.
-fn template(spec: &Value, path: &str) -> Option<String> {
+pub(crate) fn template(spec: &Value, path: &str) -> Option<String> {
     let segs: Vec<&str> = path.split('/').collect();
     spec["paths"]
         .as_object()?
@@ -288,11 +354,11 @@ pub fn check_injected(
         serde_json::from_slice(body).map_err(|e| vec![format!("{at}: body is not JSON: {e}")])?;
     let mut errors = Vec::new();
     let error_body = json!({"$ref": "#/components/schemas/ErrorBody"});
-    validate(spec, &error_body, &value, &at, &mut errors);
+    validate(spec, &error_body, &value, "", &mut errors);
     if errors.is_empty() {
         Ok(Checked::Injected(format!("{method} {path} {status}")))
     } else {
-        Err(errors)
+        Err(messages(&at, errors))
     }
 }
 
@@ -367,11 +433,11 @@ pub fn check_response(
         )]);
     }
     let mut errors = Vec::new();
-    validate(spec, &schema, &value, &at, &mut errors);
+    validate(spec, &schema, &value, "", &mut errors);
     if errors.is_empty() {
         Ok(checked)
     } else {
-        Err(errors)
+        Err(messages(&at, errors))
     }
 }
 
@@ -391,164 +457,4 @@ fn document_name(doc: &Value) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn documented_bodies_pass_and_drift_is_caught() {
-        let ok = br#"{"status":"COMPLETED","request_id":"x","metrics":{"inference_time":2.0}}"#;
-        assert_eq!(
-            check_response("GET", "/v2/requests/abc/status", 200, ok),
-            Ok(Checked::Documented)
-        );
-        let extra = br#"{"status":"COMPLETED","request_id":"x","surprise":1}"#;
-        let errs = check_response("GET", "/v2/requests/abc/status", 200, extra).unwrap_err();
-        assert!(errs[0].contains("undeclared property surprise"), "{errs:?}");
-        let bad_enum = br#"{"status":"DONE","request_id":"x"}"#;
-        assert!(check_response("GET", "/v2/requests/abc/status", 200, bad_enum).is_err());
-    }
-
-    #[test]
-    fn exceptions_are_explicit() {
-        let e = br#"{"error":"Method Not Allowed"}"#;
-        assert_eq!(
-            check_response("GET", "/v2/p-image-try-on", 405, e),
-            Ok(Checked::Exception("GET /v2/p-image-try-on 405".into()))
-        );
-        // Not listed: an undocumented status the mock made up is a violation.
-        assert!(check_response("POST", "/v2/p-image-try-on", 503, e).is_err());
-        // Injected by a test: only the body is checked.
-        assert_eq!(
-            check_injected("POST", "/v2/p-image-try-on", 503, e),
-            Ok(Checked::Injected("POST /v2/p-image-try-on 503".into()))
-        );
-        assert!(check_injected("POST", "/v2/p-image-try-on", 503, b"{}").is_err());
-        assert_eq!(
-            check_response("GET", "/outputs/x.png", 404, e),
-            Ok(Checked::OffSpec)
-        );
-    }
-
-    fn check(doc: &Value, schema: &Value, value: &Value) -> Vec<String> {
-        let mut errors = Vec::new();
-        validate(doc, schema, value, "v", &mut errors);
-        errors
-    }
-
-    fn schema(name: &str) -> Value {
-        json!({ "$ref": format!("#/components/schemas/{name}") })
-    }
-
-    #[test]
-    fn the_validator_rejects_what_the_control_schemas_exclude() {
-        let doc = control();
-        let fault = schema("Fault");
-        let good = json!({"route": "status", "kind": {"status": {"code": 503, "retry_after": null}}, "times": null});
-        assert_eq!(check(doc, &fault, &good), Vec::<String>::new());
-        let with_retry = json!({"route": "status", "kind": {"status": {"code": 503, "retry_after": {"seconds": 2}}}});
-        assert_eq!(check(doc, &fault, &with_retry), Vec::<String>::new());
-        for bad in [
-            json!({"route": "nowhere", "kind": "not_json"}),
-            json!({"route": "status", "kind": "explode"}),
-            json!({"route": "status", "kind": {"status": {"code": 503}, "latency": 1.0}}),
-            json!({"route": "status", "kind": {"latency": -1.0}}),
-            json!({"route": "status", "kind": {"status": {"code": 503, "retry_after": {"minutes": 1}}}}),
-            json!({"route": "status", "kind": "not_json", "extra": 1}),
-            json!({"kind": "not_json"}),
-        ] {
-            assert!(!check(doc, &fault, &bad).is_empty(), "{bad}");
-        }
-        assert!(!check(doc, &schema("Now"), &json!({"now": "3"})).is_empty());
-        assert!(!check(doc, &schema("Now"), &json!({"now": -1.0})).is_empty());
-        let rate = schema("RateLimit");
-        assert!(!check(doc, &rate, &json!({"per_second": 0, "burst": 1})).is_empty());
-        assert!(check(doc, &rate, &json!({"per_second": 0.5, "burst": 1})).is_empty());
-        assert!(check(doc, &rate, &Value::Null).is_empty());
-        assert!(!check(doc, &schema("Empty"), &json!({"x": 1})).is_empty());
-        let dangling = check(doc, &schema("Nowhere"), &json!({}));
-        assert!(dangling[0].contains("dangling $ref"), "{dangling:?}");
-    }
-
-    /// Every example in both documents (request bodies, responses,
-    /// parameters) matches its own schema, so a client generated from a
-    /// document and the mock agree on them.
-    #[test]
-    fn every_example_in_the_documents_matches_its_schema() {
-        for doc in [spec(), control()] {
-            let mut errors = Vec::new();
-            let mut examples = 0;
-            for (path, item) in doc["paths"].as_object().into_iter().flatten() {
-                for (method, op) in item.as_object().into_iter().flatten() {
-                    let body = resolve(doc, &op["requestBody"]);
-                    let responses = op["responses"].as_object().into_iter().flatten();
-                    let media = std::iter::once(("request".to_string(), body))
-                        .chain(responses.map(|(code, r)| (code.clone(), resolve(doc, r))))
-                        .filter_map(|(what, r)| {
-                            Some((what, r["content"].get("application/json")?))
-                        });
-                    let params = op["parameters"].as_array().into_iter().flatten();
-                    let params = params.map(|p| (format!("parameter {}", p["name"]), p));
-                    for (what, m) in media.chain(params) {
-                        if let Some(example) = m.get("example") {
-                            examples += 1;
-                            let at = format!("{method} {path} {what} example");
-                            validate(doc, &m["schema"], example, &at, &mut errors);
-                        }
-                    }
-                }
-            }
-            assert!(errors.is_empty(), "{}: {errors:#?}", document_name(doc));
-            assert!(
-                examples >= 10,
-                "{}: {examples} examples",
-                document_name(doc)
-            );
-        }
-    }
-
-    #[test]
-    fn control_answers_are_checked_against_the_control_document() {
-        assert_eq!(
-            check_response("GET", "/__mock/now", 200, br#"{"now":3.0}"#),
-            Ok(Checked::Documented)
-        );
-        let errs = check_response("GET", "/__mock/now", 200, br#"{"time":3.0}"#).unwrap_err();
-        assert!(
-            errs.iter().any(|e| e.contains("missing required now")),
-            "{errs:?}"
-        );
-        assert!(
-            errs.iter().any(|e| e.contains("undeclared property time")),
-            "{errs:?}"
-        );
-        let errs = check_response("GET", "/__mock/now", 500, br#"{"error":"x"}"#).unwrap_err();
-        assert!(
-            errs[0].contains("tryon-mock-control.yaml does not document 500"),
-            "{errs:?}"
-        );
-        let e = br#"{"error":"no"}"#;
-        assert_eq!(
-            check_response("PUT", "/__mock/keys", 401, e),
-            Ok(Checked::Exception("PUT /__mock/keys 401".into()))
-        );
-        assert!(check_response("GET", "/__mock/health", 401, e).is_err());
-        assert_eq!(
-            check_response("GET", "/__mock/advance", 405, e),
-            Ok(Checked::Exception("GET /__mock/advance 405".into()))
-        );
-        // The control document's ErrorBody has nothing but `error`.
-        assert!(
-            check_response(
-                "GET",
-                "/__mock/bogus",
-                404,
-                br#"{"error":"x","status":"y"}"#
-            )
-            .is_err()
-        );
-        assert_eq!(
-            check_response("GET", "/__mock/bogus", 404, e),
-            Ok(Checked::OffSpec)
-        );
-    }
-}
+mod tests;

@@ -454,6 +454,13 @@ class MockServer:
         entries: list[JournalEntry] = self._control("getJournal")
         return entries
 
+    def drift(self) -> dict[str, Any]:
+        """Drift records (``GET /__mock/drift``): where the upstream of a
+        validating proxy (``tryon mock --proxy URL``) departed from the spec,
+        as ``{"count", "dropped", "records"}``. A plain mock has none."""
+        drift: dict[str, Any] = self._control("getDrift")
+        return drift
+
     def billing(self, key: str | None = None) -> Billing:
         """Billing counters; with ``key``, also that key's count (and balance
         when credits are configured)."""

@@ -1,13 +1,15 @@
 //! `tryon-mock [--port P] [--host H] [--config mock.toml] [--json]
-//! [--public-url URL] [--control-token T]`: the mock as a standalone server
-//! for tests in any language. Prints one readiness line on stdout (its base
+//! [--public-url URL] [--control-token T] [--proxy URL [--proxy-upload URL]
+//! [--keep-output-urls]]`: the mock as a standalone server for tests in any
+//! language, or (`--proxy`) a validating proxy in front of the real service. Prints one readiness line on stdout (its base
 //! URL, or JSON with `--json`), logs one line per request on stderr
 //! (`RUST_LOG` sets the level), and exits 0 on SIGTERM or SIGINT.
 
 use std::io::Write as _;
 
 const USAGE: &str = "usage: tryon-mock [--port P] [--host H] [--config mock.toml] [--json] \
-                     [--public-url URL] [--control-token TOKEN]";
+                     [--public-url URL] [--control-token TOKEN] \
+                     [--proxy URL [--proxy-upload URL] [--keep-output-urls]]";
 
 #[tokio::main]
 async fn main() {
@@ -57,6 +59,9 @@ fn parse(
             "--json" => o.json = true,
             "--public-url" => o.public_url = Some(value("--public-url")?),
             "--control-token" => o.control_token = Some(value("--control-token")?),
+            "--proxy" => o.proxy = Some(value("--proxy")?),
+            "--proxy-upload" => o.proxy_upload = Some(value("--proxy-upload")?),
+            "--keep-output-urls" => o.keep_output_urls = true,
             "--help" | "-h" => return Ok(None),
             other => return Err(format!("unknown argument {other:?}")),
         }

@@ -34,6 +34,7 @@ const ROUTES: &[(&str, &str, Handler)] = &[
     ("POST", "/__mock/advance", advance),
     ("POST", "/__mock/reset", reset),
     ("GET", "/__mock/journal", journal),
+    ("GET", "/__mock/drift", drift),
     ("GET", "/__mock/billing", billing),
     ("GET", "/__mock/faults", list_faults),
     ("POST", "/__mock/faults", add_faults),
@@ -69,7 +70,7 @@ fn authorized(state: &State, req: &Request<hyper::body::Incoming>) -> bool {
         .is_some_and(|given| constant_time_eq(given.as_bytes(), token.as_bytes()))
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -157,6 +158,11 @@ fn clock_now(state: &State) -> Value {
 
 fn health(_: &State, _: &Call<'_>) -> Reply {
     ok(&json!({ "status": "ok" }))
+}
+
+/// A plain mock has no upstream, so no drift (the proxy serves the real list).
+fn drift(_: &State, _: &Call<'_>) -> Reply {
+    ok(&json!({ "count": 0, "dropped": 0, "records": [] }))
 }
 
 fn now(state: &State, _: &Call<'_>) -> Reply {

@@ -1,0 +1,425 @@
+//! The validating proxy (feature `proxy`): serves the API's routes,
+//! forwards each request to the real service with the caller's own key, and
+//! records every way the answer departs from `openapi/segmind-tryon.yaml`
+//! or the contract's job lifecycle as a [`DriftRecord`].
+//!
+//! [`forward`] talks to the upstream, [`drift`] judges one answer against
+//! the spec, [`lifecycle`] judges a job's answers against each other.
+
+mod drift;
+mod forward;
+mod lifecycle;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{self, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+
+use drift::{DriftLog, Exchange};
+pub use drift::{DriftRecord, MAX_DRIFT_RECORDS};
+use forward::{OUTPUT_PREFIX, Outputs};
+use lifecycle::Lifecycle;
+
+use crate::http::control::constant_time_eq;
+use crate::http::{Reply, error, json_response, read_body};
+use crate::sync::lock;
+
+/// The real service's API host; its upload host is
+/// [`SEGMIND_UPLOAD`].
+pub const SEGMIND_API: &str = "https://api.segmind.com";
+
+/// The real service's upload host (`POST /upload-asset`).
+pub const SEGMIND_UPLOAD: &str = "https://workflows-api.segmind.com";
+
+/// The response header counting the drift records one response produced.
+pub const DRIFT_HEADER: &str = "x-tryon-drift";
+
+/// Largest request or upstream answer the proxy passes: 64 MiB.
+pub const MAX_PROXY_BODY: usize = 64 * 1024 * 1024;
+
+/// How the proxy is set up.
+#[derive(Debug, Clone)]
+pub struct ProxyOptions {
+    /// The API host to forward to (`--proxy URL`), e.g. [`SEGMIND_API`].
+    pub upstream: String,
+    /// The upload host (`--proxy-upload URL`). Default: [`SEGMIND_UPLOAD`]
+    /// when `upstream` is [`SEGMIND_API`], else `upstream` itself.
+    pub upload: Option<String>,
+    /// Leave `output` URLs pointing at the upstream's CDN
+    /// (`--keep-output-urls`) instead of through the proxy.
+    pub keep_output_urls: bool,
+    /// The base the rewritten URLs use; default: the address listened on.
+    pub public_url: Option<String>,
+    /// Required as `Authorization: Bearer <token>` on `/__mock/drift`.
+    pub control_token: Option<String>,
+    /// Bound on each upstream exchange. Default 120 s.
+    pub timeout: Duration,
+}
+
+impl ProxyOptions {
+    /// Options forwarding to `upstream`, every other value its default.
+    pub fn new(upstream: impl Into<String>) -> Self {
+        Self {
+            upstream: upstream.into(),
+            upload: None,
+            keep_output_urls: false,
+            public_url: None,
+            control_token: None,
+            timeout: Duration::from_mins(2),
+        }
+    }
+}
+
+/// Checks an `http(s)` base URL given for `flag`; returns it without a
+/// trailing `/`.
+fn base_url(flag: &str, url: &str) -> std::io::Result<String> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(url.trim_end_matches('/').to_string())
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{flag}: {url:?} is not an http(s) URL"),
+        ))
+    }
+}
+
+struct Shared {
+    client: reqwest::Client,
+    upstream: String,
+    upload: String,
+    base: String,
+    keep_output_urls: bool,
+    control_token: Option<String>,
+    drift: Mutex<DriftLog>,
+    lifecycle: Mutex<Lifecycle>,
+    outputs: Mutex<Outputs>,
+}
+
+/// A running validating proxy; stops when dropped.
+pub struct Proxy {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("addr", &self.addr)
+            .field("upstream", &self.shared.upstream)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Proxy {
+    /// Binds `addr` and serves until dropped.
+    ///
+    /// # Errors
+    /// A URL that is not http(s) (`InvalidInput`, naming the flag), or the
+    /// address cannot be bound.
+    pub async fn start(options: ProxyOptions, addr: SocketAddr) -> std::io::Result<Self> {
+        let upstream = base_url("--proxy", &options.upstream)?;
+        let upload = match &options.upload {
+            Some(u) => base_url("--proxy-upload", u)?,
+            None if upstream == SEGMIND_API => SEGMIND_UPLOAD.to_string(),
+            None => upstream.clone(),
+        };
+        let public = options
+            .public_url
+            .as_deref()
+            .map(|u| base_url("--public-url", u))
+            .transpose()?;
+        let client = forward::client(options.timeout).map_err(std::io::Error::other)?;
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let shown = if addr.ip().is_unspecified() {
+            SocketAddr::new([127, 0, 0, 1].into(), addr.port())
+        } else {
+            addr
+        };
+        let shared = Arc::new(Shared {
+            client,
+            upstream,
+            upload,
+            base: public.unwrap_or_else(|| format!("http://{shown}")),
+            keep_output_urls: options.keep_output_urls,
+            control_token: options.control_token.filter(|t| !t.is_empty()),
+            drift: Mutex::default(),
+            lifecycle: Mutex::default(),
+            outputs: Mutex::default(),
+        });
+        let task = tokio::spawn(accept(listener, Arc::clone(&shared)));
+        Ok(Self { addr, shared, task })
+    }
+
+    /// The base URL clients use (`http://127.0.0.1:PORT`, or the public
+    /// URL given).
+    pub fn uri(&self) -> String {
+        self.shared.base.clone()
+    }
+
+    /// The address listened on.
+    pub fn address(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Every drift record so far (at most [`MAX_DRIFT_RECORDS`]).
+    pub fn drift(&self) -> Vec<DriftRecord> {
+        lock(&self.shared.drift).records.clone()
+    }
+
+    /// The shutdown summary: the total, then one line per kind of drift.
+    pub fn summary(&self) -> String {
+        lock(&self.shared.drift).summary()
+    }
+}
+
+async fn accept(listener: TcpListener, shared: Arc<Shared>) {
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        while tasks.try_join_next().is_some() {}
+        let shared = Arc::clone(&shared);
+        tasks.spawn(async move {
+            let service = service_fn(move |req| {
+                let shared = Arc::clone(&shared);
+                async move {
+                    let reply = handle(&shared, req).await;
+                    Ok::<_, std::convert::Infallible>(reply.map(Full::new))
+                }
+            });
+            let _ = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(30))
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn authorized(shared: &Shared, req: &Request<hyper::body::Incoming>) -> bool {
+    let Some(token) = &shared.control_token else {
+        return true;
+    };
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|given| constant_time_eq(given.as_bytes(), token.as_bytes()))
+}
+
+async fn handle(shared: &Shared, req: Request<hyper::body::Incoming>) -> Reply {
+    let path = req.uri().path().to_string();
+    match (req.method(), path.as_str()) {
+        (&Method::GET, "/__mock/health") => {
+            return json_response(StatusCode::OK, &serde_json::json!({"status": "ok"}));
+        }
+        (&Method::GET, "/__mock/drift") if authorized(shared, &req) => {
+            return json_response(StatusCode::OK, &lock(&shared.drift).to_json());
+        }
+        (&Method::GET, "/__mock/drift") => {
+            return error(StatusCode::UNAUTHORIZED, "control token required");
+        }
+        _ if path.starts_with("/__mock/") => {
+            return error(StatusCode::NOT_FOUND, "the proxy serves /__mock/drift only");
+        }
+        _ => {}
+    }
+    if path.starts_with(OUTPUT_PREFIX) {
+        return output(shared, &req, &path).await;
+    }
+    let key = req
+        .headers()
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let method = req.method().clone();
+    let headers = req.headers().clone();
+    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let host = if path == "/upload-asset" {
+        &shared.upload
+    } else {
+        &shared.upstream
+    };
+    let url = format!("{host}{target}");
+    let body = match read_body(MAX_PROXY_BODY, req).await {
+        Ok(b) => b,
+        Err(reply) => return reply,
+    };
+    let answer = match forward::send(
+        &shared.client,
+        &method,
+        &url,
+        &headers,
+        body,
+        true,
+        MAX_PROXY_BODY,
+    )
+    .await
+    {
+        Ok(a) => a,
+        Err(e) => return error(StatusCode::BAD_GATEWAY, format!("tryon-mock proxy: {e}")),
+    };
+    let ex = Exchange {
+        method: method.as_str(),
+        path: &path,
+        status: answer.status,
+        content_type: answer.media_type(),
+        headers: answer
+            .headers
+            .keys()
+            .map(|k| k.as_str().to_string())
+            .collect(),
+        body: &answer.body,
+        key: key.as_deref(),
+    };
+    let mut records = ex.check();
+    let json: Option<serde_json::Value> = (ex.content_type.as_deref() == Some("application/json"))
+        .then(|| serde_json::from_slice(&answer.body).ok())
+        .flatten();
+    let id = job_id(&path, json.as_ref());
+    if let Some(id) = id {
+        records.extend(lock(&shared.lifecycle).observe(&id, &ex, json.as_ref(), Instant::now()));
+    }
+    let (operation, masked) = ex.operation();
+    let body = match json {
+        Some(mut v) => {
+            let changed = forward::rewrite(
+                &mut v,
+                &shared.base,
+                shared.keep_output_urls,
+                &mut lock(&shared.outputs),
+            );
+            if changed {
+                Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+            } else {
+                answer.body.clone()
+            }
+        }
+        None => answer.body.clone(),
+    };
+    finish(shared, &answer, body, records, &operation, &masked)
+}
+
+/// The job a response is about: the id in a status or result path, or the
+/// `request_id` of a submit's answer.
+fn job_id(path: &str, body: Option<&serde_json::Value>) -> Option<String> {
+    if let Some(rest) = path
+        .strip_prefix("/v2/requests/")
+        .or_else(|| path.strip_prefix("/v1/requests/"))
+    {
+        let id = rest.strip_suffix("/status").unwrap_or(rest);
+        return Some(id.to_string()).filter(|i| !i.is_empty() && !i.contains('/'));
+    }
+    if path == "/v2/p-image-try-on" {
+        return body
+            .and_then(|b| b["request_id"].as_str())
+            .map(str::to_string);
+    }
+    None
+}
+
+/// An output image, fetched from its original URL without the key.
+async fn output(shared: &Shared, req: &Request<hyper::body::Incoming>, path: &str) -> Reply {
+    let Some(url) = lock(&shared.outputs).original(path) else {
+        return error(StatusCode::NOT_FOUND, "unknown proxied output");
+    };
+    let answer = match forward::send(
+        &shared.client,
+        req.method(),
+        &url,
+        req.headers(),
+        Bytes::new(),
+        false,
+        MAX_PROXY_BODY,
+    )
+    .await
+    {
+        Ok(a) => a,
+        Err(e) => return error(StatusCode::BAD_GATEWAY, format!("tryon-mock proxy: {e}")),
+    };
+    let ex = Exchange {
+        method: req.method().as_str(),
+        path,
+        status: answer.status,
+        content_type: answer.media_type(),
+        headers: Vec::new(),
+        body: &answer.body,
+        key: None,
+    };
+    let records = ex.check_output();
+    finish(
+        shared,
+        &answer,
+        answer.body.clone(),
+        records,
+        "get_output",
+        "/outputs/{name}",
+    )
+}
+
+/// The reply to the caller: the upstream's status, body and the headers
+/// that matter, plus the drift count; the records are logged and kept.
+fn finish(
+    shared: &Shared,
+    answer: &forward::Answer,
+    body: Bytes,
+    records: Vec<DriftRecord>,
+    operation: &str,
+    masked: &str,
+) -> Reply {
+    let n = records.len();
+    tracing::info!(
+        operation,
+        path = masked,
+        status = answer.status,
+        drift = n,
+        "proxied"
+    );
+    for r in &records {
+        tracing::warn!(
+            operation = %r.operation,
+            pointer = %r.pointer,
+            expected = %r.expected,
+            actual = %r.actual,
+            "drift"
+        );
+    }
+    lock(&shared.drift).extend(records);
+    let mut reply = Response::new(body);
+    *reply.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    for name in [
+        header::CONTENT_TYPE,
+        header::RETRY_AFTER,
+        header::CACHE_CONTROL,
+        header::LOCATION,
+        header::ALLOW,
+    ] {
+        if let Some(v) = answer.headers.get(name.as_str())
+            && let Ok(v) = HeaderValue::from_bytes(v.as_bytes())
+        {
+            reply.headers_mut().insert(name, v);
+        }
+    }
+    reply
+        .headers_mut()
+        .insert(DRIFT_HEADER, HeaderValue::from(n));
+    reply
+}
