@@ -31,6 +31,7 @@ pub use image::{
     CheckedImage, DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, Image, ImageKind,
 };
 pub use job::{Job, Status};
+pub use limit::RateLimit;
 pub use output::Output;
 pub use poll::{FixedPolling, ModelAwarePolling, Phase, PollPolicy, PollState};
 pub use request::{

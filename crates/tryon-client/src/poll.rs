@@ -69,6 +69,31 @@ impl PollState {
     }
 }
 
+/// The shortest delay before the next poll while the client's request
+/// budget binds (calls wait for the rate limiter): every poll that still
+/// sees the job running then costs a call another job's submit or result
+/// needed, so the poll is planned for when the job has almost surely
+/// finished (its expected time plus 15 % and a second, from when it was
+/// last seen queued), and overruns are checked every quarter of the
+/// expected time (at least a second). The poll policy's own delay is kept
+/// when it is longer.
+pub(crate) fn budget_bound_delay(s: &PollState) -> Duration {
+    let Some(expected) = s.expected else {
+        return (s.elapsed / 4).max(Duration::from_secs(2));
+    };
+    let floor = (expected / 4).max(Duration::from_secs(1));
+    if s.last == Some(Phase::Queued) && s.polls > 0 {
+        return (expected / 2).max(Duration::from_secs(2));
+    }
+    let due =
+        s.last_queued_at.unwrap_or_default() + expected.mul_f64(1.15) + Duration::from_secs(1);
+    if s.elapsed < due {
+        due - s.elapsed
+    } else {
+        floor
+    }
+}
+
 /// A job's non-final phase, as far as polling cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
