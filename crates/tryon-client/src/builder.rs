@@ -51,7 +51,15 @@ pub struct ClientBuilder {
     max_download_bytes: u64,
     wait_timeout: Duration,
     rate_limit: Option<RateLimit>,
-    legacy_limiter: bool,
+    limiter_kind: LimiterKind,
+}
+
+/// Which rate limiter a client gets (the other two only for the bench).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LimiterKind {
+    Adaptive,
+    Legacy,
+    Off,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -85,7 +93,7 @@ impl Default for ClientBuilder {
             max_download_bytes: DEFAULT_MAX_DOWNLOAD_BYTES,
             wait_timeout: Duration::from_secs(600),
             rate_limit: None,
-            legacy_limiter: false,
+            limiter_kind: LimiterKind::Adaptive,
         }
     }
 }
@@ -232,7 +240,16 @@ impl ClientBuilder {
     #[doc(hidden)]
     #[must_use]
     pub fn legacy_rate_limiter(mut self) -> Self {
-        self.legacy_limiter = true;
+        self.limiter_kind = LimiterKind::Legacy;
+        self
+    }
+
+    /// No rate limiter at all, like the official SDK. Only for comparing
+    /// in the throughput bench; not part of the supported API.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn without_rate_limiter(mut self) -> Self {
+        self.limiter_kind = LimiterKind::Off;
         self
     }
 
@@ -282,10 +299,10 @@ impl ClientBuilder {
         let api = tryon_api::Client::new_with_client(trimmed(&base_url), keyed.clone());
         let upload = tryon_api::Client::new_with_client(trimmed(&upload_base_url), keyed);
         let clock = self.clock.unwrap_or_else(|| Arc::new(TokioClock::new()));
-        let limiter = if self.legacy_limiter {
-            Limiter::Legacy(PaceLimiter::default())
-        } else {
-            Limiter::Adaptive(RateLimiter::new(self.rate_limit))
+        let limiter = match self.limiter_kind {
+            LimiterKind::Adaptive => Limiter::Adaptive(RateLimiter::new(self.rate_limit)),
+            LimiterKind::Legacy => Limiter::Legacy(PaceLimiter::default()),
+            LimiterKind::Off => Limiter::Off,
         };
         let transport = Arc::new(Transport::new(self.retry, limiter, clock, api_key));
         Ok(Client::assemble(Parts {

@@ -308,6 +308,8 @@ pub(crate) enum Limiter {
     Adaptive(RateLimiter),
     /// Version 0.1's pace limiter, for comparison in the bench only.
     Legacy(PaceLimiter),
+    /// No limiter at all (the official SDK's pattern), for the bench only.
+    Off,
 }
 
 impl Limiter {
@@ -319,13 +321,18 @@ impl Limiter {
                 epoch: 0,
                 waited: false,
             },
+            Limiter::Off => Ticket {
+                wait: Duration::ZERO,
+                epoch: 0,
+                waited: false,
+            },
         }
     }
 
     pub(crate) fn still_valid(&self, ticket: Ticket) -> bool {
         match self {
             Limiter::Adaptive(l) => l.still_valid(ticket),
-            Limiter::Legacy(_) => true,
+            Limiter::Legacy(_) | Limiter::Off => true,
         }
     }
 
@@ -339,6 +346,7 @@ impl Limiter {
         match self {
             Limiter::Adaptive(l) => l.throttled(now, ticket, retry_after),
             Limiter::Legacy(l) => l.throttled(now, sent_at, retry_after),
+            Limiter::Off => {}
         }
     }
 
@@ -346,20 +354,21 @@ impl Limiter {
         match self {
             Limiter::Adaptive(l) => l.succeeded(now, ticket),
             Limiter::Legacy(l) => l.succeeded(),
+            Limiter::Off => {}
         }
     }
 
     pub(crate) fn budget(&self) -> Option<RateLimit> {
         match self {
             Limiter::Adaptive(l) => l.budget(),
-            Limiter::Legacy(_) => None,
+            Limiter::Legacy(_) | Limiter::Off => None,
         }
     }
 
     pub(crate) fn binding(&self, now: Duration) -> bool {
         match self {
             Limiter::Adaptive(l) => l.binding(now),
-            Limiter::Legacy(_) => false,
+            Limiter::Legacy(_) | Limiter::Off => false,
         }
     }
 
