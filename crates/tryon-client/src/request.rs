@@ -147,9 +147,8 @@ impl TryOnRequest {
     }
 
     /// How long the model is expected to compute, not counting queueing:
-    /// about 2 s per garment, and with `turbo` at most 4 s in all (the model
-    /// maker's published figures; a turbo job is never planned as slower
-    /// than the standard one). Polling is planned around it.
+    /// about 2 s per garment, and with `turbo` 1 s per garment up to 4 s in
+    /// all (the model maker's published ceilings; turbo is the fast mode). Polling is planned around it.
     pub fn expected_duration(&self) -> Duration {
         expected_duration(self.garments.len(), self.turbo)
     }
