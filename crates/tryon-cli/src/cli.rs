@@ -314,6 +314,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::float_cmp, reason = "a whole number, exact in f64")]
     fn batch_rate_parses_and_a_bad_one_names_the_field() {
         let cli = Cli::try_parse_from(["tryon", "batch", "m.csv", "--rate", "500/min"]).unwrap();
         let Command::Batch(args) = cli.command else {

@@ -132,6 +132,10 @@ fn job_request(i: usize) -> tryon_client::TryOnRequest {
     request(garments, (i / 3) % 2 == 1, i as u64)
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "one run, start to table row, read top to bottom"
+)]
 async fn run_one(config: Config, policy: Policy, jobs: usize) -> Row {
     let profile = if config.queue {
         RealisticProfile::default()
@@ -201,7 +205,7 @@ async fn run_one(config: Config, policy: Policy, jobs: usize) -> Row {
             Ok(_) => {
                 ended = now;
                 ends.push(now);
-                latencies.push(now - starts.lock().expect("not poisoned")[i]);
+                latencies.push(now.saturating_sub(starts.lock().expect("not poisoned")[i]));
             }
             Err(e) => {
                 if failures < 2 && policy != Policy::Sdk {
@@ -275,7 +279,7 @@ async fn run_one(config: Config, policy: Policy, jobs: usize) -> Row {
             .iter()
             .filter(|&&t| t >= from && t <= last_start)
             .count();
-        n as f64 / ((last_start - from).as_secs_f64() / 60.0) / limit
+        n as f64 / (last_start.saturating_sub(from).as_secs_f64() / 60.0) / limit
     } else {
         f64::NAN
     };

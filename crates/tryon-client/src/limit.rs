@@ -380,6 +380,7 @@ impl Limiter {
 }
 
 #[cfg(test)]
+#[allow(clippy::float_cmp, reason = "whole numbers, exact in f64")]
 mod tests {
     use super::*;
 

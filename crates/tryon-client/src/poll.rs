@@ -88,7 +88,7 @@ pub(crate) fn budget_bound_delay(s: &PollState) -> Duration {
     let due =
         s.last_queued_at.unwrap_or_default() + expected.mul_f64(1.15) + Duration::from_secs(1);
     if s.elapsed < due {
-        due - s.elapsed
+        due.saturating_sub(s.elapsed)
     } else {
         floor
     }

@@ -2,7 +2,7 @@
 //! tokio runtime (so concurrent sleeps overlap) driving the mock's virtual
 //! clock. A `429` with `Retry-After` is a reason to wait, never to give up;
 //! every job of `run_many` completes, and few calls are refused.
-#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc, clippy::float_cmp)]
 
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ fn request(i: u64) -> TryOnRequest {
     TryOnRequest::builder()
         .person(Image::url("https://example.com/person.jpg"))
         .garments((0..garments).map(|g| Image::url(format!("https://example.com/g{g}.jpg"))))
-        .turbo(i % 5 == 0)
+        .turbo(i.is_multiple_of(5))
         .seed(i)
         .build()
         .unwrap()

@@ -208,6 +208,10 @@ pub enum RateScope {
 }
 
 impl RateScope {
+    #[allow(
+        clippy::trivially_copy_pass_by_ref,
+        reason = "serde passes a reference"
+    )]
     fn is_all_keyed(&self) -> bool {
         *self == RateScope::AllKeyed
     }
