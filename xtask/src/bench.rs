@@ -8,6 +8,7 @@
 //! cargo bench -p tryon-client --bench overhead
 //! cargo bench -p tryon-client --bench scale
 //! cargo bench -p tryon-client --bench polling
+//! cargo bench -p tryon-client --bench throughput
 //! cargo bench -p tryon-mock   --bench poll      (when that target exists)
 //! ```
 //!
@@ -31,7 +32,7 @@ pub struct Bench {
 }
 
 /// The benches, in the order they run.
-pub const BENCHES: [Bench; 4] = [
+pub const BENCHES: [Bench; 5] = [
     Bench {
         package: "tryon-client",
         name: "overhead",
@@ -43,6 +44,10 @@ pub const BENCHES: [Bench; 4] = [
     Bench {
         package: "tryon-client",
         name: "polling",
+    },
+    Bench {
+        package: "tryon-client",
+        name: "throughput",
     },
     Bench {
         package: "tryon-mock",

@@ -179,6 +179,11 @@ pub struct BatchArgs {
     /// How many jobs to have in flight at once.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub concurrency: u16,
+    /// The account's request budget, e.g. `500/min` (also `N/s`, `N/h`):
+    /// every API call is spaced to stay within it. Without it the budget is
+    /// learned from the server's 429 answers.
+    #[arg(long, value_name = "N/min", value_parser = parse_rate)]
+    pub rate: Option<tryon_client::RateLimit>,
     /// Where outputs and the journal (tryon-journal.jsonl) go. A row's
     /// image is `<id>.<format>`; an id that is not a plain file name
     /// (`a/b`, `..`, spaces, over 100 bytes) gets `<sanitised id>~<hash>.<format>`.
@@ -276,6 +281,11 @@ pub fn parse_price(text: &str) -> Result<f64, String> {
 }
 
 /// Parse `90s`, `10m`, `1h`, `250ms` or a bare number of seconds.
+/// A request budget such as `500/min`.
+pub fn parse_rate(text: &str) -> Result<tryon_client::RateLimit, String> {
+    text.parse().map_err(|e: tryon_client::Error| e.to_string())
+}
+
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -316,6 +326,18 @@ mod tests {
         for bad in ["-1", "-0", "NaN", "inf", "x"] {
             assert!(parse_price(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    #[allow(clippy::float_cmp, reason = "a whole number, exact in f64")]
+    fn batch_rate_parses_and_a_bad_one_names_the_field() {
+        let cli = Cli::try_parse_from(["tryon", "batch", "m.csv", "--rate", "500/min"]).unwrap();
+        let Command::Batch(args) = cli.command else {
+            panic!("not a batch");
+        };
+        assert_eq!(args.rate.map(|r| r.per_minute()), Some(500.0));
+        let e = Cli::try_parse_from(["tryon", "batch", "m.csv", "--rate", "fast"]).unwrap_err();
+        assert!(e.to_string().contains("rate_limit"), "{e}");
     }
 
     #[test]

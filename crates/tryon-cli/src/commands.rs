@@ -5,7 +5,7 @@ use std::pin::pin;
 
 use futures::StreamExt as _;
 use serde::Serialize;
-use tryon_client::{Client, Job, Output, Status};
+use tryon_client::{Client, Job, Output, RateLimit, Status};
 
 use crate::cli::{Cli, IdArgs, ResultArgs, RunArgs, SubmitArgs, WaitArgs};
 use crate::exit::{CliError, Code, code_of};
@@ -26,6 +26,17 @@ pub struct Session {
 /// Build the client: against an embedded mock with `--mock`, else against
 /// the real API (or `--base-url`) with the key from `--api-key-env`.
 pub async fn session(cli: &Cli, mock: bool, upload: bool) -> Result<Session, CliError> {
+    session_with(cli, mock, upload, None).await
+}
+
+/// [`session`] with the account's request budget, when the user gave one
+/// (`tryon batch --rate`); without it the client learns it from `429`s.
+pub async fn session_with(
+    cli: &Cli,
+    mock: bool,
+    upload: bool,
+    rate: Option<RateLimit>,
+) -> Result<Session, CliError> {
     let user_agent = concat!("tryon-cli/", env!("CARGO_PKG_VERSION"));
     if mock {
         // Real time with the realistic profile: a few seconds a job, as the
@@ -44,7 +55,11 @@ pub async fn session(cli: &Cli, mock: bool, upload: bool) -> Result<Session, Cli
                     format!("cannot start the embedded mock: {e}"),
                 )
             })?;
-        let client = Client::builder()
+        let mut builder = Client::builder();
+        if let Some(rate) = rate {
+            builder = builder.rate_limit(rate);
+        }
+        let client = builder
             .api_key("tryon-embedded-mock")
             .base_url(server.uri())
             .upload_base_url(server.uri())
@@ -74,6 +89,9 @@ pub async fn session(cli: &Cli, mock: bool, upload: bool) -> Result<Session, Cli
         .api_key(key)
         .user_agent(user_agent)
         .upload_local_images(upload);
+    if let Some(rate) = rate {
+        builder = builder.rate_limit(rate);
+    }
     if let Some(url) = &cli.base_url {
         builder = builder.base_url(url.as_str());
     }

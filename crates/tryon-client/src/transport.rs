@@ -7,7 +7,14 @@
 //! the call may be retried; this executor alone decides whether it *is*
 //! retried (attempts left, the client-wide retry budget, `Retry-After`, the
 //! deadline) and how long to wait; the shared [`Limiter`] paces API calls
-//! after a `429`.
+//! at the account's budget, configured or learned from `429`s.
+//!
+//! **A `429` with a `Retry-After` the policy allows is a reason to wait,
+//! never to give up**: it is retried after that wait through a fresh slot
+//! of the limiter, and it costs neither an attempt nor the retry budget (the
+//! server said when to come back, and the limiter has slowed every call).
+//! Reads still end at their deadline. A `429` without `Retry-After` counts
+//! like any other failure.
 //!
 //! **`Retry-After` longer than the policy allows** (see
 //! [`RetryPolicy::with_max_retry_after`](crate::RetryPolicy::with_max_retry_after))
@@ -22,7 +29,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::clock::SharedClock;
 use crate::error::Error;
-use crate::limit::Limiter;
+use crate::limit::{Limiter, RateLimit, Ticket};
 use crate::retry::{RetryBudget, RetryPolicy};
 
 /// Clock time after which no sleep may end, and when the wait began (to
@@ -149,11 +156,16 @@ impl std::fmt::Debug for Transport {
 }
 
 impl Transport {
-    pub(crate) fn new(retry: RetryPolicy, clock: SharedClock, api_key: SecretString) -> Self {
+    pub(crate) fn new(
+        retry: RetryPolicy,
+        limiter: Limiter,
+        clock: SharedClock,
+        api_key: SecretString,
+    ) -> Self {
         Self {
             budget: RetryBudget::new(retry.budget),
             retry,
-            limiter: Limiter::default(),
+            limiter,
             clock,
             api_key,
         }
@@ -165,6 +177,16 @@ impl Transport {
 
     pub(crate) fn retry_policy(&self) -> &RetryPolicy {
         &self.retry
+    }
+
+    /// The request budget applied now (configured or learned), if any.
+    pub(crate) fn rate_budget(&self) -> Option<RateLimit> {
+        self.limiter.budget()
+    }
+
+    /// Whether API calls now wait for the limiter (the budget binds).
+    pub(crate) fn budget_binds(&self) -> bool {
+        self.limiter.binding(self.clock.now())
     }
 
     /// Removes the key from text that came from a server, in case a server
@@ -189,12 +211,12 @@ impl Transport {
     {
         let mut n: u32 = 1;
         loop {
-            self.wait_turn(call).await?;
+            let ticket = self.wait_turn(call).await?;
             let sent_at = self.clock.now();
             let retryable = match attempt().await {
                 Ok(v) => {
-                    if call.paced() {
-                        self.limiter.succeeded();
+                    if let Some(ticket) = ticket {
+                        self.limiter.succeeded(self.clock.now(), ticket);
                     }
                     self.budget.refund(1);
                     return Ok(v);
@@ -202,40 +224,63 @@ impl Transport {
                 Err(Failure::Fatal(e)) => return Err(e),
                 Err(Failure::Retry(r)) => r,
             };
-            if retryable.throttled && call.paced() {
+            if retryable.throttled
+                && let Some(ticket) = ticket
+            {
                 self.limiter
-                    .throttled(self.clock.now(), sent_at, retryable.retry_after);
+                    .throttled(self.clock.now(), sent_at, ticket, retryable.retry_after);
             }
-            let delay = self.retry_delay(call, n, retryable)?;
+            let free = retryable.throttled
+                && ticket.is_some()
+                && self.limiter.waits_out_429s()
+                && retryable
+                    .retry_after
+                    .is_some_and(|d| d <= self.retry.max_retry_after);
+            let delay = self.retry_delay(call, n, retryable, free)?;
             self.clock.sleep(delay).await;
-            n += 1;
+            if !free {
+                n += 1;
+            }
         }
     }
 
     /// Waits for the rate limiter's slot (API calls only), never past the
-    /// deadline.
-    async fn wait_turn(&self, call: Call<'_>) -> Result<(), Error> {
+    /// deadline; a slot voided by a cut while waiting is planned again.
+    async fn wait_turn(&self, call: Call<'_>) -> Result<Option<Ticket>, Error> {
         if !call.paced() {
-            return Ok(());
+            return Ok(None);
         }
-        let wait = self.limiter.reserve(self.clock.now());
-        if let Some((request_id, deadline)) = call.deadline()
-            && self.clock.now() + wait > deadline.at
-        {
-            return Err(self.timeout(request_id, deadline));
+        loop {
+            let ticket = self.limiter.reserve(self.clock.now());
+            if let Some((request_id, deadline)) = call.deadline()
+                && self.clock.now() + ticket.wait > deadline.at
+            {
+                return Err(self.timeout(request_id, deadline));
+            }
+            if ticket.wait.is_zero() {
+                return Ok(Some(ticket));
+            }
+            self.clock.sleep(ticket.wait).await;
+            if self.limiter.still_valid(ticket) {
+                return Ok(Some(ticket));
+            }
         }
-        if !wait.is_zero() {
-            self.clock.sleep(wait).await;
-        }
-        Ok(())
     }
 
     /// The wait before retry number `n`, or the error that ends the call.
-    fn retry_delay(&self, call: Call<'_>, n: u32, r: Retryable) -> Result<Duration, Error> {
+    /// A `free` retry (a `429` with an allowed `Retry-After`) skips the
+    /// attempt count and the budget.
+    fn retry_delay(
+        &self,
+        call: Call<'_>,
+        n: u32,
+        r: Retryable,
+        free: bool,
+    ) -> Result<Duration, Error> {
         let Retryable {
             error, retry_after, ..
         } = r;
-        if n >= self.retry.max_attempts {
+        if !free && n >= self.retry.max_attempts {
             tracing::warn!(attempt = n, error = %error, "giving up: retry attempts exhausted");
             return Err(error);
         }
@@ -246,7 +291,7 @@ impl Transport {
             );
             return Err(error);
         }
-        if !self.budget.withdraw(self.retry.retry_cost) {
+        if !free && !self.budget.withdraw(self.retry.retry_cost) {
             tracing::warn!(error = %error, "giving up: client retry budget exhausted");
             return Err(error);
         }

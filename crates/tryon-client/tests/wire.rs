@@ -74,7 +74,7 @@ async fn submit_body_and_headers_are_exact() {
         .await
         .unwrap();
     assert_eq!(job.request_id(), ID);
-    assert_eq!(job.expected_duration(), Some(Duration::from_secs(4)));
+    assert_eq!(job.expected_duration(), Some(Duration::from_secs(2)));
     m.assert_async().await;
 }
 

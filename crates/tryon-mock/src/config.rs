@@ -169,12 +169,64 @@ pub struct RateLimit {
     pub per_second: f64,
     /// Bucket size: how many requests may come at once.
     pub burst: u32,
+    /// Which requests the limit counts. Default: every keyed request.
+    #[serde(default, skip_serializing_if = "RateScope::is_all_keyed")]
+    pub scope: RateScope,
+    /// When set, a fixed-window limit instead of the token bucket: at most
+    /// `per_second * window_secs` requests (at least 1) in each window of
+    /// this many seconds on the mock clock (windows start at 0); a refused
+    /// request gets `Retry-After` until the window ends. `burst` is then
+    /// unused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_secs: Option<f64>,
+}
+
+/// Which requests a [`RateLimit`] counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateScope {
+    /// Every request on an API route (submit, status, result, v1 run, upload).
+    #[default]
+    AllKeyed,
+    /// Only submits (v2 submit and v1 run); reads pass freely.
+    SubmitsOnly,
+}
+
+impl RateScope {
+    #[allow(
+        clippy::trivially_copy_pass_by_ref,
+        reason = "serde passes a reference"
+    )]
+    fn is_all_keyed(&self) -> bool {
+        *self == RateScope::AllKeyed
+    }
 }
 
 impl RateLimit {
-    /// `per_second` tokens a second, bursts of up to `burst`.
+    /// `per_second` tokens a second, bursts of up to `burst`, on every
+    /// keyed request.
     pub fn new(per_second: f64, burst: u32) -> Self {
-        Self { per_second, burst }
+        Self {
+            per_second,
+            burst,
+            scope: RateScope::AllKeyed,
+            window_secs: None,
+        }
+    }
+
+    /// The same limit, counting submits only.
+    #[must_use]
+    pub fn submits_only(mut self) -> Self {
+        self.scope = RateScope::SubmitsOnly;
+        self
+    }
+
+    /// The same rate as a fixed window of `window` (e.g. 10 s) instead of a
+    /// token bucket.
+    #[must_use]
+    pub fn per_window(mut self, window: Duration) -> Self {
+        self.window_secs = Some(window.as_secs_f64());
+        self
     }
 }
 

@@ -23,8 +23,8 @@ mod validate;
 
 pub use clock::MockClock;
 pub use config::{
-    CONTENT_BLOCKED, Credits, FailRule, JobMatch, MockConfig, RateLimit, RealisticProfile, StageFn,
-    Stages, Timing,
+    CONTENT_BLOCKED, Credits, FailRule, JobMatch, MockConfig, RateLimit, RateScope,
+    RealisticProfile, StageFn, Stages, Timing,
 };
 pub use fault::{Fault, FaultKind, RetryAfter, Route};
 pub use http::control::control_routes;

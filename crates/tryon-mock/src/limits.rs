@@ -130,6 +130,9 @@ pub(crate) fn rate_limit(r: Option<&RateLimit>) -> Result<(), String> {
     if let Some(r) = r {
         finite("rate_limit.per_second", r.per_second, 0.0, MAX_RATE)?;
         finite("rate_limit.burst", f64::from(r.burst), 1.0, MAX_RATE)?;
+        if let Some(w) = r.window_secs {
+            finite("rate_limit.window_secs", w, 0.001, 86_400.0)?;
+        }
     }
     Ok(())
 }
@@ -278,6 +281,9 @@ mod tests {
     fn rate_and_credits_must_be_finite() {
         assert!(rate_limit(Some(&RateLimit::new(f64::NAN, 1))).is_err());
         assert!(rate_limit(Some(&RateLimit::new(1.0, 0))).is_err());
+        let mut w = RateLimit::new(1.0, 1);
+        w.window_secs = Some(f64::INFINITY);
+        assert!(rate_limit(Some(&w)).is_err());
         assert!(credits(Some(&Credits::with_balance(f64::INFINITY))).is_err());
         assert!(config(&MockConfig::default()).is_ok());
     }

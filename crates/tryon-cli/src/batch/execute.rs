@@ -86,8 +86,15 @@ impl Run {
     }
 
     fn refresh(&self) {
+        // The budget the client keeps to: configured with --rate, or
+        // learned from 429s.
+        let budget = self
+            .client
+            .rate_budget()
+            .map(|b| format!(" · budget {b}"))
+            .unwrap_or_default();
         self.bar.set_message(format!(
-            "failed {} · in flight {}",
+            "failed {} · in flight {}{budget}",
             self.failed.load(Ordering::Relaxed),
             self.in_flight.load(Ordering::Relaxed)
         ));

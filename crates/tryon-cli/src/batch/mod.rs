@@ -20,7 +20,7 @@ use std::sync::atomic::AtomicUsize;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::{BatchArgs, Cli};
-use crate::commands::session;
+use crate::commands::session_with;
 use crate::exit::{CliError, Code};
 use crate::journal;
 use crate::manifest;
@@ -41,7 +41,7 @@ pub async fn batch(cli: &Cli, args: &BatchArgs) -> Result<Code, CliError> {
         term::err_line(&report);
     }
 
-    let session = session(cli, args.mock, false).await?;
+    let session = session_with(cli, args.mock, false, args.rate).await?;
     let (writer, events, note) = journal::open(&args.out_dir).map_err(damaged)?;
     if let Some(note) = note {
         term::err_line(&note);

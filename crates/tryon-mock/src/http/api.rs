@@ -49,7 +49,8 @@ pub(crate) async fn dispatch(
         Endpoint::Asset(id) => return asset(state, id),
         _ => {}
     }
-    if let Err(r) = state.admit(key) {
+    let billed = matches!(endpoint, Endpoint::Submit | Endpoint::Run);
+    if let Err(r) = state.admit(key, billed) {
         return refusal(r);
     }
     let key = key.unwrap_or_default();

@@ -15,10 +15,13 @@ mod parts;
 use parts::next_unit;
 pub(crate) use parts::{
     Accepted, Asset, Assets, Billing, Bucket, Job, JobView, Jobs, Refusal, canonical_id,
+    take_from_bucket, take_from_window,
 };
 
 use crate::clock::MockClock;
-use crate::config::{Credits, FailRule, JobMatch, MockConfig, RateLimit, Stages, Timing};
+use crate::config::{
+    Credits, FailRule, JobMatch, MockConfig, RateLimit, RateScope, Stages, Timing,
+};
 use crate::fault::{Fault, FaultKind, Route};
 use crate::journal::JournalEntry;
 use crate::limits;
@@ -144,8 +147,9 @@ impl State {
         *lock(&self.assets) = Assets::default();
     }
 
-    /// Auth, then rate limit. `key` is the `x-api-key` header.
-    pub(crate) fn admit(&self, key: Option<&str>) -> Result<(), Refusal> {
+    /// Auth, then rate limit. `key` is the `x-api-key` header; `submit`
+    /// says whether the request is a submit (for a submits-only limit).
+    pub(crate) fn admit(&self, key: Option<&str>, submit: bool) -> Result<(), Refusal> {
         let Some(key) = key.filter(|k| !k.is_empty()) else {
             return Err(Refusal::Unauthorized("Unauthorized: missing API key"));
         };
@@ -158,34 +162,23 @@ impl State {
             }
             s.rate_limit
         };
-        if let Some(rate) = rate {
-            let now = self.clock.now();
-            let mut buckets = lock(&self.buckets);
-            let burst = f64::from(rate.burst.max(1));
-            let b = buckets.entry(key.to_string()).or_insert(Bucket {
-                tokens: burst,
-                at: now,
-            });
-            let elapsed = now.saturating_sub(b.at).as_secs_f64();
-            b.tokens = (b.tokens + elapsed * rate.per_second).min(burst);
-            b.at = now;
-            if b.tokens >= 1.0 {
-                b.tokens -= 1.0;
-            } else {
-                let wait = if rate.per_second > 0.0 {
-                    (1.0 - b.tokens) / rate.per_second
-                } else {
-                    3600.0
-                };
-                // Whole seconds, at least 1.
-                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                let secs = wait.ceil().clamp(1.0, 86_400.0) as u64;
-                return Err(Refusal::RateLimited {
-                    retry_after_secs: secs,
-                });
-            }
+        let Some(rate) = rate.filter(|r| submit || r.scope == RateScope::AllKeyed) else {
+            return Ok(());
+        };
+        let now = self.clock.now();
+        let mut buckets = lock(&self.buckets);
+        let wait = match rate.window_secs {
+            Some(window) => take_from_window(&mut buckets, key, &rate, window, now),
+            None => take_from_bucket(&mut buckets, key, &rate, now),
+        };
+        match wait {
+            None => Ok(()),
+            // Whole seconds, at least 1.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            Some(wait) => Err(Refusal::RateLimited {
+                retry_after_secs: wait.ceil().clamp(1.0, 86_400.0) as u64,
+            }),
         }
-        Ok(())
     }
 
     /// Charges `key` for a job with `garments` garments, or refuses.

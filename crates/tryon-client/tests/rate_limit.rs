@@ -1,0 +1,156 @@
+//! Throughput under the account's rate limit, in virtual time: a paused
+//! tokio runtime (so concurrent sleeps overlap) driving the mock's virtual
+//! clock. A `429` with `Retry-After` is a reason to wait, never to give up;
+//! every job of `run_many` completes, and few calls are refused.
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc, clippy::float_cmp)]
+
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use tryon_client::{Client, Image, RateLimit, TokioClock, TryOnRequest};
+use tryon_mock::{Fault, MockClock, MockServer, RetryAfter, Route};
+
+const KEY: &str = "sk-rate-test";
+
+fn request(i: u64) -> TryOnRequest {
+    let garments = [1usize, 3, 1, 2][usize::try_from(i % 4).unwrap()];
+    TryOnRequest::builder()
+        .person(Image::url("https://example.com/person.jpg"))
+        .garments((0..garments).map(|g| Image::url(format!("https://example.com/g{g}.jpg"))))
+        .turbo(i.is_multiple_of(5))
+        .seed(i)
+        .build()
+        .unwrap()
+}
+
+fn client(server: &MockServer, budget: Option<RateLimit>) -> Client {
+    let clock = TokioClock::driving(server.clock(), MockClock::now, MockClock::advance);
+    let mut b = Client::builder()
+        .api_key(KEY)
+        .base_url(server.uri())
+        .clock(clock);
+    if let Some(budget) = budget {
+        b = b.rate_limit(budget);
+    }
+    b.build().unwrap()
+}
+
+/// Runs `n` jobs at `concurrency`; returns (failures, 429s after the
+/// first minute, keyed requests after the first minute, minutes taken).
+async fn run(
+    server: &MockServer,
+    client: &Client,
+    n: u64,
+    concurrency: usize,
+) -> (usize, usize, usize, f64) {
+    let results: Vec<_> = client
+        .run_many((0..n).map(request), concurrency)
+        .collect()
+        .await;
+    let failures = results.iter().filter(|(_, r)| r.is_err()).count();
+    for (i, r) in &results {
+        if let Err(e) = r {
+            eprintln!("job {i}: {e}");
+        }
+    }
+    let later: Vec<_> = server
+        .journal()
+        .into_iter()
+        .filter(|e| e.path.starts_with("/v2/") && e.at >= Duration::from_mins(1))
+        .collect();
+    let refused = later.iter().filter(|e| e.status == Some(429)).count();
+    (
+        failures,
+        refused,
+        later.len(),
+        server.now().as_secs_f64() / 60.0,
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn run_many_under_a_token_bucket_learns_the_budget_and_completes_every_job() {
+    // 500 requests a minute, burst 10, on every keyed request.
+    let server = MockServer::builder()
+        .virtual_time()
+        .realistic()
+        // Enough workers that the budget, not the server, is the bound.
+        .workers(10_000)
+        .rate_limit(tryon_mock::RateLimit::new(500.0 / 60.0, 10))
+        .start()
+        .await;
+    let client = client(&server, None);
+    let n = 300;
+    let (failures, refused, later, minutes) = run(&server, &client, n, 48).await;
+    assert_eq!(failures, 0);
+    assert_eq!(server.billed_submits(), n, "each job billed exactly once");
+    #[allow(clippy::cast_precision_loss)]
+    let share = refused as f64 / later as f64;
+    assert!(
+        share <= 0.02,
+        "{refused} of {later} refused after the first minute"
+    );
+    let budget = client.rate_budget().expect("a budget learned from 429s");
+    assert!(
+        (400.0..=520.0).contains(&budget.per_minute()),
+        "learned {budget}"
+    );
+    #[allow(clippy::cast_precision_loss)]
+    let per_min = n as f64 / minutes;
+    let j = server.journal();
+    eprintln!(
+        "minutes {minutes:.2} requests {} 429 {} status {} budget {budget}",
+        j.len(),
+        j.iter().filter(|e| e.status == Some(429)).count(),
+        j.iter().filter(|e| e.path.ends_with("/status")).count()
+    );
+    assert!(per_min >= 0.8 * 500.0 / 3.0, "{per_min:.1} jobs/min");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_configured_budget_is_kept_from_the_first_call() {
+    let server = MockServer::builder()
+        .virtual_time()
+        .realistic()
+        // Enough workers that the budget, not the server, is the bound.
+        .workers(10_000)
+        .rate_limit(tryon_mock::RateLimit::new(1.0, 1))
+        .start()
+        .await;
+    let client = client(&server, Some("60/min".parse().unwrap()));
+    let (failures, _, _, _) = run(&server, &client, 20, 8).await;
+    assert_eq!(failures, 0);
+    let refused = server
+        .journal()
+        .iter()
+        .filter(|e| e.status == Some(429))
+        .count();
+    assert_eq!(refused, 0, "paced at the budget, never refused");
+    assert_eq!(client.rate_budget().unwrap().per_minute(), 60.0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_429_storm_with_retry_after_never_runs_the_attempts_dry() {
+    // Twenty 429s in a row on the status read: more than the six attempts
+    // and, at five tokens each, enough to drain a budget of 50.
+    let server = MockServer::builder()
+        .virtual_time()
+        .stages(Duration::ZERO, Duration::from_secs(2))
+        .fault(
+            Fault::rate_limited(Route::Status)
+                .retry_after(RetryAfter::Seconds(1))
+                .times(20),
+        )
+        .start()
+        .await;
+    let clock = TokioClock::driving(server.clock(), MockClock::now, MockClock::advance);
+    let client = Client::builder()
+        .api_key(KEY)
+        .base_url(server.uri())
+        .clock(clock)
+        .retry_policy(tryon_client::RetryPolicy::default().with_budget(50, 5))
+        .build()
+        .unwrap();
+    let out = client.run(&request(1)).await;
+    assert!(out.is_ok(), "{out:?}");
+    assert_eq!(server.billed_submits(), 1);
+}
