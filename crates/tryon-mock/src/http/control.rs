@@ -60,10 +60,17 @@ pub fn control_routes() -> &'static [(&'static str, &'static str)] {
 /// Whether the request carries the control token (`Authorization: Bearer
 /// <token>`), when one is set.
 fn authorized(state: &State, req: &Request<hyper::body::Incoming>) -> bool {
-    let Some(token) = &state.control_token else {
+    carries_token(state.control_token.as_deref(), req.headers())
+}
+
+/// Whether `headers` carry `token` as `Authorization: Bearer <token>`
+/// (compared in constant time); always true when no token is set. The one
+/// check for the mock's and the proxy's control routes.
+pub(crate) fn carries_token(token: Option<&str>, headers: &header::HeaderMap) -> bool {
+    let Some(token) = token else {
         return true;
     };
-    req.headers()
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))

@@ -28,7 +28,7 @@ pub use drift::{DriftRecord, MAX_DRIFT_RECORDS};
 use forward::{OUTPUT_PREFIX, Outputs};
 use lifecycle::Lifecycle;
 
-use crate::http::control::constant_time_eq;
+use crate::http::control::carries_token;
 use crate::http::{Reply, error, json_response, read_body};
 use crate::sync::lock;
 
@@ -215,14 +215,7 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>) {
 }
 
 fn authorized(shared: &Shared, req: &Request<hyper::body::Incoming>) -> bool {
-    let Some(token) = &shared.control_token else {
-        return true;
-    };
-    req.headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|given| constant_time_eq(given.as_bytes(), token.as_bytes()))
+    carries_token(shared.control_token.as_deref(), req.headers())
 }
 
 async fn handle(shared: &Shared, req: Request<hyper::body::Incoming>) -> Reply {
