@@ -13,8 +13,9 @@
 //! never to give up**: it is retried after that wait through a fresh slot
 //! of the limiter, and it costs neither an attempt nor the retry budget (the
 //! server said when to come back, and the limiter has slowed every call).
-//! Reads still end at their deadline. A `429` without `Retry-After` counts
-//! like any other failure.
+//! Reads still end at their deadline. A `429` without `Retry-After`, or
+//! with `Retry-After: 0` (which would make the wait a hot loop against the
+//! server), counts like any other failure.
 //!
 //! **`Retry-After` longer than the policy allows** (see
 //! [`RetryPolicy::with_max_retry_after`](crate::RetryPolicy::with_max_retry_after))
@@ -235,7 +236,7 @@ impl Transport {
                 && self.limiter.waits_out_429s()
                 && retryable
                     .retry_after
-                    .is_some_and(|d| d <= self.retry.max_retry_after);
+                    .is_some_and(|d| !d.is_zero() && d <= self.retry.max_retry_after);
             let delay = self.retry_delay(call, n, retryable, free)?;
             self.clock.sleep(delay).await;
             if !free {

@@ -154,3 +154,40 @@ async fn a_429_storm_with_retry_after_never_runs_the_attempts_dry() {
     assert!(out.is_ok(), "{out:?}");
     assert_eq!(server.billed_submits(), 1);
 }
+
+/// `Retry-After: 0` on every answer is no reason to wait: retrying it for
+/// free would hammer the server in a hot loop (and, on a virtual clock,
+/// never reach the deadline). It counts like any failure and ends with the
+/// attempts.
+#[tokio::test(start_paused = true)]
+async fn a_429_storm_with_retry_after_zero_ends_with_the_attempts() {
+    let server = MockServer::builder()
+        .virtual_time()
+        .stages(Duration::ZERO, Duration::from_secs(2))
+        .fault(
+            Fault::rate_limited(Route::Status)
+                .retry_after(RetryAfter::Seconds(0))
+                .always(),
+        )
+        .start()
+        .await;
+    let clock = TokioClock::driving(server.clock(), MockClock::now, MockClock::advance);
+    let client = Client::builder()
+        .api_key(KEY)
+        .base_url(server.uri())
+        .clock(clock)
+        .retry_policy(tryon_client::RetryPolicy::default().with_max_attempts(3))
+        .build()
+        .unwrap();
+    let err = client.run(&request(1)).await.unwrap_err();
+    assert_eq!(err.status(), Some(429), "{err:?}");
+    let status_reads = server
+        .journal()
+        .iter()
+        .filter(|e| e.path.ends_with("/status"))
+        .count();
+    assert!(
+        (1..=4).contains(&status_reads),
+        "{status_reads} status reads for 3 attempts"
+    );
+}
