@@ -263,6 +263,27 @@ pub struct MockArgs {
     /// With --proxy: leave output URLs pointing at the upstream's CDN.
     #[arg(long, requires = "proxy")]
     pub keep_output_urls: bool,
+    /// With --proxy: record every exchange into DIR (the key never stored;
+    /// images once, by hash), for `--replay DIR`. See docs/RECORDING.md.
+    #[arg(long, value_name = "DIR", requires = "proxy")]
+    pub record: Option<PathBuf>,
+    /// With --record: most bytes the recording may hold (default 1 GiB);
+    /// beyond it exchanges are proxied but not recorded.
+    #[arg(long, value_name = "BYTES", requires = "record")]
+    pub record_limit: Option<u64>,
+    /// Serve a recording made with --record, with no upstream: a matching
+    /// submit gets the recorded job; anything else a 409 naming the nearest
+    /// recorded request.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["proxy", "config"])]
+    pub replay: Option<PathBuf>,
+    /// With --replay: recorded seconds per real second (2 replays twice as
+    /// fast).
+    #[arg(long, value_name = "X", default_value_t = 1.0, requires = "replay")]
+    pub replay_speed: f64,
+    /// A virtual clock that moves only with `POST /__mock/advance` (the mock
+    /// and --replay).
+    #[arg(long)]
+    pub virtual_time: bool,
 }
 
 /// Parse a price in USD: a finite number, zero or more (clap names the

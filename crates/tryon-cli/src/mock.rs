@@ -23,6 +23,11 @@ pub async fn serve(args: &MockArgs) -> Result<Code, CliError> {
         proxy: args.proxy.clone(),
         proxy_upload: args.proxy_upload.clone(),
         keep_output_urls: args.keep_output_urls,
+        record: args.record.clone(),
+        record_limit: args.record_limit,
+        replay: args.replay.clone(),
+        replay_speed: args.replay_speed,
+        virtual_time: args.virtual_time,
     };
     tryon_mock::serve(options).await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::InvalidInput {

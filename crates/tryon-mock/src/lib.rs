@@ -11,7 +11,11 @@ mod limits;
 mod log;
 #[cfg(feature = "proxy")]
 mod proxy;
+#[cfg(feature = "proxy")]
+mod record;
 mod render;
+#[cfg(feature = "proxy")]
+mod replay;
 mod secs;
 mod serve;
 mod server;
@@ -40,7 +44,11 @@ pub use proxy::{
     DRIFT_HEADER, DriftRecord, MAX_DRIFT_RECORDS, MAX_PROXY_BODY, Proxy, ProxyOptions, SEGMIND_API,
     SEGMIND_UPLOAD,
 };
+#[cfg(feature = "proxy")]
+pub use record::{DEFAULT_RECORD_LIMIT, RECORDING_FORMAT};
 pub use render::{MAX_INPUT_PIXELS, MAX_INPUT_SIDE, MAX_SIDE, PLACEHOLDER_SIZE};
+#[cfg(feature = "proxy")]
+pub use replay::{MAX_REPLAY_SPEED, REPLAY_MISS_STATUS, Replay, ReplayOptions};
 pub use serve::{ServeOptions, serve};
 pub use server::{MockServer, MockServerBuilder};
 pub use validate::MAX_GARMENTS;

@@ -3,6 +3,7 @@
 
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 
 use crate::config::MockConfig;
 use crate::server::MockServer;
@@ -41,6 +42,23 @@ pub struct ServeOptions {
     /// With `--proxy`, leave `output` URLs pointing at the upstream
     /// (`--keep-output-urls`).
     pub keep_output_urls: bool,
+    /// With `--proxy`, record every exchange into this directory
+    /// (`--record DIR`; see `ProxyOptions::record`).
+    pub record: Option<PathBuf>,
+    /// With `--record`, most bytes recorded (`--record-limit BYTES`;
+    /// default `DEFAULT_RECORD_LIMIT`, 1 GiB).
+    pub record_limit: Option<u64>,
+    /// Serve this recording instead of a mock, with no upstream
+    /// (`--replay DIR`; see `Replay`, feature `proxy`). `config` is then
+    /// unused.
+    pub replay: Option<PathBuf>,
+    /// With `--replay`, recorded time per real second (`--replay-speed X`).
+    /// Default 1.0.
+    pub replay_speed: f64,
+    /// A virtual clock that moves only with `POST /__mock/advance`
+    /// (`--virtual-time`), for the mock (as the config's `virtual_time`)
+    /// and for a replay.
+    pub virtual_time: bool,
 }
 
 impl Default for ServeOptions {
@@ -55,6 +73,11 @@ impl Default for ServeOptions {
             proxy: None,
             proxy_upload: None,
             keep_output_urls: false,
+            record: None,
+            record_limit: None,
+            replay: None,
+            replay_speed: 1.0,
+            virtual_time: false,
         }
     }
 }
@@ -84,6 +107,18 @@ pub async fn serve(options: ServeOptions) -> std::io::Result<()> {
         .map_err(|e| invalid(format!("--host: {:?}: {e}", options.host)))?;
     let addr = SocketAddr::new(ip, options.port);
     let mut config = options.config;
+    config.virtual_time |= options.virtual_time;
+    if options.proxy.is_some() && options.replay.is_some() {
+        return Err(invalid(
+            "--replay serves a recording with no upstream; it cannot be used with --proxy"
+                .to_string(),
+        ));
+    }
+    if options.proxy.is_none() && (options.record.is_some() || options.record_limit.is_some()) {
+        return Err(invalid(
+            "--record needs --proxy URL (it records what the upstream answers)".to_string(),
+        ));
+    }
     if let Some(url) = options.public_url {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(invalid(format!(
@@ -120,15 +155,20 @@ pub async fn serve(options: ServeOptions) -> std::io::Result<()> {
         }
     }
     let shutdown = Shutdown::listen();
-    if let Some(upstream) = options.proxy {
+    if options.proxy.is_some() || options.replay.is_some() {
         return serve_proxy(
             ProxyRun {
-                upstream,
+                upstream: options.proxy,
                 upload: options.proxy_upload,
                 keep_output_urls: options.keep_output_urls,
                 public_url: config.public_url,
                 token: token.map(|t| (t, generated)),
                 json: options.json,
+                record: options.record,
+                record_limit: options.record_limit,
+                replay: options.replay,
+                replay_speed: options.replay_speed,
+                virtual_time: config.virtual_time,
             },
             addr,
             shutdown,
@@ -172,33 +212,57 @@ fn ready(uri: &str, json: bool, generated_token: Option<&str>) {
     let _ = out.flush();
 }
 
-/// The proxy's share of [`ServeOptions`].
+/// The proxy's and the replay's share of [`ServeOptions`].
 struct ProxyRun {
-    upstream: String,
+    /// `None` for a replay.
+    upstream: Option<String>,
     upload: Option<String>,
     keep_output_urls: bool,
     public_url: Option<String>,
     /// The control token, and whether it was generated.
     token: Option<(String, bool)>,
     json: bool,
+    record: Option<PathBuf>,
+    record_limit: Option<u64>,
+    replay: Option<PathBuf>,
+    replay_speed: f64,
+    virtual_time: bool,
 }
 
 /// `--proxy`: the validating proxy until a signal, then its drift summary
-/// on stderr.
+/// on stderr; `--replay`: the recording served until a signal.
 #[cfg(feature = "proxy")]
 async fn serve_proxy(run: ProxyRun, addr: SocketAddr, shutdown: Shutdown) -> std::io::Result<()> {
-    let mut options = crate::proxy::ProxyOptions::new(run.upstream);
-    options.upload = run.upload;
-    options.keep_output_urls = run.keep_output_urls;
-    options.public_url = run.public_url;
-    options.control_token = run.token.as_ref().map(|(t, _)| t.clone());
-    let proxy = crate::proxy::Proxy::start(options, addr).await?;
-    let uri = proxy.uri();
     let generated = run
         .token
         .as_ref()
         .filter(|(_, g)| *g)
         .map(|(t, _)| t.as_str());
+    let Some(upstream) = run.upstream else {
+        let dir = run.replay.unwrap_or_default();
+        let mut options = crate::replay::ReplayOptions::new(dir);
+        options.speed = run.replay_speed;
+        options.virtual_time = run.virtual_time;
+        options.public_url = run.public_url;
+        options.control_token = run.token.as_ref().map(|(t, _)| t.clone());
+        let replay = crate::replay::Replay::start(options, addr).await?;
+        let uri = replay.uri();
+        ready(&uri, run.json, generated);
+        tracing::info!(%uri, "tryon-mock replay listening");
+        shutdown.wait().await;
+        return Ok(());
+    };
+    let mut options = crate::proxy::ProxyOptions::new(upstream);
+    options.upload = run.upload;
+    options.keep_output_urls = run.keep_output_urls;
+    options.public_url = run.public_url;
+    options.control_token = run.token.as_ref().map(|(t, _)| t.clone());
+    options.record = run.record;
+    if let Some(limit) = run.record_limit {
+        options.record_limit = limit;
+    }
+    let proxy = crate::proxy::Proxy::start(options, addr).await?;
+    let uri = proxy.uri();
     ready(&uri, run.json, generated);
     tracing::info!(%uri, "tryon-mock proxy listening (drift at /__mock/drift)");
     shutdown.wait().await;
@@ -216,13 +280,15 @@ async fn serve_proxy(run: ProxyRun, _: SocketAddr, _: Shutdown) -> std::io::Resu
         run.public_url,
         run.token,
         run.json,
+        run.record,
+        run.record_limit,
+        run.replay,
+        run.replay_speed,
+        run.virtual_time,
     );
     Err(std::io::Error::new(
         std::io::ErrorKind::InvalidInput,
-        format!(
-            "--proxy {}: this build has no proxy (enable the `proxy` feature)",
-            run.upstream
-        ),
+        "--proxy and --replay: this build has no proxy (enable the `proxy` feature)",
     ))
 }
 

@@ -4,13 +4,12 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::clock::MockClock;
 use crate::config::{Credits, FailRule, MockConfig, RateLimit, RealisticProfile, Stages, Timing};
 use crate::fault::Fault;
-use crate::http::conn::{ConnLimits, accept_loop};
+use crate::http::conn::{ConnLimits, accept_loop, bind};
 use crate::journal::JournalEntry;
 use crate::state::State;
 use crate::sync::lock;
@@ -228,13 +227,7 @@ impl MockServerBuilder {
         self.config
             .validate()
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-        let listener = TcpListener::bind(self.addr).await?;
-        let addr = listener.local_addr()?;
-        let local = if addr.ip().is_unspecified() {
-            format!("http://127.0.0.1:{}", addr.port())
-        } else {
-            format!("http://{addr}")
-        };
+        let (listener, addr, local) = bind(self.addr).await?;
         let base = match &self.config.public_url {
             Some(p) => p.trim_end_matches('/').to_string(),
             None => local.clone(),

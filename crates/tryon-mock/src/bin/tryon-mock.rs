@@ -1,7 +1,10 @@
 //! `tryon-mock [--port P] [--host H] [--config mock.toml] [--json]
-//! [--public-url URL] [--control-token T] [--proxy URL [--proxy-upload URL]
-//! [--keep-output-urls]]`: the mock as a standalone server for tests in any
-//! language, or (`--proxy`) a validating proxy in front of the real service. Prints one readiness line on stdout (its base
+//! [--public-url URL] [--control-token T] [--virtual-time] [--proxy URL
+//! [--proxy-upload URL] [--keep-output-urls] [--record DIR [--record-limit
+//! BYTES]]] [--replay DIR [--replay-speed X]]`: the mock as a standalone
+//! server for tests in any language, (`--proxy`) a validating proxy in front
+//! of the real service that can record what it forwards, or (`--replay`) a
+//! recording served with no upstream. Prints one readiness line on stdout (its base
 //! URL, or JSON with `--json`), logs one line per request on stderr
 //! (`RUST_LOG` sets the level), and exits 0 on SIGTERM or SIGINT.
 
@@ -9,7 +12,8 @@ use std::io::Write as _;
 
 const USAGE: &str = "usage: tryon-mock [--port P] [--host H] [--config mock.toml] [--json] \
                      [--public-url URL] [--control-token TOKEN] \
-                     [--proxy URL [--proxy-upload URL] [--keep-output-urls]]";
+                     [--virtual-time] [--proxy URL [--proxy-upload URL] [--keep-output-urls] \
+                     [--record DIR [--record-limit BYTES]]] [--replay DIR [--replay-speed X]]";
 
 #[tokio::main]
 async fn main() {
@@ -62,6 +66,21 @@ fn parse(
             "--proxy" => o.proxy = Some(value("--proxy")?),
             "--proxy-upload" => o.proxy_upload = Some(value("--proxy-upload")?),
             "--keep-output-urls" => o.keep_output_urls = true,
+            "--virtual-time" => o.virtual_time = true,
+            "--record" => o.record = Some(value("--record")?.into()),
+            "--record-limit" => {
+                o.record_limit = Some(
+                    value("--record-limit")?
+                        .parse()
+                        .map_err(|e| format!("--record-limit: {e}"))?,
+                );
+            }
+            "--replay" => o.replay = Some(value("--replay")?.into()),
+            "--replay-speed" => {
+                o.replay_speed = value("--replay-speed")?
+                    .parse()
+                    .map_err(|e| format!("--replay-speed: {e}"))?;
+            }
             "--help" | "-h" => return Ok(None),
             other => return Err(format!("unknown argument {other:?}")),
         }

@@ -1,8 +1,11 @@
 //! Accepting connections: a header-read timeout (which is also the idle
 //! timeout of a kept-alive connection) and a cap on open connections, so
-//! that idle or slow sockets cannot stop service.
+//! that idle or slow sockets cannot stop service. One loop for every server
+//! of the crate: the mock, the validating proxy and the replay each bring a
+//! [`Handler`].
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -14,7 +17,90 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{AbortHandle, JoinSet};
 
+use super::Reply;
+use super::pipeline::DropConnection;
 use crate::state::State;
+
+/// What a server does with one request. `Err` closes the connection
+/// without a response.
+pub(crate) trait Handler: Send + Sync + 'static {
+    /// The error that drops the connection.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Answers one request.
+    fn handle(
+        self: Arc<Self>,
+        req: hyper::Request<hyper::body::Incoming>,
+    ) -> impl Future<Output = Result<Reply, Self::Error>> + Send;
+}
+
+impl Handler for State {
+    type Error = DropConnection;
+
+    fn handle(
+        self: Arc<Self>,
+        req: hyper::Request<hyper::body::Incoming>,
+    ) -> impl Future<Output = Result<Reply, DropConnection>> + Send {
+        super::pipeline::handle(self, req)
+    }
+}
+
+/// A handler that always answers (never drops the connection): the
+/// proxy's and the replay's.
+pub(crate) trait Answers: Send + Sync + 'static {
+    /// Answers one request.
+    fn answer(
+        self: Arc<Self>,
+        req: hyper::Request<hyper::body::Incoming>,
+    ) -> impl Future<Output = Reply> + Send;
+}
+
+impl<T: Answers> Handler for T {
+    type Error = std::convert::Infallible;
+
+    async fn handle(
+        self: Arc<Self>,
+        req: hyper::Request<hyper::body::Incoming>,
+    ) -> Result<Reply, Self::Error> {
+        Ok(self.answer(req).await)
+    }
+}
+
+/// A bound listener, its address, and the base URL of a server on it
+/// (`http://127.0.0.1:PORT` for an unspecified address).
+pub(crate) async fn bind(
+    addr: std::net::SocketAddr,
+) -> std::io::Result<(TcpListener, std::net::SocketAddr, String)> {
+    let listener = TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let local = if addr.ip().is_unspecified() {
+        format!("http://127.0.0.1:{}", addr.port())
+    } else {
+        format!("http://{addr}")
+    };
+    Ok((listener, addr, local))
+}
+
+/// The accept loop of a proxy or replay, stopped (with its connections)
+/// when dropped.
+pub(crate) struct Serving(tokio::task::JoinHandle<()>);
+
+impl Serving {
+    /// Serves `handler` on `listener` with the mock's default bounds.
+    pub(crate) fn start<H: Handler>(listener: TcpListener, handler: Arc<H>) -> Self {
+        Self(tokio::spawn(accept_loop(
+            listener,
+            handler,
+            ConnLimits::default(),
+        )))
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 /// Connection bounds of one server.
 #[derive(Debug, Clone, Copy)]
@@ -66,10 +152,25 @@ impl Drop for Busy {
     }
 }
 
+impl Default for ConnLimits {
+    /// The mock's defaults (see [`MockConfig`](crate::MockConfig)).
+    fn default() -> Self {
+        let config = crate::MockConfig::default();
+        Self {
+            max_connections: config.max_connections,
+            header_timeout: config.header_timeout,
+        }
+    }
+}
+
 /// Accepts until aborted. At the cap, the oldest idle connection (or, if
 /// none is idle, the oldest one) is closed to make room: a new client is
 /// always served.
-pub(crate) async fn accept_loop(listener: TcpListener, state: Arc<State>, limits: ConnLimits) {
+pub(crate) async fn accept_loop<H: Handler>(
+    listener: TcpListener,
+    state: Arc<H>,
+    limits: ConnLimits,
+) {
     let cap = effective_cap(limits.max_connections);
     // Connections live in this set, so aborting the loop closes them too.
     let mut tasks = JoinSet::new();
@@ -125,9 +226,9 @@ fn evict(live: &mut BTreeMap<u64, Conn>) {
     }
 }
 
-async fn serve(
+async fn serve<H: Handler>(
     stream: TcpStream,
-    state: Arc<State>,
+    state: Arc<H>,
     busy: Arc<AtomicUsize>,
     header_timeout: Duration,
     id: u64,
@@ -137,7 +238,7 @@ async fn serve(
         let state = Arc::clone(&state);
         let guard = Busy::new(&busy);
         async move {
-            let reply = super::pipeline::handle(state, req).await;
+            let reply = state.handle(req).await;
             drop(guard);
             reply.map(|r| r.map(Full::new))
         }

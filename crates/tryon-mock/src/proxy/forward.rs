@@ -121,7 +121,7 @@ pub(crate) struct Outputs {
 impl Outputs {
     /// The proxy path for an upstream output URL (the same one each time);
     /// `None` once [`MAX_OUTPUTS`] are remembered.
-    fn path_for(&mut self, url: &str) -> Option<String> {
+    pub(crate) fn path_for(&mut self, url: &str) -> Option<String> {
         if let Some(p) = self.by_url.get(url) {
             return Some(p.clone());
         }

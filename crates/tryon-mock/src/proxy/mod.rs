@@ -11,25 +11,23 @@ mod forward;
 mod lifecycle;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::Full;
 use hyper::header::{self, HeaderValue};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
 
 use drift::{DriftLog, Exchange};
 pub use drift::{DriftRecord, MAX_DRIFT_RECORDS};
-use forward::{OUTPUT_PREFIX, Outputs};
+pub(crate) use forward::{OUTPUT_PREFIX, Outputs, rewrite};
 use lifecycle::Lifecycle;
 
+use crate::http::conn::{Answers, Serving, bind};
 use crate::http::control::carries_token;
 use crate::http::{Reply, error, json_response, read_body};
+use crate::record::writer::{Capture, Recorder};
 use crate::sync::lock;
 
 /// The real service's API host; its upload host is
@@ -62,6 +60,14 @@ pub struct ProxyOptions {
     pub control_token: Option<String>,
     /// Bound on each upstream exchange. Default 120 s.
     pub timeout: Duration,
+    /// Record every exchange into this directory (`--record DIR`), in the
+    /// format [`RECORDING_FORMAT`](crate::RECORDING_FORMAT) that
+    /// [`Replay`](crate::Replay) serves. It is created if missing and must
+    /// not hold a recording yet. Default: no recording.
+    pub record: Option<PathBuf>,
+    /// Most bytes the recording may hold (`--record-limit`). Default
+    /// [`DEFAULT_RECORD_LIMIT`](crate::DEFAULT_RECORD_LIMIT).
+    pub record_limit: u64,
 }
 
 impl ProxyOptions {
@@ -74,6 +80,8 @@ impl ProxyOptions {
             public_url: None,
             control_token: None,
             timeout: Duration::from_mins(2),
+            record: None,
+            record_limit: crate::record::DEFAULT_RECORD_LIMIT,
         }
     }
 }
@@ -101,13 +109,14 @@ struct Shared {
     drift: Mutex<DriftLog>,
     lifecycle: Mutex<Lifecycle>,
     outputs: Mutex<Outputs>,
+    recorder: Option<Recorder>,
 }
 
 /// A running validating proxy; stops when dropped.
 pub struct Proxy {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    task: tokio::task::JoinHandle<()>,
+    _serving: Serving,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -116,12 +125,6 @@ impl std::fmt::Debug for Proxy {
             .field("addr", &self.addr)
             .field("upstream", &self.shared.upstream)
             .finish_non_exhaustive()
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 
@@ -144,26 +147,30 @@ impl Proxy {
             .map(|u| base_url("--public-url", u))
             .transpose()?;
         let client = forward::client(options.timeout).map_err(std::io::Error::other)?;
-        let listener = TcpListener::bind(addr).await?;
-        let addr = listener.local_addr()?;
-        let shown = if addr.ip().is_unspecified() {
-            SocketAddr::new([127, 0, 0, 1].into(), addr.port())
-        } else {
-            addr
-        };
+        let recorder = options
+            .record
+            .as_deref()
+            .map(|dir| Recorder::create(dir, &upstream, options.record_limit))
+            .transpose()?;
+        let (listener, addr, local) = bind(addr).await?;
         let shared = Arc::new(Shared {
             client,
             upstream,
             upload,
-            base: public.unwrap_or_else(|| format!("http://{shown}")),
+            base: public.unwrap_or(local),
             keep_output_urls: options.keep_output_urls,
             control_token: options.control_token.filter(|t| !t.is_empty()),
             drift: Mutex::default(),
             lifecycle: Mutex::default(),
             outputs: Mutex::default(),
+            recorder,
         });
-        let task = tokio::spawn(accept(listener, Arc::clone(&shared)));
-        Ok(Self { addr, shared, task })
+        let serving = Serving::start(listener, Arc::clone(&shared));
+        Ok(Self {
+            addr,
+            shared,
+            _serving: serving,
+        })
     }
 
     /// The base URL clients use (`http://127.0.0.1:PORT`, or the public
@@ -188,29 +195,9 @@ impl Proxy {
     }
 }
 
-async fn accept(listener: TcpListener, shared: Arc<Shared>) {
-    let mut tasks = tokio::task::JoinSet::new();
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
-        while tasks.try_join_next().is_some() {}
-        let shared = Arc::clone(&shared);
-        tasks.spawn(async move {
-            let service = service_fn(move |req| {
-                let shared = Arc::clone(&shared);
-                async move {
-                    let reply = handle(&shared, req).await;
-                    Ok::<_, std::convert::Infallible>(reply.map(Full::new))
-                }
-            });
-            let _ = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(30))
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
+impl Answers for Shared {
+    async fn answer(self: Arc<Self>, req: Request<hyper::body::Incoming>) -> Reply {
+        handle(&self, req).await
     }
 }
 
@@ -252,6 +239,7 @@ async fn handle(shared: &Shared, req: Request<hyper::body::Incoming>) -> Reply {
         &shared.upstream
     };
     let url = format!("{host}{target}");
+    let query = req.uri().query().map(str::to_string);
     let body = match read_body(MAX_PROXY_BODY, req).await {
         Ok(b) => b,
         Err(reply) => return reply,
@@ -261,7 +249,7 @@ async fn handle(shared: &Shared, req: Request<hyper::body::Incoming>) -> Reply {
         &method,
         &url,
         &headers,
-        body,
+        body.clone(),
         true,
         MAX_PROXY_BODY,
     )
@@ -270,6 +258,7 @@ async fn handle(shared: &Shared, req: Request<hyper::body::Incoming>) -> Reply {
         Ok(a) => a,
         Err(e) => return error(StatusCode::BAD_GATEWAY, format!("tryon-mock proxy: {e}")),
     };
+    let at = Instant::now();
     let ex = Exchange {
         method: method.as_str(),
         path: &path,
@@ -288,8 +277,24 @@ async fn handle(shared: &Shared, req: Request<hyper::body::Incoming>) -> Reply {
         .then(|| serde_json::from_slice(&answer.body).ok())
         .flatten();
     let id = job_id(&path, json.as_ref());
-    if let Some(id) = id {
-        records.extend(lock(&shared.lifecycle).observe(&id, &ex, json.as_ref(), Instant::now()));
+    if let Some(id) = &id {
+        records.extend(lock(&shared.lifecycle).observe(id, &ex, json.as_ref(), at));
+    }
+    if let Some(recorder) = &shared.recorder {
+        recorder.record(&Capture {
+            method: method.as_str(),
+            path: &path,
+            query: query.as_deref(),
+            key: key.as_deref(),
+            request_body: &body,
+            upstream_url: None,
+            status: answer.status,
+            headers: &answer.headers,
+            media_type: ex.content_type.as_deref(),
+            body: &answer.body,
+            job: id.as_deref(),
+            at,
+        });
     }
     let (operation, masked) = ex.operation();
     let body = match json {
@@ -313,7 +318,7 @@ async fn handle(shared: &Shared, req: Request<hyper::body::Incoming>) -> Reply {
 
 /// The job a response is about: the id in a status or result path, or the
 /// `request_id` of a submit's answer.
-fn job_id(path: &str, body: Option<&serde_json::Value>) -> Option<String> {
+pub(crate) fn job_id(path: &str, body: Option<&serde_json::Value>) -> Option<String> {
     if let Some(rest) = path
         .strip_prefix("/v2/requests/")
         .or_else(|| path.strip_prefix("/v1/requests/"))
@@ -358,6 +363,22 @@ async fn output(shared: &Shared, req: &Request<hyper::body::Incoming>, path: &st
         key: None,
     };
     let records = ex.check_output();
+    if let Some(recorder) = &shared.recorder {
+        recorder.record(&Capture {
+            method: req.method().as_str(),
+            path,
+            query: None,
+            key: None,
+            request_body: &[],
+            upstream_url: Some(&url),
+            status: answer.status,
+            headers: &answer.headers,
+            media_type: ex.content_type.as_deref(),
+            body: &answer.body,
+            job: None,
+            at: Instant::now(),
+        });
+    }
     finish(
         shared,
         &answer,

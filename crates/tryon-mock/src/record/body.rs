@@ -1,0 +1,294 @@
+//! The one rule for request bodies, used when recording and when matching
+//! a replayed request: images carried in the body (data URIs and bare
+//! base64) become `sha256:<hex>` of their bytes; everything else stays.
+//! Two bodies match when they are equal after that, except that an http(s)
+//! URL's query string is not compared (signed URLs rotate).
+
+use base64::Engine as _;
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+
+use super::Body;
+
+/// Shortest bare-base64 string read as an image (shorter ones are text).
+const MIN_BARE_BASE64: usize = 64;
+
+/// Most characters of a value shown in a difference.
+const MAX_SHOWN: usize = 80;
+
+/// The lower-case hex SHA-256 of `bytes`.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        use std::fmt::Write as _;
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// The file extension for a media type.
+pub(crate) fn extension(media: Option<&str>) -> &'static str {
+    match media.unwrap_or_default() {
+        "image/png" => "png",
+        "image/jpeg" | "image/jpg" => "jpg",
+        "image/webp" => "webp",
+        "image/gif" => "gif",
+        _ => "bin",
+    }
+}
+
+/// Replaces every occurrence of `key` in `bytes` with `*`s of the same
+/// length. Keys shorter than 4 bytes are not searched for (they would match
+/// everywhere); the API's keys are far longer.
+pub(crate) fn mask(bytes: &mut [u8], key: Option<&str>) {
+    let Some(key) = key.map(str::as_bytes).filter(|k| k.len() >= 4) else {
+        return;
+    };
+    let mut i = 0;
+    while i + key.len() <= bytes.len() {
+        if &bytes[i..i + key.len()] == key {
+            bytes[i..i + key.len()].fill(b'*');
+            i += key.len();
+        } else {
+            i += 1;
+        }
+    }
+}
+
+/// Most distinct keys remembered for masking.
+const MAX_KEYS: usize = 64;
+
+/// The API keys callers sent so far (in memory only), each masked in every
+/// later body: a key sent once is masked even where a request without a key
+/// carries it.
+#[derive(Default)]
+pub(crate) struct Keys(Vec<String>);
+
+impl Keys {
+    /// Remembers `key` (the oldest is forgotten beyond [`MAX_KEYS`]).
+    pub(crate) fn learn(&mut self, key: Option<&str>) {
+        if let Some(k) = key.filter(|k| !self.0.iter().any(|x| x == k)) {
+            if self.0.len() == MAX_KEYS {
+                self.0.remove(0);
+            }
+            self.0.push(k.to_string());
+        }
+    }
+
+    /// Masks every remembered key in `bytes` (see [`mask`]).
+    pub(crate) fn mask(&self, bytes: &mut [u8]) {
+        for k in &self.0 {
+            mask(bytes, Some(k));
+        }
+    }
+
+    /// `text` with every remembered key masked.
+    pub(crate) fn mask_str(&self, text: &str) -> String {
+        let mut bytes = text.as_bytes().to_vec();
+        self.mask(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+/// The bytes of an image carried in a string: a `data:` URI or bare base64
+/// of at least [`MIN_BARE_BASE64`] characters. Returns the media type when
+/// the URI names one.
+fn inline_image(s: &str) -> Option<(Option<String>, Vec<u8>)> {
+    if s.starts_with("data:") {
+        let (mime, bytes) = crate::render::decode_data_uri(s)?;
+        return Some((Some(mime), bytes));
+    }
+    if s.len() < MIN_BARE_BASE64
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+    {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::STANDARD.decode(s).ok()?;
+    Some((None, bytes))
+}
+
+/// A request body as stored and compared: JSON with every inline image
+/// replaced by `sha256:<hex>` (each handed to `keep` with its media type
+/// and hash), else text, else a file (also handed to `keep`).
+pub(crate) fn normalize(raw: &[u8], keep: &mut dyn FnMut(&str, Option<&str>, &[u8])) -> Body {
+    if raw.is_empty() {
+        return Body::Empty;
+    }
+    if let Ok(mut v) = serde_json::from_slice::<Value>(raw) {
+        replace_images(&mut v, keep);
+        return Body::Json(v);
+    }
+    match std::str::from_utf8(raw) {
+        Ok(t) => Body::Text(t.to_string()),
+        Err(_) => {
+            let hex = sha256_hex(raw);
+            keep(&hex, None, raw);
+            Body::File(format!("images/{hex}.bin"))
+        }
+    }
+}
+
+fn replace_images(v: &mut Value, keep: &mut dyn FnMut(&str, Option<&str>, &[u8])) {
+    match v {
+        Value::String(s) => {
+            if let Some((mime, bytes)) = inline_image(s) {
+                let hex = sha256_hex(&bytes);
+                keep(&hex, mime.as_deref(), &bytes);
+                *s = format!("sha256:{hex}");
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| replace_images(i, keep)),
+        Value::Object(map) => map.values_mut().for_each(|i| replace_images(i, keep)),
+        _ => {}
+    }
+}
+
+/// An http(s) URL without its query string and fragment.
+fn without_query(s: &str) -> Option<&str> {
+    (s.starts_with("http://") || s.starts_with("https://"))
+        .then(|| s.split(['?', '#']).next().unwrap_or(s))
+}
+
+fn same_leaf(recorded: &Value, got: &Value) -> bool {
+    match (recorded, got) {
+        (Value::String(a), Value::String(b)) => match (without_query(a), without_query(b)) {
+            (Some(a), Some(b)) => a == b,
+            _ => a == b,
+        },
+        _ => recorded == got,
+    }
+}
+
+fn shown(v: Option<&Value>) -> String {
+    let Some(v) = v else {
+        return "nothing".to_string();
+    };
+    let text = match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if text.chars().count() > MAX_SHOWN {
+        let cut: String = text.chars().take(MAX_SHOWN).collect();
+        format!("{cut}…")
+    } else {
+        text
+    }
+}
+
+/// Every way `got` differs from `recorded` under the matching rule, one
+/// line each, like `garment_images[1]: recorded https://a/x.png, got
+/// https://b/y.png`. Empty when they match.
+pub(crate) fn differences(recorded: &Body, got: &Body) -> Vec<String> {
+    let mut out = Vec::new();
+    match (recorded, got) {
+        (Body::Json(a), Body::Json(b)) => diff_json("", Some(a), Some(b), &mut out),
+        (a, b) if a == b => {}
+        _ => out.push(format!(
+            "body: recorded {}, got {}",
+            body_kind(recorded),
+            body_kind(got)
+        )),
+    }
+    out
+}
+
+fn body_kind(b: &Body) -> String {
+    match b {
+        Body::Empty => "no body".to_string(),
+        Body::Json(_) => "a JSON body".to_string(),
+        Body::Text(t) => format!("the text {}", shown(Some(&Value::String(t.clone())))),
+        Body::File(f) => format!("binary data ({f})"),
+    }
+}
+
+fn diff_json(at: &str, a: Option<&Value>, b: Option<&Value>, out: &mut Vec<String>) {
+    let name = |child: &str| {
+        if at.is_empty() {
+            child.to_string()
+        } else {
+            format!("{at}.{child}")
+        }
+    };
+    match (a, b) {
+        (Some(Value::Object(x)), Some(Value::Object(y))) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for k in keys {
+                diff_json(&name(k), x.get(k), y.get(k), out);
+            }
+        }
+        (Some(Value::Array(x)), Some(Value::Array(y))) => {
+            for i in 0..x.len().max(y.len()) {
+                diff_json(&format!("{at}[{i}]"), x.get(i), y.get(i), out);
+            }
+        }
+        (Some(x), Some(y)) if same_leaf(x, y) => {}
+        (None, None) => {}
+        _ => {
+            let at = if at.is_empty() { "body" } else { at };
+            out.push(format!("{at}: recorded {}, got {}", shown(a), shown(b)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(v: &Value) -> Body {
+        normalize(v.to_string().as_bytes(), &mut |_, _, _| {})
+    }
+
+    #[test]
+    fn inline_images_compare_by_hash_and_urls_without_their_query() {
+        let png = "data:image/png;base64,iVBORw0KGgo=";
+        let mut kept = Vec::new();
+        let a = normalize(
+            serde_json::json!({"person_image": png, "garment_images": ["https://a/x.png?sig=1"]})
+                .to_string()
+                .as_bytes(),
+            &mut |hex, mime, bytes| {
+                kept.push((hex.to_string(), mime.map(str::to_string), bytes.len()))
+            },
+        );
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].1.as_deref(), Some("image/png"));
+        let Body::Json(v) = &a else { panic!("{a:?}") };
+        assert!(
+            v["person_image"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("sha256:"))
+        );
+        let b = json(
+            &serde_json::json!({"person_image": png, "garment_images": ["https://a/x.png?sig=2"]}),
+        );
+        assert!(differences(&a, &b).is_empty());
+        let c = json(
+            &serde_json::json!({"person_image": png, "garment_images": ["https://b/y.png"], "seed": 2}),
+        );
+        assert_eq!(
+            differences(&a, &c),
+            [
+                "garment_images[0]: recorded https://a/x.png?sig=1, got https://b/y.png",
+                "seed: recorded nothing, got 2"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_key_is_masked_wherever_it_appears() {
+        let mut b = b"{\"k\":\"sk-abc123\",\"t\":\"xsk-abc123y\"}".to_vec();
+        mask(&mut b, Some("sk-abc123"));
+        assert_eq!(b, b"{\"k\":\"*********\",\"t\":\"x*********y\"}");
+        let mut keys = Keys::default();
+        keys.learn(Some("ab"));
+        keys.learn(Some("sk-abc123"));
+        assert_eq!(
+            keys.mask_str("abc sk-abc123"),
+            "abc *********",
+            "short keys are not searched"
+        );
+    }
+}

@@ -1,0 +1,103 @@
+//! Reading a recording back: its version checked first, then every file,
+//! each failure naming the file (a recording torn by hand is refused, never
+//! half-read; the `.tmp` leftovers of a killed proxy are skipped).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+
+use super::body::sha256_hex;
+use super::{Body, Exchange, JobTimeline, Manifest, RECORDING_FORMAT};
+
+/// A recording in memory.
+#[derive(Debug)]
+pub(crate) struct Recording {
+    pub(crate) manifest: Manifest,
+    /// In `seq` order.
+    pub(crate) exchanges: Vec<Exchange>,
+    pub(crate) jobs: Vec<JobTimeline>,
+    /// The response files, by their name relative to the recording.
+    pub(crate) files: HashMap<String, Bytes>,
+}
+
+fn read_json<T: DeserializeOwned>(dir: &Path, name: &str) -> Result<T, String> {
+    let path = dir.join(name);
+    let text = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_slice(&text).map_err(|e| {
+        format!(
+            "{}: not a valid recording file (torn or edited?): {e}",
+            path.display()
+        )
+    })
+}
+
+/// Loads the recording in `dir`.
+///
+/// # Errors
+/// A message naming the file: no `recording.json`, a `format` other than
+/// [`RECORDING_FORMAT`], a file that is not valid JSON of its kind, or an
+/// image missing or whose content does not match its hash.
+pub(crate) fn load(dir: &Path) -> Result<Recording, String> {
+    let manifest: Manifest = read_json(dir, "recording.json")?;
+    if manifest.format != RECORDING_FORMAT {
+        return Err(format!(
+            "{}: format {:?} is not supported (this build reads {RECORDING_FORMAT:?})",
+            dir.join("recording.json").display(),
+            manifest.format
+        ));
+    }
+    let jobs: Vec<JobTimeline> = read_json(dir, "jobs.json")?;
+    let exchanges_dir = dir.join("exchanges");
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&exchanges_dir)
+        .map_err(|e| format!("{}: {e}", exchanges_dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    names.sort();
+    let mut exchanges = Vec::with_capacity(names.len());
+    let mut files = HashMap::new();
+    for path in names {
+        let name = format!(
+            "exchanges/{}",
+            path.file_name().unwrap_or_default().to_string_lossy()
+        );
+        let exchange: Exchange = read_json(dir, &name)?;
+        for body in [&exchange.request.body, &exchange.response.body] {
+            if let Body::File(file) = body
+                && !files.contains_key(file)
+            {
+                files.insert(file.clone(), read_image(dir, file, &name)?);
+            }
+        }
+        exchanges.push(exchange);
+    }
+    exchanges.sort_by_key(|e| e.seq);
+    Ok(Recording {
+        manifest,
+        exchanges,
+        jobs,
+        files,
+    })
+}
+
+/// An image file, its content checked against the hash in its name.
+fn read_image(dir: &Path, file: &str, named_in: &str) -> Result<Bytes, String> {
+    let stem = file
+        .strip_prefix("images/")
+        .and_then(|f| f.split('.').next())
+        .filter(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+        .ok_or_else(|| format!("{named_in}: {file:?} is not an images/<sha256>.<ext> name"))?;
+    let path = dir.join(file);
+    let bytes = std::fs::read(&path)
+        .map_err(|e| format!("{} (named in {named_in}): {e}", path.display()))?;
+    if sha256_hex(&bytes) != stem {
+        return Err(format!(
+            "{}: content does not match its hash (torn or edited?)",
+            path.display()
+        ));
+    }
+    Ok(Bytes::from(bytes))
+}

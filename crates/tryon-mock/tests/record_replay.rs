@@ -1,0 +1,462 @@
+//! Record and replay (feature `proxy`): the official flows recorded through
+//! the proxy in front of a mock, the mock stopped, and the recording
+//! replayed: the same requests get the same ids, statuses, bodies and output
+//! bytes; a request nothing matches gets the near-miss error; a recording of
+//! an unknown version or torn by hand is refused naming the file; and the
+//! key is in no recorded file and no log line.
+#![allow(
+    clippy::unwrap_used,
+    clippy::missing_panics_doc,
+    clippy::too_many_lines
+)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tryon_mock::{
+    FailRule, JobMatch, MockServer, Proxy, ProxyOptions, RECORDING_FORMAT, REPLAY_MISS_STATUS,
+    Replay, ReplayOptions,
+};
+
+const SECRET: &str = "sk-record-secret-5d1e8b";
+
+/// A 1×1 PNG, sent inline as a data URI (stored once, by hash).
+const PNG: &str = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+
+fn loopback() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+fn one_garment() -> Value {
+    json!({
+        "person_image": PNG,
+        "garment_images": ["https://example.com/shirt.jpg"],
+        // The key in a body is masked in the recording.
+        "prompt": format!("the shirt, not {SECRET}"),
+    })
+}
+
+/// Runs the official flows against `base`, one transcript line per step:
+/// status, content type and the body (URLs with `base` written `BASE`;
+/// binary bodies as their length and a checksum).
+struct Flow<'a> {
+    base: &'a str,
+    advance: &'a dyn Fn(Duration),
+    lines: Vec<String>,
+}
+
+impl<'a> Flow<'a> {
+    fn new(base: &'a str, advance: &'a dyn Fn(Duration)) -> Self {
+        Self {
+            base,
+            advance,
+            lines: Vec::new(),
+        }
+    }
+
+    async fn step(&mut self, method: &str, url: &str, key: bool, body: Option<&Value>) -> Value {
+        let url = if url.starts_with("http") {
+            url.to_string()
+        } else {
+            format!("{}{url}", self.base)
+        };
+        let mut r = common::client().request(method.parse().unwrap(), &url);
+        if key {
+            r = r.header("x-api-key", SECRET);
+        }
+        if let Some(b) = body {
+            r = r.json(b);
+        }
+        let r = r.send().await.unwrap();
+        let status = r.status().as_u16();
+        let ct = r
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let bytes = r.bytes().await.unwrap();
+        let (shown, value) = match serde_json::from_slice::<Value>(&bytes) {
+            Ok(v) => (v.to_string().replace(self.base, "BASE"), v),
+            Err(_) => (
+                format!(
+                    "{} bytes, sum {}",
+                    bytes.len(),
+                    bytes.iter().map(|b| u64::from(*b)).sum::<u64>()
+                ),
+                Value::Null,
+            ),
+        };
+        let path = url.replace(self.base, "");
+        self.lines
+            .push(format!("{method} {path} -> {status} {ct} {shown}"));
+        value
+    }
+
+    /// Submit, poll, advance, poll, result, output.
+    async fn job(&mut self, body: &Value) -> String {
+        let submitted = self
+            .step("POST", "/v2/p-image-try-on", true, Some(body))
+            .await;
+        let id = submitted["request_id"].as_str().unwrap().to_string();
+        let status_url = submitted["status_url"].as_str().unwrap().to_string();
+        self.step("GET", &status_url, true, None).await;
+        (self.advance)(Duration::from_mins(10));
+        self.step("GET", &status_url, true, None).await;
+        let result = self
+            .step(
+                "GET",
+                submitted["response_url"].as_str().unwrap(),
+                true,
+                None,
+            )
+            .await;
+        if let Some(output) = result["output"].as_str() {
+            self.step("GET", output, false, None).await;
+        }
+        id
+    }
+
+    async fn official(&mut self) -> Vec<String> {
+        let mut ids = vec![self.job(&one_garment()).await];
+        let mut three = common::body(3);
+        three["garment_images"][2] = "https://example.com/skirt.jpg".into();
+        ids.push(self.job(&three).await);
+        let mut failing = common::body(1);
+        failing["seed"] = 13.into();
+        ids.push(self.job(&failing).await);
+        self.step(
+            "GET",
+            "/v2/requests/00000000-0000-4000-8000-000000000000/status",
+            true,
+            None,
+        )
+        .await;
+        self.step("POST", "/v1/p-image-try-on", true, Some(&one_garment()))
+            .await;
+        self.step("POST", "/v2/p-image-try-on", false, Some(&one_garment()))
+            .await;
+        self.step("POST", "/v2/p-image-try-on", true, Some(&common::body(12)))
+            .await;
+        // The same request again: a second job.
+        ids.push(self.job(&one_garment()).await);
+        ids
+    }
+}
+
+async fn upstream() -> MockServer {
+    MockServer::builder()
+        .virtual_time()
+        .keys([SECRET])
+        .fail(FailRule::new(JobMatch::Seed(13), "unlucky seed"))
+        .start()
+        .await
+}
+
+/// Records into `dir` (at most `limit` bytes) the official flows, or (not
+/// `all`) one job; returns the transcript and the job ids.
+async fn record_some(dir: &Path, limit: Option<u64>, all: bool) -> (Vec<String>, Vec<String>) {
+    let mock = upstream().await;
+    let mut options = ProxyOptions::new(mock.uri());
+    options.record = Some(dir.to_path_buf());
+    if let Some(l) = limit {
+        options.record_limit = l;
+    }
+    let proxy = Proxy::start(options, loopback()).await.unwrap();
+    let base = proxy.uri();
+    let advance = |d| mock.advance(d);
+    let mut flow = Flow::new(&base, &advance);
+    let ids = if all {
+        flow.official().await
+    } else {
+        vec![flow.job(&common::body(1)).await]
+    };
+    assert!(proxy.drift().is_empty(), "{:#?}", proxy.drift());
+    (flow.lines, ids)
+}
+
+async fn record(dir: &Path) -> (Vec<String>, Vec<String>) {
+    record_some(dir, None, true).await
+}
+
+/// The status codes of a transcript.
+fn codes(lines: &[String]) -> Vec<u16> {
+    lines
+        .iter()
+        .map(|l| l.split(" -> ").nth(1).unwrap()[..3].parse().unwrap())
+        .collect()
+}
+
+async fn replay(dir: &Path) -> Replay {
+    let mut options = ReplayOptions::new(dir);
+    options.virtual_time = true;
+    Replay::start(options, loopback()).await.unwrap()
+}
+
+/// Every file of the recording, relative path and content.
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let name = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                out.push((name, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn a_recorded_run_replays_with_the_same_ids_statuses_bodies_and_bytes() {
+    let log_file = tempfile::NamedTempFile::new().unwrap();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(Mutex::new(log_file.reopen().unwrap()))
+        .finish();
+    // Global: the other tests' lines land here too; none may hold the key.
+    tracing::subscriber::set_global_default(subscriber).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let (recorded, ids) = record(dir.path()).await;
+    // The upstream is gone now (dropped with `record`).
+    assert_eq!(ids.len(), 4);
+    assert_ne!(ids[0], ids[3], "the same request twice is two jobs");
+    let expected_codes = [
+        200, 200, 200, 200, 200, // 1 garment
+        200, 200, 200, 200, 200, // 3 garments
+        200, 200, 422, 422, // FAILED
+        404, 200, 401, 422, // unknown id, v1 run, no key, 12 garments
+        200, 200, 200, 200, 200, // the same request again
+    ];
+    assert_eq!(codes(&recorded), expected_codes, "{recorded:#?}");
+
+    let replay = replay(dir.path()).await;
+    let base = replay.uri();
+    let advance = |d| replay.advance(d);
+    let mut flow = Flow::new(&base, &advance);
+    let replayed_ids = flow.official().await;
+    assert_eq!(replayed_ids, ids);
+    for (r, p) in recorded.iter().zip(&flow.lines) {
+        assert_eq!(r, p);
+    }
+    assert_eq!(recorded.len(), flow.lines.len());
+    assert!(recorded[1].contains("\"QUEUED\"") && recorded[2].contains("\"COMPLETED\""));
+    assert!(recorded[4].contains("image/png"), "{}", recorded[4]);
+
+    // A third identical submit: both recorded jobs were handed out.
+    let r = common::post_with_key(SECRET, &base, "/v2/p-image-try-on", &one_garment()).await;
+    assert_eq!(r.status().as_u16(), REPLAY_MISS_STATUS);
+    assert!(r.text().await.unwrap().contains("all 2 recorded job(s)"));
+
+    // A near miss names the nearest request and the field.
+    let mut other = common::body(3);
+    other["garment_images"][2] = "https://example.com/scarf.jpg".into();
+    let r = common::post_with_key(SECRET, &base, "/v2/p-image-try-on", &other).await;
+    assert_eq!(r.status().as_u16(), REPLAY_MISS_STATUS);
+    let text = r.json::<Value>().await.unwrap()["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        text.contains(&format!("request_id {}", ids[1]))
+            && text.contains(
+                "garment_images[2]: recorded https://example.com/skirt.jpg, got https://example.com/scarf.jpg"
+            ),
+        "{text}"
+    );
+    // Image URLs compare without their query string.
+    let mut signed = common::body(3);
+    signed["garment_images"][2] = "https://example.com/skirt.jpg?sig=2".into();
+    let r = common::post_with_key(SECRET, &base, "/v2/p-image-try-on", &signed).await;
+    assert_eq!(r.status().as_u16(), REPLAY_MISS_STATUS);
+    assert!(r.text().await.unwrap().contains("handed out already"));
+
+    // The key: in no file of the recording, in no log line.
+    drop(replay);
+    let all = files(dir.path());
+    assert!(all.iter().any(|(n, _)| n.starts_with("images/")));
+    for (name, content) in &all {
+        assert!(
+            !String::from_utf8_lossy(content).contains(SECRET),
+            "{name} holds the key"
+        );
+    }
+    let logged = std::fs::read_to_string(log_file.path()).unwrap();
+    assert!(logged.contains("replayed"), "{logged}");
+    assert!(!logged.contains(SECRET), "a log line holds the key");
+}
+
+#[tokio::test]
+async fn recording_the_same_flow_twice_differs_only_in_ids_and_times() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let (_, ids_a) = record(a.path()).await;
+    let (_, ids_b) = record(b.path()).await;
+    let normal = |dir: &Path, ids: &[String]| -> Vec<(String, String)> {
+        files(dir)
+            .into_iter()
+            .map(|(name, content)| {
+                let mut text = String::from_utf8_lossy(&content).into_owned();
+                if !name.starts_with("images/") {
+                    for (i, id) in ids.iter().enumerate() {
+                        text = text.replace(id, &format!("ID{i}"));
+                    }
+                    text = text
+                        .lines()
+                        .map(|l| {
+                            let l = if l.trim_start().starts_with("\"offset_ms\"") {
+                                "\"offset_ms\": T"
+                            } else {
+                                l
+                            };
+                            format!("{}\n", l.trim_start())
+                        })
+                        .collect();
+                    // The upstream's port differs between the two runs.
+                    let cut = |t: &str| {
+                        t.split("http://127.0.0.1:")
+                            .enumerate()
+                            .map(|(i, part)| {
+                                if i == 0 {
+                                    part.to_string()
+                                } else {
+                                    part.trim_start_matches(|c: char| c.is_ascii_digit())
+                                        .to_string()
+                                }
+                            })
+                            .collect::<Vec<_>>()
+                            .join("UPSTREAM")
+                    };
+                    text = cut(&text);
+                }
+                (name, text)
+            })
+            .collect()
+    };
+    let (na, nb) = (normal(a.path(), &ids_a), normal(b.path(), &ids_b));
+    assert_eq!(
+        na.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+        nb.iter().map(|(n, _)| n).collect::<Vec<_>>()
+    );
+    for ((name, x), (_, y)) in na.iter().zip(&nb) {
+        assert_eq!(x, y, "{name}");
+    }
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(a.path().join("recording.json")).unwrap()).unwrap();
+    assert_eq!(manifest["format"], RECORDING_FORMAT);
+}
+
+/// A small recording: one job, submitted and read to completion.
+async fn small_recording(dir: &Path, limit: Option<u64>) -> Vec<u16> {
+    codes(&record_some(dir, limit, false).await.0)
+}
+
+#[tokio::test]
+async fn an_unknown_format_version_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    small_recording(dir.path(), None).await;
+    let manifest = dir.path().join("recording.json");
+    let text = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .replace(RECORDING_FORMAT, "tryon-recording/9");
+    std::fs::write(&manifest, text).unwrap();
+    let e = Replay::start(ReplayOptions::new(dir.path()), loopback())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    let e = e.to_string();
+    assert!(
+        e.contains("\"tryon-recording/9\" is not supported") && e.contains(RECORDING_FORMAT),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn a_torn_recording_is_refused_naming_the_file_and_leftovers_are_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    small_recording(dir.path(), None).await;
+    // What a kill between write and rename leaves: skipped.
+    std::fs::write(dir.path().join("exchanges/000009.json.tmp"), "{\"seq\":").unwrap();
+    let replay = Replay::start(ReplayOptions::new(dir.path()), loopback())
+        .await
+        .unwrap();
+    drop(replay);
+    // A file cut short by hand: refused, naming it.
+    let third = dir.path().join("exchanges/000003.json");
+    let text = std::fs::read(&third).unwrap();
+    std::fs::write(&third, &text[..text.len() / 2]).unwrap();
+    let e = Replay::start(ReplayOptions::new(dir.path()), loopback())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("exchanges/000003.json") && e.contains("torn"),
+        "{e}"
+    );
+    std::fs::write(&third, &text).unwrap();
+    // An image whose bytes were cut: refused, naming it.
+    let image = files(dir.path())
+        .into_iter()
+        .find(|(n, _)| n.starts_with("images/"))
+        .unwrap();
+    std::fs::write(dir.path().join(&image.0), &image.1[..image.1.len() / 2]).unwrap();
+    let e = Replay::start(ReplayOptions::new(dir.path()), loopback())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&image.0) && e.contains("does not match its hash"),
+        "{e}"
+    );
+    // No recording at all.
+    let empty = tempfile::tempdir().unwrap();
+    let e = Replay::start(ReplayOptions::new(empty.path()), loopback())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("recording.json"), "{e}");
+}
+
+#[tokio::test]
+async fn the_size_limit_stops_recording_but_not_proxying() {
+    let dir = tempfile::tempdir().unwrap();
+    let codes = small_recording(dir.path(), Some(1500)).await;
+    assert_eq!(codes, [200, 200, 200, 200, 200], "the proxy kept serving");
+    let all = files(dir.path());
+    let exchanges = all
+        .iter()
+        .filter(|(n, _)| n.starts_with("exchanges/"))
+        .count();
+    assert!(
+        (1..5).contains(&exchanges),
+        "{exchanges} exchanges recorded"
+    );
+    let total: usize = all.iter().map(|(_, c)| c.len()).sum();
+    // jobs.json is rewritten in place, outside the bound.
+    let jobs = all.iter().find(|(n, _)| n == "jobs.json").unwrap().1.len();
+    assert!(total - jobs <= 1500, "{total} bytes");
+    // A second recording into the same directory is refused.
+    let mut options = ProxyOptions::new("http://127.0.0.1:9");
+    options.record = Some(dir.path().to_path_buf());
+    let e = Proxy::start(options, loopback()).await.unwrap_err();
+    assert!(e.to_string().contains("already holds a recording"), "{e}");
+}
+
+#[tokio::test]
+async fn a_replay_speed_out_of_bounds_is_refused_naming_the_flag() {
+    let mut options = ReplayOptions::new("/nonexistent");
+    options.speed = 0.0;
+    let e = Replay::start(options, loopback()).await.unwrap_err();
+    assert!(e.to_string().starts_with("--replay-speed: 0 given"), "{e}");
+}
