@@ -275,6 +275,7 @@ async fn serve_proxy(run: ProxyRun, addr: SocketAddr, shutdown: Shutdown) -> std
 #[allow(clippy::unused_async)] // the same signature as the real one
 async fn serve_proxy(run: ProxyRun, _: SocketAddr, _: Shutdown) -> std::io::Result<()> {
     let _ = (
+        run.upstream,
         run.upload,
         run.keep_output_urls,
         run.public_url,

@@ -307,40 +307,12 @@ async fn recording_the_same_flow_twice_differs_only_in_ids_and_times() {
         files(dir)
             .into_iter()
             .map(|(name, content)| {
-                let mut text = String::from_utf8_lossy(&content).into_owned();
-                if !name.starts_with("images/") {
-                    for (i, id) in ids.iter().enumerate() {
-                        text = text.replace(id, &format!("ID{i}"));
-                    }
-                    text = text
-                        .lines()
-                        .map(|l| {
-                            let l = if l.trim_start().starts_with("\"offset_ms\"") {
-                                "\"offset_ms\": T"
-                            } else {
-                                l
-                            };
-                            format!("{}\n", l.trim_start())
-                        })
-                        .collect();
-                    // The upstream's port differs between the two runs.
-                    let cut = |t: &str| {
-                        t.split("http://127.0.0.1:")
-                            .enumerate()
-                            .map(|(i, part)| {
-                                if i == 0 {
-                                    part.to_string()
-                                } else {
-                                    part.trim_start_matches(|c: char| c.is_ascii_digit())
-                                        .to_string()
-                                }
-                            })
-                            .collect::<Vec<_>>()
-                            .join("UPSTREAM")
-                    };
-                    text = cut(&text);
+                let text = String::from_utf8_lossy(&content).into_owned();
+                if name.starts_with("images/") {
+                    (name, text)
+                } else {
+                    (name, without_ids_and_times(&text, ids))
                 }
-                (name, text)
             })
             .collect()
     };
@@ -355,6 +327,32 @@ async fn recording_the_same_flow_twice_differs_only_in_ids_and_times() {
     let manifest: Value =
         serde_json::from_slice(&std::fs::read(a.path().join("recording.json")).unwrap()).unwrap();
     assert_eq!(manifest["format"], RECORDING_FORMAT);
+}
+
+/// `text` with each id in `ids` written `IDn`, every `offset_ms` value
+/// `T` and every loopback port `PORT`: what may differ between two
+/// recordings of the same flow.
+fn without_ids_and_times(text: &str, ids: &[String]) -> String {
+    let mut text = text.to_string();
+    for (i, id) in ids.iter().enumerate() {
+        text = text.replace(id, &format!("ID{i}"));
+    }
+    let mut out = String::new();
+    for line in text.lines() {
+        let line = line.trim_start();
+        if line.starts_with("\"offset_ms\"") {
+            out.push_str("\"offset_ms\": T\n");
+            continue;
+        }
+        let mut parts = line.split("http://127.0.0.1:");
+        out.push_str(parts.next().unwrap_or_default());
+        for part in parts {
+            out.push_str("http://127.0.0.1:PORT");
+            out.push_str(part.trim_start_matches(|c: char| c.is_ascii_digit()));
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// A small recording: one job, submitted and read to completion.

@@ -45,6 +45,7 @@ impl Handler for State {
     }
 }
 
+#[cfg(feature = "proxy")]
 /// A handler that always answers (never drops the connection): the
 /// proxy's and the replay's.
 pub(crate) trait Answers: Send + Sync + 'static {
@@ -55,6 +56,7 @@ pub(crate) trait Answers: Send + Sync + 'static {
     ) -> impl Future<Output = Reply> + Send;
 }
 
+#[cfg(feature = "proxy")]
 impl<T: Answers> Handler for T {
     type Error = std::convert::Infallible;
 
@@ -81,10 +83,12 @@ pub(crate) async fn bind(
     Ok((listener, addr, local))
 }
 
+#[cfg(feature = "proxy")]
 /// The accept loop of a proxy or replay, stopped (with its connections)
 /// when dropped.
 pub(crate) struct Serving(tokio::task::JoinHandle<()>);
 
+#[cfg(feature = "proxy")]
 impl Serving {
     /// Serves `handler` on `listener` with the mock's default bounds.
     pub(crate) fn start<H: Handler>(listener: TcpListener, handler: Arc<H>) -> Self {
@@ -96,6 +100,7 @@ impl Serving {
     }
 }
 
+#[cfg(feature = "proxy")]
 impl Drop for Serving {
     fn drop(&mut self) {
         self.0.abort();

@@ -297,23 +297,27 @@ async fn handle(shared: &Shared, req: Request<hyper::body::Incoming>) -> Reply {
         });
     }
     let (operation, masked) = ex.operation();
-    let body = match json {
-        Some(mut v) => {
-            let changed = forward::rewrite(
-                &mut v,
-                &shared.base,
-                shared.keep_output_urls,
-                &mut lock(&shared.outputs),
-            );
-            if changed {
-                Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
-            } else {
-                answer.body.clone()
-            }
-        }
-        None => answer.body.clone(),
-    };
+    let body = rewritten(shared, json, &answer.body);
     finish(shared, &answer, body, records, &operation, &masked)
+}
+
+/// The body the caller gets: a JSON one with its URLs rewritten to the
+/// proxy, any other as the upstream sent it.
+fn rewritten(shared: &Shared, json: Option<serde_json::Value>, body: &Bytes) -> Bytes {
+    let Some(mut v) = json else {
+        return body.clone();
+    };
+    let changed = forward::rewrite(
+        &mut v,
+        &shared.base,
+        shared.keep_output_urls,
+        &mut lock(&shared.outputs),
+    );
+    if changed {
+        Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+    } else {
+        body.clone()
+    }
 }
 
 /// The job a response is about: the id in a status or result path, or the

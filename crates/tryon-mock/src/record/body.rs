@@ -2,7 +2,10 @@
 //! a replayed request: images carried in the body (data URIs and bare
 //! base64) become `sha256:<hex>` of their bytes; everything else stays.
 //! Two bodies match when they are equal after that, except that an http(s)
-//! URL's query string is not compared (signed URLs rotate).
+//! URL's query string is not compared (signed URLs rotate), and a top-level
+//! field left out matches the API's default for it (`prompt: ""`,
+//! `turbo: false`, `output_format: "png"`, `output_quality: 95`,
+//! `preserve_input_size: false`).
 
 use base64::Engine as _;
 use serde_json::Value;
@@ -12,6 +15,17 @@ use super::Body;
 
 /// Shortest bare-base64 string read as an image (shorter ones are text).
 const MIN_BARE_BASE64: usize = 64;
+
+/// The API's documented defaults of the try-on body's optional fields.
+fn default_of(field: &str) -> Option<Value> {
+    Some(match field {
+        "prompt" => Value::from(""),
+        "turbo" | "preserve_input_size" => Value::from(false),
+        "output_format" => Value::from("png"),
+        "output_quality" => Value::from(95),
+        _ => return None,
+    })
+}
 
 /// Most characters of a value shown in a difference.
 const MAX_SHOWN: usize = 80;
@@ -110,10 +124,13 @@ fn inline_image(s: &str) -> Option<(Option<String>, Vec<u8>)> {
     Some((None, bytes))
 }
 
+/// Told of each image taken out of a body: its hash, media type, bytes.
+pub(crate) type Keep<'a> = dyn FnMut(&str, Option<&str>, &[u8]) + 'a;
+
 /// A request body as stored and compared: JSON with every inline image
 /// replaced by `sha256:<hex>` (each handed to `keep` with its media type
 /// and hash), else text, else a file (also handed to `keep`).
-pub(crate) fn normalize(raw: &[u8], keep: &mut dyn FnMut(&str, Option<&str>, &[u8])) -> Body {
+pub(crate) fn normalize(raw: &[u8], keep: &mut Keep<'_>) -> Body {
     if raw.is_empty() {
         return Body::Empty;
     }
@@ -121,17 +138,15 @@ pub(crate) fn normalize(raw: &[u8], keep: &mut dyn FnMut(&str, Option<&str>, &[u
         replace_images(&mut v, keep);
         return Body::Json(v);
     }
-    match std::str::from_utf8(raw) {
-        Ok(t) => Body::Text(t.to_string()),
-        Err(_) => {
-            let hex = sha256_hex(raw);
-            keep(&hex, None, raw);
-            Body::File(format!("images/{hex}.bin"))
-        }
+    if let Ok(t) = std::str::from_utf8(raw) {
+        return Body::Text(t.to_string());
     }
+    let hex = sha256_hex(raw);
+    keep(&hex, None, raw);
+    Body::File(format!("images/{hex}.bin"))
 }
 
-fn replace_images(v: &mut Value, keep: &mut dyn FnMut(&str, Option<&str>, &[u8])) {
+fn replace_images(v: &mut Value, keep: &mut Keep<'_>) {
     match v {
         Value::String(s) => {
             if let Some((mime, bytes)) = inline_image(s) {
@@ -167,7 +182,7 @@ fn shown(v: Option<&Value>) -> String {
         return "nothing".to_string();
     };
     let text = match v {
-        Value::String(s) => s.clone(),
+        Value::String(s) if !s.is_empty() => s.clone(),
         other => other.to_string(),
     };
     if text.chars().count() > MAX_SHOWN {
@@ -216,7 +231,9 @@ fn diff_json(at: &str, a: Option<&Value>, b: Option<&Value>, out: &mut Vec<Strin
         (Some(Value::Object(x)), Some(Value::Object(y))) => {
             let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
             for k in keys {
-                diff_json(&name(k), x.get(k), y.get(k), out);
+                let default = if at.is_empty() { default_of(k) } else { None };
+                let (a, b) = (x.get(k).or(default.as_ref()), y.get(k).or(default.as_ref()));
+                diff_json(&name(k), a, b, out);
             }
         }
         (Some(Value::Array(x)), Some(Value::Array(y))) => {
@@ -245,35 +262,45 @@ mod tests {
     fn inline_images_compare_by_hash_and_urls_without_their_query() {
         let png = "data:image/png;base64,iVBORw0KGgo=";
         let mut kept = Vec::new();
-        let a = normalize(
+        let signed = normalize(
             serde_json::json!({"person_image": png, "garment_images": ["https://a/x.png?sig=1"]})
                 .to_string()
                 .as_bytes(),
             &mut |hex, mime, bytes| {
-                kept.push((hex.to_string(), mime.map(str::to_string), bytes.len()))
+                kept.push((hex.to_string(), mime.map(str::to_string), bytes.len()));
             },
         );
         assert_eq!(kept.len(), 1);
         assert_eq!(kept[0].1.as_deref(), Some("image/png"));
-        let Body::Json(v) = &a else { panic!("{a:?}") };
+        let Body::Json(v) = &signed else {
+            panic!("{signed:?}")
+        };
         assert!(
             v["person_image"]
                 .as_str()
                 .is_some_and(|s| s.starts_with("sha256:"))
         );
-        let b = json(
+        let resigned = json(
             &serde_json::json!({"person_image": png, "garment_images": ["https://a/x.png?sig=2"]}),
         );
-        assert!(differences(&a, &b).is_empty());
-        let c = json(
-            &serde_json::json!({"person_image": png, "garment_images": ["https://b/y.png"], "seed": 2}),
+        assert!(differences(&signed, &resigned).is_empty());
+        let other = json(
+            &serde_json::json!({"person_image": png, "garment_images": ["https://b/y.png"], "seed": 2, "turbo": false, "prompt": ""}),
         );
         assert_eq!(
-            differences(&a, &c),
+            differences(&signed, &other),
             [
                 "garment_images[0]: recorded https://a/x.png?sig=1, got https://b/y.png",
                 "seed: recorded nothing, got 2"
             ]
+        );
+        let prompted = json(
+            &serde_json::json!({"person_image": png, "garment_images": ["https://a/x.png"], "prompt": "red"}),
+        );
+        assert_eq!(
+            differences(&signed, &prompted),
+            ["prompt: recorded \"\", got red"],
+            "a left-out field is its default"
         );
     }
 

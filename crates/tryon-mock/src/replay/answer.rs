@@ -176,8 +176,9 @@ fn status_now(shared: &Shared, id: &str) -> Option<(String, u64)> {
         .timeline;
     let started = lock(&shared.started).get(id).copied().unwrap_or_default();
     let elapsed = shared.clock.now().saturating_sub(started).as_secs_f64() * shared.speed;
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let ms = (elapsed * 1000.0).min(u64::MAX as f64) as u64;
+    let ms = std::time::Duration::try_from_secs_f64(elapsed).map_or(u64::MAX, |d| {
+        u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+    });
     let seen = timeline
         .iter()
         .rfind(|s| s.offset_ms <= ms)
