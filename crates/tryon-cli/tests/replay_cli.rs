@@ -50,12 +50,12 @@ async fn run(url: &str, out: &Path) -> String {
         .args(["--seed", "7", "-o"])
         .arg(out);
     let result = output(cmd).await;
-    let stdout = text(&result.stdout);
     assert!(
         result.status.success(),
-        "{stdout}\n{}",
+        "tryon run failed: {}",
         text(&result.stderr)
     );
+    let stdout = text(&result.stdout);
     stdout
         .split("request_id ")
         .nth(1)
