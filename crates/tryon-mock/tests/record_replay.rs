@@ -458,3 +458,112 @@ async fn a_replay_speed_out_of_bounds_is_refused_naming_the_flag() {
     let e = Replay::start(options, loopback()).await.unwrap_err();
     assert!(e.to_string().starts_with("--replay-speed: 0 given"), "{e}");
 }
+
+/// Sets the recorded offset of `status` of the only job to `ms`.
+fn set_offset(dir: &Path, status: &str, ms: u64) {
+    let path = dir.join("jobs.json");
+    let mut jobs: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    for seen in jobs[0]["timeline"].as_array_mut().unwrap() {
+        if seen["status"] == status {
+            seen["offset_ms"] = ms.into();
+        }
+    }
+    std::fs::write(&path, serde_json::to_vec_pretty(&jobs).unwrap()).unwrap();
+}
+
+/// The `status` a status URL answers now.
+async fn replayed_status(status_url: &str) -> String {
+    let r = common::client()
+        .get(status_url)
+        .header("x-api-key", SECRET)
+        .send()
+        .await
+        .unwrap();
+    r.json::<Value>().await.unwrap()["status"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn statuses_follow_the_recorded_timeline_scaled_by_the_speed() {
+    let dir = tempfile::tempdir().unwrap();
+    small_recording(dir.path(), None).await;
+    // As if the service had taken 10 s to complete the job.
+    set_offset(dir.path(), "COMPLETED", 10_000);
+    for (speed, queued_at_4s) in [(1.0, true), (2.0, true), (4.0, false)] {
+        let mut options = ReplayOptions::new(dir.path());
+        options.virtual_time = true;
+        options.speed = speed;
+        let replay = Replay::start(options, loopback()).await.unwrap();
+        let base = replay.uri();
+        let r = common::post_with_key(SECRET, &base, "/v2/p-image-try-on", &common::body(1)).await;
+        let submitted: Value = r.json().await.unwrap();
+        let status_url = submitted["status_url"].as_str().unwrap();
+        assert_eq!(replayed_status(status_url).await, "QUEUED");
+        replay.advance(Duration::from_secs(4));
+        let at_4s = replayed_status(status_url).await;
+        assert_eq!(at_4s == "QUEUED", queued_at_4s, "speed {speed}: {at_4s}");
+        replay.advance(Duration::from_secs(6));
+        assert_eq!(replayed_status(status_url).await, "COMPLETED");
+    }
+}
+
+/// The `tryon-mock` binary: `--replay DIR --virtual-time` serves the
+/// recording with the control API's clock; an unknown version exits 2
+/// naming it.
+#[tokio::test]
+async fn the_tryon_mock_binary_replays_and_refuses_an_unknown_version() {
+    let dir = tempfile::tempdir().unwrap();
+    small_recording(dir.path(), None).await;
+    set_offset(dir.path(), "COMPLETED", 10_000);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tryon-mock"))
+        .args(["--port", "0", "--json", "--virtual-time", "--replay"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let base = serde_json::from_str::<Value>(&line).unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = common::post_with_key(SECRET, &base, "/v2/p-image-try-on", &common::body(1)).await;
+    let submitted: Value = r.json().await.unwrap();
+    let status_url = submitted["status_url"].as_str().unwrap().to_string();
+    assert!(status_url.starts_with(&base), "{submitted}");
+    assert_eq!(replayed_status(&status_url).await, "QUEUED");
+    let r = common::client()
+        .post(format!("{base}/__mock/advance"))
+        .json(&json!({"seconds": 11}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(replayed_status(&status_url).await, "COMPLETED");
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let manifest = dir.path().join("recording.json");
+    let text = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .replace(RECORDING_FORMAT, "tryon-recording/0");
+    std::fs::write(&manifest, text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tryon-mock"))
+        .args(["--port", "0", "--replay"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("\"tryon-recording/0\" is not supported"),
+        "{stderr}"
+    );
+}
