@@ -567,3 +567,31 @@ async fn the_tryon_mock_binary_replays_and_refuses_an_unknown_version() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn a_recording_naming_a_file_outside_itself_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    small_recording(dir.path(), None).await;
+    let output = dir.path().join("exchanges/000005.json");
+    let text = std::fs::read_to_string(&output).unwrap();
+    let name = text
+        .split("\"file\": \"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    let hex = &name["images/".len().."images/".len() + 64];
+    std::fs::write(
+        &output,
+        text.replace(&name, &format!("images/{hex}.png/../../../../etc/passwd")),
+    )
+    .unwrap();
+    let e = Replay::start(ReplayOptions::new(dir.path()), loopback())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("exchanges/000005.json") && e.contains("is not an images/<sha256>.<ext> name"),
+        "{e}"
+    );
+}

@@ -85,10 +85,18 @@ pub(crate) fn load(dir: &Path) -> Result<Recording, String> {
 
 /// An image file, its content checked against the hash in its name.
 fn read_image(dir: &Path, file: &str, named_in: &str) -> Result<Bytes, String> {
+    // Exactly `images/<64 hex>.<1 to 8 alphanumerics>`: nothing that could
+    // name a file outside the recording.
     let stem = file
         .strip_prefix("images/")
-        .and_then(|f| f.split('.').next())
-        .filter(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+        .and_then(|f| f.split_once('.'))
+        .filter(|(hex, ext)| {
+            hex.len() == 64
+                && hex.bytes().all(|b| b.is_ascii_hexdigit())
+                && (1..=8).contains(&ext.len())
+                && ext.bytes().all(|b| b.is_ascii_alphanumeric())
+        })
+        .map(|(hex, _)| hex)
         .ok_or_else(|| format!("{named_in}: {file:?} is not an images/<sha256>.<ext> name"))?;
     let path = dir.join(file);
     let bytes = std::fs::read(&path)
