@@ -272,8 +272,8 @@ pub struct MockArgs {
     #[arg(long, value_name = "BYTES", requires = "record")]
     pub record_limit: Option<u64>,
     /// Serve a recording made with --record, with no upstream: a matching
-    /// submit gets the recorded job; anything else a 409 naming the nearest
-    /// recorded request.
+    /// submit gets the recorded job; a POST nothing matches gets a 409
+    /// naming the nearest recorded request and each field that differs.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["proxy", "config"])]
     pub replay: Option<PathBuf>,
     /// With --replay: recorded seconds per real second (2 replays twice as
