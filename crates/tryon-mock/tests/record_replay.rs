@@ -595,3 +595,38 @@ async fn a_recording_naming_a_file_outside_itself_is_refused() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn the_replay_clock_is_the_mock_control_api_with_its_token_and_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    small_recording(dir.path(), None).await;
+    let mut options = ReplayOptions::new(dir.path());
+    options.virtual_time = true;
+    options.control_token = Some("tok".to_string());
+    let replay = Replay::start(options, loopback()).await.unwrap();
+    let base = replay.uri();
+    let advance = |token: Option<&str>, seconds: f64| {
+        let mut r = common::client()
+            .post(format!("{base}/__mock/advance"))
+            .json(&json!({ "seconds": seconds }));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    assert_eq!(advance(None, 1.0).await.unwrap().status().as_u16(), 401);
+    let r = advance(Some("tok"), 2.5).await.unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["now"], 2.5);
+    let r = advance(Some("tok"), -1.0).await.unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    assert!(r.text().await.unwrap().contains("seconds: -1 given"));
+    assert_eq!(replay.clock().now(), Duration::from_millis(2500));
+    assert_eq!(common::health(&base).await, 200);
+    let r = common::client()
+        .get(format!("{base}/__mock/journal"))
+        .bearer_auth("tok")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+}

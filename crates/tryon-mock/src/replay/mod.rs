@@ -18,10 +18,10 @@ use hyper::{Method, Request, StatusCode};
 
 use crate::clock::MockClock;
 use crate::http::conn::{Answers, Serving, bind};
-use crate::http::control::carries_token;
-use crate::http::{Reply, error, json_response, read_body};
+use crate::http::{Reply, error, read_body};
 use crate::proxy::MAX_PROXY_BODY;
 use crate::record::load::{Recording, load};
+use crate::state::State;
 
 /// The status of a request the recording has no match for: `409 Conflict`,
 /// which clients do not retry and the API itself never sends, so a replay
@@ -69,7 +69,9 @@ struct Shared {
     base: String,
     clock: MockClock,
     speed: f64,
-    control_token: Option<String>,
+    /// A mock state holding only the clock and the control token, for the
+    /// control routes.
+    control: State,
     /// Submit exchanges (by `seq`) already handed out.
     handed: Mutex<HashSet<u64>>,
     /// When each handed-out job was submitted, on `clock`.
@@ -126,16 +128,23 @@ impl Replay {
             upstream = %recording.manifest.upstream,
             "replay loaded"
         );
+        let clock = if options.virtual_time {
+            MockClock::new_virtual()
+        } else {
+            MockClock::new_real()
+        };
+        let control = State::new(
+            crate::MockConfig::default(),
+            clock.clone(),
+            base.clone(),
+            options.control_token.filter(|t| !t.is_empty()),
+        );
         let shared = Arc::new(Shared {
             recording,
             base,
-            clock: if options.virtual_time {
-                MockClock::new_virtual()
-            } else {
-                MockClock::new_real()
-            },
+            clock,
             speed: options.speed,
-            control_token: options.control_token.filter(|t| !t.is_empty()),
+            control,
             handed: Mutex::default(),
             started: Mutex::default(),
             outputs: Mutex::default(),
@@ -202,44 +211,12 @@ impl Answers for Shared {
     }
 }
 
-/// The control routes a replay has: health, the clock.
+/// The control routes a replay has: health and the clock, answered by the
+/// mock's own control API (same token check, bounds and errors).
 async fn control(shared: &Shared, req: Request<hyper::body::Incoming>) -> Reply {
-    let path = req.uri().path().to_string();
-    let clock_now = |shared: &Shared| {
-        json_response(
-            StatusCode::OK,
-            &serde_json::json!({ "now": shared.clock.now().as_secs_f64() }),
-        )
-    };
-    if (req.method(), path.as_str()) == (&Method::GET, "/__mock/health") {
-        return json_response(StatusCode::OK, &serde_json::json!({"status": "ok"}));
-    }
-    if !carries_token(shared.control_token.as_deref(), req.headers()) {
-        return error(StatusCode::UNAUTHORIZED, "control token required");
-    }
-    match (req.method().clone(), path.as_str()) {
-        (Method::GET, "/__mock/now") => clock_now(shared),
-        (Method::POST, "/__mock/advance") => {
-            let body = match read_body(64 * 1024, req).await {
-                Ok(b) => b,
-                Err(r) => return r,
-            };
-            let seconds = serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v.get("seconds").and_then(serde_json::Value::as_f64));
-            let Some(seconds) = seconds else {
-                return error(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "seconds: expected a number of seconds",
-                );
-            };
-            match Duration::try_from_secs_f64(seconds)
-                .map_err(|e| format!("seconds: {seconds}: {e}"))
-                .and_then(|d| shared.clock.try_advance(d))
-            {
-                Ok(_) => clock_now(shared),
-                Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, e),
-            }
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/__mock/health" | "/__mock/now") | (&Method::POST, "/__mock/advance") => {
+            crate::http::control::handle(&shared.control, req).await
         }
         _ => error(
             StatusCode::NOT_FOUND,
