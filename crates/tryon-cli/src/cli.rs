@@ -16,7 +16,9 @@ Exit codes:
   6  a local write failed (the output file or the batch journal): submitting stopped,
      and each job already paid for is printed with the command that fetches its
      image without paying for a new job (`tryon result ID -o PATH`, or for a batch
-     row that may still be queued `tryon wait ID -o PATH`)";
+     row that may still be queued `tryon wait ID -o PATH`)
+  7  `tryon parity`: the target differs from the spec, the job lifecycle or the mock
+     (the report lists each difference)";
 
 /// Run Segmind P-Image Try-On jobs: dress a person photo in garment photos.
 #[derive(Debug, Parser)]
@@ -65,6 +67,10 @@ pub enum Command {
     Batch(BatchArgs),
     /// Serve the mock API for tests and demos.
     Mock(MockArgs),
+    /// Run a fixed scenario against a target (a mock, a proxy, or with
+    /// --live the real service) and report how it differs from the spec and
+    /// from the mock.
+    Parity(ParityArgs),
 }
 
 /// Output format of the image.
@@ -263,6 +269,38 @@ pub struct MockArgs {
     /// With --proxy: leave output URLs pointing at the upstream's CDN.
     #[arg(long, requires = "proxy")]
     pub keep_output_urls: bool,
+}
+
+/// `tryon parity`.
+#[derive(Debug, Args)]
+pub struct ParityArgs {
+    /// The API to test, e.g. `http://127.0.0.1:PORT` (a `tryon mock`) or
+    /// `https://api.segmind.com` (needs --live).
+    #[arg(long, value_name = "URL")]
+    pub target: String,
+    /// Allow a target that is not on loopback (the real service bills the
+    /// two accepted submits); the key comes from the environment.
+    #[arg(long)]
+    pub live: bool,
+    /// With --live: accept the printed cost estimate without asking.
+    #[arg(long, requires = "live")]
+    pub yes: bool,
+    /// Write the report here instead of stdout (text, or JSON with --json).
+    #[arg(long, value_name = "PATH")]
+    pub report: Option<PathBuf>,
+    /// Give up polling a job after this long (e.g. 90s, 5m).
+    #[arg(long, value_parser = parse_duration, default_value = "5m")]
+    pub timeout: Duration,
+    /// Wait between two status calls to the target.
+    #[arg(long, value_parser = parse_duration, default_value = "1s")]
+    pub interval: Duration,
+    /// Estimated price of a job's first garment, in USD (Pruna's published
+    /// rate; Segmind bills in its own credits).
+    #[arg(long, default_value_t = 0.015, value_parser = parse_price)]
+    pub price_first: f64,
+    /// Estimated price of each further garment, in USD.
+    #[arg(long, default_value_t = 0.008, value_parser = parse_price)]
+    pub price_extra: f64,
 }
 
 /// Parse a price in USD: a finite number, zero or more (clap names the
