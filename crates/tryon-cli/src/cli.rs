@@ -288,7 +288,7 @@ pub struct ParityArgs {
     /// Write the report here instead of stdout (text, or JSON with --json).
     #[arg(long, value_name = "PATH")]
     pub report: Option<PathBuf>,
-    /// Give up polling a job after this long (e.g. 90s, 5m).
+    /// Give up polling each of the two jobs after this long (e.g. 90s, 5m).
     #[arg(long, value_parser = parse_duration, default_value = "5m")]
     pub timeout: Duration,
     /// Wait between two status calls to the target.

@@ -92,8 +92,13 @@ async fn against_a_tryon_mock_every_step_is_listed_and_nothing_differs() {
         "{stdout}"
     );
 
-    let run = output(parity(&url, &["--interval", "20ms", "--json"])).await;
+    // With a key in the environment too: a tryon mock bills nothing, so
+    // it needs no --live.
+    let mut cmd = parity(&url, &["--interval", "20ms", "--json"]);
+    cmd.env("SEGMIND_API_KEY", "sk-cli-test");
+    let run = output(cmd).await;
     assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    assert_eq!(text(&run.stderr), "");
     let report: Value = serde_json::from_slice(&run.stdout).unwrap();
     assert_eq!(report["version"], 1);
     assert_eq!(report["difference_count"], 0);
@@ -140,7 +145,15 @@ async fn against_the_drifted_upstream_each_planted_departure_is_reported_and_the
     let path = dir.path().join("parity.json");
     let mut cmd = parity(
         &upstream,
-        &["--interval", "10ms", "--json", "-vv", "--report"],
+        &[
+            "--live",
+            "--yes",
+            "--interval",
+            "10ms",
+            "--json",
+            "-vv",
+            "--report",
+        ],
     );
     cmd.arg(&path).env("SEGMIND_API_KEY", drifted::SECRET);
     let run = output(cmd).await;
@@ -181,7 +194,7 @@ async fn against_the_drifted_upstream_each_planted_departure_is_reported_and_the
     );
 
     // Text mode, for the transcript; the same differences, one per line.
-    let mut cmd = parity(&upstream, &["--interval", "10ms"]);
+    let mut cmd = parity(&upstream, &["--live", "--yes", "--interval", "10ms"]);
     cmd.env("SEGMIND_API_KEY", drifted::SECRET);
     *seen.lock().unwrap() = drifted::Seen::default();
     let text_run = output(cmd).await;
@@ -238,6 +251,41 @@ async fn a_target_off_loopback_needs_live_and_is_refused_before_anything_is_sent
         text(&run.stderr).contains("plain http"),
         "{}",
         text(&run.stderr)
+    );
+}
+
+#[tokio::test]
+async fn a_loopback_proxy_with_a_key_in_the_environment_needs_live() {
+    // A validating proxy on loopback may front the real service: with a
+    // key set, it is treated as live.
+    // Real time (20 ms queued, 80 ms processing): the jobs finish.
+    let upstream = tryon_mock::MockServer::start().await;
+    let proxy = tryon_mock::Proxy::start(
+        tryon_mock::ProxyOptions::new(upstream.uri()),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let mut cmd = parity(&proxy.uri(), &[]);
+    cmd.env("SEGMIND_API_KEY", "sk-cli-test");
+    let run = output(cmd).await;
+    let stderr = text(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("not a tryon mock"), "{stderr}");
+    assert!(stderr.contains("Pass --live"), "{stderr}");
+    assert_eq!(upstream.billed_submits(), 0);
+    assert!(upstream.journal().is_empty(), "{:?}", upstream.journal());
+    // Without a key, a placeholder goes: nothing can be billed.
+    let run = output(parity(
+        &proxy.uri(),
+        &["--interval", "10ms", "--timeout", "20s"],
+    ))
+    .await;
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stdout));
+    assert_eq!(
+        upstream.billed_submits(),
+        2,
+        "the placeholder is a key the mock takes"
     );
 }
 

@@ -34,18 +34,6 @@ const PLACEHOLDER_KEY: &str = "tryon-parity-placeholder-key";
 /// `tryon parity`.
 pub async fn parity(cli: &Cli, args: &ParityArgs) -> Result<Code, CliError> {
     let target = checked_target(&args.target)?;
-    let loopback = is_loopback(&target);
-    if !loopback && !args.live {
-        return Err(CliError::usage(format!(
-            "--target {target}: not a loopback address, so the run would send real, billed \
-             requests ({}); nothing was sent. Pass --live to run it.",
-            cost_line(args)
-        )));
-    }
-    let key = api_key(cli, args.live || !loopback)?;
-    if args.live {
-        confirm(&target, args).await?;
-    }
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         // The proxy bounds each upstream exchange; this only guards against
@@ -53,6 +41,7 @@ pub async fn parity(cli: &Cli, args: &ParityArgs) -> Result<Code, CliError> {
         .timeout(upstream_timeout(args) + Duration::from_secs(10))
         .build()
         .map_err(|e| CliError::new(Code::Network, format!("cannot build the HTTP client: {e}")))?;
+    let key = admit(cli, args, &target, &http).await?;
 
     let theirs = proxy(&target, args).await?;
     let target_side = Side {
@@ -129,6 +118,72 @@ pub async fn parity(cli: &Cli, args: &ParityArgs) -> Result<Code, CliError> {
     })
 }
 
+/// Whether the run may go ahead, and with which key. Only an accepted
+/// submit with a real key is billed, so:
+/// - off loopback: `--live`, a key from the environment, and a typed
+///   `yes` (or `--yes`) after the cost estimate;
+/// - on loopback with no key in the environment: a placeholder key (no
+///   service bills it);
+/// - on loopback with a key: only a tryon mock (it answers
+///   `GET /__mock/now`) runs without `--live`. Anything else there may be
+///   a proxy or a tunnel to the real service, so it is treated as live.
+async fn admit(
+    cli: &Cli,
+    args: &ParityArgs,
+    target: &str,
+    http: &reqwest::Client,
+) -> Result<SecretString, CliError> {
+    let variable = &cli.api_key_env;
+    let key = std::env::var(variable)
+        .ok()
+        .filter(|k| !k.trim().is_empty())
+        .map(SecretString::from);
+    if !args.live {
+        if !is_loopback(target) {
+            return Err(CliError::usage(format!(
+                "--target {target}: not a loopback address, so the run would send real, billed \
+                 requests ({}); nothing was sent. Pass --live to run it.",
+                cost_line(args)
+            )));
+        }
+        if key.is_some() && !is_tryon_mock(http, target).await {
+            return Err(CliError::usage(format!(
+                "--target {target}: a loopback target that is not a tryon mock (GET /__mock/now \
+                 did not answer 200) may forward to the real service, and {variable} holds a \
+                 key, so the run could be billed ({}); nothing billable was sent. Pass --live, \
+                 or unset {variable} to run with a placeholder key.",
+                cost_line(args)
+            )));
+        }
+    }
+    let Some(key) = key else {
+        if args.live {
+            return Err(CliError::new(
+                Code::Auth,
+                format!(
+                    "{variable} is not set: a live parity run sends your own key; \
+                     export {variable}=<your key from the Segmind dashboard>. Nothing was sent."
+                ),
+            ));
+        }
+        return Ok(SecretString::from(PLACEHOLDER_KEY));
+    };
+    if args.live {
+        confirm(target, args).await?;
+    }
+    Ok(key)
+}
+
+/// Whether `target` is a tryon mock: its control API answers
+/// `GET /__mock/now` (no key sent; a proxy answers 404 there).
+async fn is_tryon_mock(http: &reqwest::Client, target: &str) -> bool {
+    http.get(format!("{target}/__mock/now"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == reqwest::StatusCode::OK)
+}
+
 /// A validating proxy in front of `upstream`, on a free loopback port.
 async fn proxy(upstream: &str, args: &ParityArgs) -> Result<Proxy, CliError> {
     let mut options = ProxyOptions::new(upstream);
@@ -184,26 +239,6 @@ fn is_loopback(url: &str) -> bool {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
-    }
-}
-
-/// The key from the environment variable the CLI reads (never a flag):
-/// required for a live run, a placeholder on loopback when unset.
-fn api_key(cli: &Cli, live: bool) -> Result<SecretString, CliError> {
-    let variable = &cli.api_key_env;
-    match std::env::var(variable)
-        .ok()
-        .filter(|k| !k.trim().is_empty())
-    {
-        Some(key) => Ok(SecretString::from(key)),
-        None if live => Err(CliError::new(
-            Code::Auth,
-            format!(
-                "{variable} is not set: a live parity run sends your own key; \
-                 export {variable}=<your key from the Segmind dashboard>. Nothing was sent."
-            ),
-        )),
-        None => Ok(SecretString::from(PLACEHOLDER_KEY)),
     }
 }
 
