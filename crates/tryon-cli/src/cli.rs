@@ -20,6 +20,24 @@ Exit codes:
   7  `tryon parity`: the target differs from the spec, the job lifecycle or the mock
      (the report lists each difference)";
 
+const PARITY_HELP: &str = "\
+Steps: submit_1, submit_3 (the only billed ones), poll_1, poll_3, result_1, output_1,
+result_3, output_3, unknown_id, garments_12, missing_key, malformed_body. Each answer goes
+through a validating proxy (checked against openapi/segmind-tryon.yaml and the job
+lifecycle) and is compared with the in-process mock's answer to the same step.
+
+Live: SEGMIND_API_KEY=... tryon parity --target https://api.segmind.com --live --report parity.txt
+(prints the estimated cost and asks for a typed yes; --yes skips the question).
+
+Exit codes:
+  0  no difference
+  7  differences (one `DIFF` line each; `differences` in the JSON report)
+  2  refused before sending anything billable (no --live, no terminal to confirm on,
+     not confirmed) or bad arguments
+  3  --live without a key in the environment
+  5  the target answered no step
+  6  the report could not be written";
+
 /// Run Segmind P-Image Try-On jobs: dress a person photo in garment photos.
 #[derive(Debug, Parser)]
 #[command(name = "tryon", version, about, after_help = EXIT_CODES)]
@@ -70,6 +88,7 @@ pub enum Command {
     /// Run a fixed scenario against a target (a mock, a proxy, or with
     /// --live the real service) and report how it differs from the spec and
     /// from the mock.
+    #[command(after_help = PARITY_HELP)]
     Parity(ParityArgs),
 }
 

@@ -259,7 +259,7 @@ fn cost_line(args: &ParityArgs) -> String {
 /// without a terminal.
 async fn confirm(target: &str, args: &ParityArgs) -> Result<(), CliError> {
     term::err_line(&format!(
-        "tryon parity --live: the scenario sends 12 requests to {target}; only accepted \
+        "tryon parity --live: the scenario's 12 steps go to {target}; only accepted \
          submits are billed:\n  \
          submit, 1 garment    ${:.3}\n  \
          submit, 3 garments   ${:.3}\n  \
