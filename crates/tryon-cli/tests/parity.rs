@@ -78,7 +78,7 @@ async fn against_a_tryon_mock_every_step_is_listed_and_nothing_differs() {
     let (_mock, url) = tryon_mock();
     let run = output(parity(&url, &["--interval", "20ms"])).await;
     let (stdout, stderr) = (text(&run.stdout), text(&run.stderr));
-    println!("$ tryon parity --target {url}\n{stdout}");
+    println!("$ tryon parity --target {url} --interval 20ms\n{stdout}");
     assert_eq!(run.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains("\ndifferences: 0\n"), "{stdout}");
     assert!(!stdout.contains("DIFF"), "{stdout}");
@@ -199,7 +199,9 @@ async fn against_the_drifted_upstream_each_planted_departure_is_reported_and_the
     *seen.lock().unwrap() = drifted::Seen::default();
     let text_run = output(cmd).await;
     let shown = text(&text_run.stdout);
-    println!("$ tryon parity --target {upstream}\n{shown}");
+    println!(
+        "$ SEGMIND_API_KEY=<the drifted upstream's key> tryon parity --target {upstream} --live --yes --interval 10ms\n{shown}"
+    );
     assert_eq!(text_run.status.code(), Some(7), "{shown}");
     assert_eq!(
         shown.lines().filter(|l| l.starts_with("DIFF ")).count(),
