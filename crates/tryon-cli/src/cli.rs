@@ -16,7 +16,27 @@ Exit codes:
   6  a local write failed (the output file or the batch journal): submitting stopped,
      and each job already paid for is printed with the command that fetches its
      image without paying for a new job (`tryon result ID -o PATH`, or for a batch
-     row that may still be queued `tryon wait ID -o PATH`)";
+     row that may still be queued `tryon wait ID -o PATH`)
+  7  `tryon parity`: the target differs from the spec, the job lifecycle or the mock
+     (the report lists each difference)";
+
+const PARITY_HELP: &str = "\
+Steps: submit_1, submit_3 (the only billed ones), poll_1, poll_3, result_1, output_1,
+result_3, output_3, unknown_id, garments_12, missing_key, malformed_body. Each answer goes
+through a validating proxy (checked against openapi/segmind-tryon.yaml and the job
+lifecycle) and is compared with the in-process mock's answer to the same step.
+
+Live: SEGMIND_API_KEY=... tryon parity --target https://api.segmind.com --live --report parity.txt
+(prints the estimated cost and asks for a typed yes; --yes skips the question).
+
+Exit codes:
+  0  no difference
+  7  differences (one `DIFF` line each; `differences` in the JSON report)
+  2  refused before sending anything billable (no --live, no terminal to confirm on,
+     not confirmed) or bad arguments
+  3  --live without a key in the environment
+  5  the target answered no step
+  6  the report could not be written";
 
 /// Run Segmind P-Image Try-On jobs: dress a person photo in garment photos.
 #[derive(Debug, Parser)]
@@ -65,6 +85,11 @@ pub enum Command {
     Batch(BatchArgs),
     /// Serve the mock API for tests and demos.
     Mock(MockArgs),
+    /// Run a fixed scenario against a target (a mock, a proxy, or with
+    /// --live the real service) and report how it differs from the spec and
+    /// from the mock.
+    #[command(after_help = PARITY_HELP)]
+    Parity(ParityArgs),
 }
 
 /// Output format of the image.
@@ -284,6 +309,38 @@ pub struct MockArgs {
     /// and --replay).
     #[arg(long)]
     pub virtual_time: bool,
+}
+
+/// `tryon parity`.
+#[derive(Debug, Args)]
+pub struct ParityArgs {
+    /// The API to test, e.g. `http://127.0.0.1:PORT` (a `tryon mock`) or
+    /// `https://api.segmind.com` (needs --live).
+    #[arg(long, value_name = "URL")]
+    pub target: String,
+    /// Allow a target that is not on loopback (the real service bills the
+    /// two accepted submits); the key comes from the environment.
+    #[arg(long)]
+    pub live: bool,
+    /// With --live: accept the printed cost estimate without asking.
+    #[arg(long, requires = "live")]
+    pub yes: bool,
+    /// Write the report here instead of stdout (text, or JSON with --json).
+    #[arg(long, value_name = "PATH")]
+    pub report: Option<PathBuf>,
+    /// Give up polling each of the two jobs after this long (e.g. 90s, 5m).
+    #[arg(long, value_parser = parse_duration, default_value = "5m")]
+    pub timeout: Duration,
+    /// Wait between two status calls to the target.
+    #[arg(long, value_parser = parse_duration, default_value = "1s")]
+    pub interval: Duration,
+    /// Estimated price of a job's first garment, in USD (Pruna's published
+    /// rate; Segmind bills in its own credits).
+    #[arg(long, default_value_t = 0.015, value_parser = parse_price)]
+    pub price_first: f64,
+    /// Estimated price of each further garment, in USD.
+    #[arg(long, default_value_t = 0.008, value_parser = parse_price)]
+    pub price_extra: f64,
 }
 
 /// Parse a price in USD: a finite number, zero or more (clap names the

@@ -24,6 +24,9 @@ pub enum Code {
     /// `run`, `tryon wait ID -o PATH` for a batch row that may still be
     /// queued).
     Unsaved = 6,
+    /// 7: `tryon parity` found differences between the target and the
+    /// spec, the job lifecycle or the mock.
+    Differences = 7,
 }
 
 impl Code {
@@ -33,7 +36,8 @@ impl Code {
     pub fn rank(self) -> u8 {
         match self {
             Code::Ok => 0,
-            Code::Network => 1,
+            // Never met in a batch; ranked with the least serious.
+            Code::Network | Code::Differences => 1,
             Code::Timeout => 2,
             Code::Usage => 3,
             Code::Auth => 4,

@@ -21,6 +21,7 @@ mod manifest;
 mod mock;
 mod names;
 mod output;
+mod parity;
 mod term;
 
 use std::process::ExitCode;
@@ -67,6 +68,7 @@ async fn dispatch(cli: &Cli) -> Result<Code, exit::CliError> {
         Command::Result(args) => commands::result(cli, args).await,
         Command::Batch(args) => batch::batch(cli, args).await,
         Command::Mock(args) => mock::serve(args).await,
+        Command::Parity(args) => parity::parity(cli, args).await,
     }
 }
 

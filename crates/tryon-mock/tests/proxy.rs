@@ -10,20 +10,17 @@
 )]
 
 mod common;
+#[path = "common/drifted.rs"]
+mod drifted;
 
-use std::convert::Infallible;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::{Request, Response};
+use drifted::{SECRET, Seen};
 use serde_json::{Value, json};
 use tryon_mock::{DRIFT_HEADER, DriftRecord, MockServer, Proxy, ProxyOptions};
-
-const SECRET: &str = "sk-proxy-secret-7f3a9c";
 
 fn loopback() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
@@ -203,112 +200,6 @@ async fn the_official_flows_pass_through_the_proxy_with_zero_drift() {
     assert!(proxy.summary().contains("0 drift record(s)"));
 }
 
-/// What the drifted upstream saw, for the key checks.
-#[derive(Default)]
-struct Seen {
-    /// `(path, x-api-key)` of every request.
-    requests: Vec<(String, Option<String>)>,
-    status_calls: usize,
-    submits: usize,
-}
-
-fn reply(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(body.into()));
-    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
-    r.headers_mut()
-        .insert("content-type", content_type.parse().unwrap());
-    r
-}
-
-/// A small upstream that departs from the spec in five ways: the status
-/// body renames `request_id` to `requestId` (second call), the v1 run
-/// answers an undeclared 418, the second submit is a 429 without
-/// `Retry-After`, the third status call goes back from PROCESSING to
-/// QUEUED, and the output image is served as `text/plain`. Everything else
-/// it sends is as the spec says. Its 401 and 418 bodies echo the key.
-async fn drifted_upstream(seen: Arc<Mutex<Seen>>) -> String {
-    let listener = tokio::net::TcpListener::bind(loopback()).await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let me = base.clone();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            let (seen, base) = (Arc::clone(&seen), me.clone());
-            tokio::spawn(async move {
-                let service =
-                    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let (seen, base) = (Arc::clone(&seen), base.clone());
-                        async move { Ok::<_, Infallible>(answer(&seen, &base, &req)) }
-                    });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    base
-}
-
-fn answer(
-    seen: &Mutex<Seen>,
-    base: &str,
-    req: &Request<hyper::body::Incoming>,
-) -> Response<Full<Bytes>> {
-    let path = req.uri().path().to_string();
-    let key = req
-        .headers()
-        .get("x-api-key")
-        .map(|v| v.to_str().unwrap().to_string());
-    let mut seen = seen.lock().unwrap();
-    seen.requests.push((path.clone(), key.clone()));
-    let json = |status: u16, v: Value| reply(status, "application/json", v.to_string());
-    match path.as_str() {
-        "/v2/p-image-try-on" if key.as_deref() != Some(SECRET) => json(
-            401,
-            json!({"error": format!("key {} is not valid", key.unwrap_or_default())}),
-        ),
-        "/v2/p-image-try-on" => {
-            seen.submits += 1;
-            if seen.submits == 1 {
-                json(
-                    200,
-                    json!({
-                        "request_id": "job-1", "status": "QUEUED",
-                        "poll_url": format!("{base}/v1/requests/job-1"),
-                        "status_url": format!("{base}/v2/requests/job-1/status"),
-                        "response_url": format!("{base}/v2/requests/job-1"),
-                    }),
-                )
-            } else {
-                json(429, json!({"error": "Too many requests"}))
-            }
-        }
-        "/v2/requests/job-1/status" => {
-            seen.status_calls += 1;
-            match seen.status_calls {
-                1 => json(200, json!({"status": "PROCESSING", "request_id": "job-1"})),
-                2 => json(200, json!({"status": "PROCESSING", "requestId": "job-1"})),
-                _ => json(200, json!({"status": "QUEUED", "request_id": "job-1"})),
-            }
-        }
-        "/v2/requests/job-1" => json(
-            200,
-            json!({
-                "status": "COMPLETED", "request_id": "job-1", "error": null,
-                "metrics": {"inference_time": 1.5},
-                "output": format!("{base}/cdn/out.png"),
-            }),
-        ),
-        // Undeclared, and echoing the key: the record's example must not.
-        "/v1/p-image-try-on" => json(
-            418,
-            json!({"error": format!("I'm a teapot, key {}", key.unwrap_or_default())}),
-        ),
-        "/cdn/out.png" => reply(200, "text/plain", "not an image"),
-        _ => json(404, json!({"error": "Not Found"})),
-    }
-}
-
 /// A `Write` into a shared buffer, for capturing the proxy's log lines.
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -338,7 +229,7 @@ async fn every_departure_of_a_drifted_upstream_is_reported_once_and_the_key_stay
     tracing::subscriber::set_global_default(subscriber).unwrap();
 
     let seen = Arc::new(Mutex::new(Seen::default()));
-    let upstream = drifted_upstream(Arc::clone(&seen)).await;
+    let upstream = drifted::start(Arc::clone(&seen)).await;
     let proxy = Proxy::start(ProxyOptions::new(&upstream), loopback())
         .await
         .unwrap();
