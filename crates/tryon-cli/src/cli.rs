@@ -341,6 +341,10 @@ pub struct ParityArgs {
     /// Estimated price of each further garment, in USD.
     #[arg(long, default_value_t = 0.008, value_parser = parse_price)]
     pub price_extra: f64,
+    /// Record the target's exchanges into this directory as they happen
+    /// (sanitized, no key; replay with `tryon mock --replay DIR`).
+    #[arg(long, value_name = "DIR")]
+    pub record: Option<PathBuf>,
 }
 
 /// Parse a price in USD: a finite number, zero or more (clap names the
@@ -358,12 +362,12 @@ pub fn parse_price(text: &str) -> Result<f64, String> {
     Ok(price)
 }
 
-/// Parse `90s`, `10m`, `1h`, `250ms` or a bare number of seconds.
 /// A request budget such as `500/min`.
 pub fn parse_rate(text: &str) -> Result<tryon_client::RateLimit, String> {
     text.parse().map_err(|e: tryon_client::Error| e.to_string())
 }
 
+/// Parse `90s`, `10m`, `1h`, `250ms` or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text

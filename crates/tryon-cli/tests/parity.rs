@@ -58,9 +58,15 @@ impl Drop for Child {
 }
 
 fn tryon_mock() -> (Child, String) {
+    tryon_mock_with(&[])
+}
+
+/// `tryon mock --port 0 ARGS...` and its URL.
+fn tryon_mock_with(args: &[&str]) -> (Child, String) {
     let mut child = Command::cargo_bin("tryon")
         .unwrap()
         .args(["mock", "--port", "0"])
+        .args(args)
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -119,6 +125,65 @@ async fn against_a_tryon_mock_every_step_is_listed_and_nothing_differs() {
 }
 
 /// `(step, against, pointer, expected, actual)` of every difference.
+/// `--record DIR` records the target's side of the run as it goes; the
+/// replay of that recording then passes the same parity run, with the
+/// same ids, without the target.
+#[tokio::test]
+async fn a_recorded_parity_run_replays_with_zero_differences() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("rec");
+    let rec_arg = rec.to_str().unwrap();
+    let (mock, url) = tryon_mock();
+    let run = output(parity(
+        &url,
+        &["--interval", "20ms", "--json", "--record", rec_arg],
+    ))
+    .await;
+    drop(mock);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    let recorded: Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert!(rec.join("recording.json").is_file());
+    let jobs: Value =
+        serde_json::from_slice(&std::fs::read(rec.join("jobs.json")).unwrap()).unwrap();
+    assert_eq!(
+        jobs.as_array().unwrap().len(),
+        2,
+        "the two accepted submits: {jobs}"
+    );
+
+    let (_replay, url) = tryon_mock_with(&["--replay", rec_arg, "--replay-speed", "100"]);
+    let run = output(parity(&url, &["--interval", "20ms", "--json"])).await;
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stdout));
+    let replayed: Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(replayed["difference_count"], 0);
+    for (a, b) in recorded["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(replayed["steps"].as_array().unwrap())
+    {
+        let step = &a["step"];
+        assert_eq!(
+            a["target"]["answer"]["status"], b["target"]["answer"]["status"],
+            "{step}"
+        );
+        assert_eq!(
+            a["target"]["answer"]["body"], b["target"]["answer"]["body"],
+            "{step}"
+        );
+    }
+    // A second recording into the same directory is refused: a recording
+    // is never appended to or overwritten.
+    let (_mock, url) = tryon_mock();
+    let run = output(parity(&url, &["--interval", "20ms", "--record", rec_arg])).await;
+    assert_eq!(run.status.code(), Some(2), "{}", text(&run.stderr));
+    assert!(
+        text(&run.stderr).contains("recording"),
+        "{}",
+        text(&run.stderr)
+    );
+}
+
 fn differences(report: &Value) -> Vec<(String, String, String, String, String)> {
     report["differences"]
         .as_array()

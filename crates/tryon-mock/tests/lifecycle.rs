@@ -36,6 +36,7 @@ async fn job_runs_queued_processing_completed_then_expires() {
     let (code, r) = result_of(&uri, &id).await;
     assert_eq!((code, r["status"].as_str()), (200, Some("QUEUED")));
     assert!(r.get("output").is_none());
+    assert_eq!(r.get("error"), Some(&serde_json::Value::Null), "{r}");
 
     server.advance(Duration::from_secs(1));
     assert_eq!(status_of(&uri, &id).await.1["status"], "PROCESSING");
@@ -46,6 +47,8 @@ async fn job_runs_queued_processing_completed_then_expires() {
     assert_eq!(s["metrics"]["inference_time"], 2.0);
     let (code, r) = result_of(&uri, &id).await;
     assert_eq!(code, 200);
+    // As the service answers: `error` is present, and null.
+    assert_eq!(r.get("error"), Some(&serde_json::Value::Null), "{r}");
     let output = r["output"].as_str().unwrap().to_string();
     assert!(output.starts_with(&uri), "{output}");
     let image = get(&output).await;

@@ -17,6 +17,7 @@ mod scenario;
 
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tryon_client::SecretString;
@@ -43,7 +44,7 @@ pub async fn parity(cli: &Cli, args: &ParityArgs) -> Result<Code, CliError> {
         .map_err(|e| CliError::new(Code::Network, format!("cannot build the HTTP client: {e}")))?;
     let key = admit(cli, args, &target, &http).await?;
 
-    let theirs = proxy(&target, args).await?;
+    let theirs = proxy(&target, args, args.record.clone()).await?;
     let target_side = Side {
         http: http.clone(),
         proxy: &theirs,
@@ -76,7 +77,7 @@ pub async fn parity(cli: &Cli, args: &ParityArgs) -> Result<Code, CliError> {
                 format!("cannot start the reference mock: {e}"),
             )
         })?;
-    let ours = proxy(&mock.uri(), args).await?;
+    let ours = proxy(&mock.uri(), args, None).await?;
     let mock_side = Side {
         http,
         proxy: &ours,
@@ -185,18 +186,27 @@ async fn is_tryon_mock(http: &reqwest::Client, target: &str) -> bool {
 }
 
 /// A validating proxy in front of `upstream`, on a free loopback port.
-async fn proxy(upstream: &str, args: &ParityArgs) -> Result<Proxy, CliError> {
+/// `record` is where to record its exchanges (`--record DIR`; the
+/// target's proxy only, never the mock's).
+async fn proxy(
+    upstream: &str,
+    args: &ParityArgs,
+    record: Option<PathBuf>,
+) -> Result<Proxy, CliError> {
     let mut options = ProxyOptions::new(upstream);
     options.timeout = upstream_timeout(args);
-    // Hook for `--record DIR`: once `ProxyOptions::record` exists, the
-    // target's proxy gets `options.record = args.record.clone()` here.
+    options.record = record;
     Proxy::start(options, SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
-        .map_err(|e| {
-            CliError::new(
+        .map_err(|e| match e.kind() {
+            // `--record DIR` that already holds a recording, or a bad URL.
+            std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::InvalidInput => {
+                CliError::usage(e.to_string())
+            }
+            _ => CliError::new(
                 Code::Network,
                 format!("cannot start the validating proxy: {e}"),
-            )
+            ),
         })
 }
 

@@ -247,18 +247,22 @@ fn result(state: &State, id: &str) -> Reply {
         ),
         _ => (None, None),
     };
-    json_response(
-        StatusCode::OK,
-        &ResultResponse {
-            error: None,
-            metrics: Some(Metrics {
-                inference_time: metrics,
-            }),
-            output,
-            request_id: Some(id.to_string()),
-            status: job.status,
-        },
-    )
+    let body = ResultResponse {
+        error: None,
+        metrics: Some(Metrics {
+            inference_time: metrics,
+        }),
+        output,
+        request_id: Some(id.to_string()),
+        status: job.status,
+    };
+    // The service's result carries `"error": null` when nothing failed;
+    // the generated type leaves an absent optional field out.
+    let mut body = serde_json::to_value(&body).unwrap_or_default();
+    if let Some(fields) = body.as_object_mut() {
+        fields.entry("error").or_insert(serde_json::Value::Null);
+    }
+    json_response(StatusCode::OK, &body)
 }
 
 /// A file body with a content type the mock chose and `nosniff`.
