@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import segmind
@@ -171,7 +173,9 @@ def _unknown_format(rec: Path) -> tm.MockServer:
     ],
     ids=["unknown-format", "record-over-a-recording", "record-without-proxy"],
 )
-def test_the_binarys_refusals_are_start_errors_with_its_message(tmp_path: Path, server, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_the_binarys_refusals_are_start_errors_with_its_message(
+    tmp_path: Path, server: Callable[[Path], tm.MockServer], message: str
+) -> None:
     record(tmp_path / "rec")
     with pytest.raises(tm.MockStartError) as refused:
         server(tmp_path / "rec").start()
@@ -193,6 +197,6 @@ def test_the_binarys_refusals_are_start_errors_with_its_message(tmp_path: Path, 
         ({"proxy": "http://127.0.0.1:9", "record": "rec", "record_limit": 0}, "record_limit: 0 given"),
     ],
 )
-def test_options_the_binary_would_ignore_are_refused_by_name(options: dict[str, object], message: str) -> None:
+def test_options_the_binary_would_ignore_are_refused_by_name(options: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        tm.MockServer(**options)  # type: ignore[arg-type]
+        tm.MockServer(**options)
