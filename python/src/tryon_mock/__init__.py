@@ -22,44 +22,13 @@ replays a committed recording, and ``TRYON_MOCK_RECORD=<upstream URL>``
 records it again.
 """
 
+from tryon_mock import _server
 from tryon_mock._routes import ROUTES
-from tryon_mock._server import (
-    BINARY_ENV,
-    Billing,
-    Drift,
-    DriftRecord,
-    FailRule,
-    Fault,
-    JournalEntry,
-    MockControlError,
-    MockError,
-    MockServer,
-    MockStartError,
-    Mode,
-    Route,
-    find_binary,
-)
+# A star import: mypy reads it as re-exporting every name of `_server.__all__`
+# (with `from _server import (MockServer, ...)` and `__all__` built from a list,
+# `mypy --strict` sees no public name here).
+from tryon_mock._server import *
 from tryon_mock._toml import TomlError
 from tryon_mock._toml import dumps as to_toml
 
-# Spelled out, not built from `_server.__all__`: type checkers read only a
-# literal list, and without one `mypy --strict` sees no public name here.
-__all__ = [
-    "BINARY_ENV",
-    "Billing",
-    "Drift",
-    "DriftRecord",
-    "FailRule",
-    "Fault",
-    "JournalEntry",
-    "MockControlError",
-    "MockError",
-    "MockServer",
-    "MockStartError",
-    "Mode",
-    "ROUTES",
-    "Route",
-    "TomlError",
-    "find_binary",
-    "to_toml",
-]
+__all__ = [*_server.__all__, "ROUTES", "TomlError", "to_toml"]
