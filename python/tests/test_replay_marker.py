@@ -127,3 +127,35 @@ def test_a_missing_recording_says_how_to_record_it(pytester: pytest.Pytester, mo
         ]
     )
 
+
+
+def test_drift_seen_while_recording_is_a_warning(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester.makepyfile(
+        """
+        import urllib.error
+        import urllib.request
+
+        import pytest
+
+        @pytest.mark.tryon_mock(replay="recordings/teapot")
+        def test_teapot(tryon_mock):
+            request = urllib.request.Request(tryon_mock.url + "/v2/requests/some-id/status",
+                                             headers={"x-api-key": "sk-anything"})
+            with pytest.raises(urllib.error.HTTPError) as teapot:
+                urllib.request.urlopen(request, timeout=10)
+            assert teapot.value.code == 418
+        """
+    )
+    with tm.MockServer() as upstream:
+        upstream.add_fault("status", status=418, times=None)  # a status the spec does not declare
+        monkeypatch.setenv(RECORD_ENV, upstream.url)
+        result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(
+        [
+            f"*UserWarning: {upstream.url} departed from the API's spec 1 time(s) while recording "
+            f"{pytester.path}/recordings/teapot; first: /status of GET /v2/requests/{{request_id}}/status: "
+            "expected one of *, got 418"
+        ]
+    )
+    assert (pytester.path / "recordings" / "teapot" / "recording.json").is_file()  # it passed: kept
