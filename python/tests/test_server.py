@@ -246,3 +246,32 @@ def test_billing_for_a_key_with_credits() -> None:
         assert billing["billed_submits"] == 1
         assert billing["billed_submits_for_key"] == 1
         assert billing["balance"] == pytest.approx(0.485)
+
+
+def test_every_public_name_is_exported_where_type_checkers_see_it(tmp_path: Path) -> None:
+    """`tryon_mock` exports every public name of `_server`, in a way mypy
+    follows (named imports next to an `__all__` built with `*` hid them all
+    from `mypy --strict`): a typed user of them passes."""
+    from tryon_mock import _server
+
+    assert set(tm.__all__) == {*_server.__all__, "ROUTES", "TomlError", "to_toml"}
+    api = pytest.importorskip("mypy.api")
+    user = tmp_path / "user.py"
+    user.write_text(
+        textwrap.dedent(
+            """
+            import tryon_mock as tm
+
+            def drift_count(upstream: str) -> int:
+                with tm.MockServer.proxy(upstream) as proxy:
+                    drift: tm.Drift = proxy.drift()
+                    records: list[tm.DriftRecord] = drift["records"]
+                    return drift["count"] + len(records)
+
+            def mode(path: str) -> tm.Mode:
+                return tm.MockServer.replay(path, virtual_time=True).mode
+            """
+        )
+    )
+    out, err, status = api.run(["--strict", "--cache-dir", str(tmp_path / "cache"), str(user)])
+    assert status == 0, out + err

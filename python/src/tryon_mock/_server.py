@@ -28,6 +28,8 @@ from tryon_mock._toml import dumps as toml_dumps
 __all__ = [
     "BINARY_ENV",
     "Billing",
+    "Drift",
+    "DriftRecord",
     "FailRule",
     "Fault",
     "JournalEntry",
@@ -35,6 +37,7 @@ __all__ = [
     "MockError",
     "MockServer",
     "MockStartError",
+    "Mode",
     "Route",
     "find_binary",
 ]
@@ -45,6 +48,13 @@ BINARY_ENV = "TRYON_MOCK_BIN"
 
 Route = Literal["submit", "status", "result", "run", "upload", "output", "any"]
 """A group of API endpoints a fault applies to (``any`` is all of them)."""
+
+Mode = Literal["mock", "proxy", "replay"]
+"""What a ``MockServer`` runs: the mock, a validating proxy in front of an
+upstream (``proxy=``), or a recording served with no upstream (``replay=``)."""
+
+PathArg = Union[str, "os.PathLike[str]"]
+"""A filesystem path: a string or a ``pathlib.Path``."""
 
 ConfigArg = Union[Mapping[str, Any], str, "os.PathLike[str]", None]
 """What ``MockServer(config=...)`` accepts: a mapping written as TOML, a
@@ -103,6 +113,39 @@ class Fault(_FaultBase, total=False):
     ``"not_json"`` or ``"truncated_body"``."""
 
     times: Union[int, None]
+
+
+class DriftRecord(TypedDict):
+    """One place where a proxy's upstream departed from the API's spec
+    (``openapi/segmind-tryon.yaml``), or from the job lifecycle."""
+
+    operation: str
+    """The spec's operation id, e.g. ``get_status``."""
+    method: str
+    """HTTP method of the request."""
+    path: str
+    """The route template, ids masked: ``/v2/requests/{request_id}/status``."""
+    status: int
+    """The HTTP status the upstream answered."""
+    pointer: str
+    """A JSON pointer into the answer seen as ``{"status", "headers", "body"}``:
+    ``/status``, ``/headers/retry-after``, ``/body/request_id``."""
+    expected: str
+    """What the spec (or the lifecycle) asks for there."""
+    actual: str
+    """What the upstream sent."""
+    example: str
+    """The start of the answer's body, for context."""
+
+
+class Drift(TypedDict):
+    """``GET /__mock/drift``: the proxy's drift records. ``count`` is how
+    many were found, ``records`` the first 10 000 of them, ``dropped`` the
+    rest. A plain mock answers ``{"count": 0, "dropped": 0, "records": []}``."""
+
+    count: int
+    dropped: int
+    records: list[DriftRecord]
 
 
 class MockError(Exception):
@@ -236,6 +279,12 @@ class MockServer:
     + 80 ms processing). Use ``virtual_time = true`` so tests move the clock
     with ``advance()`` instead of sleeping.
 
+    The same binary also runs as a validating proxy in front of an upstream
+    (``MockServer.proxy(url, record=DIR)``: drift in ``drift()``, every
+    exchange recorded into ``DIR``) or serves such a recording with no
+    upstream and no key (``MockServer.replay(DIR, virtual_time=True)``);
+    ``mode`` says which.
+
     The process is stopped by ``stop()``, on leaving the ``with`` block (also
     when the block raised), when the object is garbage collected, and at
     interpreter exit.
@@ -251,6 +300,14 @@ class MockServer:
         start_timeout: float = 30.0,
         request_timeout: float = 10.0,
         env: Mapping[str, str] | None = None,
+        virtual_time: bool = False,
+        proxy: str | None = None,
+        proxy_upload: str | None = None,
+        keep_output_urls: bool = False,
+        record: PathArg | None = None,
+        record_limit: int | None = None,
+        replay: PathArg | None = None,
+        replay_speed: float | None = None,
     ) -> None:
         """Prepare a server; ``start()`` (or ``with``) runs it.
 
@@ -258,11 +315,46 @@ class MockServer:
         ``start_timeout`` bounds the wait for readiness; ``request_timeout``
         bounds each control call; ``env`` adds environment variables (e.g.
         ``{"RUST_LOG": "debug"}``).
+
+        ``virtual_time=True`` (``--virtual-time``) stops the clock until
+        ``advance()``, for the mock (as the config's ``virtual_time``) and
+        for a replay. The other keywords are the binary's flags of the same
+        names; ``proxy()`` and ``replay()`` are the readable way to give them:
+        ``proxy`` (an upstream URL), ``proxy_upload``, ``keep_output_urls``,
+        ``record`` (a directory), ``record_limit`` (bytes), ``replay`` (a
+        recording directory) and ``replay_speed`` (recorded seconds per real
+        second). A proxy and a replay take no ``config``. What only the
+        binary can judge (``record`` without ``proxy``, a directory that
+        already holds a recording, a recording it cannot read) raises
+        ``MockStartError`` from ``start()`` with the binary's message.
         """
         if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
             raise ValueError(f"port: {port!r} given, an integer in 0..=65535 needed")
         if start_timeout <= 0:
             raise ValueError(f"start_timeout: {start_timeout!r} given, must be > 0")
+        if config is not None and (proxy is not None or replay is not None):
+            raise ValueError("config: a proxy or a replay runs no mock scenario; give no config")
+        if proxy is None:
+            for name, value in (("proxy_upload", proxy_upload), ("keep_output_urls", keep_output_urls)):
+                if value:
+                    raise ValueError(f"{name}: only with proxy= (a validating proxy's option)")
+        elif virtual_time:
+            raise ValueError("virtual_time: a proxy forwards in real time (the upstream's clock)")
+        if replay is None and replay_speed is not None:
+            raise ValueError("replay_speed: only with replay= (the speed a recording is played at)")
+        if record_limit is not None and (isinstance(record_limit, bool) or not isinstance(record_limit, int) or record_limit < 1):
+            raise ValueError(f"record_limit: {record_limit!r} given, a number of bytes >= 1 needed")
+        self._mode: Mode = "replay" if replay is not None else "proxy" if proxy is not None else "mock"
+        self._mode_args = _mode_args(
+            virtual_time=virtual_time,
+            proxy=proxy,
+            proxy_upload=proxy_upload,
+            keep_output_urls=keep_output_urls,
+            record=record,
+            record_limit=record_limit,
+            replay=replay,
+            replay_speed=replay_speed,
+        )
         self._config = config
         self._binary = os.fspath(binary) if binary is not None else None
         self._host = host
@@ -274,6 +366,64 @@ class MockServer:
         self._stderr: _Output | None = None
         self._finalizer: weakref.finalize[[subprocess.Popen[bytes], str | None], MockServer] | None = None
         self._url: str | None = None
+
+    @classmethod
+    def proxy(
+        cls,
+        upstream: str,
+        *,
+        record: PathArg | None = None,
+        record_limit: int | None = None,
+        keep_output_urls: bool = False,
+        upload: str | None = None,
+        **options: Any,
+    ) -> MockServer:
+        """A validating proxy in front of ``upstream`` (``--proxy``): the
+        same routes as the mock, each call forwarded with the caller's own
+        ``x-api-key``, each answer checked against the API's spec; the
+        departures are in ``drift()``.
+
+        ``record`` (``--record DIR``) writes every exchange into that
+        directory (created; it must not hold a recording yet), the key never
+        stored; ``record_limit`` bounds the bytes written (1 GiB by default).
+        ``keep_output_urls`` leaves ``output`` URLs pointing at the upstream;
+        ``upload`` is the upload host (``--proxy-upload``). ``options`` are
+        the constructor's others (``port``, ``start_timeout``, ``env``, ...).
+        """
+        return cls(
+            proxy=upstream,
+            record=record,
+            record_limit=record_limit,
+            keep_output_urls=keep_output_urls,
+            proxy_upload=upload,
+            **options,
+        )
+
+    @classmethod
+    def replay(
+        cls,
+        path: PathArg,
+        *,
+        speed: float | None = None,
+        virtual_time: bool = False,
+        **options: Any,
+    ) -> MockServer:
+        """Serve the recording in ``path`` with no upstream and no key
+        (``--replay``): a submit that matches a recorded one gets the recorded
+        job (same ``request_id``, statuses at the recorded times, same result
+        and output bytes); one that matches nothing gets HTTP 409 naming the
+        nearest recorded request and each field that differs.
+
+        ``speed`` (``--replay-speed``, 0.001 to 1000) plays the recorded
+        timing faster; ``virtual_time`` stops the clock until ``advance()``.
+        ``options`` are the constructor's others.
+        """
+        return cls(replay=path, replay_speed=speed, virtual_time=virtual_time, **options)
+
+    @property
+    def mode(self) -> Mode:
+        """``"mock"``, ``"proxy"`` or ``"replay"``: what this server runs."""
+        return self._mode
 
     # ---- lifecycle ---------------------------------------------------------
 
@@ -331,6 +481,7 @@ class MockServer:
         args = [binary, "--host", self._host, "--port", str(self._port)]
         if config_file is not None:
             args += ["--config", config_file]
+        args += self._mode_args
         if json_line:
             args.append("--json")
         env = {**os.environ, **self._env}
@@ -441,7 +592,9 @@ class MockServer:
     def advance(self, seconds: float) -> float:
         """Move the mock clock forward; return the new time
         (``POST /__mock/advance``). Jobs move through their stages and expire
-        as the clock passes their deadlines."""
+        as the clock passes their deadlines; on a replay, recorded jobs move
+        through their recorded statuses. A proxy has no clock of its own
+        (``MockControlError``, HTTP 404)."""
         return float(self._control("advance", {"seconds": seconds})["now"])
 
     def reset(self) -> None:
@@ -454,11 +607,12 @@ class MockServer:
         entries: list[JournalEntry] = self._control("getJournal")
         return entries
 
-    def drift(self) -> dict[str, Any]:
+    def drift(self) -> Drift:
         """Drift records (``GET /__mock/drift``): where the upstream of a
-        validating proxy (``tryon mock --proxy URL``) departed from the spec,
-        as ``{"count", "dropped", "records"}``. A plain mock has none."""
-        drift: dict[str, Any] = self._control("getDrift")
+        proxy (``MockServer.proxy(url)``) departed from the API's spec, as
+        ``{"count", "dropped", "records"}``. A plain mock has none; a replay
+        has no such route (``MockControlError``, HTTP 404)."""
+        drift: Drift = self._control("getDrift")
         return drift
 
     def billing(self, key: str | None = None) -> Billing:
@@ -568,6 +722,33 @@ class MockServer:
         except ValueError:
             parsed = raw.decode("utf-8", "replace")
         return status, parsed
+
+
+def _mode_args(
+    *,
+    virtual_time: bool,
+    proxy: str | None,
+    proxy_upload: str | None,
+    keep_output_urls: bool,
+    record: PathArg | None,
+    record_limit: int | None,
+    replay: PathArg | None,
+    replay_speed: float | None,
+) -> list[str]:
+    """The binary's flags for the constructor's keywords of the same names."""
+    args: list[str] = []
+    if virtual_time:
+        args.append("--virtual-time")
+    for flag, value in (("--proxy", proxy), ("--proxy-upload", proxy_upload), ("--record", record), ("--replay", replay)):
+        if value is not None:
+            args += [flag, os.fspath(value)]
+    if keep_output_urls:
+        args.append("--keep-output-urls")
+    if record_limit is not None:
+        args += ["--record-limit", str(record_limit)]
+    if replay_speed is not None:
+        args += ["--replay-speed", repr(float(replay_speed))]
+    return args
 
 
 def _terminate_config_only(path: str) -> None:

@@ -21,11 +21,26 @@ defaults; override it in a ``conftest.py``).
 ``tryon_mock_session`` is one mock for the whole session, configured by the
 session fixture ``tryon_mock_session_config`` (override it in a
 ``conftest.py``); tests that share it should ``reset()`` it.
+
+Record and replay: ``@pytest.mark.tryon_mock(replay="recordings/x")`` gives
+the test a replay of the recording in that directory (relative to the test
+file), on a virtual clock (``virtual_time=False`` or ``replay_speed=X`` to
+play it in real time). With ``TRYON_MOCK_RECORD`` set to an upstream URL
+(``https://api.segmind.com``), the same test gets a validating proxy in front
+of that upstream that records into a new directory instead; when the test
+passes, that recording replaces the old one (a failed test keeps the old
+one). The test tells the two apart by ``tryon_mock.mode`` (``"replay"`` or
+``"proxy"``), e.g. to ``advance()`` a replay's clock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Generator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,6 +48,7 @@ import pytest
 from tryon_mock._server import MockServer
 
 __all__ = [
+    "RECORD_ENV",
     "tryon_mock",
     "tryon_mock_default_config",
     "tryon_mock_session",
@@ -41,14 +57,33 @@ __all__ = [
 
 MARKER = "tryon_mock"
 
+#: The environment variable that re-records: set to an upstream URL, every
+#: test marked ``tryon_mock(replay=DIR)`` records ``DIR`` again through a
+#: proxy in front of it. Unset (as in CI), those tests replay ``DIR``.
+RECORD_ENV = "TRYON_MOCK_RECORD"
+
+_CALL_FAILED = pytest.StashKey[bool]()
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """Registers the ``tryon_mock`` marker."""
     config.addinivalue_line(
         "markers",
-        f"{MARKER}(config=None, **options): configure the tryon_mock fixture "
-        "(config: a dict written as TOML, or a path; options go to MockServer)",
+        f"{MARKER}(config=None, replay=None, **options): configure the tryon_mock fixture "
+        "(config: a dict written as TOML, or a path; replay: a recording directory, "
+        f"relative to the test file, recorded again when ${RECORD_ENV} names an upstream; "
+        "options go to MockServer)",
     )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    """Notes whether the test itself failed, for a recording fixture to
+    decide whether its new recording replaces the old one."""
+    report = yield
+    if call.when == "call":
+        item.stash[_CALL_FAILED] = report.failed
+    return report
 
 
 @pytest.fixture
@@ -77,8 +112,54 @@ def tryon_mock(request: pytest.FixtureRequest, tryon_mock_default_config: Any) -
                 f"{request.node.nodeid}: config given both by @pytest.mark.{MARKER} and by an indirect parameter"
             )
         config = request.param
-    with MockServer(config=config, **options) as mock:
+    replay = options.pop("replay", None)
+    if replay is None:
+        with MockServer(config=config, **options) as mock:
+            yield mock
+        return
+    if config is not None:
+        raise pytest.UsageError(f"@pytest.mark.{MARKER}: replay= serves a recording; it takes no config")
+    directory = Path(request.node.path).parent / replay
+    upstream = os.environ.get(RECORD_ENV)
+    if upstream:
+        yield from _record(request, directory, upstream, options)
+        return
+    if not (directory / "recording.json").is_file():
+        pytest.fail(
+            f"no recording in {directory}: record it once with "
+            f"{RECORD_ENV}=<upstream URL, e.g. https://api.segmind.com> pytest {request.node.nodeid}",
+            pytrace=False,
+        )
+    options.setdefault("virtual_time", "replay_speed" not in options)
+    with MockServer(replay=directory, **options) as mock:
         yield mock
+
+
+def _record(request: pytest.FixtureRequest, directory: Path, upstream: str, options: dict[str, Any]) -> Iterator[MockServer]:
+    """A proxy in front of ``upstream`` recording into a new directory next
+    to ``directory``, which replaces it once the test has passed."""
+    for replay_only in ("replay_speed", "virtual_time"):
+        options.pop(replay_only, None)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    fresh = Path(tempfile.mkdtemp(prefix=f".{directory.name}.recording-", dir=directory.parent))
+    try:
+        with MockServer(proxy=upstream, record=fresh, **options) as proxy:
+            yield proxy
+            drift = proxy.drift()
+        if drift["count"]:
+            first = drift["records"][0] if drift["records"] else None
+            warnings.warn(
+                f"{upstream} departed from the API's spec {drift['count']} time(s) while recording "
+                f"{directory}" + (f"; first: {first['pointer']} of {first['method']} {first['path']}: "
+                                  f"expected {first['expected']}, got {first['actual']}" if first else ""),
+                stacklevel=1,
+            )
+        if not request.node.stash.get(_CALL_FAILED, True):
+            if directory.exists():
+                shutil.rmtree(directory)
+            os.replace(fresh, directory)
+    finally:
+        shutil.rmtree(fresh, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
