@@ -70,13 +70,14 @@ fn control() -> &'static Value {
 /// an `ErrorBody`. Empty today: the spec documents every status the mock
 /// sends on its own. If the mock gains one the spec lacks, it goes here.
 ///
-/// Three kinds of answer are outside this list by rule, their bodies checked
-/// as the document's `ErrorBody`: a 405 for a method the document does not
-/// declare on a path (it has no operation to hang a response on); statuses
-/// a test injects with a [`Fault`](crate::Fault) (see [`check_injected`]);
-/// and a control API 401 for a missing control token, which the control
-/// document states once for every operation but `getHealth` (in its
-/// description) rather than per operation.
+/// Two kinds of answer are outside this list by rule, their bodies checked
+/// as the document's `ErrorBody`: an answer to a method the document does
+/// not declare on a path (it has no operation to hang a response on): a
+/// 405, or on the control API a 401 for a missing control token, which the
+/// mock checks before the method; and statuses a test injects with a
+/// [`Fault`](crate::Fault) (see [`check_injected`]). A control operation's
+/// own 401 is declared in the control document, so it is checked as
+/// documented.
 pub const EXCEPTIONS: &[(&str, &str, u16)] = &[];
 
 /// How a body was checked.
@@ -304,22 +305,7 @@ fn walk(
         });
     };
     if let Some(options) = schema["oneOf"].as_array() {
-        let matching = options
-            .iter()
-            .enumerate()
-            .filter(|(i, option)| {
-                let mut e = Vec::new();
-                walk(
-                    spec,
-                    option,
-                    value,
-                    at,
-                    &from.then(Step::Index("oneOf", *i)),
-                    &mut e,
-                );
-                e.is_empty()
-            })
-            .count();
+        let matching = one_of_matching(spec, options, value, at, from);
         if matching != 1 {
             push(
                 "a value matching exactly one of the oneOf options".into(),
@@ -346,6 +332,62 @@ fn walk(
         push(format!("type {}", schema["type"]), value.to_string());
         return;
     }
+    validate_scalar(schema, value, from, &mut push);
+    if let Some(obj) = value.as_object() {
+        validate_object(spec, schema, obj, at, from, errors);
+    }
+    if let Some(items) = value.as_array()
+        && let Some(item_schema) = schema.get("items")
+    {
+        let from = from.then(Step::Key("items", None));
+        for (i, item) in items.iter().enumerate() {
+            walk(
+                spec,
+                item_schema,
+                item,
+                &child(at, &i.to_string()),
+                &from,
+                errors,
+            );
+        }
+    }
+}
+
+/// How many of the `oneOf` `options` `value` matches.
+fn one_of_matching(
+    spec: &Value,
+    options: &[Value],
+    value: &Value,
+    at: &str,
+    from: &SchemaAt<'_>,
+) -> usize {
+    options
+        .iter()
+        .enumerate()
+        .filter(|(i, option)| {
+            let mut e = Vec::new();
+            walk(
+                spec,
+                option,
+                value,
+                at,
+                &from.then(Step::Index("oneOf", *i)),
+                &mut e,
+            );
+            e.is_empty()
+        })
+        .count()
+}
+
+/// The keywords that judge a value on its own: `format`, `pattern`,
+/// `minimum`, `exclusiveMinimum`, `maximum`, `minItems`; each departure goes
+/// to `push` as (expected, actual).
+fn validate_scalar(
+    schema: &Value,
+    value: &Value,
+    from: &SchemaAt<'_>,
+    push: &mut impl FnMut(String, String),
+) {
     if let Some(format) = schema["format"].as_str()
         && let Some(expected) = format_departure(format, value)
     {
@@ -388,24 +430,6 @@ fn walk(
             format!("at least {min} items"),
             format!("{} (too few items)", items.len()),
         );
-    }
-    if let Some(obj) = value.as_object() {
-        validate_object(spec, schema, obj, at, from, errors);
-    }
-    if let Some(items) = value.as_array()
-        && let Some(item_schema) = schema.get("items")
-    {
-        let from = from.then(Step::Key("items", None));
-        for (i, item) in items.iter().enumerate() {
-            walk(
-                spec,
-                item_schema,
-                item,
-                &child(at, &i.to_string()),
-                &from,
-                errors,
-            );
-        }
     }
 }
 
@@ -652,7 +676,7 @@ pub fn check_response(
                     Checked::Documented,
                 ),
                 None if EXCEPTIONS.contains(&(method, t.as_str(), status))
-                    || (status == 401 && unauthorized_rule(&t)) =>
+                    || (operation.is_none() && status == 401 && unauthorized_rule(&t)) =>
                 {
                     (
                         error_body,
@@ -684,8 +708,9 @@ pub fn check_response(
     }
 }
 
-/// The control document's rule for 401: every operation but `getHealth`
-/// answers it when the mock has a control token and the call lacks it.
+/// The control document's rule for 401: every path but `/__mock/health`
+/// answers it when the mock has a control token and the call lacks it, for
+/// a method the path does not declare too (the token is checked first).
 fn unauthorized_rule(template: &str) -> bool {
     template.starts_with(CONTROL_PREFIX) && template != "/__mock/health"
 }

@@ -140,11 +140,20 @@ fn control_answers_are_checked_against_the_control_document() {
         "{errs:?}"
     );
     let e = br#"{"error":"no"}"#;
+    // A control operation's 401 is declared (components/responses/Unauthorized).
     assert_eq!(
         check_response("PUT", "/__mock/keys", 401, e),
-        Ok(Checked::Exception("PUT /__mock/keys 401".into()))
+        Ok(Checked::Documented)
     );
+    assert!(check_response("PUT", "/__mock/keys", 401, br#"{"error":"no","x":1}"#).is_err());
+    // A method the path does not declare: the token is checked first, by rule.
+    assert_eq!(
+        check_response("GET", "/__mock/keys", 401, e),
+        Ok(Checked::Exception("GET /__mock/keys 401".into()))
+    );
+    // The readiness probe never needs the token: a 401 there is a violation.
     assert!(check_response("GET", "/__mock/health", 401, e).is_err());
+    assert!(check_response("POST", "/__mock/health", 401, e).is_err());
     assert_eq!(
         check_response("GET", "/__mock/advance", 405, e),
         Ok(Checked::Exception("GET /__mock/advance 405".into()))
