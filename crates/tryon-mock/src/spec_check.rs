@@ -7,14 +7,24 @@
 //! The validator is deliberately small and private: it understands the parts
 //! of `OpenAPI` 3.0 the two documents use (`$ref`, `type`, `nullable`, `enum`,
 //! `required`, `properties`, `additionalProperties`, `items`, `oneOf`,
-//! `allOf`, `minimum`, `exclusiveMinimum`, `maximum`, `minItems`) and is
-//! stricter than the documents in one way: a property the schema does not
-//! declare is an error unless the schema allows others
-//! (`additionalProperties`), so the mock cannot drift by adding fields.
-//! It does not check `pattern` or `format`.
+//! `allOf`, `minimum`, `exclusiveMinimum`, `maximum`, `minItems`,
+//! `pattern`, `format`) and is stricter than the documents in one way: a
+//! property the schema does not declare is an error unless the schema allows
+//! others (`additionalProperties`), so the mock cannot drift by adding
+//! fields.
+//!
+//! `pattern` is ECMA-262, as `OpenAPI` says, matched anywhere in the string
+//! (JSON Schema's rule) with `regress`, the engine the generated API types
+//! use; each pattern is compiled once, and one that does not compile is a
+//! problem reported once, naming where the schema sits in its document.
+//! `format` is checked for the formats the documents use on answers: `uri`
+//! (an absolute URI), `double` (a number) and `uint64` (an integer in
+//! `0..=u64::MAX`); every other format, such as `binary` on the API's
+//! multipart request fields, is ignored, as JSON Schema says of formats an
+//! implementation does not know.
 
 use std::collections::BTreeSet;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use serde_json::{Value, json};
 
@@ -60,13 +70,14 @@ fn control() -> &'static Value {
 /// an `ErrorBody`. Empty today: the spec documents every status the mock
 /// sends on its own. If the mock gains one the spec lacks, it goes here.
 ///
-/// Three kinds of answer are outside this list by rule, their bodies checked
-/// as the document's `ErrorBody`: a 405 for a method the document does not
-/// declare on a path (it has no operation to hang a response on); statuses
-/// a test injects with a [`Fault`](crate::Fault) (see [`check_injected`]);
-/// and a control API 401 for a missing control token, which the control
-/// document states once for every operation but `getHealth` (in its
-/// description) rather than per operation.
+/// Two kinds of answer are outside this list by rule, their bodies checked
+/// as the document's `ErrorBody`: an answer to a method the document does
+/// not declare on a path (it has no operation to hang a response on): a
+/// 405, or on the control API a 401 for a missing control token, which the
+/// mock checks before the method; and statuses a test injects with a
+/// [`Fault`](crate::Fault) (see [`check_injected`]). A control operation's
+/// own 401 is declared in the control document, so it is checked as
+/// documented.
 pub const EXCEPTIONS: &[(&str, &str, u16)] = &[];
 
 /// How a body was checked.
@@ -151,15 +162,73 @@ fn child(parent: &str, token: &str) -> String {
 
 /// Follows `$ref`s (a dangling one gives `null`).
 pub(crate) fn resolve<'a>(spec: &'a Value, v: &'a Value) -> &'a Value {
-    match v.get("$ref").and_then(Value::as_str) {
-        Some(r) => {
-            let mut cur = spec;
-            for part in r.trim_start_matches("#/").split('/') {
-                cur = &cur[part];
-            }
-            resolve(spec, cur)
+    resolve_named(spec, v).0
+}
+
+/// Follows `$ref`s, returning the schema and the last `$ref` followed (if
+/// any), which names where the schema sits in the document.
+fn resolve_named<'a>(spec: &'a Value, v: &'a Value) -> (&'a Value, Option<&'a str>) {
+    let mut named = None;
+    let mut cur = v;
+    // A bound, so a `$ref` cycle in a document gives `null`, not a hang.
+    for _ in 0..64 {
+        let Some(r) = cur.get("$ref").and_then(Value::as_str) else {
+            return (cur, named);
+        };
+        named = Some(r);
+        let mut target = spec;
+        for part in r.trim_start_matches("#/").split('/') {
+            target = &target[part];
         }
-        None => v,
+        cur = target;
+    }
+    (&Value::Null, named)
+}
+
+/// Where in a document a schema sits, for messages: the nearest `$ref`
+/// followed (or the schema a check began with), then the keywords walked
+/// since. A chain on the stack, rendered only when a message needs it.
+struct SchemaAt<'a> {
+    parent: Option<&'a SchemaAt<'a>>,
+    step: Step<'a>,
+}
+
+/// One step of a [`SchemaAt`].
+enum Step<'a> {
+    /// The schema the check began with.
+    Start,
+    /// A `$ref` followed: where the schema lives from here on.
+    Ref(&'a str),
+    /// A keyword, or a keyword and a name (`properties/<name>`).
+    Key(&'static str, Option<&'a str>),
+    /// A keyword and an index (`allOf/<i>`, `oneOf/<i>`).
+    Index(&'static str, usize),
+}
+
+impl<'a> SchemaAt<'a> {
+    /// `self` extended by one step.
+    fn then(&'a self, step: Step<'a>) -> SchemaAt<'a> {
+        SchemaAt {
+            parent: Some(self),
+            step,
+        }
+    }
+}
+
+impl std::fmt::Display for SchemaAt<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.step, self.parent) {
+            (Step::Start, _) => return f.write_str("the checked schema"),
+            (Step::Ref(r), _) => return f.write_str(r),
+            (_, Some(parent)) => write!(f, "{parent}")?,
+            (_, None) => {}
+        }
+        match &self.step {
+            Step::Key(k, Some(name)) => write!(f, "/{k}/{name}"),
+            Step::Key(k, None) => write!(f, "/{k}"),
+            Step::Index(k, i) => write!(f, "/{k}/{i}"),
+            Step::Start | Step::Ref(_) => Ok(()),
+        }
     }
 }
 
@@ -173,6 +242,22 @@ pub(crate) fn validate(
     at: &str,
     errors: &mut Vec<Problem>,
 ) {
+    let start = SchemaAt {
+        parent: None,
+        step: Step::Start,
+    };
+    walk(spec, schema, value, at, &start, errors);
+}
+
+/// [`validate`], knowing where `schema` sits (`from`) for messages.
+fn walk(
+    spec: &Value,
+    schema: &Value,
+    value: &Value,
+    at: &str,
+    from: &SchemaAt<'_>,
+    errors: &mut Vec<Problem>,
+) {
     let mut push = |expected: String, actual: String| {
         errors.push(Problem {
             pointer: at.to_string(),
@@ -180,13 +265,21 @@ pub(crate) fn validate(
             actual,
         });
     };
-    let resolved = resolve(spec, schema);
+    let (resolved, named) = resolve_named(spec, schema);
     if resolved.is_null()
-        && let Some(r) = schema.get("$ref")
+        && let Some(r) = named
     {
         push(format!("a schema at {r}"), "a dangling $ref".into());
         return;
     }
+    let referenced;
+    let from = match named {
+        Some(r) => {
+            referenced = from.then(Step::Ref(r));
+            &referenced
+        }
+        None => from,
+    };
     let schema = resolved;
     if value.is_null() {
         if schema["nullable"] != json!(true) {
@@ -194,8 +287,15 @@ pub(crate) fn validate(
         }
         return;
     }
-    for part in schema["allOf"].as_array().into_iter().flatten() {
-        validate(spec, part, value, at, errors);
+    for (i, part) in schema["allOf"].as_array().into_iter().flatten().enumerate() {
+        walk(
+            spec,
+            part,
+            value,
+            at,
+            &from.then(Step::Index("allOf", i)),
+            errors,
+        );
     }
     let mut push = |expected: String, actual: String| {
         errors.push(Problem {
@@ -205,14 +305,7 @@ pub(crate) fn validate(
         });
     };
     if let Some(options) = schema["oneOf"].as_array() {
-        let matching = options
-            .iter()
-            .filter(|option| {
-                let mut e = Vec::new();
-                validate(spec, option, value, at, &mut e);
-                e.is_empty()
-            })
-            .count();
+        let matching = one_of_matching(spec, options, value, at, from);
         if matching != 1 {
             push(
                 "a value matching exactly one of the oneOf options".into(),
@@ -239,6 +332,82 @@ pub(crate) fn validate(
         push(format!("type {}", schema["type"]), value.to_string());
         return;
     }
+    validate_scalar(schema, value, from, &mut push);
+    if let Some(obj) = value.as_object() {
+        validate_object(spec, schema, obj, at, from, errors);
+    }
+    if let Some(items) = value.as_array()
+        && let Some(item_schema) = schema.get("items")
+    {
+        let from = from.then(Step::Key("items", None));
+        for (i, item) in items.iter().enumerate() {
+            walk(
+                spec,
+                item_schema,
+                item,
+                &child(at, &i.to_string()),
+                &from,
+                errors,
+            );
+        }
+    }
+}
+
+/// How many of the `oneOf` `options` `value` matches.
+fn one_of_matching(
+    spec: &Value,
+    options: &[Value],
+    value: &Value,
+    at: &str,
+    from: &SchemaAt<'_>,
+) -> usize {
+    options
+        .iter()
+        .enumerate()
+        .filter(|(i, option)| {
+            let mut e = Vec::new();
+            walk(
+                spec,
+                option,
+                value,
+                at,
+                &from.then(Step::Index("oneOf", *i)),
+                &mut e,
+            );
+            e.is_empty()
+        })
+        .count()
+}
+
+/// The keywords that judge a value on its own: `format`, `pattern`,
+/// `minimum`, `exclusiveMinimum`, `maximum`, `minItems`; each departure goes
+/// to `push` as (expected, actual).
+fn validate_scalar(
+    schema: &Value,
+    value: &Value,
+    from: &SchemaAt<'_>,
+    push: &mut impl FnMut(String, String),
+) {
+    if let Some(format) = schema["format"].as_str()
+        && let Some(expected) = format_departure(format, value)
+    {
+        push(expected, value.to_string());
+    }
+    if let Some(pattern) = schema["pattern"].as_str()
+        && let Some(text) = value.as_str()
+    {
+        match pattern_matches(pattern, text) {
+            Ok(true) | Err(None) => {}
+            Ok(false) => push(
+                format!("a string matching pattern {pattern}"),
+                value.to_string(),
+            ),
+            Err(Some(error)) => push(
+                format!("a pattern that compiles (ECMA-262) at {from}/pattern"),
+                format!("{pattern:?}, which does not: {error}"),
+            ),
+        }
+    }
     if let Some(n) = value.as_f64() {
         let exclusive = schema["exclusiveMinimum"] == json!(true);
         if let Some(min) = schema["minimum"].as_f64()
@@ -262,16 +431,107 @@ pub(crate) fn validate(
             format!("{} (too few items)", items.len()),
         );
     }
-    if let Some(obj) = value.as_object() {
-        validate_object(spec, schema, obj, at, errors);
-    }
-    if let Some(items) = value.as_array()
-        && let Some(item_schema) = schema.get("items")
-    {
-        for (i, item) in items.iter().enumerate() {
-            validate(spec, item_schema, item, &child(at, &i.to_string()), errors);
+}
+
+/// The formats this check knows, each with what it asks of a value; every
+/// other format (`binary`, which the API document puts on multipart request
+/// fields, and any other) is ignored, as JSON Schema says of formats an
+/// implementation does not know. A known format refuses a value of the
+/// wrong JSON type too (that is only reached when the schema gives no
+/// `type`; a `type` mismatch is reported on its own).
+///
+/// - `uri`: an absolute URI (RFC 3986): a scheme (a letter, then letters,
+///   digits, `+`, `-` or `.`) and `:`, only characters RFC 3986 allows, each
+///   `%` followed by two hex digits, and a URL the `url` crate parses (the
+///   WHATWG parser `reqwest` follows links with; on its own it would quietly
+///   repair spaces, tabs and backslashes, which the character rule refuses).
+///   A relative reference (`/v2/requests/…`, `//host/…`) is refused.
+/// - `uint64`: an integer in `0..=u64::MAX`.
+/// - `double`: any JSON number.
+///
+/// `None` when `value` fits; otherwise what `format` expects, for a
+/// [`Problem`].
+fn format_departure(format: &str, value: &Value) -> Option<String> {
+    let fits = match format {
+        "uri" => value.as_str().is_some_and(is_absolute_uri),
+        "uint64" => value.is_u64(),
+        "double" => value.is_number(),
+        _ => return None,
+    };
+    (!fits).then(|| match format {
+        "uri" => "an absolute URI (format uri)".to_string(),
+        "uint64" => format!("an integer in 0..={} (format uint64)", u64::MAX),
+        _ => format!("a number (format {format})"),
+    })
+}
+
+/// Whether `text` is an absolute URI; see [`format_departure`].
+fn is_absolute_uri(text: &str) -> bool {
+    let Some((scheme, _)) = text.split_once(':') else {
+        return false;
+    };
+    let mut scheme_chars = scheme.chars();
+    let scheme_ok = scheme_chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme_chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    let chars_ok = text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-._~:/?#[]@!$&'()*+,;=%".contains(c));
+    let bytes = text.as_bytes();
+    let escapes_ok = bytes.iter().enumerate().all(|(i, b)| {
+        *b != b'%'
+            || bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+    });
+    scheme_ok && chars_ok && escapes_ok && url::Url::parse(text).is_ok()
+}
+
+/// What the pattern cache holds for one pattern.
+enum Compiled {
+    /// It compiled.
+    Regex(std::sync::Arc<regress::Regex>),
+    /// It did not: the compiler's error, and whether a check has reported
+    /// it yet (it is reported once).
+    Bad { error: String, reported: bool },
+}
+
+/// Every `pattern` met so far, compiled once.
+fn patterns() -> std::sync::MutexGuard<'static, std::collections::HashMap<String, Compiled>> {
+    static CACHE: OnceLock<Mutex<std::collections::HashMap<String, Compiled>>> = OnceLock::new();
+    CACHE
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Whether `text` matches `pattern` (ECMA-262, unanchored, as JSON Schema
+/// says; compiled once, on first use).
+///
+/// # Errors
+/// The pattern does not compile: `Some(error)` the first time (so it is
+/// reported once), `None` after.
+fn pattern_matches(pattern: &str, text: &str) -> Result<bool, Option<String>> {
+    let regex = {
+        let mut cache = patterns();
+        let entry = cache.entry(pattern.to_string()).or_insert_with(|| {
+            match regress::Regex::new(pattern) {
+                Ok(r) => Compiled::Regex(std::sync::Arc::new(r)),
+                Err(e) => Compiled::Bad {
+                    error: e.to_string(),
+                    reported: false,
+                },
+            }
+        });
+        match entry {
+            Compiled::Regex(r) => std::sync::Arc::clone(r),
+            Compiled::Bad { reported: true, .. } => return Err(None),
+            Compiled::Bad { error, reported } => {
+                *reported = true;
+                return Err(Some(error.clone()));
+            }
         }
-    }
+    };
+    Ok(regex.find(text).is_some())
 }
 
 /// The object keywords: `required`, `properties`, `additionalProperties`.
@@ -283,6 +543,7 @@ fn validate_object(
     schema: &Value,
     obj: &serde_json::Map<String, Value>,
     at: &str,
+    from: &SchemaAt<'_>,
     errors: &mut Vec<Problem>,
 ) {
     for req in schema["required"].as_array().into_iter().flatten() {
@@ -302,9 +563,15 @@ fn validate_object(
     for (k, v) in obj {
         let here = child(at, k);
         match (schema["properties"].get(k), &schema["additionalProperties"]) {
-            (Some(s), _) => validate(spec, s, v, &here, errors),
+            (Some(s), _) => {
+                let from = from.then(Step::Key("properties", Some(k)));
+                walk(spec, s, v, &here, &from, errors);
+            }
             (None, Value::Bool(true)) => {}
-            (None, extra) if extra.is_object() => validate(spec, extra, v, &here, errors),
+            (None, extra) if extra.is_object() => {
+                let from = from.then(Step::Key("additionalProperties", None));
+                walk(spec, extra, v, &here, &from, errors);
+            }
             (None, _) => errors.push(Problem {
                 pointer: here,
                 expected: "no such property (undeclared property)".into(),
@@ -409,7 +676,7 @@ pub fn check_response(
                     Checked::Documented,
                 ),
                 None if EXCEPTIONS.contains(&(method, t.as_str(), status))
-                    || (status == 401 && unauthorized_rule(&t)) =>
+                    || (operation.is_none() && status == 401 && unauthorized_rule(&t)) =>
                 {
                     (
                         error_body,
@@ -441,8 +708,9 @@ pub fn check_response(
     }
 }
 
-/// The control document's rule for 401: every operation but `getHealth`
-/// answers it when the mock has a control token and the call lacks it.
+/// The control document's rule for 401: every path but `/__mock/health`
+/// answers it when the mock has a control token and the call lacks it, for
+/// a method the path does not declare too (the token is checked first).
 fn unauthorized_rule(template: &str) -> bool {
     template.starts_with(CONTROL_PREFIX) && template != "/__mock/health"
 }

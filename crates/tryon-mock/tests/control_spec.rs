@@ -61,24 +61,32 @@ fn operations(doc: &Value) -> Vec<Operation<'_>> {
 
 // ---- the live checks --------------------------------------------------------
 
+/// The control token of the tests that configure one.
+const TOKEN: &str = "control-token-7c1e";
+
 /// A mock with something in every collection: a billed job with a balance
-/// (journal, billing) and a fault from the config (kept across resets).
-async fn seeded_server() -> MockServer {
-    let server = MockServer::builder()
+/// (journal, billing) and a fault from the config (kept across resets);
+/// with `token`, its control API needs it.
+async fn seeded_server(token: Option<&str>) -> MockServer {
+    let mut builder = MockServer::builder()
         .virtual_time()
         .credits(Credits::with_balance(10.0))
-        .fault(Fault::server_error(Route::Result, 503).retry_after(RetryAfter::Seconds(2)))
-        .start()
-        .await;
+        .fault(Fault::server_error(Route::Result, 503).retry_after(RetryAfter::Seconds(2)));
+    if let Some(token) = token {
+        builder = builder.control_token(token);
+    }
+    let server = builder.start().await;
     common::submit(&server.uri(), &common::body(1)).await;
     server
 }
 
+/// Sends one call; `authorization` is the whole header value, if any.
 async fn send(
     http: &reqwest::Client,
     method: &str,
     url: &str,
     body: Option<Vec<u8>>,
+    authorization: Option<&str>,
 ) -> (u16, Vec<u8>) {
     let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
     let mut request = http.request(method, url);
@@ -86,6 +94,9 @@ async fn send(
         request = request
             .header("content-type", "application/json")
             .body(body);
+    }
+    if let Some(value) = authorization {
+        request = request.header("authorization", value);
     }
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
@@ -108,6 +119,81 @@ fn assert_all_documented(server: &MockServer, calls: u64, what: &str) {
     assert_eq!(report.off_spec, 0, "{what}: {report:?}");
 }
 
+/// The URL of `op` on `server`, with its query parameters' examples.
+fn url_of(server: &MockServer, op: &Operation<'_>) -> String {
+    let url = format!("{}{}", server.uri(), op.path);
+    let query: Vec<String> = op.op["parameters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["in"] == "query")
+        .map(|p| {
+            format!(
+                "{}={}",
+                p["name"].as_str().unwrap(),
+                p["example"].as_str().unwrap()
+            )
+        })
+        .collect();
+    if query.is_empty() {
+        url
+    } else {
+        format!("{url}?{}", query.join("&"))
+    }
+}
+
+/// The example request body of `op`, if it takes one (and it must have an
+/// example if it does).
+fn example_body(op: &Operation<'_>) -> Option<Vec<u8>> {
+    let request_schema = op
+        .op
+        .pointer("/requestBody/content/application~1json/schema");
+    let body = op
+        .op
+        .pointer("/requestBody/content/application~1json/example")
+        .map(|example| serde_json::to_vec(example).unwrap());
+    assert_eq!(
+        request_schema.is_some(),
+        body.is_some(),
+        "{}: a request body needs an example",
+        op.id
+    );
+    body
+}
+
+/// Calls `op` with its example (which must succeed) and, if it takes a
+/// body, with bodies it must refuse; `authorization` goes with each call.
+/// Returns how many calls were made.
+async fn exercise(
+    http: &reqwest::Client,
+    server: &MockServer,
+    op: &Operation<'_>,
+    authorization: Option<&str>,
+) -> u64 {
+    let url = url_of(server, op);
+    let body = example_body(op);
+    let takes_body = body.is_some();
+    let (status, answer) = send(http, op.method, &url, body, authorization).await;
+    let mut calls = 1;
+    assert!(
+        (200..300).contains(&status),
+        "{}: the example was refused with {status}: {}",
+        op.id,
+        String::from_utf8_lossy(&answer)
+    );
+    if takes_body {
+        for (what, bad, want) in [
+            ("not JSON", b"{not json".to_vec(), 400),
+            ("wrong shape", br#"{"bogus": true}"#.to_vec(), 422),
+        ] {
+            let (status, _) = send(http, op.method, &url, Some(bad), authorization).await;
+            calls += 1;
+            assert_eq!(status, want, "{} ({what})", op.id);
+        }
+    }
+    calls
+}
+
 #[tokio::test]
 async fn every_documented_operation_answers_as_documented() {
     let doc = document();
@@ -116,61 +202,69 @@ async fn every_documented_operation_answers_as_documented() {
     for op in operations(&doc) {
         // A fresh, seeded mock per operation, so `reset` or `clearFaults`
         // cannot empty what a later operation reads.
-        let server = seeded_server().await;
-        let mut url = format!("{}{}", server.uri(), op.path);
-        let query: Vec<String> = op.op["parameters"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|p| p["in"] == "query")
-            .map(|p| {
-                format!(
-                    "{}={}",
-                    p["name"].as_str().unwrap(),
-                    p["example"].as_str().unwrap()
-                )
-            })
-            .collect();
-        if !query.is_empty() {
-            url = format!("{url}?{}", query.join("&"));
-        }
-        let request_schema = op
-            .op
-            .pointer("/requestBody/content/application~1json/schema");
-        let body = op
-            .op
-            .pointer("/requestBody/content/application~1json/example")
-            .map(|example| serde_json::to_vec(example).unwrap());
-        assert_eq!(
-            request_schema.is_some(),
-            body.is_some(),
-            "{}: a request body needs an example",
-            op.id
-        );
-        let (status, answer) = send(&http, op.method, &url, body).await;
-        let mut calls = 1;
+        let server = seeded_server(None).await;
+        let calls = exercise(&http, &server, &op, None).await;
         called += 1;
-        assert!(
-            (200..300).contains(&status),
-            "{}: the example was refused with {status}: {}",
-            op.id,
-            String::from_utf8_lossy(&answer)
-        );
-
-        // Bodies that must be refused, each answer as documented.
-        if request_schema.is_some() {
-            for (what, bad, want) in [
-                ("not JSON", b"{not json".to_vec(), 400),
-                ("wrong shape", br#"{"bogus": true}"#.to_vec(), 422),
-            ] {
-                let (status, _) = send(&http, op.method, &url, Some(bad)).await;
-                calls += 1;
-                assert_eq!(status, want, "{} ({what})", op.id);
-            }
-        }
         assert_all_documented(&server, calls, &op.id);
     }
     assert!(called >= 11, "only {called} operations in the document");
+}
+
+/// Whether the document says `op` needs the control token: its own
+/// `security`, or else the document's, names the `controlToken` scheme.
+fn needs_token(doc: &Value, op: &Operation<'_>) -> bool {
+    let security = op.op.get("security").unwrap_or(&doc["security"]);
+    security
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|requirement| requirement.get("controlToken").is_some())
+}
+
+/// With a control token configured, every operation the document says needs
+/// it answers 401 without it (or with another), that 401 is declared for the
+/// operation and its body matches the declared schema (the spec check saw
+/// every answer as documented, none by rule); the readiness probe needs no
+/// token; and with the token every example works as without one.
+#[tokio::test]
+async fn with_a_control_token_every_operation_but_health_needs_it_as_documented() {
+    let doc = document();
+    let scheme = &doc["components"]["securitySchemes"]["controlToken"];
+    assert_eq!(scheme["type"], "http", "{scheme}");
+    assert_eq!(scheme["scheme"], "bearer", "{scheme}");
+    let http = reqwest::Client::new();
+    let bearer = format!("Bearer {TOKEN}");
+    let mut refused = BTreeSet::new();
+    for op in operations(&doc) {
+        let needs = needs_token(&doc, &op);
+        let declares_401 = op.op["responses"].get("401").is_some();
+        assert_eq!(
+            declares_401, needs,
+            "{}: declares 401 exactly when it needs the token",
+            op.id
+        );
+        let server = seeded_server(Some(TOKEN)).await;
+        let url = url_of(&server, &op);
+        let mut calls = 0;
+        let wrong_token = format!("Bearer {TOKEN}x");
+        for authorization in [None, Some(wrong_token.as_str()), Some(TOKEN)] {
+            let (status, answer) =
+                send(&http, op.method, &url, example_body(&op), authorization).await;
+            calls += 1;
+            let answer = String::from_utf8_lossy(&answer);
+            if needs {
+                assert_eq!(status, 401, "{} with {authorization:?}: {answer}", op.id);
+                refused.insert(op.id.clone());
+            } else {
+                assert_eq!(status, 200, "{} with {authorization:?}: {answer}", op.id);
+            }
+        }
+        calls += exercise(&http, &server, &op, Some(&bearer)).await;
+        assert_all_documented(&server, calls, &op.id);
+    }
+    let all: BTreeSet<String> = operations(&doc).into_iter().map(|op| op.id).collect();
+    let expected: BTreeSet<String> = all.into_iter().filter(|id| id != "getHealth").collect();
+    assert_eq!(refused, expected);
 }
 
 #[tokio::test]
@@ -220,6 +314,7 @@ async fn methods_the_document_does_not_list_are_not_served() {
         &http,
         "get",
         &format!("{}/__mock/bogus", server.uri()),
+        None,
         None,
     )
     .await;

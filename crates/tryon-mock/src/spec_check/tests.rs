@@ -140,11 +140,20 @@ fn control_answers_are_checked_against_the_control_document() {
         "{errs:?}"
     );
     let e = br#"{"error":"no"}"#;
+    // A control operation's 401 is declared (components/responses/Unauthorized).
     assert_eq!(
         check_response("PUT", "/__mock/keys", 401, e),
-        Ok(Checked::Exception("PUT /__mock/keys 401".into()))
+        Ok(Checked::Documented)
     );
+    assert!(check_response("PUT", "/__mock/keys", 401, br#"{"error":"no","x":1}"#).is_err());
+    // A method the path does not declare: the token is checked first, by rule.
+    assert_eq!(
+        check_response("GET", "/__mock/keys", 401, e),
+        Ok(Checked::Exception("GET /__mock/keys 401".into()))
+    );
+    // The readiness probe never needs the token: a 401 there is a violation.
     assert!(check_response("GET", "/__mock/health", 401, e).is_err());
+    assert!(check_response("POST", "/__mock/health", 401, e).is_err());
     assert_eq!(
         check_response("GET", "/__mock/advance", 405, e),
         Ok(Checked::Exception("GET /__mock/advance 405".into()))
@@ -163,4 +172,203 @@ fn control_answers_are_checked_against_the_control_document() {
         check_response("GET", "/__mock/bogus", 404, e),
         Ok(Checked::OffSpec)
     );
+}
+
+/// `check` against an inline schema in an empty document.
+fn against(schema: &Value, value: &Value) -> Vec<String> {
+    check(&json!({}), schema, value)
+}
+
+#[test]
+fn format_uri_asks_for_an_absolute_uri() {
+    let uri = json!({"type": "string", "format": "uri"});
+    for good in [
+        "https://api.segmind.com/v2/requests/5b9f0e62/status",
+        "http://127.0.0.1:8787/outputs/x.png?sig=a%2Fb#frag",
+        "data:image/png;base64,iVBORw0KGgo=",
+        "urn:uuid:5b9f0e62-8c51-4a64-9a3e-6ad1f2f0c9d4",
+        "HTTPS://EXAMPLE.COM/",
+    ] {
+        assert_eq!(against(&uri, &json!(good)), Vec::<String>::new(), "{good}");
+    }
+    for bad in [
+        "/v2/requests/abc/status",
+        "//api.segmind.com/v2/requests/abc",
+        "api.segmind.com/v2/requests/abc",
+        "not a url",
+        "",
+        "https://",
+        "https://api.segmind.com/a b.png",
+        "https://api.segmind.com/a\\b.png",
+        "https://api.segmind.com/%zz",
+        "https://api.segmind.com/caf\u{e9}.png",
+        "1http://x/",
+        ":no-scheme",
+    ] {
+        let errs = against(&uri, &json!(bad));
+        assert_eq!(errs.len(), 1, "{bad:?}: {errs:?}");
+        assert!(
+            errs[0].contains("expected an absolute URI (format uri)"),
+            "{errs:?}"
+        );
+    }
+    // Without a `type`, a non-string is refused by the format itself.
+    assert_eq!(against(&json!({"format": "uri"}), &json!(3)).len(), 1);
+}
+
+#[test]
+fn format_uint64_asks_for_an_unsigned_64_bit_integer() {
+    let seed = json!({"type": "integer", "format": "uint64"});
+    for good in [json!(0), json!(12345), json!(u64::MAX)] {
+        assert_eq!(against(&seed, &good), Vec::<String>::new(), "{good}");
+    }
+    let negative = against(&seed, &json!(-1));
+    assert_eq!(negative.len(), 1, "{negative:?}");
+    assert!(
+        negative[0].contains("expected an integer in 0..=18446744073709551615 (format uint64)"),
+        "{negative:?}"
+    );
+    // Past u64::MAX serde_json reads a float: no longer an integer at all.
+    let too_big: Value = serde_json::from_str("18446744073709551616").unwrap();
+    assert!(!against(&seed, &too_big).is_empty());
+    for bad in [json!(1.5), json!("12345")] {
+        assert_eq!(
+            against(&json!({"format": "uint64"}), &bad).len(),
+            1,
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn format_double_asks_for_a_number() {
+    let time = json!({"type": "number", "format": "double"});
+    for good in [json!(2.31), json!(0), json!(-1e300), json!(u64::MAX)] {
+        assert_eq!(against(&time, &good), Vec::<String>::new(), "{good}");
+    }
+    let errs = against(&json!({"format": "double"}), &json!("2.31"));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].contains("expected a number (format double)"),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn unknown_formats_are_ignored() {
+    for format in ["binary", "date-time", "email", "made-up"] {
+        let schema = json!({"type": "string", "format": format});
+        assert_eq!(against(&schema, &json!("anything")), Vec::<String>::new());
+    }
+}
+
+#[test]
+fn a_format_departure_is_found_in_an_answer() {
+    // A relative `status_url` and an `output` that is not a URL: the
+    // departures the proxy reports from a real service.
+    let submit = br#"{"request_id":"x","status":"QUEUED","status_url":"/v2/requests/x/status","response_url":"https://h/v2/requests/x"}"#;
+    let errs = check_response("POST", "/v2/p-image-try-on", 200, submit).unwrap_err();
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].contains("/status_url: expected an absolute URI (format uri)"),
+        "{errs:?}"
+    );
+    let result = br#"{"status":"COMPLETED","output":"out.png"}"#;
+    let errs = check_response("GET", "/v2/requests/x", 200, result).unwrap_err();
+    assert!(
+        errs[0].contains("/output: expected an absolute URI"),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn pattern_is_matched_and_refused() {
+    let doc = control();
+    let entry = |fingerprint: Value| json!({"at": 0.0, "method": "GET", "path": "/", "key_fingerprint": fingerprint, "status": 200});
+    let journal = schema("JournalEntry");
+    assert_eq!(
+        check(doc, &journal, &entry(json!("fp:2c1a9e0b7d3f4a56"))),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        check(doc, &journal, &entry(Value::Null)),
+        Vec::<String>::new()
+    );
+    for bad in [
+        "fp:2C1A9E0B7D3F4A56",
+        "fp:2c1a",
+        "sk-test",
+        "xfp:2c1a9e0b7d3f4a56",
+    ] {
+        let errs = check(doc, &journal, &entry(json!(bad)));
+        assert_eq!(errs.len(), 1, "{bad}: {errs:?}");
+        assert!(
+            errs[0]
+                .contains("/key_fingerprint: expected a string matching pattern ^fp:[0-9a-f]{16}$"),
+            "{errs:?}"
+        );
+    }
+    // Unanchored, as JSON Schema says: the pattern may match anywhere.
+    let partial = json!({"type": "string", "pattern": "[0-9]+"});
+    assert_eq!(against(&partial, &json!("abc123")), Vec::<String>::new());
+    assert_eq!(against(&partial, &json!("abc")).len(), 1);
+    // ECMA-262 syntax (a lookahead and a named group).
+    let ecma = json!({"type": "string", "pattern": "^(?=a)(?<x>a+)$"});
+    assert_eq!(against(&ecma, &json!("aaa")), Vec::<String>::new());
+    assert_eq!(against(&ecma, &json!("aab")).len(), 1);
+    // Only strings: a number is the `type`'s business.
+    assert_eq!(
+        against(&json!({"pattern": "^a$"}), &json!(3)),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn a_pattern_that_does_not_compile_is_reported_once_naming_its_schema() {
+    // A pattern no other test uses: the cache is per process.
+    let doc = json!({"components": {"schemas": {"Broken": {
+        "type": "object",
+        "properties": {"id": {"type": "string", "pattern": "^(unclosed-in-this-test$"}}
+    }}}});
+    let broken = schema("Broken");
+    let first = check(&doc, &broken, &json!({"id": "x"}));
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert!(
+        first[0].starts_with(
+            "v /id: expected a pattern that compiles (ECMA-262) at \
+             #/components/schemas/Broken/properties/id/pattern, got \"^(unclosed-in-this-test$\", which does not:"
+        ),
+        "{first:?}"
+    );
+    // Reported once: later values are neither refused nor re-reported.
+    assert_eq!(
+        check(&doc, &broken, &json!({"id": "y"})),
+        Vec::<String>::new()
+    );
+}
+
+/// Every `pattern` in both documents compiles, so the once-only report of
+/// a bad one can never be the only sign of it.
+#[test]
+fn every_pattern_in_the_documents_compiles() {
+    fn collect<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::Object(map) => {
+                if let Some(p) = map.get("pattern").and_then(Value::as_str) {
+                    out.push(p);
+                }
+                map.values().for_each(|v| collect(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| collect(v, out)),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    for doc in [spec(), control()] {
+        collect(doc, &mut found);
+    }
+    assert!(found.len() >= 2, "{found:?}");
+    for p in found {
+        assert!(regress::Regex::new(p).is_ok(), "{p}");
+    }
 }
