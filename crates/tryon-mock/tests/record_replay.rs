@@ -327,6 +327,36 @@ async fn recording_the_same_flow_twice_differs_only_in_ids_and_times() {
     let manifest: Value =
         serde_json::from_slice(&std::fs::read(a.path().join("recording.json")).unwrap()).unwrap();
     assert_eq!(manifest["format"], RECORDING_FORMAT);
+    // Diff-friendly, as docs/RECORDING.md promises: every JSON file is
+    // pretty-printed with its keys sorted and a final newline.
+    for (name, content) in files(a.path()) {
+        if name.starts_with("images/") {
+            continue;
+        }
+        let value: Value = serde_json::from_slice(&content).unwrap();
+        let sorted = format!(
+            "{}\n",
+            serde_json::to_string_pretty(&sorted_keys(&value)).unwrap()
+        );
+        assert_eq!(String::from_utf8_lossy(&content), sorted, "{name}");
+    }
+}
+
+/// `value` with every object's keys in order (whatever map `Value` uses).
+fn sorted_keys(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            Value::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), sorted_keys(&map[k])))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.iter().map(sorted_keys).collect()),
+        other => other.clone(),
+    }
 }
 
 /// `text` with each id in `ids` written `IDn`, every `offset_ms` value

@@ -113,8 +113,8 @@ impl Exchange {
 /// A status a job was first seen in, `offset_ms` after its submit answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Seen {
-    pub(crate) status: String,
     pub(crate) offset_ms: u64,
+    pub(crate) status: String,
 }
 
 /// One entry of `jobs.json`.

@@ -275,9 +275,12 @@ fn response_body(raw: &[u8], media: Option<&str>, images: &mut BTreeMap<String, 
     Body::File(format!("images/{name}"))
 }
 
-/// Pretty JSON with a final newline: stable, and diffs line by line.
+/// Pretty JSON with every object's keys sorted and a final newline:
+/// stable, and diffs line by line. Going through `Value` sorts the keys
+/// (its map is ordered by key), struct fields included.
 pub(crate) fn pretty<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    let mut text = serde_json::to_vec_pretty(value).unwrap_or_default();
+    let value = serde_json::to_value(value).unwrap_or_default();
+    let mut text = serde_json::to_vec_pretty(&value).unwrap_or_default();
     text.push(b'\n');
     text
 }
