@@ -182,9 +182,12 @@ pub(crate) struct Ticket {
     pub(crate) wait: Duration,
     /// The class of the call.
     route: Route,
-    /// The limiter's epoch when reserved: a cut since then voids the slot.
-    epoch: u64,
-    /// Whether the budget bound (the call had to wait for its slot).
+    /// The limiter's epoch when reserved, if the learned limit planned
+    /// the slot: a cut since then voids it. A slot only the configured
+    /// budget planned is never voided (re-planning it would waste it).
+    epoch: Option<u64>,
+    /// Whether the learned limit bound (the call had to wait for its
+    /// slot): only such a success tells the limit it may grow.
     waited: bool,
 }
 
@@ -194,7 +197,7 @@ impl Ticket {
         Self {
             wait,
             route,
-            epoch: 0,
+            epoch: None,
             waited: false,
         }
     }
@@ -311,8 +314,10 @@ impl RateLimiter {
         let mut s = self.lock();
         let learned = s.learned_for(route);
         let mut start = now;
+        let mut waited = false;
         if let Some(rate) = learned {
             start = start.max(s.resume_at).max(s.next_slot);
+            waited = start > now;
             s.next_slot = start + Duration::from_secs_f64(1.0 / rate);
         }
         if let Some(c) = s.ceiling {
@@ -324,18 +329,18 @@ impl RateLimiter {
             start = shared;
             s.next_shared = start + Duration::from_secs_f64(1.0 / c);
         }
-        let wait = start.saturating_sub(now);
         Ticket {
-            wait,
+            wait: start.saturating_sub(now),
             route,
-            epoch: s.epoch,
-            waited: !wait.is_zero(),
+            epoch: learned.map(|_| s.epoch),
+            waited,
         }
     }
 
-    /// Whether a slot reserved with `ticket` still holds (no cut since).
+    /// Whether a slot reserved with `ticket` still holds (no cut since it
+    /// was planned by the learned limit).
     pub(crate) fn still_valid(&self, ticket: Ticket) -> bool {
-        self.lock().epoch == ticket.epoch
+        ticket.epoch.is_none_or(|e| e == self.lock().epoch)
     }
 
     /// A call with `ticket` saw `429` at `now`.
@@ -343,7 +348,7 @@ impl RateLimiter {
         let mut s = self.lock();
         let lane = ticket.route.index();
         let joins = !s.lanes[lane].refused;
-        if !joins && ticket.epoch != s.epoch {
+        if !joins && ticket.epoch != Some(s.epoch) {
             // Sent on a slot planned before the last cut: nothing new.
             return;
         }
@@ -602,5 +607,24 @@ mod tests {
             l.succeeded(now, t);
         }
         assert_eq!(l.budget().unwrap().per_minute(), 600.0);
+    }
+
+    #[test]
+    fn a_cut_never_voids_a_slot_only_the_configured_budget_planned() {
+        // Submits refused under a configured budget, reads not: a cut of
+        // the submits' limit leaves the reads' slots where they are (a
+        // voided slot would be planned again at the back, and its place in
+        // the configured budget left unused).
+        let l = RateLimiter::new(RateLimit::per_second(10.0).ok());
+        let now = secs(0.0);
+        let read = l.reserve(now, Route::Read);
+        let submit = l.reserve(now, Route::Submit);
+        l.throttled(now, submit, Some(secs(1.0)));
+        let queued: Vec<_> = (0..20).map(|_| l.reserve(now, Route::Read)).collect();
+        let refused = l.reserve(now, Route::Submit);
+        l.throttled(now, refused, Some(secs(1.0)));
+        assert!(l.still_valid(read));
+        assert!(queued.iter().all(|&t| l.still_valid(t)));
+        assert!(!l.still_valid(refused));
     }
 }
