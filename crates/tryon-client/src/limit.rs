@@ -15,12 +15,16 @@
 //!   and result reads, uploads) that have been refused: where a service
 //!   limits only its submits, status polls are never slowed by the
 //!   submits' `429`s. A class refused for the first time joins the limit,
-//!   which is measured again over every refused class (what the server
-//!   lets through of them), like a first `429`.
+//!   which is measured again over every refused class (what the server let
+//!   through of them), like a first `429`.
 //! - Every later `429` cuts the rate to [`BACKOFF`] times itself, at most
 //!   once per *round*: a `429` answering a call planned before the last cut
-//!   says nothing new. Calls that already hold a slot of the old pace are
-//!   re-planned.
+//!   says nothing new. A `Retry-After` longer than a second says the server
+//!   is closed until then (a window limit refuses every call until its
+//!   window ends; cutting for each refusal would take the rate far below
+//!   the budget, and growing back takes thousands of calls): the limited
+//!   calls are held off until then, and refusals until then are the same
+//!   round. Calls that already hold a slot of the old pace are re-planned.
 //! - After that, each success of a call that had to wait for its slot (the
 //!   budget binds) raises the rate by one part in [`GROWTH`], so a cut costs
 //!   about `0.03 * GROWTH` calls before the next probe: a few `429`s per
@@ -229,6 +233,9 @@ struct State {
     resume_at: Duration,
     /// Bumped at every cut; voids older reservations.
     epoch: u64,
+    /// Until when the server said (by the `Retry-After` of the last cut)
+    /// it refuses: more `429`s before then say nothing new.
+    quiet_until: Duration,
     /// Growing fast, from an estimate to the next cut.
     slow_start: bool,
     /// Per class, indexed by [`Route::index`].
@@ -279,6 +286,7 @@ impl RateLimiter {
                 next_slot: Duration::ZERO,
                 resume_at: Duration::ZERO,
                 epoch: 0,
+                quiet_until: Duration::ZERO,
                 slow_start: false,
                 lanes: Default::default(),
             }),
@@ -348,8 +356,10 @@ impl RateLimiter {
         let mut s = self.lock();
         let lane = ticket.route.index();
         let joins = !s.lanes[lane].refused;
-        if !joins && ticket.epoch != Some(s.epoch) {
-            // Sent on a slot planned before the last cut: nothing new.
+        if !joins && (ticket.epoch != Some(s.epoch) || now < s.quiet_until) {
+            // Sent on a slot planned before the last cut, or refused while
+            // the server said it would be (a window limit refuses every
+            // call until the window ends): nothing new.
             return;
         }
         s.lanes[lane].refused = true;
@@ -361,8 +371,8 @@ impl RateLimiter {
             _ => {
                 // Discovery (or a class refused for the first time joins
                 // the limit): the burst is over; hold the refused classes
-                // off once, and start from what passed (or one call per
-                // Retry-After).
+                // off once, and start from what passed of them (or one
+                // call per Retry-After).
                 let hold = retry_after.unwrap_or(Duration::ZERO);
                 s.resume_at = s.resume_at.max(now + hold);
                 s.slow_start = true;
@@ -373,6 +383,15 @@ impl RateLimiter {
         let new = new.max(MIN_RATE);
         s.rate = Some(s.ceiling.map_or(new, |c| new.min(c)));
         s.epoch += 1;
+        // A Retry-After longer than a second (HTTP's smallest step, which a
+        // token bucket answers whenever it is empty) says the server is
+        // closed until then, as a window limit is until its window ends:
+        // hold the limited classes off until then (their calls would only
+        // be refused), and take the refusals until then as this round.
+        if let Some(closed) = retry_after.filter(|d| *d > Duration::from_secs(1)) {
+            s.quiet_until = now + closed;
+            s.resume_at = s.resume_at.max(s.quiet_until);
+        }
         // Re-plan from now at the new pace.
         s.next_slot = now.max(s.resume_at);
         tracing::debug!(
@@ -556,7 +575,8 @@ mod tests {
         }
         // Submits are now paced at the floor: one a minute.
         l.reserve(now, Route::Submit);
-        assert!(l.reserve(now, Route::Submit).wait >= secs(59.0));
+        let w = l.reserve(now, Route::Submit).wait;
+        assert!(w >= secs(59.0), "{w:?} {:?}", l.budget());
         assert!(l.binding(now, Route::Submit));
         // Status reads are not refused: they never wait, and never bind.
         for _ in 0..1000 {
@@ -574,11 +594,14 @@ mod tests {
         let l = RateLimiter::new(None);
         let now = secs(0.0);
         learn(&l, now, Route::Submit);
+        // Only refused classes are held off for the Retry-After.
+        assert_eq!(l.reserve(now, Route::Read).wait, Duration::ZERO);
+        assert_eq!(l.reserve(now, Route::Submit).wait, secs(1.0));
+        // Reads pass 10 more calls, then one is refused: the limit now
+        // covers both, measured over both (20 calls in a second).
         learn(&l, now, Route::Read);
         let rate = l.budget().unwrap().requests_per_second();
         assert!((rate - 2.0 * 10.0 * BACKOFF).abs() < 1e-9, "{rate}");
-        // Only refused classes are held off for the Retry-After.
-        assert_eq!(l.reserve(now, Route::Read).wait, secs(1.0));
         assert_eq!(l.reserve(now, Route::Upload).wait, Duration::ZERO);
     }
 
@@ -622,9 +645,29 @@ mod tests {
         l.throttled(now, submit, Some(secs(1.0)));
         let queued: Vec<_> = (0..20).map(|_| l.reserve(now, Route::Read)).collect();
         let refused = l.reserve(now, Route::Submit);
-        l.throttled(now, refused, Some(secs(1.0)));
+        // Refused after the first cut's Retry-After: a second cut.
+        l.throttled(now + secs(2.0), refused, Some(secs(1.0)));
         assert!(l.still_valid(read));
         assert!(queued.iter().all(|&t| l.still_valid(t)));
         assert!(!l.still_valid(refused));
+    }
+
+    #[test]
+    fn refusals_before_the_last_cuts_retry_after_cut_once_and_hold_off() {
+        // A window limit refuses every call until the window ends: the
+        // calls refused in that time are one round, not one cut each, and
+        // the limited calls wait for the window instead of being refused.
+        let l = RateLimiter::new(None);
+        learn(&l, secs(0.0), Route::Submit);
+        let t = l.reserve(secs(20.0), Route::Submit);
+        l.throttled(secs(20.0), t, Some(secs(6.0)));
+        let once = l.budget().unwrap().requests_per_second();
+        for i in 0..50 {
+            let at = secs(20.0 + f64::from(i) * 0.1);
+            let t = l.reserve(at, Route::Submit);
+            assert!(t.wait >= secs(26.0) - at, "{:?}", t.wait);
+            l.throttled(at, t, Some(secs(6.0)));
+        }
+        assert_eq!(l.budget().unwrap().requests_per_second(), once);
     }
 }
