@@ -332,7 +332,7 @@ impl RateLimiter {
             let shared = start.max(s.next_shared);
             if learned.is_some() && shared > start {
                 // Keep the learned slot in step with the later start.
-                s.next_slot += shared - start;
+                s.next_slot += shared.saturating_sub(start);
             }
             start = shared;
             s.next_shared = start + Duration::from_secs_f64(1.0 / c);
@@ -665,7 +665,7 @@ mod tests {
         for i in 0..50 {
             let at = secs(20.0 + f64::from(i) * 0.1);
             let t = l.reserve(at, Route::Submit);
-            assert!(t.wait >= secs(26.0) - at, "{:?}", t.wait);
+            assert!(t.wait >= secs(26.0).saturating_sub(at), "{:?}", t.wait);
             l.throttled(at, t, Some(secs(6.0)));
         }
         assert_eq!(l.budget().unwrap().requests_per_second(), once);
