@@ -9,6 +9,7 @@ use tryon_api::types;
 use crate::classify::{CallError, salvage_request_id};
 use crate::error::{Error, Result};
 use crate::job::Job;
+use crate::order::TailLongestFirst;
 use crate::output::Output;
 use crate::request::TryOnRequest;
 use crate::session::Client;
@@ -87,11 +88,18 @@ impl Client {
     }
 
     /// Runs many jobs with at most `concurrency` in flight, yielding each
-    /// `(index, result)` as it finishes (not in input order).
+    /// `(index, result)` as it finishes (not in input order; `index` is the
+    /// request's place in the input).
+    ///
+    /// Jobs start in input order, except the last `concurrency` of an input
+    /// whose length is known (an exact size hint, as a `Vec` or a range
+    /// has): those start longest expected duration first, so the run does
+    /// not end waiting on a long job started last.
     ///
     /// All jobs share the client's rate limiter: a `429` seen by any of
-    /// them holds every one off for the server's `Retry-After` and slows the
-    /// pace until calls succeed again. `concurrency` 0 is taken as 1.
+    /// them holds the calls of its kind (submits, reads) off for the
+    /// server's `Retry-After` and slows them until calls succeed again.
+    /// `concurrency` 0 is taken as 1.
     pub fn run_many<I>(
         &self,
         requests: I,
@@ -102,12 +110,13 @@ impl Client {
         I::IntoIter: Send + 'static,
     {
         let client = self.clone();
-        futures::stream::iter(requests.into_iter().enumerate())
+        let concurrency = concurrency.max(1);
+        futures::stream::iter(TailLongestFirst::new(requests.into_iter(), concurrency))
             .map(move |(i, req)| {
                 let client = client.clone();
                 async move { (i, client.run(&req).await) }
             })
-            .buffer_unordered(concurrency.max(1))
+            .buffer_unordered(concurrency)
     }
 
     /// Builds the wire body, uploading local images when configured.

@@ -277,7 +277,7 @@ impl Poller {
             } else {
                 self.state.elapsed = now.saturating_sub(self.job.origin);
                 let planned = self.job.client.next_poll_delay(&self.state);
-                if self.job.client.budget_binds() {
+                if self.job.client.reads_bound() {
                     planned.max(budget_bound_delay(&self.state))
                 } else {
                     planned

@@ -13,6 +13,7 @@ mod error;
 mod image;
 mod job;
 mod limit;
+mod order;
 mod output;
 mod poll;
 mod reader;

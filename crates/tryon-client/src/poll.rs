@@ -151,8 +151,9 @@ impl PollPolicy for FixedPolling {
 /// - with no expected time (a re-attached job), polls start at
 ///   `min_interval` and grow by `growth` up to `max_interval`.
 ///
-/// Every delay is then multiplied by a random factor in
-/// `1 ± jitter`.
+/// Every delay is then moved by a random amount of at most `jitter` times
+/// itself, and at most 0.5 s, either way (so a long wait aimed at the moment
+/// a job can first be done is not moved seconds past it).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelAwarePolling {
     /// Share of the expected time the first poll waits. Default 0.9.
@@ -168,7 +169,8 @@ pub struct ModelAwarePolling {
     pub queued_max_interval: Duration,
     /// Growth of the delay per overrun poll. Default 1.25.
     pub growth: f64,
-    /// Relative jitter, `0.0..=1.0`. Default 0.1 (±10 %).
+    /// Relative jitter, `0.0..=1.0`, never more than ±0.5 s. Default 0.1
+    /// (±10 %).
     pub jitter: f64,
 }
 
@@ -225,8 +227,7 @@ impl ModelAwarePolling {
         let first = start + expected.mul_f64(self.first_fraction.clamp(0.0, 1.0));
         // Jitter may have made the last poll a little early: do not count
         // that as "still before the plan".
-        let j = self.jitter.clamp(0.0, 1.0);
-        if s.elapsed + first.mul_f64(j) < first {
+        if s.elapsed + self.jitter_span(first) < first {
             return first.saturating_sub(s.elapsed).max(self.min_interval);
         }
         let step = (expected / 20).clamp(
@@ -238,15 +239,30 @@ impl ModelAwarePolling {
     }
 }
 
+impl ModelAwarePolling {
+    /// How far jitter may move a delay of `base` either way: `jitter` times
+    /// it, but never more than [`MAX_JITTER`]. A long wait (the first poll
+    /// of an 11-garment job after a queue, some 20 s) is aimed at the
+    /// moment the job can first be done; ±10 % of it would move that poll
+    /// by 2 s, up to 2 s after the job finished. Half a second spreads
+    /// many jobs' polls apart just as well.
+    fn jitter_span(&self, base: Duration) -> Duration {
+        base.mul_f64(self.jitter.clamp(0.0, 1.0)).min(MAX_JITTER)
+    }
+}
+
+/// The most jitter moves a poll, either way.
+const MAX_JITTER: Duration = Duration::from_millis(500);
+
 impl PollPolicy for ModelAwarePolling {
     fn next_delay(&self, state: &PollState) -> Duration {
         let base = self.base_delay(state);
-        let j = self.jitter.clamp(0.0, 1.0);
-        if j == 0.0 {
+        let span = self.jitter_span(base).as_secs_f64();
+        if span == 0.0 {
             return base;
         }
-        let factor = 1.0 + rand::random_range(-j..=j);
-        base.mul_f64(factor.max(0.0))
+        let offset = rand::random_range(-span..=span);
+        Duration::from_secs_f64((base.as_secs_f64() + offset).max(0.0))
     }
 }
 
@@ -278,6 +294,21 @@ mod tests {
         for _ in 0..1000 {
             let d = p.next_delay(&state(0, 0.0, Some(2.0), None)).as_secs_f64();
             assert!((1.8 * 0.9 - 1e-9..=1.8 * 1.1 + 1e-9).contains(&d), "{d}");
+        }
+    }
+
+    #[test]
+    fn jitter_never_moves_a_long_first_poll_by_more_than_half_a_second() {
+        // An 11-garment job seen queued at 10 s: its first poll is planned
+        // for 10 s + 0.9 * 22 s; ±10 % of the 19.8 s wait would land it up
+        // to 2 s after a job that finished on time.
+        let p = ModelAwarePolling::default();
+        let mut s = state(4, 10.0, Some(22.0), Some(Phase::Processing));
+        s.last_queued_at = Some(Duration::from_secs(10));
+        s.processing_polls = 1;
+        for _ in 0..1000 {
+            let d = p.next_delay(&s).as_secs_f64();
+            assert!((19.3 - 1e-9..=20.3 + 1e-9).contains(&d), "{d}");
         }
     }
 

@@ -132,9 +132,9 @@ impl Client {
         self.inner.transport.rate_budget()
     }
 
-    /// Whether API calls now wait for the rate limiter.
-    pub(crate) fn budget_binds(&self) -> bool {
-        self.inner.transport.budget_binds()
+    /// Whether status reads now wait for the rate limiter.
+    pub(crate) fn reads_bound(&self) -> bool {
+        self.inner.transport.reads_bound()
     }
 
     /// The clock every wait of this client runs on.

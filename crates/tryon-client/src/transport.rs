@@ -7,12 +7,14 @@
 //! the call may be retried; this executor alone decides whether it *is*
 //! retried (attempts left, the client-wide retry budget, `Retry-After`, the
 //! deadline) and how long to wait; the shared [`Limiter`] paces API calls
-//! at the account's budget, configured or learned from `429`s.
+//! at the account's budget, configured or learned from `429`s per class of
+//! call (submits, reads, uploads).
 //!
 //! **A `429` with a `Retry-After` the policy allows is a reason to wait,
 //! never to give up**: it is retried after that wait through a fresh slot
 //! of the limiter, and it costs neither an attempt nor the retry budget (the
-//! server said when to come back, and the limiter has slowed every call).
+//! server said when to come back, and the limiter has slowed that class of
+//! calls).
 //! Reads still end at their deadline. A `429` without `Retry-After`, or
 //! with `Retry-After: 0` (which would make the wait a hot loop against the
 //! server), counts like any other failure.
@@ -30,7 +32,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::clock::SharedClock;
 use crate::error::Error;
-use crate::limit::{Limiter, RateLimit, Ticket};
+use crate::limit::{Limiter, RateLimit, Route, Ticket};
 use crate::retry::{RetryBudget, RetryPolicy};
 
 /// Clock time after which no sleep may end, and when the wait began (to
@@ -98,9 +100,15 @@ impl Call<'_> {
         }
     }
 
-    /// API calls share the rate limiter; downloads go to another host.
-    fn paced(&self) -> bool {
-        !matches!(self, Call::Download { .. })
+    /// The rate limiter's class of an API call; `None` for downloads,
+    /// which go to another host and are not limited.
+    fn route(&self) -> Option<Route> {
+        match self {
+            Call::Submit => Some(Route::Submit),
+            Call::Upload => Some(Route::Upload),
+            Call::Read { .. } => Some(Route::Read),
+            Call::Download { .. } => None,
+        }
     }
 }
 
@@ -185,9 +193,10 @@ impl Transport {
         self.limiter.budget()
     }
 
-    /// Whether API calls now wait for the limiter (the budget binds).
-    pub(crate) fn budget_binds(&self) -> bool {
-        self.limiter.binding(self.clock.now())
+    /// Whether status reads now wait for the limiter (the budget binds
+    /// them): polls are then planned for when a job is likely done.
+    pub(crate) fn reads_bound(&self) -> bool {
+        self.limiter.binding(self.clock.now(), Route::Read)
     }
 
     /// Removes the key from text that came from a server, in case a server
@@ -248,11 +257,11 @@ impl Transport {
     /// Waits for the rate limiter's slot (API calls only), never past the
     /// deadline; a slot voided by a cut while waiting is planned again.
     async fn wait_turn(&self, call: Call<'_>) -> Result<Option<Ticket>, Error> {
-        if !call.paced() {
+        let Some(route) = call.route() else {
             return Ok(None);
-        }
+        };
         loop {
-            let ticket = self.limiter.reserve(self.clock.now());
+            let ticket = self.limiter.reserve(self.clock.now(), route);
             if let Some((request_id, deadline)) = call.deadline()
                 && self.clock.now() + ticket.wait > deadline.at
             {

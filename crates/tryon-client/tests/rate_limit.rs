@@ -191,3 +191,35 @@ async fn a_429_storm_with_retry_after_zero_ends_with_the_attempts() {
         "{status_reads} status reads for 3 attempts"
     );
 }
+
+/// Where only submits are limited, the submits' `429`s teach the submits a
+/// limit and nothing else: status polls are not refused, so they are not
+/// slowed, and the batch completes jobs at the submit budget.
+#[tokio::test(start_paused = true)]
+async fn a_limit_on_submits_only_never_slows_the_status_polls() {
+    // 60 submits a minute (burst 10); status and result reads free.
+    let server = MockServer::builder()
+        .virtual_time()
+        .realistic()
+        .workers(10_000)
+        .rate_limit(tryon_mock::RateLimit::new(1.0, 10).submits_only())
+        .start()
+        .await;
+    let client = client(&server, None);
+    let n = 240;
+    let (failures, _, _, minutes) = run(&server, &client, n, 32).await;
+    assert_eq!(failures, 0);
+    assert_eq!(server.billed_submits(), n, "each job billed exactly once");
+    let journal = server.journal();
+    let refused_reads = journal
+        .iter()
+        .filter(|e| e.method == "GET" && e.status == Some(429))
+        .count();
+    assert_eq!(refused_reads, 0, "reads are never limited by the server");
+    // The last submit's slot is about n seconds in; the run ends when its
+    // job is seen done (at most 22 s of compute, polled in latency mode).
+    #[allow(clippy::cast_precision_loss)]
+    let per_min = n as f64 / minutes;
+    eprintln!("submits only: {minutes:.2} min, {per_min:.1} jobs/min");
+    assert!(per_min >= 0.9 * 60.0, "{per_min:.1} jobs/min");
+}
