@@ -224,6 +224,10 @@ struct State {
     ceiling: Option<f64>,
     /// The next free start slot of the configured budget (clock time).
     next_shared: Duration,
+    /// The end of the latest configured slot held by a call no cut can
+    /// void (one the learned limit did not plan): a cut frees every
+    /// configured slot after it.
+    shared_kept: Duration,
     /// The learned limit (calls per second over the refused classes);
     /// `None` until the first `429`.
     rate: Option<f64>,
@@ -282,6 +286,7 @@ impl RateLimiter {
             state: Mutex::new(State {
                 ceiling: configured.map(|r| r.requests_per_second()),
                 next_shared: Duration::ZERO,
+                shared_kept: Duration::ZERO,
                 rate: None,
                 next_slot: Duration::ZERO,
                 resume_at: Duration::ZERO,
@@ -336,6 +341,9 @@ impl RateLimiter {
             }
             start = shared;
             s.next_shared = start + Duration::from_secs_f64(1.0 / c);
+            if learned.is_none() {
+                s.shared_kept = s.shared_kept.max(s.next_shared);
+            }
         }
         Ticket {
             wait: start.saturating_sub(now),
@@ -392,8 +400,12 @@ impl RateLimiter {
             s.quiet_until = now + closed;
             s.resume_at = s.resume_at.max(s.quiet_until);
         }
-        // Re-plan from now at the new pace.
+        // Re-plan from now at the new pace. The calls the cut voids give
+        // back their configured slots too: every configured slot after the
+        // last one a call still holds is free again (left booked, each cut
+        // would push the re-planned calls behind slots nobody uses).
         s.next_slot = now.max(s.resume_at);
+        s.next_shared = s.next_shared.min(now.max(s.shared_kept));
         tracing::debug!(
             route = ?ticket.route,
             rate_per_min = new * 60.0,

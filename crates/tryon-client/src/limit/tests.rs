@@ -172,3 +172,43 @@ fn refusals_before_the_last_cuts_retry_after_cut_once_and_hold_off() {
     }
     assert_eq!(l.budget().unwrap().requests_per_second(), once);
 }
+
+#[test]
+fn a_cut_gives_the_voided_calls_configured_slots_back() {
+    // Every class refused under a configured budget of 10/s (the budget
+    // halved mid-run, say): 20 submits hold slots up to 2 s ahead. A cut
+    // voids them all; planned again, they must not queue behind their own
+    // old, unused slots of the configured budget.
+    let l = RateLimiter::new(RateLimit::per_second(10.0).ok());
+    let now = secs(0.0);
+    let first = l.reserve(now, Route::Submit);
+    l.throttled(now, first, None);
+    let held: Vec<_> = (0..20).map(|_| l.reserve(now, Route::Submit)).collect();
+    assert!(held.last().unwrap().wait >= secs(1.9), "{held:?}");
+    l.throttled(secs(0.1), held[0], None);
+    assert!(held.iter().all(|&t| !l.still_valid(t)));
+    let again = l.reserve(secs(0.1), Route::Submit);
+    assert!(
+        again.wait < secs(0.2),
+        "re-planned behind voided slots: {again:?}"
+    );
+
+    // A slot the cut cannot void (a read, not refused) is kept, and the
+    // configured budget still spaces every call around it.
+    let l = RateLimiter::new(RateLimit::per_second(10.0).ok());
+    let first = l.reserve(now, Route::Submit);
+    l.throttled(now, first, None);
+    let _submits: Vec<_> = (0..10).map(|_| l.reserve(now, Route::Submit)).collect();
+    let read = l.reserve(now, Route::Read);
+    l.throttled(secs(0.1), first, None);
+    assert!(l.still_valid(read));
+    let next = l.reserve(secs(0.1), Route::Submit);
+    // The read starts at `read.wait`, the submit at 0.1 s + `next.wait`:
+    // at least 1/10 s apart.
+    assert!(
+        secs(0.1) + next.wait >= read.wait + secs(0.1),
+        "a configured slot was given twice: read at {:?}, submit at {:?} (from 0.1 s)",
+        read.wait,
+        next.wait
+    );
+}
