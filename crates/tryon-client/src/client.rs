@@ -9,7 +9,7 @@ use tryon_api::types;
 use crate::classify::{CallError, salvage_request_id};
 use crate::error::{Error, Result};
 use crate::job::Job;
-use crate::order::TailLongestFirst;
+use crate::order::tail_longest_first;
 use crate::output::Output;
 use crate::request::TryOnRequest;
 use crate::session::Client;
@@ -111,12 +111,16 @@ impl Client {
     {
         let client = self.clone();
         let concurrency = concurrency.max(1);
-        futures::stream::iter(TailLongestFirst::new(requests.into_iter(), concurrency))
-            .map(move |(i, req)| {
-                let client = client.clone();
-                async move { (i, client.run(&req).await) }
-            })
-            .buffer_unordered(concurrency)
+        futures::stream::iter(tail_longest_first(
+            requests,
+            concurrency,
+            TryOnRequest::expected_duration,
+        ))
+        .map(move |(i, req)| {
+            let client = client.clone();
+            async move { (i, client.run(&req).await) }
+        })
+        .buffer_unordered(concurrency)
     }
 
     /// Builds the wire body, uploading local images when configured.

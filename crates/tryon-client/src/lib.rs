@@ -34,6 +34,7 @@ pub use image::{
 };
 pub use job::{Job, Status};
 pub use limit::RateLimit;
+pub use order::{TailLongestFirst, tail_longest_first};
 pub use output::Output;
 pub use poll::{FixedPolling, ModelAwarePolling, Phase, PollPolicy, PollState};
 pub use request::{

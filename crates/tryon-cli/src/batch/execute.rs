@@ -38,7 +38,8 @@ pub struct Run {
     pub in_flight: AtomicUsize,
 }
 
-/// Run every row's plan, `concurrency` at a time; one outcome per row.
+/// Run every row's plan, `concurrency` at a time; one outcome per row, in
+/// the order of [`start_order`].
 pub async fn execute(
     run: &Arc<Run>,
     rows: &Arc<Vec<Row>>,
@@ -47,8 +48,9 @@ pub async fn execute(
     concurrency: usize,
 ) -> Vec<Option<Outcome>> {
     let mut outcomes: Vec<Option<Outcome>> = (0..rows.len()).map(|_| None).collect();
-    let mut stream = futures::stream::iter(plans.into_iter().enumerate())
-        .map(|(index, plan)| {
+    let order = start_order(plans, prepared, concurrency);
+    let mut stream = futures::stream::iter(order)
+        .map(|(index, (plan, _))| {
             let run = Arc::clone(run);
             let rows = Arc::clone(rows);
             let prepared = Arc::clone(prepared);
@@ -62,6 +64,32 @@ pub async fn execute(
         outcomes[index] = Some(outcome);
     }
     outcomes
+}
+
+/// The order rows start in, each with its index: manifest order, except
+/// the last `concurrency`, which start longest expected job first (the
+/// client's `run_many` order), so the batch does not end waiting on a long
+/// job that started last. A row that only reads or reports counts as
+/// taking no time.
+pub fn start_order(
+    plans: Vec<Plan>,
+    prepared: &[Prepared],
+    concurrency: usize,
+) -> impl Iterator<Item = (usize, (Plan, Duration))> + use<> {
+    let keyed: Vec<(Plan, Duration)> = plans
+        .into_iter()
+        .enumerate()
+        .map(|(index, plan)| {
+            let expected = match plan {
+                Plan::Done(_) | Plan::Refetch(_) | Plan::Expired(_) => Duration::ZERO,
+                _ => prepared
+                    .get(index)
+                    .map_or(Duration::ZERO, |p| p.request.expected_duration()),
+            };
+            (plan, expected)
+        })
+        .collect();
+    tryon_client::tail_longest_first(keyed, concurrency.max(1), |(_, d)| *d)
 }
 
 impl Run {
@@ -325,5 +353,38 @@ impl Run {
                 reason: e.to_string(),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use tryon_client::{Image, TryOnRequest};
+
+    use super::*;
+
+    fn prepared(garments: usize) -> Prepared {
+        Prepared {
+            request: TryOnRequest::builder()
+                .person(Image::url("https://example.com/p.jpg"))
+                .garments((0..garments).map(|g| Image::url(format!("https://example.com/{g}.jpg"))))
+                .build()
+                .unwrap(),
+            output: PathBuf::from("out.png"),
+        }
+    }
+
+    #[test]
+    fn the_last_rows_start_longest_first_and_finished_rows_take_no_time() {
+        // Garments per row: 1, 11, 1, 3, 11, 1; the last row finished in an
+        // earlier run (it only reports).
+        let prepared: Vec<Prepared> = [1, 11, 1, 3, 11, 1].into_iter().map(prepared).collect();
+        let mut plans: Vec<Plan> = (0..5).map(|_| Plan::Submit).collect();
+        plans.push(Plan::Done(PathBuf::from("done.png")));
+        let order: Vec<usize> = start_order(plans, &prepared, 3).map(|(i, _)| i).collect();
+        // Rows 0..3 in manifest order, then the last three: 11 garments,
+        // 3 garments, then the finished row.
+        assert_eq!(order, [0, 1, 2, 4, 3, 5]);
     }
 }
