@@ -222,6 +222,17 @@ async fn run_one(config: Config, policy: Policy, jobs: usize) -> Row {
     if let Some(h) = halving {
         h.abort();
     }
+    // Nothing billed twice, no billed result lost: the new policy's every
+    // job is billed once and completes.
+    if matches!(policy, Policy::Learned | Policy::Configured) {
+        assert_eq!(
+            (server.billed_submits(), failures),
+            (jobs as u64, 0),
+            "{} / {}: every job billed exactly once and completed",
+            config.name(),
+            policy.name()
+        );
+    }
     let journal = server.journal();
     let keyed: Vec<_> = journal
         .iter()
