@@ -3,9 +3,11 @@
 //!
 //! `tryon batch ... | head -2` closes the pipe while rows are in flight.
 //! `println!`/`eprintln!` panic on that (EPIPE), which killed a batch with
-//! rows half-journaled. Here, the first failed write to a stream marks it
-//! closed: later writes to it are dropped, and the command goes on (the
-//! journal, not the terminal, is the record of what happened).
+//! rows half-journaled. Here, the first failed write to stdout marks it
+//! closed, and stderr goes through the one stderr writer the logs use
+//! (`tryon_mock::LogWriter`), which stops at a closed pipe: later writes
+//! are dropped, and the command goes on (the journal, not the terminal, is
+//! the record of what happened).
 //!
 //! Text meant for people is also made safe to show: control characters in
 //! ids that came from a manifest or a server (an escape sequence could
@@ -16,7 +18,6 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
-static STDERR_CLOSED: AtomicBool = AtomicBool::new(false);
 
 /// Which standard stream.
 #[derive(Debug, Clone, Copy)]
@@ -26,31 +27,26 @@ enum Stream {
 }
 
 impl Stream {
-    fn closed(self) -> &'static AtomicBool {
-        match self {
-            Stream::Out => &STDOUT_CLOSED,
-            Stream::Err => &STDERR_CLOSED,
-        }
-    }
-
-    /// Write all of `bytes` and flush; on any error mark the stream closed
-    /// and drop this and every later write to it.
+    /// Write all of `bytes` and flush. Stdout: on any error mark it closed
+    /// and drop this and every later write to it. Stderr: through
+    /// [`tryon_mock::LogWriter`], the process's one stderr writer (the
+    /// `tracing` logs of the CLI and of `tryon mock` use it too), which
+    /// swallows every error and stops writing once stderr is a closed pipe.
     fn write(self, bytes: &[u8]) {
-        if self.closed().load(Ordering::Relaxed) {
-            return;
-        }
-        let result = match self {
+        match self {
             Stream::Out => {
+                if STDOUT_CLOSED.load(Ordering::Relaxed) {
+                    return;
+                }
                 let mut out = std::io::stdout().lock();
-                out.write_all(bytes).and_then(|()| out.flush())
+                if out.write_all(bytes).and_then(|()| out.flush()).is_err() {
+                    STDOUT_CLOSED.store(true, Ordering::Relaxed);
+                }
             }
             Stream::Err => {
-                let mut err = std::io::stderr().lock();
-                err.write_all(bytes).and_then(|()| err.flush())
+                let mut err = tryon_mock::LogWriter::stderr();
+                let _ = err.write_all(bytes).and_then(|()| err.flush());
             }
-        };
-        if result.is_err() {
-            self.closed().store(true, Ordering::Relaxed);
         }
     }
 }
@@ -109,32 +105,6 @@ pub fn inline(text: &str) -> Cow<'_, str> {
         Cow::Owned(printable(text).replace('\n', "\\n").replace('\t', "\\t"))
     } else {
         printable(text)
-    }
-}
-
-/// The writer `tracing` logs through: stderr, with write errors swallowed
-/// (a log line is never worth a panic or a stopped batch). It reports every
-/// write as complete, so the subscriber never prints an error of its own
-/// about it (that would be a second write to the same closed stream).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct LogWriter;
-
-impl Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        Stream::Err.write(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl tracing_subscriber::fmt::MakeWriter<'_> for LogWriter {
-    type Writer = LogWriter;
-
-    fn make_writer(&self) -> Self::Writer {
-        LogWriter
     }
 }
 

@@ -8,8 +8,8 @@ static STDERR_CLOSED: AtomicBool = AtomicBool::new(false);
 
 /// Writes log lines to stderr and swallows every error: when stderr is a
 /// closed pipe (EPIPE) it stops writing for good, and the server goes on
-/// serving. Both binaries (`tryon-mock` and `tryon mock`) hand it to their
-/// `tracing` subscriber; `tracing-subscriber`'s own `std::io::stderr`
+/// serving. Both binaries (`tryon-mock` and `tryon`) hand it to their
+/// `tracing` subscriber, and `tryon` writes its own stderr lines through it; `tracing-subscriber`'s own `std::io::stderr`
 /// writer reports a failed write with `eprintln!`, which panics on a
 /// closed stderr, inside whichever request was logging.
 ///
