@@ -447,6 +447,37 @@ async fn a_torn_recording_is_refused_naming_the_file_and_leftovers_are_skipped()
         e.contains(&image.0) && e.contains("does not match its hash"),
         "{e}"
     );
+    std::fs::write(dir.path().join(&image.0), &image.1).unwrap();
+    // Hostile files where a recording's files belong: a FIFO (reading it
+    // would block the start for ever) and an image that is a link to
+    // /dev/zero (it would never end). Refused at once, naming them.
+    std::fs::remove_file(&third).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&third)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let e = Replay::start(ReplayOptions::new(dir.path()), loopback())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("exchanges/000003.json") && e.contains("not a regular file"),
+        "{e}"
+    );
+    std::fs::remove_file(&third).unwrap();
+    std::fs::write(&third, &text).unwrap();
+    let image_path = dir.path().join(&image.0);
+    std::fs::remove_file(&image_path).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &image_path).unwrap();
+    let e = Replay::start(ReplayOptions::new(dir.path()), loopback())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&image.0) && e.contains("not a regular file"),
+        "{e}"
+    );
     // No recording at all.
     let empty = tempfile::tempdir().unwrap();
     let e = Replay::start(ReplayOptions::new(empty.path()), loopback())

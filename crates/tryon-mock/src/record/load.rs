@@ -3,6 +3,7 @@
 //! half-read; the `.tmp` leftovers of a killed proxy are skipped).
 
 use std::collections::HashMap;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -10,6 +11,7 @@ use serde::de::DeserializeOwned;
 
 use super::body::sha256_hex;
 use super::{Body, Exchange, JobTimeline, Manifest, RECORDING_FORMAT};
+use crate::proxy::MAX_PROXY_BODY;
 
 /// A recording in memory.
 #[derive(Debug)]
@@ -22,9 +24,43 @@ pub(crate) struct Recording {
     pub(crate) files: HashMap<String, Bytes>,
 }
 
+/// Largest file a recording holds: an image is at most what the proxy
+/// passes ([`MAX_PROXY_BODY`]); an exchange file carries at most one such
+/// body as JSON text, with room for its escaping.
+const MAX_IMAGE_FILE: usize = MAX_PROXY_BODY;
+const MAX_JSON_FILE: usize = 2 * MAX_PROXY_BODY;
+
+/// Reads one file of a recording: a regular file (a FIFO would block the
+/// replay's start, a device such as `/dev/zero` never ends), at most
+/// `limit` bytes.
+///
+/// # Errors
+/// A message naming the file: missing, not a regular file, or over
+/// `limit` (naming the limit).
+fn read_file(path: &Path, limit: usize) -> Result<Vec<u8>, String> {
+    let shown = path.display();
+    let too_big = || format!("{shown}: over {limit} bytes, the most a recording file may hold");
+    let meta = std::fs::metadata(path).map_err(|e| format!("{shown}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("{shown}: not a regular file"));
+    }
+    if meta.len() > limit as u64 {
+        return Err(too_big());
+    }
+    let file = std::fs::File::open(path).map_err(|e| format!("{shown}: {e}"))?;
+    let mut bytes = Vec::new();
+    file.take(limit as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("{shown}: {e}"))?;
+    if bytes.len() > limit {
+        return Err(too_big());
+    }
+    Ok(bytes)
+}
+
 fn read_json<T: DeserializeOwned>(dir: &Path, name: &str) -> Result<T, String> {
     let path = dir.join(name);
-    let text = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = read_file(&path, MAX_JSON_FILE)?;
     serde_json::from_slice(&text).map_err(|e| {
         format!(
             "{}: not a valid recording file (torn or edited?): {e}",
@@ -99,8 +135,8 @@ fn read_image(dir: &Path, file: &str, named_in: &str) -> Result<Bytes, String> {
         .map(|(hex, _)| hex)
         .ok_or_else(|| format!("{named_in}: {file:?} is not an images/<sha256>.<ext> name"))?;
     let path = dir.join(file);
-    let bytes = std::fs::read(&path)
-        .map_err(|e| format!("{} (named in {named_in}): {e}", path.display()))?;
+    let bytes =
+        read_file(&path, MAX_IMAGE_FILE).map_err(|e| format!("{e} (named in {named_in})"))?;
     if sha256_hex(&bytes) != stem {
         return Err(format!(
             "{}: content does not match its hash (torn or edited?)",
