@@ -410,6 +410,14 @@ async fn an_unknown_format_version_is_refused_naming_it() {
     );
 }
 
+/// Why a replay of `dir` refuses to start.
+async fn refusal(dir: &Path) -> String {
+    Replay::start(ReplayOptions::new(dir), loopback())
+        .await
+        .unwrap_err()
+        .to_string()
+}
+
 #[tokio::test]
 async fn a_torn_recording_is_refused_naming_the_file_and_leftovers_are_skipped() {
     let dir = tempfile::tempdir().unwrap();
@@ -424,10 +432,7 @@ async fn a_torn_recording_is_refused_naming_the_file_and_leftovers_are_skipped()
     let third = dir.path().join("exchanges/000003.json");
     let text = std::fs::read(&third).unwrap();
     std::fs::write(&third, &text[..text.len() / 2]).unwrap();
-    let e = Replay::start(ReplayOptions::new(dir.path()), loopback())
-        .await
-        .unwrap_err()
-        .to_string();
+    let e = refusal(dir.path()).await;
     assert!(
         e.contains("exchanges/000003.json") && e.contains("torn"),
         "{e}"
@@ -439,10 +444,7 @@ async fn a_torn_recording_is_refused_naming_the_file_and_leftovers_are_skipped()
         .find(|(n, _)| n.starts_with("images/"))
         .unwrap();
     std::fs::write(dir.path().join(&image.0), &image.1[..image.1.len() / 2]).unwrap();
-    let e = Replay::start(ReplayOptions::new(dir.path()), loopback())
-        .await
-        .unwrap_err()
-        .to_string();
+    let e = refusal(dir.path()).await;
     assert!(
         e.contains(&image.0) && e.contains("does not match its hash"),
         "{e}"
@@ -457,10 +459,7 @@ async fn a_torn_recording_is_refused_naming_the_file_and_leftovers_are_skipped()
         .status()
         .unwrap();
     assert!(made.success());
-    let e = Replay::start(ReplayOptions::new(dir.path()), loopback())
-        .await
-        .unwrap_err()
-        .to_string();
+    let e = refusal(dir.path()).await;
     assert!(
         e.contains("exchanges/000003.json") && e.contains("not a regular file"),
         "{e}"
@@ -470,20 +469,14 @@ async fn a_torn_recording_is_refused_naming_the_file_and_leftovers_are_skipped()
     let image_path = dir.path().join(&image.0);
     std::fs::remove_file(&image_path).unwrap();
     std::os::unix::fs::symlink("/dev/zero", &image_path).unwrap();
-    let e = Replay::start(ReplayOptions::new(dir.path()), loopback())
-        .await
-        .unwrap_err()
-        .to_string();
+    let e = refusal(dir.path()).await;
     assert!(
         e.contains(&image.0) && e.contains("not a regular file"),
         "{e}"
     );
     // No recording at all.
     let empty = tempfile::tempdir().unwrap();
-    let e = Replay::start(ReplayOptions::new(empty.path()), loopback())
-        .await
-        .unwrap_err()
-        .to_string();
+    let e = refusal(empty.path()).await;
     assert!(e.contains("recording.json"), "{e}");
 }
 
