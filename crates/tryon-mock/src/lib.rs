@@ -42,7 +42,7 @@ pub use log::LogWriter;
 #[cfg(feature = "proxy")]
 pub use proxy::{
     DRIFT_HEADER, DriftRecord, MAX_DRIFT_RECORDS, MAX_PROXY_BODY, Proxy, ProxyOptions, SEGMIND_API,
-    SEGMIND_UPLOAD,
+    SEGMIND_UPLOAD, read_capped,
 };
 #[cfg(feature = "proxy")]
 pub use record::{DEFAULT_RECORD_LIMIT, RECORDING_FORMAT};

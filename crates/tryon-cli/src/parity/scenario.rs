@@ -21,8 +21,9 @@ use super::normalise;
 const PERSON: &str = "https://segmind-resources.s3.amazonaws.com/input/p-image-try-on-person.jpg";
 const GARMENT: &str = "https://segmind-resources.s3.amazonaws.com/input/p-image-try-on-garment.jpg";
 
-/// Most bytes of an answer read (an output image is a few MiB).
-const MAX_ANSWER: usize = 64 * 1024 * 1024;
+/// Most bytes of an answer read (an output image is a few MiB): what the
+/// validating proxy every step goes through passes at most.
+const MAX_ANSWER: usize = tryon_mock::MAX_PROXY_BODY;
 
 /// Most characters of an error's text kept for the report.
 const MAX_TEXT: usize = 200;
@@ -258,7 +259,9 @@ impl Side<'_> {
             .map_err(|e| format!("no answer from the proxy: {}", e.without_url()))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = read_capped(response).await?;
+        let body = tryon_mock::read_capped(response, MAX_ANSWER)
+            .await
+            .map_err(|e| format!("the answer: {e}"))?;
         if !headers.contains_key(DRIFT_HEADER) {
             // The proxy's own answer: the target was not reached.
             let text = serde_json::from_slice::<Value>(&body)
@@ -437,20 +440,4 @@ impl Side<'_> {
             other => other.clone(),
         }
     }
-}
-
-/// Reads a body, at most [`MAX_ANSWER`] bytes.
-async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
-    let mut buf = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| format!("the answer broke off: {}", e.without_url()))?
-    {
-        if buf.len() + chunk.len() > MAX_ANSWER {
-            return Err(format!("the answer is over {MAX_ANSWER} bytes"));
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf)
 }

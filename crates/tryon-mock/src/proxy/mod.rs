@@ -21,6 +21,7 @@ use hyper::{Method, Request, Response, StatusCode};
 
 use drift::{DriftLog, Exchange};
 pub use drift::{DriftRecord, MAX_DRIFT_RECORDS};
+pub use forward::read_capped;
 pub(crate) use forward::{OUTPUT_PREFIX, Outputs, rewrite};
 use lifecycle::Lifecycle;
 
