@@ -11,12 +11,11 @@ mod common;
 #[path = "../../tryon-mock/tests/common/drifted.rs"]
 mod drifted;
 
-use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use assert_cmd::cargo::CommandCargoExt as _;
-use common::{output, text};
+use common::{MockProcess, output, start_mock, text};
 use serde_json::Value;
 
 /// The steps every report lists, in order.
@@ -47,36 +46,9 @@ fn parity(target: &str, args: &[&str]) -> Command {
     cmd
 }
 
-/// A `tryon mock --port 0` child and its URL, read from its readiness line.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn tryon_mock() -> (Child, String) {
-    tryon_mock_with(&[])
-}
-
-/// `tryon mock --port 0 ARGS...` and its URL.
-fn tryon_mock_with(args: &[&str]) -> (Child, String) {
-    let mut child = Command::cargo_bin("tryon")
-        .unwrap()
-        .args(["mock", "--port", "0"])
-        .args(args)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    (Child(child), line.trim().to_string())
+/// `tryon mock --port 0` and its URL.
+fn tryon_mock() -> (MockProcess, String) {
+    start_mock(&[])
 }
 
 #[tokio::test]
@@ -151,7 +123,7 @@ async fn a_recorded_parity_run_replays_with_zero_differences() {
         "the two accepted submits: {jobs}"
     );
 
-    let (_replay, url) = tryon_mock_with(&["--replay", rec_arg, "--replay-speed", "100"]);
+    let (_replay, url) = start_mock(&["--replay", rec_arg, "--replay-speed", "100"]);
     let run = output(parity(&url, &["--interval", "20ms", "--json"])).await;
     assert_eq!(run.status.code(), Some(0), "{}", text(&run.stdout));
     let replayed: Value = serde_json::from_slice(&run.stdout).unwrap();

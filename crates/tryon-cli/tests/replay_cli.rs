@@ -6,30 +6,10 @@
 
 mod common;
 
-use std::io::{BufRead as _, BufReader};
 use std::path::Path;
-use std::process::{Child, Stdio};
 
-use common::{assets, output, text};
+use common::{assets, output, start_mock, text};
 use tryon_mock::MockServer;
-
-/// Starts `tryon mock ARGS --json`; returns it and its base URL.
-fn start_mock(args: &[&str]) -> (Child, String) {
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("tryon"));
-    cmd.arg("mock")
-        .args(args)
-        .args(["--port", "0", "--json"])
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut child = cmd.spawn().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let ready: serde_json::Value =
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("readiness line {line:?}: {e}"));
-    (child, ready["url"].as_str().unwrap().to_string())
-}
 
 /// `tryon run` through `url`, writing `out`; returns its request id.
 async fn run(url: &str, out: &Path) -> String {
@@ -74,8 +54,7 @@ async fn a_recorded_tryon_run_replays_with_the_same_id_and_the_same_bytes() {
     let first = dir.path().join("first.png");
     let id = run(&url, &first).await;
     // Killed, not stopped: every exchange that finished is on disk whole.
-    proxy.kill().unwrap();
-    proxy.wait().unwrap();
+    proxy.kill();
     drop(upstream);
     let listed: Vec<String> = std::fs::read_dir(recording.join("exchanges"))
         .unwrap()
@@ -86,8 +65,7 @@ async fn a_recorded_tryon_run_replays_with_the_same_id_and_the_same_bytes() {
     let (mut replay, url) = start_mock(&["--replay", rec]);
     let second = dir.path().join("second.png");
     let replayed = run(&url, &second).await;
-    let _ = replay.kill();
-    let _ = replay.wait();
+    replay.kill();
     assert_eq!(replayed, id);
     let (a, b) = (
         std::fs::read(&first).unwrap(),

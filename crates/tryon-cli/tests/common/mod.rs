@@ -135,3 +135,44 @@ pub(crate) fn journal_ids(out_dir: &Path) -> HashMap<String, Vec<String>> {
     }
     ids
 }
+
+/// A `tryon mock` child process, killed (SIGKILL) and reaped when dropped.
+pub(crate) struct MockProcess(std::process::Child);
+
+impl MockProcess {
+    /// Kills it now (SIGKILL: nothing it has not finished gets written).
+    pub(crate) fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for MockProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Starts `tryon mock --port 0 --json ARGS` (stderr discarded); returns it
+/// and its base URL, read from its readiness line.
+pub(crate) fn start_mock(args: &[&str]) -> (MockProcess, String) {
+    use std::io::BufRead as _;
+    let mut child = Command::cargo_bin("tryon")
+        .expect("the tryon binary is built")
+        .arg("mock")
+        .args(args)
+        .args(["--port", "0", "--json"])
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("tryon mock starts");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("piped stdout"))
+        .read_line(&mut line)
+        .expect("a readiness line");
+    let ready: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("readiness line {line:?}: {e}"));
+    let url = ready["url"].as_str().expect("a url").to_string();
+    (MockProcess(child), url)
+}
