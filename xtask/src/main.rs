@@ -18,7 +18,7 @@ fn main() -> ExitCode {
         ["codegen"] => wrote(codegen::write()),
         ["codegen", "--check"] => match codegen::check() {
             Ok(codegen::Check::UpToDate) => {
-                eprintln!("tryon-api is up to date with openapi/segmind-tryon.yaml");
+                eprintln!("tryon-api is up to date with {}", codegen::SPEC);
                 ExitCode::SUCCESS
             }
             Ok(codegen::Check::Stale { diff }) => {

@@ -53,6 +53,17 @@ pub use serve::{ServeOptions, serve};
 pub use server::{MockServer, MockServerBuilder};
 pub use validate::MAX_GARMENTS;
 
+/// The control API's `OpenAPI` 3.0 document, `openapi/tryon-mock-control.yaml`
+/// of this crate: every route under `/__mock/`, its bodies and answers. The
+/// one copy: the spec check judges the mock's control answers by it, the
+/// Python package's route table is generated from it (`cargo xtask
+/// codegen`), and any language can generate a client from it.
+///
+/// ```
+/// assert!(tryon_mock::CONTROL_SPEC.contains("/__mock/advance:"));
+/// ```
+pub const CONTROL_SPEC: &str = include_str!("../openapi/tryon-mock-control.yaml");
+
 /// Most bytes of one response body kept in the journal with
 /// `record_bodies`: 64 KiB.
 pub const MAX_RECORDED_BODY: usize = 64 * 1024;

@@ -358,7 +358,7 @@ impl MockServer {
             let violations = &lock(report).violations;
             assert!(
                 violations.is_empty(),
-                "tryon-mock: {} response bod(y/ies) did not match openapi/segmind-tryon.yaml: {violations:#?}",
+                "tryon-mock: {} response bod(y/ies) did not match their document (tryon_api::SPEC, or tryon_mock::CONTROL_SPEC under /__mock/): {violations:#?}",
                 violations.len()
             );
         }

@@ -1,6 +1,6 @@
-//! Checks response bodies against the crate's two `OpenAPI` 3.0 documents
-//! (feature `spec-check`): `openapi/segmind-tryon.yaml` for the API and
-//! `openapi/tryon-mock-control.yaml` for the control API under `/__mock/`.
+//! Checks response bodies against two `OpenAPI` 3.0 documents (feature
+//! `spec-check`): the API spec, [`tryon_api::SPEC`], and the control API's
+//! document under `/__mock/`, [`CONTROL_SPEC`](crate::CONTROL_SPEC).
 //! The mock calls [`check_response`] on every JSON body it sends; tests can
 //! call it on bodies of their own.
 //!
@@ -34,19 +34,16 @@ mod formats;
 use at::{SchemaAt, Step};
 use formats::{format_departure, pattern_matches};
 
-/// The API spec, as packaged with this crate: a copy of the workspace's
-/// `openapi/segmind-tryon.yaml`, kept identical by a test
-/// (`tests/images_and_schema.rs`, `the_packaged_spec_is_the_workspace_spec`).
-pub(crate) const SPEC_YAML: &str = include_str!("../openapi/segmind-tryon.yaml");
-
-/// The control API's document, packaged the same way (a copy of the
-/// workspace's `openapi/tryon-mock-control.yaml`, kept identical by the same
-/// test).
-const CONTROL_YAML: &str = include_str!("../openapi/tryon-mock-control.yaml");
-
 /// Where the control API lives; its answers are checked against
-/// [`CONTROL_YAML`], every other path against [`SPEC_YAML`].
+/// [`CONTROL_SPEC`](crate::CONTROL_SPEC), every other path against
+/// [`tryon_api::SPEC`].
 const CONTROL_PREFIX: &str = "/__mock/";
+
+/// How messages name the API spec.
+const SPEC_NAME: &str = "tryon-api's openapi/segmind-tryon.yaml";
+
+/// How messages name the control API's document.
+const CONTROL_NAME: &str = "tryon-mock's openapi/tryon-mock-control.yaml";
 
 /// Parses a compiled-in document once.
 ///
@@ -55,20 +52,20 @@ const CONTROL_PREFIX: &str = "/__mock/";
 fn parsed(cell: &'static OnceLock<Value>, name: &str, text: &str) -> &'static Value {
     cell.get_or_init(|| {
         serde_yaml::from_str(text)
-            .unwrap_or_else(|e| panic!("tryon-mock: openapi/{name} does not parse: {e}"))
+            .unwrap_or_else(|e| panic!("tryon-mock: {name} does not parse: {e}"))
     })
 }
 
 /// The API spec the checks use.
 pub(crate) fn spec() -> &'static Value {
     static SPEC: OnceLock<Value> = OnceLock::new();
-    parsed(&SPEC, "segmind-tryon.yaml", SPEC_YAML)
+    parsed(&SPEC, SPEC_NAME, tryon_api::SPEC)
 }
 
 /// The control API's document the checks use.
 fn control() -> &'static Value {
     static CONTROL: OnceLock<Value> = OnceLock::new();
-    parsed(&CONTROL, "tryon-mock-control.yaml", CONTROL_YAML)
+    parsed(&CONTROL, CONTROL_NAME, crate::CONTROL_SPEC)
 }
 
 /// Responses the mock sends that the spec does not list for their
@@ -576,9 +573,9 @@ fn unauthorized_rule(template: &str) -> bool {
 /// The file a parsed document came from, for messages.
 fn document_name(doc: &Value) -> &'static str {
     if std::ptr::eq(doc, control()) {
-        "openapi/tryon-mock-control.yaml"
+        CONTROL_NAME
     } else {
-        "openapi/segmind-tryon.yaml"
+        SPEC_NAME
     }
 }
 

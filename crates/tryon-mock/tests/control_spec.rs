@@ -1,9 +1,9 @@
-//! The control API against its contract, `openapi/tryon-mock-control.yaml`:
+//! The control API against its contract, [`tryon_mock::CONTROL_SPEC`]:
 //! every documented operation is called with its example (and with bodies
 //! that must be refused), and the mock's own spec check (feature
 //! `spec-check`, on in these tests) judges each answer's status and JSON
 //! body against the document, exactly as it judges the API's answers against
-//! `openapi/segmind-tryon.yaml`; every control route the mock serves is
+//! [`tryon_api::SPEC`]; every control route the mock serves is
 //! documented; and the Python package's table of calls
 //! (`python/src/tryon_mock/control_routes.json`) is exactly the document's
 //! operations. (That each example matches its own schema is a unit test of
@@ -28,9 +28,7 @@ fn repo_file(relative: &str) -> PathBuf {
 }
 
 fn document() -> Value {
-    let path = repo_file("openapi/tryon-mock-control.yaml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    serde_yaml::from_str(&text).unwrap()
+    serde_yaml::from_str(tryon_mock::CONTROL_SPEC).unwrap()
 }
 
 /// One operation of the document.
@@ -110,7 +108,7 @@ fn assert_all_documented(server: &MockServer, calls: u64, what: &str) {
     let report = server.spec_report();
     assert!(
         report.violations.is_empty(),
-        "{what}: answers that do not match openapi/tryon-mock-control.yaml:\n{}",
+        "{what}: answers that do not match tryon_mock::CONTROL_SPEC:\n{}",
         report.violations.join("\n")
     );
     assert_eq!(report.checked, 1 + calls, "{what}: answers checked");
@@ -342,7 +340,7 @@ fn every_control_route_the_mock_serves_is_documented_and_nothing_else() {
         .collect();
     assert_eq!(
         served, documented,
-        "the mock's control routes and openapi/tryon-mock-control.yaml differ"
+        "the mock's control routes and tryon_mock::CONTROL_SPEC differ"
     );
 }
 

@@ -259,27 +259,3 @@ async fn bodies_off_the_spec_are_caught_and_injected_statuses_are_the_tests_choi
         ["POST /v2/p-image-try-on 503"]
     );
 }
-
-/// The crate packages its own copies of the API spec and of the control
-/// API's document (so `cargo package` needs nothing outside the crate); each
-/// must be the workspace's, byte for byte. Outside the workspace (a packaged
-/// crate) there is nothing to compare.
-#[test]
-fn the_packaged_spec_is_the_workspace_spec() {
-    let crate_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    for name in ["segmind-tryon.yaml", "tryon-mock-control.yaml"] {
-        let root = crate_dir.join("../../openapi").join(name);
-        let packaged = std::fs::read_to_string(crate_dir.join("openapi").join(name)).unwrap();
-        match std::fs::read_to_string(&root) {
-            Ok(workspace) => assert!(
-                workspace == packaged,
-                "crates/tryon-mock/openapi/{name} differs from openapi/{name}: \
-                 cp openapi/{name} crates/tryon-mock/openapi/"
-            ),
-            Err(e) => assert!(
-                !crate_dir.join("../../Cargo.toml").exists(),
-                "the workspace's openapi/{name} cannot be read: {e}"
-            ),
-        }
-    }
-}

@@ -117,7 +117,7 @@ class Fault(_FaultBase, total=False):
 
 class DriftRecord(TypedDict):
     """One place where a proxy's upstream departed from the API's spec
-    (``openapi/segmind-tryon.yaml``), or from the job lifecycle."""
+    (``openapi/segmind-tryon.yaml`` of the ``tryon-api`` crate), or from the job lifecycle."""
 
     operation: str
     """The spec's operation id, e.g. ``get_status``."""

@@ -1,5 +1,5 @@
-//! Drift: how an upstream response departs from
-//! `openapi/segmind-tryon.yaml`, judged by the spec check's one validator.
+//! Drift: how an upstream response departs from the API spec
+//! ([`tryon_api::SPEC`]), judged by the spec check's one validator.
 //!
 //! Pointers are JSON pointers into the response seen as one document,
 //! `{"status": …, "headers": {…}, "body": …}`: `/status` is the HTTP status,

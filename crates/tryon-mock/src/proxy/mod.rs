@@ -1,7 +1,7 @@
 //! The validating proxy (feature `proxy`): serves the API's routes,
 //! forwards each request to the real service with the caller's own key, and
-//! records every way the answer departs from `openapi/segmind-tryon.yaml`
-//! or the contract's job lifecycle as a [`DriftRecord`].
+//! records every way the answer departs from the API spec
+//! ([`tryon_api::SPEC`]) or the contract's job lifecycle as a [`DriftRecord`].
 //!
 //! [`forward`] talks to the upstream, [`drift`] judges one answer against
 //! the spec, [`lifecycle`] judges a job's answers against each other.

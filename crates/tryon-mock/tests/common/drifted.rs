@@ -1,5 +1,5 @@
 //! A deliberately drifted upstream: a small server that departs from
-//! `openapi/segmind-tryon.yaml` in five planted ways and is otherwise as the
+//! the API spec (`tryon_api::SPEC`) in five planted ways and is otherwise as the
 //! spec says. The proxy's tests (`tests/proxy.rs`) and `tryon parity`'s
 //! (`crates/tryon-cli/tests/parity.rs`, which includes this file by path)
 //! use the same one, so there is one drifted upstream, not two.
