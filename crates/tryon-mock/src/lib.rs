@@ -51,7 +51,6 @@ pub use render::{MAX_INPUT_PIXELS, MAX_INPUT_SIDE, MAX_SIDE, PLACEHOLDER_SIZE};
 pub use replay::{MAX_REPLAY_SPEED, REPLAY_MISS_STATUS, Replay, ReplayOptions};
 pub use serve::{ServeOptions, serve};
 pub use server::{MockServer, MockServerBuilder};
-pub use validate::MAX_GARMENTS;
 
 /// The control API's `OpenAPI` 3.0 document, `openapi/tryon-mock-control.yaml`
 /// of this crate: every route under `/__mock/`, its bodies and answers. The
