@@ -1,8 +1,16 @@
-//! `cargo xtask codegen`: generate `crates/tryon-api/src/generated.rs` from
-//! the spec, `crates/tryon-api/openapi/segmind-tryon.yaml` (the one copy,
-//! which `tryon-api` also exports as `tryon_api::SPEC`), with progenitor.
-//! The spec is read from its path, not through `tryon-api`, so a stale or
-//! broken client never stops its own regeneration.
+//! `cargo xtask codegen`: the files generated from the two `OpenAPI`
+//! documents, each checked in so a change shows up as a diff:
+//!
+//! - `crates/tryon-api/src/generated.rs`, from the API spec
+//!   (`crates/tryon-api/openapi/segmind-tryon.yaml`, the one copy, which
+//!   `tryon-api` also exports as `tryon_api::SPEC`), with progenitor;
+//! - `python/src/tryon_mock/control_routes.json`, the Python package's table
+//!   of control calls, from the control API's document
+//!   (`crates/tryon-mock/openapi/tryon-mock-control.yaml`), so the package
+//!   calls exactly the documented operations.
+//!
+//! The documents are read from their paths, not through the crates, so a
+//! stale or broken client never stops its own regeneration.
 //!
 //! Every progenitor setting lives in `settings()`, so "how is the client
 //! generated" has one answer.
@@ -23,9 +31,10 @@ pub const OUTPUT: &str = "crates/tryon-api/src/generated.rs";
 /// Something that stopped code generation.
 #[derive(Debug)]
 pub enum Error {
-    /// The spec or the output could not be read or written.
+    /// A document or an output could not be read or written.
     Io(PathBuf, std::io::Error),
-    /// The spec is not valid YAML or not an `OpenAPI` 3.0 document.
+    /// A document is not valid YAML or not an `OpenAPI` 3.0 document;
+    /// the message starts with its path.
     Spec(String),
     /// progenitor refused the spec.
     Generate(String),
@@ -37,7 +46,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Io(path, e) => write!(f, "{}: {e}", path.display()),
-            Error::Spec(e) => write!(f, "{SPEC}: {e}"),
+            Error::Spec(e) => f.write_str(e),
             Error::Generate(e) => write!(f, "progenitor: {e}"),
             Error::Parse(e) => write!(f, "generated code does not parse: {e}"),
         }
@@ -49,10 +58,10 @@ impl std::error::Error for Error {}
 /// The outcome of [`check`].
 #[derive(Debug)]
 pub enum Check {
-    /// The checked-in file matches what the spec generates.
+    /// Every checked-in output matches what its document generates.
     UpToDate,
-    /// The checked-in file differs; `diff` is a unified diff from the
-    /// checked-in file to the freshly generated one.
+    /// A checked-in output differs; `diff` is a unified diff from each
+    /// stale checked-in file to the freshly generated one.
     Stale {
         /// Unified diff, checked-in -> generated.
         diff: String,
@@ -87,7 +96,7 @@ fn settings() -> GenerationSettings {
 /// spec text.
 pub fn generate_from(spec_yaml: &str) -> Result<String, Error> {
     let spec: openapiv3::OpenAPI =
-        serde_yaml::from_str(spec_yaml).map_err(|e| Error::Spec(e.to_string()))?;
+        serde_yaml::from_str(spec_yaml).map_err(|e| Error::Spec(format!("{SPEC}: {e}")))?;
     let mut generator = Generator::new(&settings());
     let tokens = generator
         .generate_tokens(&spec)
@@ -99,34 +108,128 @@ pub fn generate_from(spec_yaml: &str) -> Result<String, Error> {
 
 /// Generate the client source from the spec on disk.
 pub fn generate() -> Result<String, Error> {
-    let path = workspace_root().join(SPEC);
-    let spec = std::fs::read_to_string(&path).map_err(|e| Error::Io(path, e))?;
-    generate_from(&spec)
+    generate_from(&read(SPEC)?)
 }
 
-/// Regenerate and write the client; returns the path written.
-pub fn write() -> Result<PathBuf, Error> {
-    let code = generate()?;
-    let path = workspace_root().join(OUTPUT);
-    std::fs::write(&path, code).map_err(|e| Error::Io(path.clone(), e))?;
-    Ok(path)
+/// Where the control API's document lives, relative to the workspace root
+/// (the one copy; `tryon-mock` exports it as `tryon_mock::CONTROL_SPEC`).
+pub const CONTROL_SPEC: &str = "crates/tryon-mock/openapi/tryon-mock-control.yaml";
+/// The Python package's table of control calls, generated from
+/// [`CONTROL_SPEC`], relative to the workspace root.
+pub const ROUTES_OUTPUT: &str = "python/src/tryon_mock/control_routes.json";
+
+/// The HTTP methods an `OpenAPI` path item may hold, lower case.
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+/// The Python package's route table from the control document's text:
+/// `{"generated": "by `cargo xtask codegen` from …", "routes": {operationId: [METHOD, path], …}}`, one
+/// route a line, in the document's order.
+pub fn control_routes_from(control_yaml: &str) -> Result<String, Error> {
+    let spec = |e: String| Error::Spec(format!("{CONTROL_SPEC}: {e}"));
+    let doc: serde_yaml::Value =
+        serde_yaml::from_str(control_yaml).map_err(|e| spec(e.to_string()))?;
+    let paths = doc
+        .get("paths")
+        .and_then(serde_yaml::Value::as_mapping)
+        .ok_or_else(|| spec("no `paths`".into()))?;
+    let mut lines = Vec::new();
+    for (path, item) in paths {
+        let path = path
+            .as_str()
+            .ok_or_else(|| spec("a path that is not a string".into()))?;
+        let item = item
+            .as_mapping()
+            .ok_or_else(|| spec(format!("{path}: not a path item")))?;
+        for (method, op) in item {
+            let Some(method) = method.as_str().filter(|m| METHODS.contains(m)) else {
+                continue;
+            };
+            let id = op
+                .get("operationId")
+                .and_then(serde_yaml::Value::as_str)
+                .ok_or_else(|| spec(format!("{method} {path}: no operationId")))?;
+            lines.push(format!(
+                "    {}: [{}, {}]",
+                json(id),
+                json(&method.to_uppercase()),
+                json(path)
+            ));
+        }
+    }
+    let header = format!("by `cargo xtask codegen` from {CONTROL_SPEC}; do not edit");
+    Ok(format!(
+        "{{\n  \"generated\": {},\n  \"routes\": {{\n{}\n  }}\n}}\n",
+        json(&header),
+        lines.join(",\n")
+    ))
 }
 
-/// Regenerate in memory and compare with the checked-in client (newlines
+/// A JSON string literal.
+fn json(text: &str) -> String {
+    serde_json::Value::from(text).to_string()
+}
+
+/// The route table from the control document on disk.
+pub fn control_routes() -> Result<String, Error> {
+    control_routes_from(&read(CONTROL_SPEC)?)
+}
+
+/// Every file `cargo xtask codegen` writes, relative to the workspace root,
+/// with its fresh contents.
+fn outputs() -> Result<[(&'static str, String); 2], Error> {
+    Ok([(OUTPUT, generate()?), (ROUTES_OUTPUT, control_routes()?)])
+}
+
+/// A workspace file's text.
+fn read(relative: &str) -> Result<String, Error> {
+    let path = workspace_root().join(relative);
+    std::fs::read_to_string(&path).map_err(|e| Error::Io(path, e))
+}
+
+/// Regenerate and write every output; returns the paths written.
+pub fn write() -> Result<Vec<PathBuf>, Error> {
+    let mut written = Vec::new();
+    for (relative, text) in outputs()? {
+        let path = workspace_root().join(relative);
+        std::fs::write(&path, text).map_err(|e| Error::Io(path.clone(), e))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// Regenerate in memory and compare with every checked-in output (newlines
 /// normalised, so a CRLF checkout is not "stale").
 pub fn check() -> Result<Check, Error> {
-    let fresh = generate()?;
-    let path = workspace_root().join(OUTPUT);
-    let current = match std::fs::read_to_string(&path) {
-        Ok(s) => s,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(Error::Io(path, e)),
-    };
-    Ok(compare(&current, &fresh))
+    let mut diffs = Vec::new();
+    for (relative, fresh) in outputs()? {
+        let path = workspace_root().join(relative);
+        let current = match std::fs::read_to_string(&path) {
+            Ok(s) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(Error::Io(path, e)),
+        };
+        if let Check::Stale { diff } = compare_file(relative, &current, &fresh) {
+            diffs.push(diff);
+        }
+    }
+    Ok(if diffs.is_empty() {
+        Check::UpToDate
+    } else {
+        Check::Stale {
+            diff: diffs.join("\n"),
+        }
+    })
 }
 
-/// Compare checked-in and freshly generated text.
+/// Compare checked-in and freshly generated client text.
 pub fn compare(current: &str, fresh: &str) -> Check {
+    compare_file(OUTPUT, current, fresh)
+}
+
+/// Compare the checked-in and the freshly generated text of `relative`.
+fn compare_file(relative: &str, current: &str, fresh: &str) -> Check {
     let current = current.replace("\r\n", "\n");
     let fresh = fresh.replace("\r\n", "\n");
     if current == fresh {
@@ -136,8 +239,8 @@ pub fn compare(current: &str, fresh: &str) -> Check {
         .unified_diff()
         .context_radius(3)
         .header(
-            &format!("a/{OUTPUT} (checked in)"),
-            &format!("b/{OUTPUT} (from {SPEC})"),
+            &format!("a/{relative} (checked in)"),
+            &format!("b/{relative} (generated)"),
         )
         .to_string();
     Check::Stale { diff }

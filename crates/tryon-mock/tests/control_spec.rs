@@ -4,28 +4,20 @@
 //! `spec-check`, on in these tests) judges each answer's status and JSON
 //! body against the document, exactly as it judges the API's answers against
 //! [`tryon_api::SPEC`]; every control route the mock serves is
-//! documented; and the Python package's table of calls
-//! (`python/src/tryon_mock/control_routes.json`) is exactly the document's
-//! operations. (That each example matches its own schema is a unit test of
-//! `spec_check`, whose validator is private.)
+//! documented. (The Python package's table of calls is generated from the
+//! document by `cargo xtask codegen`; that each example matches its own
+//! schema is a unit test of `spec_check`, whose validator is private.)
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde_json::Value;
 use tryon_mock::{Credits, Fault, MockServer, RetryAfter, Route};
 
 const METHODS: [&str; 5] = ["get", "post", "put", "delete", "patch"];
-
-fn repo_file(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(relative)
-}
 
 fn document() -> Value {
     serde_yaml::from_str(tryon_mock::CONTROL_SPEC).unwrap()
@@ -342,17 +334,4 @@ fn every_control_route_the_mock_serves_is_documented_and_nothing_else() {
         served, documented,
         "the mock's control routes and tryon_mock::CONTROL_SPEC differ"
     );
-}
-
-#[test]
-fn the_python_wrapper_calls_exactly_the_documented_operations() {
-    let doc = document();
-    let documented: BTreeMap<String, (String, String)> = operations(&doc)
-        .into_iter()
-        .map(|op| (op.id, (op.method.to_uppercase(), op.path)))
-        .collect();
-    let text =
-        std::fs::read_to_string(repo_file("python/src/tryon_mock/control_routes.json")).unwrap();
-    let python: BTreeMap<String, (String, String)> = serde_json::from_str(&text).unwrap();
-    assert_eq!(python, documented);
 }
