@@ -1,6 +1,7 @@
 //! `tryon parity --target URL`: zero differences against a `tryon mock`,
-//! every planted departure against the drifted upstream (the same server
-//! tryon-mock's proxy tests use), refusals before anything is sent, and
+//! every planted departure against the drifted upstream
+//! (`tryon_mock::test_util::DriftedUpstream`, the one tryon-mock's proxy
+//! tests use), refusals before anything is sent, and
 //! failure modes as report lines or clear errors. All offline, on loopback.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 // The two reports are printed (shown with `--nocapture`): they are the
@@ -8,15 +9,13 @@
 #![allow(clippy::print_stdout)]
 
 mod common;
-#[path = "../../tryon-mock/tests/common/drifted.rs"]
-mod drifted;
 
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 
 use assert_cmd::cargo::CommandCargoExt as _;
 use common::{MockProcess, output, start_mock, text};
 use serde_json::Value;
+use tryon_mock::test_util::DriftedUpstream;
 
 /// The steps every report lists, in order.
 const STEPS: [&str; 12] = [
@@ -176,8 +175,8 @@ fn differences(report: &Value) -> Vec<(String, String, String, String, String)> 
 
 #[tokio::test]
 async fn against_the_drifted_upstream_each_planted_departure_is_reported_and_the_key_never_shown() {
-    let seen = Arc::new(Mutex::new(drifted::Seen::default()));
-    let upstream = drifted::start(Arc::clone(&seen)).await;
+    let drifted = DriftedUpstream::start().await.unwrap();
+    let upstream = drifted.uri();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("parity.json");
     let mut cmd = parity(
@@ -192,7 +191,8 @@ async fn against_the_drifted_upstream_each_planted_departure_is_reported_and_the
             "--report",
         ],
     );
-    cmd.arg(&path).env("SEGMIND_API_KEY", drifted::SECRET);
+    cmd.arg(&path)
+        .env("SEGMIND_API_KEY", DriftedUpstream::SECRET);
     let run = output(cmd).await;
     let (stdout, stderr) = (text(&run.stdout), text(&run.stderr));
     assert_eq!(run.status.code(), Some(7), "{stdout}\n{stderr}");
@@ -232,8 +232,8 @@ async fn against_the_drifted_upstream_each_planted_departure_is_reported_and_the
 
     // Text mode, for the transcript; the same differences, one per line.
     let mut cmd = parity(&upstream, &["--live", "--yes", "--interval", "10ms"]);
-    cmd.env("SEGMIND_API_KEY", drifted::SECRET);
-    *seen.lock().unwrap() = drifted::Seen::default();
+    cmd.env("SEGMIND_API_KEY", DriftedUpstream::SECRET);
+    drifted.reset();
     let text_run = output(cmd).await;
     let shown = text(&text_run.stdout);
     println!(
@@ -251,7 +251,7 @@ async fn against_the_drifted_upstream_each_planted_departure_is_reported_and_the
     );
 
     // The upstream echoed the key in its 429 bodies; no output shows it.
-    let echoed = seen.lock().unwrap().submits > 1;
+    let echoed = drifted.seen().submits > 1;
     assert!(echoed, "the 429s (which echo the key) were answered");
     for (what, t) in [
         ("stdout", stdout),
@@ -261,7 +261,7 @@ async fn against_the_drifted_upstream_each_planted_departure_is_reported_and_the
         ("text stderr", text(&text_run.stderr)),
     ] {
         assert!(
-            !t.contains(drifted::SECRET),
+            !t.contains(DriftedUpstream::SECRET),
             "the key is in the {what}: {t}"
         );
     }

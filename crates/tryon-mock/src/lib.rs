@@ -23,6 +23,8 @@ mod server;
 pub mod spec_check;
 mod state;
 mod sync;
+#[cfg(feature = "test-util")]
+pub mod test_util;
 mod validate;
 
 pub use clock::MockClock;

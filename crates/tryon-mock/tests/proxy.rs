@@ -10,17 +10,17 @@
 )]
 
 mod common;
-#[path = "common/drifted.rs"]
-mod drifted;
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use drifted::{SECRET, Seen};
 use serde_json::{Value, json};
+use tryon_mock::test_util::DriftedUpstream;
 use tryon_mock::{DRIFT_HEADER, DriftRecord, MockServer, Proxy, ProxyOptions};
+
+const SECRET: &str = DriftedUpstream::SECRET;
 
 fn loopback() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
@@ -228,9 +228,8 @@ async fn every_departure_of_a_drifted_upstream_is_reported_once_and_the_key_stay
     // land here too; none may hold the key either.
     tracing::subscriber::set_global_default(subscriber).unwrap();
 
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let upstream = drifted::start(Arc::clone(&seen)).await;
-    let proxy = Proxy::start(ProxyOptions::new(&upstream), loopback())
+    let drifted = DriftedUpstream::start().await.unwrap();
+    let proxy = Proxy::start(ProxyOptions::new(drifted.uri()), loopback())
         .await
         .unwrap();
     let p = proxy.uri();
@@ -380,7 +379,7 @@ async fn every_departure_of_a_drifted_upstream_is_reported_once_and_the_key_stay
     ] {
         assert!(!text.contains(SECRET), "the key is in the {what}: {text}");
     }
-    let seen = seen.lock().unwrap();
+    let seen = drifted.seen();
     let to_output: Vec<_> = seen
         .requests
         .iter()
