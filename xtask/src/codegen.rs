@@ -123,7 +123,9 @@ const METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
 ];
 
-/// The Python package's route table from the control document's text:
+/// The Python package's route table from the control document's text
+/// (every operation but the deprecated aliases, which the package has no
+/// reason to call):
 /// `{"generated": "by `cargo xtask codegen` from …", "routes": {operationId: [METHOD, path], …}}`, one
 /// route a line, in the document's order.
 pub fn control_routes_from(control_yaml: &str) -> Result<String, Error> {
@@ -146,6 +148,9 @@ pub fn control_routes_from(control_yaml: &str) -> Result<String, Error> {
             let Some(method) = method.as_str().filter(|m| METHODS.contains(m)) else {
                 continue;
             };
+            if op.get("deprecated").and_then(serde_yaml::Value::as_bool) == Some(true) {
+                continue;
+            }
             let id = op
                 .get("operationId")
                 .and_then(serde_yaml::Value::as_str)

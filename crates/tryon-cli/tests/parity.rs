@@ -313,7 +313,11 @@ async fn a_loopback_proxy_with_a_key_in_the_environment_needs_live() {
     assert!(stderr.contains("not a tryon mock"), "{stderr}");
     assert!(stderr.contains("Pass --live"), "{stderr}");
     assert_eq!(upstream.billed_submits(), 0);
-    assert!(upstream.journal().is_empty(), "{:?}", upstream.journal());
+    assert!(
+        upstream.request_log().is_empty(),
+        "{:?}",
+        upstream.request_log()
+    );
     // Without a key, a placeholder goes: nothing can be billed.
     let run = output(parity(
         &proxy.uri(),

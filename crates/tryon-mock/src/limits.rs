@@ -1,13 +1,23 @@
-//! Every bound the mock puts on a value it is given (control API, TOML
-//! config, builder) and on the resources a client can make it hold. A value
-//! out of bounds is refused with a message naming the field and the bound,
-//! e.g. `kind.latency: 1.5e19 s given, at most 3600 s allowed`; the control
-//! API answers it with 422.
+//! Every bound the mock puts on what it is given and on what it holds, in
+//! one place. A value out of bounds is refused with a message naming the
+//! field and the bound, e.g. `kind.latency: 1.5e19 s given, at most 3600 s
+//! allowed`; the control API answers it with 422.
+//!
+//! - Values a configuration, the builder or a control call sets: durations,
+//!   latencies, `Retry-After`, the clock, counts of faults, rules and keys,
+//!   text, rates, body and request-log sizes.
+//! - Inputs the API takes: image sizes (the garment count is
+//!   [`tryon_api::MAX_GARMENTS`], the spec's own bound).
+//! - Outputs and records: output sides, recorded bodies, drift records.
+//! - The proxy and the replay (feature `proxy`): bodies passed, recordings,
+//!   replay speed.
 
 use std::time::Duration;
 
-use crate::config::{Credits, FailRule, JobMatch, MockConfig, RateLimit, Stages, Timing};
+use crate::config::{Credits, FailRule, JobMatch, MockConfig, RateLimitRule, Stages, Timing};
 use crate::fault::{Fault, FaultKind, RetryAfter};
+
+// ---- values a configuration or a control call sets --------------------------
 
 /// Longest single duration in a configuration or a control call (stage
 /// lengths, retention, one `advance`): 10 years, in seconds.
@@ -34,8 +44,40 @@ pub const MAX_TEXT_BYTES: usize = 4096;
 pub const MAX_RATE: f64 = 1_000_000.0;
 /// Largest `max_body_bytes` a configuration may set: 1 GiB.
 pub const MAX_BODY_BYTES: usize = 1 << 30;
-/// Largest `journal_capacity` a configuration may set.
-pub const MAX_JOURNAL_CAPACITY: usize = 10_000_000;
+/// Largest `request_log_capacity` a configuration may set.
+pub const MAX_REQUEST_LOG_CAPACITY: usize = 10_000_000;
+
+// ---- inputs, outputs and records ---------------------------------------------
+
+/// Most pixels an input image (person, garment, pose) may declare in its
+/// header: 25 megapixels (a 6000x4000 camera photo fits). A submit whose
+/// inline or uploaded image declares more is refused with 422 naming the
+/// field, before anything is decoded or billed; an image the mock only
+/// knows by an outside URL is never fetched, so never checked.
+pub const MAX_INPUT_PIXELS: u64 = 25_000_000;
+/// Longest side an input image may declare: 10 000 px.
+pub const MAX_INPUT_SIDE: u32 = 10_000;
+/// Longest side of an output: a photo kept at its size with
+/// `preserve_input_size` is scaled down to this, and an `output_size` is
+/// clamped to it.
+pub const MAX_OUTPUT_SIDE: u32 = 2048;
+/// Most bytes of one response body kept in the request log with
+/// `record_bodies`: 64 KiB.
+pub const MAX_RECORDED_BODY: usize = 64 * 1024;
+
+// ---- the proxy and the replay (feature `proxy`) ------------------------------
+
+/// Largest request or upstream answer the proxy passes: 64 MiB.
+pub const MAX_PROXY_BODY: usize = 64 * 1024 * 1024;
+/// Most drift records a proxy keeps; later ones are counted, not stored.
+pub const MAX_DRIFT_RECORDS: usize = 10_000;
+/// Default bound on the bytes a recording may hold (`--record-limit`):
+/// 1 GiB. Once reached, later exchanges are proxied but not recorded, and an
+/// error is logged once.
+pub const DEFAULT_RECORD_LIMIT: u64 = 1024 * 1024 * 1024;
+/// Most a replay's timing may be sped up or slowed down (`--replay-speed`,
+/// from the inverse of this to this).
+pub const MAX_REPLAY_SPEED: f64 = 1000.0;
 
 fn duration(field: &str, d: Duration, max_secs: u64) -> Result<(), String> {
     if d > Duration::from_secs(max_secs) {
@@ -126,7 +168,7 @@ pub(crate) fn fail_rules(rules: &[FailRule]) -> Result<(), String> {
 }
 
 /// Checks a rate limit.
-pub(crate) fn rate_limit(r: Option<&RateLimit>) -> Result<(), String> {
+pub(crate) fn rate_limit(r: Option<&RateLimitRule>) -> Result<(), String> {
     if let Some(r) = r {
         finite("rate_limit.per_second", r.per_second, 0.0, MAX_RATE)?;
         finite("rate_limit.burst", f64::from(r.burst), 1.0, MAX_RATE)?;
@@ -241,7 +283,11 @@ pub(crate) fn config(c: &MockConfig) -> Result<(), String> {
     fail_rules(&c.fail_rules)?;
     faults(&c.faults, 0)?;
     count("max_body_bytes", c.max_body_bytes, MAX_BODY_BYTES)?;
-    count("journal_capacity", c.journal_capacity, MAX_JOURNAL_CAPACITY)?;
+    count(
+        "request_log_capacity",
+        c.request_log_capacity,
+        MAX_REQUEST_LOG_CAPACITY,
+    )?;
     if c.max_connections == 0 {
         return Err("max_connections: 0 given, at least 1 required".into());
     }
@@ -260,28 +306,28 @@ pub(crate) fn config(c: &MockConfig) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fault::Route;
+    use crate::fault::FaultRoute;
 
     #[test]
     fn hostile_fault_values_are_refused_with_the_field() {
-        let huge = Fault::latency(Route::Any, Duration::from_secs_f64(1.5e19));
+        let huge = Fault::latency(FaultRoute::Any, Duration::from_secs_f64(1.5e19));
         assert!(fault(&huge).unwrap_err().starts_with("kind.latency:"));
-        let date =
-            Fault::rate_limited(Route::Any).retry_after(RetryAfter::HttpDate(1_000_000_000_000));
+        let date = Fault::rate_limited(FaultRoute::Any)
+            .retry_after(RetryAfter::HttpDate(1_000_000_000_000));
         assert!(
             fault(&date)
                 .unwrap_err()
                 .starts_with("kind.status.retry_after:")
         );
-        assert!(fault(&Fault::server_error(Route::Any, 200)).is_err());
-        assert!(fault(&Fault::server_error(Route::Any, 503)).is_ok());
+        assert!(fault(&Fault::server_error(FaultRoute::Any, 200)).is_err());
+        assert!(fault(&Fault::server_error(FaultRoute::Any, 503)).is_ok());
     }
 
     #[test]
     fn rate_and_credits_must_be_finite() {
-        assert!(rate_limit(Some(&RateLimit::new(f64::NAN, 1))).is_err());
-        assert!(rate_limit(Some(&RateLimit::new(1.0, 0))).is_err());
-        let mut w = RateLimit::new(1.0, 1);
+        assert!(rate_limit(Some(&RateLimitRule::new(f64::NAN, 1))).is_err());
+        assert!(rate_limit(Some(&RateLimitRule::new(1.0, 0))).is_err());
+        let mut w = RateLimitRule::new(1.0, 1);
         w.window_secs = Some(f64::INFINITY);
         assert!(rate_limit(Some(&w)).is_err());
         assert!(credits(Some(&Credits::with_balance(f64::INFINITY))).is_err());

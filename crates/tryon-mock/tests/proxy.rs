@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tryon_mock::test_util::DriftedUpstream;
-use tryon_mock::{DRIFT_HEADER, DriftRecord, MockServer, Proxy, ProxyOptions};
+use tryon_mock::{DriftRecord, MockServer, Proxy, ProxyOptions};
 
 const SECRET: &str = DriftedUpstream::SECRET;
 
@@ -43,7 +43,11 @@ async fn call(
 }
 
 fn drift_of(r: &reqwest::Response) -> usize {
-    r.headers()[DRIFT_HEADER].to_str().unwrap().parse().unwrap()
+    r.headers()[Proxy::DRIFT_HEADER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 #[tokio::test]

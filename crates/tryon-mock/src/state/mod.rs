@@ -1,4 +1,4 @@
-//! Per-server state: jobs, billing, buckets, faults, journal. Job status is
+//! Per-server state: jobs, billing, buckets, faults, the request log. Job status is
 //! derived from the clock when asked, so nothing runs in the background.
 
 use std::cmp::Reverse;
@@ -20,12 +20,12 @@ pub(crate) use parts::{
 
 use crate::clock::MockClock;
 use crate::config::{
-    Credits, FailRule, JobMatch, MockConfig, RateLimit, RateScope, Stages, Timing,
+    Credits, FailRule, JobMatch, MockConfig, RateLimitRule, RateScope, Stages, Timing,
 };
-use crate::fault::{Fault, FaultKind, Route};
-use crate::journal::JournalEntry;
+use crate::fault::{Fault, FaultKind, FaultRoute};
 use crate::limits;
 use crate::render::{self, Render, RenderInput};
+use crate::request_log::RequestLogEntry;
 use crate::sync::lock;
 
 pub(crate) struct ActiveFault {
@@ -37,12 +37,12 @@ pub(crate) struct Settings {
     pub(crate) workers: Option<usize>,
     pub(crate) retention: Duration,
     pub(crate) keys: Option<Vec<String>>,
-    pub(crate) rate_limit: Option<RateLimit>,
+    pub(crate) rate_limit: Option<RateLimitRule>,
     pub(crate) credits: Option<Credits>,
     pub(crate) fail_rules: Vec<FailRule>,
     pub(crate) faults: Vec<ActiveFault>,
     pub(crate) max_body_bytes: usize,
-    pub(crate) journal_capacity: usize,
+    pub(crate) request_log_capacity: usize,
     pub(crate) record_bodies: bool,
     pub(crate) output_size: (u32, u32),
     pub(crate) max_uploads: usize,
@@ -66,7 +66,7 @@ impl Settings {
                 .map(|fault| ActiveFault { fault })
                 .collect(),
             max_body_bytes: c.max_body_bytes,
-            journal_capacity: c.journal_capacity,
+            request_log_capacity: c.request_log_capacity,
             record_bodies: c.record_bodies,
             output_size: c.output_size,
             max_uploads: c.max_uploads,
@@ -80,7 +80,7 @@ pub(crate) struct State {
     pub(crate) initial: MockConfig,
     pub(crate) settings: Mutex<Settings>,
     pub(crate) jobs: Mutex<Jobs>,
-    pub(crate) journal: Mutex<VecDeque<JournalEntry>>,
+    pub(crate) request_log: Mutex<VecDeque<RequestLogEntry>>,
     pub(crate) billing: Mutex<Billing>,
     pub(crate) buckets: Mutex<HashMap<String, Bucket>>,
     pub(crate) assets: Mutex<Assets>,
@@ -115,7 +115,7 @@ impl State {
                 rng,
                 ..Jobs::default()
             }),
-            journal: Mutex::new(VecDeque::new()),
+            request_log: Mutex::new(VecDeque::new()),
             billing: Mutex::new(Billing::default()),
             buckets: Mutex::new(HashMap::new()),
             assets: Mutex::new(Assets::default()),
@@ -128,7 +128,7 @@ impl State {
     }
 
     /// Back to the configuration the server started with: no jobs, no
-    /// journal, no billing, no uploads, initial faults, and the clock's
+    /// request log, no billing, no uploads, initial faults, and the clock's
     /// advances taken back.
     pub(crate) fn reset(&self) {
         self.clock.reset();
@@ -141,7 +141,7 @@ impl State {
             rng,
             ..Jobs::default()
         };
-        lock(&self.journal).clear();
+        lock(&self.request_log).clear();
         *lock(&self.billing) = Billing::default();
         lock(&self.buckets).clear();
         *lock(&self.assets) = Assets::default();
@@ -324,7 +324,7 @@ impl State {
     /// Takes the faults for a call on `route`: the summed latency and at
     /// most one other fault (consumed). `DropAfterAccept` is only peeked;
     /// see [`State::consume_drop_after`].
-    pub(crate) fn take_faults(&self, route: Route) -> (Duration, Option<FaultKind>, bool) {
+    pub(crate) fn take_faults(&self, route: FaultRoute) -> (Duration, Option<FaultKind>, bool) {
         let mut s = lock(&self.settings);
         if s.faults.is_empty() {
             return (Duration::ZERO, None, false);
@@ -358,7 +358,7 @@ impl State {
         (latency, action, drop_after)
     }
 
-    pub(crate) fn consume_drop_after(&self, route: Route) {
+    pub(crate) fn consume_drop_after(&self, route: FaultRoute) {
         let mut s = lock(&self.settings);
         if let Some(f) = s
             .faults
@@ -371,9 +371,9 @@ impl State {
         s.faults.retain(|f| f.fault.times != Some(0));
     }
 
-    pub(crate) fn record(&self, entry: JournalEntry) {
-        let cap = lock(&self.settings).journal_capacity;
-        let mut j = lock(&self.journal);
+    pub(crate) fn log_request(&self, entry: RequestLogEntry) {
+        let cap = lock(&self.settings).request_log_capacity;
+        let mut j = lock(&self.request_log);
         if cap == 0 {
             return;
         }
@@ -433,7 +433,7 @@ impl State {
         Ok(())
     }
 
-    pub(crate) fn set_rate_limit(&self, limit: Option<RateLimit>) -> Result<(), String> {
+    pub(crate) fn set_rate_limit(&self, limit: Option<RateLimitRule>) -> Result<(), String> {
         limits::rate_limit(limit.as_ref())?;
         lock(&self.settings).rate_limit = limit;
         lock(&self.buckets).clear();
@@ -458,8 +458,8 @@ impl State {
         Ok(())
     }
 
-    pub(crate) fn journal(&self) -> Vec<JournalEntry> {
-        lock(&self.journal).iter().cloned().collect()
+    pub(crate) fn request_log(&self) -> Vec<RequestLogEntry> {
+        lock(&self.request_log).iter().cloned().collect()
     }
 
     /// Billed jobs in all, and for `key` with its balance.

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use tryon_api::types::{JobStatus, OutputFormat};
 use uuid::Uuid;
 
-use crate::config::{RateLimit, Stages};
+use crate::config::{RateLimitRule, Stages};
 use crate::render::Render;
 
 pub(crate) struct Job {
@@ -75,7 +75,7 @@ pub(crate) struct Bucket {
 pub(crate) fn take_from_bucket(
     buckets: &mut HashMap<String, Bucket>,
     key: &str,
-    rate: &RateLimit,
+    rate: &RateLimitRule,
     now: Duration,
 ) -> Option<f64> {
     let burst = f64::from(rate.burst.max(1));
@@ -102,7 +102,7 @@ pub(crate) fn take_from_bucket(
 pub(crate) fn take_from_window(
     buckets: &mut HashMap<String, Bucket>,
     key: &str,
-    rate: &RateLimit,
+    rate: &RateLimitRule,
     window: f64,
     now: Duration,
 ) -> Option<f64> {

@@ -7,10 +7,12 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 use crate::clock::MockClock;
-use crate::config::{Credits, FailRule, MockConfig, RateLimit, RealisticProfile, Stages, Timing};
+use crate::config::{
+    Credits, FailRule, MockConfig, RateLimitRule, RealisticProfile, Stages, Timing,
+};
 use crate::fault::Fault;
 use crate::http::conn::{ConnLimits, accept_loop, bind};
-use crate::journal::JournalEntry;
+use crate::request_log::RequestLogEntry;
 use crate::state::State;
 use crate::sync::lock;
 
@@ -120,7 +122,7 @@ impl MockServerBuilder {
     }
 
     /// A token bucket per key. Default: no limit.
-    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
+    pub fn rate_limit(mut self, limit: RateLimitRule) -> Self {
         self.config.rate_limit = Some(limit);
         self
     }
@@ -149,7 +151,7 @@ impl MockServerBuilder {
         self
     }
 
-    /// Keeps JSON response bodies in the journal. Default false.
+    /// Keeps JSON response bodies in the request log. Default false.
     pub fn record_bodies(mut self, on: bool) -> Self {
         self.config.record_bodies = on;
         self
@@ -301,9 +303,9 @@ impl MockServer {
         self.state.clock.advance(by);
     }
 
-    /// Every request so far (the newest `journal_capacity` of them).
-    pub fn journal(&self) -> Vec<JournalEntry> {
-        self.state.journal()
+    /// Every request so far (the newest `request_log_capacity` of them).
+    pub fn request_log(&self) -> Vec<RequestLogEntry> {
+        self.state.request_log()
     }
 
     /// Billed jobs, for all keys: accepted v2 submits plus successful v1
@@ -366,8 +368,8 @@ impl MockServer {
             let got = self.billed_submits();
             assert!(
                 got == n,
-                "tryon-mock: expected {n} billed submit(s), got {got}; journal: {:#?}",
-                self.journal()
+                "tryon-mock: expected {n} billed submit(s), got {got}; request log: {:#?}",
+                self.request_log()
             );
         }
     }
@@ -405,7 +407,7 @@ impl MockServer {
     ///
     /// # Panics
     /// If the limit is not finite or out of bounds.
-    pub fn set_rate_limit(&self, limit: Option<RateLimit>) {
+    pub fn set_rate_limit(&self, limit: Option<RateLimitRule>) {
         expect_valid(self.state.set_rate_limit(limit));
     }
 
@@ -438,7 +440,7 @@ impl MockServer {
         lock(&self.state.jobs).map.len()
     }
 
-    /// Back to the starting configuration: no jobs, journal, billing or
+    /// Back to the starting configuration: no jobs, request log, billing or
     /// uploads; initial faults and rules; the clock's advances taken back
     /// (a virtual clock reads zero again).
     pub fn reset(&self) {
