@@ -252,7 +252,10 @@ async fn bad_arguments_exit_2_naming_the_field() {
         );
     }
     assert_eq!(server.billed_submits(), 0, "nothing invalid was sent");
-    assert!(server.request_log().is_empty(), "no request reached the server");
+    assert!(
+        server.request_log().is_empty(),
+        "no request reached the server"
+    );
 }
 
 /// Request ids the mock accepted (200 submits), from its journal.

@@ -311,26 +311,24 @@ impl MockServer {
     /// Billed jobs, for all keys: accepted v2 submits plus successful v1
     /// runs (a submit whose connection was dropped after acceptance counts).
     pub fn billed_submits(&self) -> u64 {
-        self.state.billing(None).0
+        self.state.billing(None).total
     }
 
     /// Billed jobs for one key.
     pub fn billed_submits_for(&self, key: &str) -> u64 {
-        self.state.billing(Some(key)).1.map_or(0, |(n, _)| n)
+        self.state.billing(Some(key)).key.map_or(0, |k| k.billed)
     }
 
     /// The remaining credit balance of `key`, when credits are configured
     /// and the key has been charged or set.
     pub fn balance(&self, key: &str) -> Option<f64> {
-        self.state.billing(Some(key)).1.and_then(|(_, b)| b)
+        self.state.billing(Some(key)).key.and_then(|k| k.balance)
     }
 
     /// Sets the credit balance of `key` (credits must be configured to be
     /// enforced).
     pub fn set_balance(&self, key: &str, balance: f64) {
-        lock(&self.state.billing)
-            .balances
-            .insert(key.to_string(), balance);
+        self.state.set_balance(key, balance);
     }
 
     /// Expects exactly `n` billed jobs by the time the server is dropped
@@ -437,7 +435,7 @@ impl MockServer {
 
     /// How many jobs are stored (expired ones are removed lazily).
     pub fn job_count(&self) -> usize {
-        lock(&self.state.jobs).map.len()
+        self.state.job_count()
     }
 
     /// Back to the starting configuration: no jobs, request log, billing or

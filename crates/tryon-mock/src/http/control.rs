@@ -193,11 +193,11 @@ fn billing(state: &State, call: &Call<'_>) -> Reply {
     // Percent-decoded: a key may hold `+`, `&`, `%` or spaces.
     let key = form_urlencoded::parse(call.query.as_bytes())
         .find_map(|(name, value)| (name == "key").then_some(value));
-    let (total, for_key) = state.billing(key.as_deref());
-    let mut v = json!({ "billed_submits": total });
-    if let Some((n, balance)) = for_key {
-        v["billed_submits_for_key"] = n.into();
-        if let Some(b) = balance {
+    let billing = state.billing(key.as_deref());
+    let mut v = json!({ "billed_submits": billing.total });
+    if let Some(k) = billing.key {
+        v["billed_submits_for_key"] = k.billed.into();
+        if let Some(b) = k.balance {
             v["balance"] = b.into();
         }
     }

@@ -14,7 +14,7 @@ use super::{Reply, api, control, error, with_retry_after};
 use crate::fault::FaultKind;
 use crate::limits::MAX_RECORDED_BODY;
 use crate::request_log::RequestLogEntry;
-use crate::state::State;
+use crate::state::{CallFaults, State};
 use crate::sync::lock;
 
 /// Returned to hyper to close a connection without a response.
@@ -89,10 +89,11 @@ pub(crate) async fn handle(
     let has_body = declares_body(req.headers());
     let endpoint = classify(&method, &path);
     let route = endpoint.route();
-    let (latency, action, drop_after) = match route {
-        Some(r) => state.take_faults(r),
-        None => (std::time::Duration::ZERO, None, false),
-    };
+    let CallFaults {
+        latency,
+        action,
+        drop_after_accept,
+    } = route.map(|r| state.take_faults(r)).unwrap_or_default();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
@@ -120,7 +121,7 @@ pub(crate) async fn handle(
         response
     };
     let status = response.status();
-    if drop_after && status == StatusCode::OK {
+    if drop_after_accept && status == StatusCode::OK {
         if let Some(r) = route {
             state.consume_drop_after(r);
         }
