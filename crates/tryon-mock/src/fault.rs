@@ -36,10 +36,10 @@ impl FaultRoute {
 #[serde(rename_all = "snake_case")]
 pub enum RetryAfter {
     /// `Retry-After: <seconds>` (at most
-    /// [`MAX_RETRY_AFTER_SECS`](crate::MAX_RETRY_AFTER_SECS)).
+    /// [`MAX_RETRY_AFTER_SECS`](crate::limits::MAX_RETRY_AFTER_SECS)).
     Seconds(u64),
     /// `Retry-After: <HTTP date>`, this many seconds after the (real) now
-    /// (at most [`MAX_RETRY_AFTER_SECS`](crate::MAX_RETRY_AFTER_SECS)).
+    /// (at most [`MAX_RETRY_AFTER_SECS`](crate::limits::MAX_RETRY_AFTER_SECS)).
     HttpDate(u64),
 }
 
@@ -71,7 +71,7 @@ pub enum FaultKind {
         retry_after: Option<RetryAfter>,
     },
     /// Wait this long (real time) before handling the call (at most
-    /// [`MAX_LATENCY_SECS`](crate::MAX_LATENCY_SECS); the latencies of all
+    /// [`MAX_LATENCY_SECS`](crate::limits::MAX_LATENCY_SECS); the latencies of all
     /// matching faults add up to at most that too).
     Latency(#[serde(with = "crate::secs")] Duration),
     /// Close the connection without a response before handling the call:

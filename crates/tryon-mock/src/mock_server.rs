@@ -298,7 +298,7 @@ impl MockServer {
     }
 
     /// Moves the clock forward (also in real-time mode, on top of real
-    /// time); it stops at [`MAX_CLOCK_SECS`](crate::MAX_CLOCK_SECS).
+    /// time); it stops at [`MAX_CLOCK_SECS`](crate::limits::MAX_CLOCK_SECS).
     pub fn advance(&self, by: Duration) {
         self.state.clock.advance(by);
     }
@@ -376,8 +376,8 @@ impl MockServer {
     ///
     /// # Panics
     /// If the fault is out of bounds (a latency over
-    /// [`MAX_LATENCY_SECS`](crate::MAX_LATENCY_SECS), a status outside
-    /// 400..=599, …) or [`MAX_FAULTS`](crate::MAX_FAULTS) are active: a
+    /// [`MAX_LATENCY_SECS`](crate::limits::MAX_LATENCY_SECS), a status outside
+    /// 400..=599, …) or [`MAX_FAULTS`](crate::limits::MAX_FAULTS) are active: a
     /// test's own mistake, named in the message.
     pub fn push_fault(&self, fault: Fault) {
         expect_valid(self.state.push_faults(vec![fault]));
@@ -428,7 +428,7 @@ impl MockServer {
     /// Sets the timing for jobs submitted from now on.
     ///
     /// # Panics
-    /// If a stage is longer than [`MAX_DURATION_SECS`](crate::MAX_DURATION_SECS).
+    /// If a stage is longer than [`MAX_DURATION_SECS`](crate::limits::MAX_DURATION_SECS).
     pub fn set_timing(&self, timing: Timing) {
         expect_valid(self.state.set_timing(timing));
     }
