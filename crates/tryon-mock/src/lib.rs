@@ -4,6 +4,7 @@
 
 #[cfg(feature = "proxy")]
 pub mod capped;
+mod checks;
 mod clock;
 mod config;
 mod fault;

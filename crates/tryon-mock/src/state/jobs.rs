@@ -10,8 +10,8 @@ use std::time::Duration;
 use tryon_api::types::{JobStatus, OutputFormat, TryOnInput};
 use uuid::Uuid;
 
+use crate::checks;
 use crate::config::{FailRule, JobMatch, RealisticProfile, Stages, Timing};
-use crate::limits;
 use crate::render::Render;
 
 /// Expired jobs are swept out of the map once every this many accepts
@@ -90,7 +90,7 @@ impl Jobs {
     pub(crate) fn stages_for(&mut self, timing: &Timing, input: &TryOnInput) -> Stages {
         match timing {
             Timing::Fixed(s) => *s,
-            Timing::PerRequest(f) => limits::clamp_stages((f.0)(input)),
+            Timing::PerRequest(f) => checks::clamp_stages((f.0)(input)),
             Timing::Realistic(p) => self.draw(p, input),
         }
     }

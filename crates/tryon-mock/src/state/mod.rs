@@ -25,10 +25,10 @@ use uploads::{Asset, Assets};
 use crate::clock::MockClock;
 use crate::config::{Credits, FailRule, MockConfig, RateLimitRule, RateScope, Timing};
 use crate::fault::{Fault, FaultKind, FaultRoute};
-use crate::limits;
 use crate::render::{self, Render, RenderInput};
 use crate::request_log::RequestLogEntry;
 use crate::sync::lock;
+use crate::{checks, limits};
 
 pub(crate) struct ActiveFault {
     pub(crate) fault: Fault,
@@ -352,7 +352,7 @@ impl State {
 
     pub(crate) fn push_faults(&self, faults: Vec<Fault>) -> Result<usize, String> {
         let mut s = lock(&self.settings);
-        limits::faults(&faults, s.faults.len())?;
+        checks::faults(&faults, s.faults.len())?;
         s.faults
             .extend(faults.into_iter().map(|fault| ActiveFault { fault }));
         Ok(s.faults.len())
@@ -371,7 +371,7 @@ impl State {
     }
 
     pub(crate) fn set_fail_rules(&self, rules: Vec<FailRule>) -> Result<(), String> {
-        limits::fail_rules(&rules)?;
+        checks::fail_rules(&rules)?;
         lock(&self.settings).fail_rules = rules;
         Ok(())
     }
@@ -380,32 +380,32 @@ impl State {
         let mut s = lock(&self.settings);
         let mut rules = s.fail_rules.clone();
         rules.push(rule);
-        limits::fail_rules(&rules)?;
+        checks::fail_rules(&rules)?;
         s.fail_rules = rules;
         Ok(())
     }
 
     pub(crate) fn set_rate_limit(&self, limit: Option<RateLimitRule>) -> Result<(), String> {
-        limits::rate_limit(limit.as_ref())?;
+        checks::rate_limit(limit.as_ref())?;
         lock(&self.settings).rate_limit = limit;
         lock(&self.buckets).clear();
         Ok(())
     }
 
     pub(crate) fn set_keys(&self, keys: Option<Vec<String>>) -> Result<(), String> {
-        limits::keys(keys.as_deref())?;
+        checks::keys(keys.as_deref())?;
         lock(&self.settings).keys = keys;
         Ok(())
     }
 
     pub(crate) fn set_credits(&self, credits: Option<Credits>) -> Result<(), String> {
-        limits::credits(credits.as_ref())?;
+        checks::credits(credits.as_ref())?;
         lock(&self.settings).credits = credits;
         Ok(())
     }
 
     pub(crate) fn set_timing(&self, timing: Timing) -> Result<(), String> {
-        limits::timing(&timing)?;
+        checks::timing(&timing)?;
         lock(&self.settings).timing = timing;
         Ok(())
     }
