@@ -1,7 +1,7 @@
 //! The chaos suite: the real `tryon` binary against the standalone mock
 //! (`tryon mock --port 0`), broken on purpose, then rerun without and with
 //! `--resubmit-ambiguous`. Billing truth comes from the mock's control API
-//! (`/__mock/billing`, `/__mock/journal`), never from the CLI's own account.
+//! (`/__mock/billing`, `/__mock/request_log`), never from the CLI's own account.
 //!
 //! Scenarios: SIGKILL after each of the first journal writes (the binary's
 //! `TRYON_CHAOS_KILL_AFTER_JOURNAL_WRITES` hook) and at random points from
@@ -137,11 +137,11 @@ impl Mock {
             .expect("billing has billed_submits_for_key")
     }
 
-    /// Every request id the mock's journal shows: a `request_id` field when
+    /// Every request id the mock's request log shows: a `request_id` field when
     /// it has one, and the ids in status, result and output paths.
     fn seen_ids(&self) -> BTreeSet<String> {
-        let journal = self.get("/__mock/journal");
-        let entries = journal.as_array().expect("the journal is an array");
+        let log = self.get("/__mock/request_log");
+        let entries = log.as_array().expect("the request log is an array");
         let mut ids = BTreeSet::new();
         for entry in entries {
             if let Some(id) = entry["request_id"].as_str() {

@@ -14,7 +14,7 @@ use common::{
     KEY, assert_has, assert_rerun_sends_nothing, assets, batch, batch_dir, journal_ids, output,
     text, tryon, write_manifest,
 };
-use tryon_mock::{FailRule, JobMatch, MockServer, RateLimit, Stages, Timing};
+use tryon_mock::{FailRule, JobMatch, MockServer, RateLimitRule, Stages, Timing};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_writes_a_real_image_and_prints_path_size_and_id() {
@@ -40,7 +40,7 @@ async fn run_writes_a_real_image_and_prints_path_size_and_id() {
     assert!(stdout.contains(&out.display().to_string()), "{stdout}");
     assert!(stdout.contains("KiB") || stdout.contains(" B"), "{stdout}");
     let billed_id = server
-        .journal()
+        .request_log()
         .into_iter()
         .find(|e| e.method == "POST")
         .unwrap();
@@ -252,13 +252,16 @@ async fn bad_arguments_exit_2_naming_the_field() {
         );
     }
     assert_eq!(server.billed_submits(), 0, "nothing invalid was sent");
-    assert!(server.journal().is_empty(), "no request reached the server");
+    assert!(
+        server.request_log().is_empty(),
+        "no request reached the server"
+    );
 }
 
 /// Request ids the mock accepted (200 submits), from its journal.
 fn accepted_ids(server: &MockServer) -> BTreeSet<String> {
     server
-        .journal()
+        .request_log()
         .into_iter()
         .filter(|e| e.method == "POST" && e.path == "/v2/p-image-try-on" && e.status == Some(200))
         .map(|e| {
@@ -277,7 +280,7 @@ fn accepted_ids(server: &MockServer) -> BTreeSet<String> {
 async fn batch_with_a_failed_row_and_a_429_storm() {
     let server = MockServer::builder()
         .fail(FailRule::new(JobMatch::Seed(13), "no person found"))
-        .rate_limit(RateLimit::new(8.0, 3))
+        .rate_limit(RateLimitRule::new(8.0, 3))
         .record_bodies(true)
         .start()
         .await;
@@ -303,7 +306,7 @@ async fn batch_with_a_failed_row_and_a_429_storm() {
         "{stdout}"
     );
     let throttled = server
-        .journal()
+        .request_log()
         .iter()
         .filter(|e| e.status == Some(429))
         .count();
@@ -418,7 +421,7 @@ async fn batch_dry_run_validates_and_estimates_without_sending() {
     // 3 jobs x (0.015 + 0.008) = 0.069
     assert!(stdout.contains("estimated cost: $0.069"), "{stdout}");
     assert!(stdout.contains("estimate"), "{stdout}");
-    assert!(server.journal().is_empty());
+    assert!(server.request_log().is_empty());
     assert!(!dir.path().join("out").exists(), "a dry run writes nothing");
 
     let bad = dir.path().join("bad.csv");

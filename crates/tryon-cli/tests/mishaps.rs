@@ -112,7 +112,7 @@ async fn colliding_names_and_paths_too_long_are_refused_before_sending() {
     let stderr = text(&result.stderr);
     assert_eq!(result.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("output path:"), "{stderr}");
-    assert!(server.journal().is_empty(), "nothing was sent");
+    assert!(server.request_log().is_empty(), "nothing was sent");
 }
 
 fn run_to(server: &MockServer, out: &Path) -> std::process::Command {
@@ -300,7 +300,10 @@ async fn dry_run_refuses_what_a_real_run_refuses() {
         }
     }
     assert_eq!(server.billed_submits(), 0, "nothing was sent");
-    assert!(server.journal().is_empty(), "no request reached the mock");
+    assert!(
+        server.request_log().is_empty(),
+        "no request reached the mock"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -178,7 +178,7 @@ async fn measure(policy: impl PollPolicy, kind: Kind, stages: &[Stages]) -> Tota
         t.jobs += 1;
     }
     t.polls = server
-        .journal()
+        .request_log()
         .iter()
         .filter(|e| e.path.ends_with("/status"))
         .count();

@@ -41,7 +41,7 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use tryon_client::{Client, FixedPolling, RateLimit, RetryPolicy, TokioClock};
-use tryon_mock::{MockClock, MockServer, RateLimit as ServerLimit, RealisticProfile, Timing};
+use tryon_mock::{MockClock, MockServer, RateLimitRule, RealisticProfile, Timing};
 
 mod common;
 use common::{KEY, quantile, request};
@@ -86,12 +86,12 @@ impl Config {
         )
     }
 
-    fn server_limit(&self, per_minute: f64) -> ServerLimit {
+    fn server_limit(&self, per_minute: f64) -> RateLimitRule {
         let per_second = per_minute / 60.0;
         match self.shape {
-            Shape::Bucket | Shape::Halved => ServerLimit::new(per_second, 10),
-            Shape::SubmitsOnly => ServerLimit::new(per_second / 3.0, 10).submits_only(),
-            Shape::Window => ServerLimit::new(per_second, 10).per_window(Duration::from_secs(10)),
+            Shape::Bucket | Shape::Halved => RateLimitRule::new(per_second, 10),
+            Shape::SubmitsOnly => RateLimitRule::new(per_second / 3.0, 10).submits_only(),
+            Shape::Window => RateLimitRule::new(per_second, 10).per_window(Duration::from_secs(10)),
         }
     }
 }
@@ -233,7 +233,7 @@ async fn run_one(config: Config, policy: Policy, jobs: usize) -> Row {
             policy.name()
         );
     }
-    let journal = server.journal();
+    let journal = server.request_log();
     let keyed: Vec<_> = journal
         .iter()
         .filter(|e| e.path.starts_with("/v2/"))

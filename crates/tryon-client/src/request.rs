@@ -9,8 +9,7 @@ use crate::image::{
     CheckedImage, DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, Image, Limits, Wire,
 };
 
-/// Most garments one job takes (the API's limit).
-pub const MAX_GARMENTS: usize = 11;
+pub use tryon_api::MAX_GARMENTS;
 /// Most garments the API page advises for `turbo`.
 pub const TURBO_ADVISED_MAX_GARMENTS: usize = 4;
 /// Highest `output_quality`.

@@ -238,8 +238,11 @@ fn the_test_png_helpers_agree() {
 /// refuses: one assumed limit, held equal here so the two cannot drift.
 #[test]
 fn the_pixel_limits_are_the_mocks() {
-    assert_eq!(DEFAULT_MAX_IMAGE_PIXELS, tryon_mock::MAX_INPUT_PIXELS);
-    assert_eq!(MAX_IMAGE_SIDE, tryon_mock::MAX_INPUT_SIDE);
+    assert_eq!(
+        DEFAULT_MAX_IMAGE_PIXELS,
+        tryon_mock::limits::MAX_INPUT_PIXELS
+    );
+    assert_eq!(MAX_IMAGE_SIDE, tryon_mock::limits::MAX_INPUT_SIDE);
 }
 
 #[tokio::test]

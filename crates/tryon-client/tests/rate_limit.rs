@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use tryon_client::{Client, Image, RateLimit, TokioClock, TryOnRequest};
-use tryon_mock::{Fault, MockClock, MockServer, RetryAfter, Route};
+use tryon_mock::{Fault, FaultRoute, MockClock, MockServer, RetryAfter};
 
 const KEY: &str = "sk-rate-test";
 
@@ -54,7 +54,7 @@ async fn run(
         }
     }
     let later: Vec<_> = server
-        .journal()
+        .request_log()
         .into_iter()
         .filter(|e| e.path.starts_with("/v2/") && e.at >= Duration::from_mins(1))
         .collect();
@@ -75,7 +75,7 @@ async fn run_many_under_a_token_bucket_learns_the_budget_and_completes_every_job
         .realistic()
         // Enough workers that the budget, not the server, is the bound.
         .workers(10_000)
-        .rate_limit(tryon_mock::RateLimit::new(500.0 / 60.0, 10))
+        .rate_limit(tryon_mock::RateLimitRule::new(500.0 / 60.0, 10))
         .start()
         .await;
     let client = client(&server, None);
@@ -96,7 +96,7 @@ async fn run_many_under_a_token_bucket_learns_the_budget_and_completes_every_job
     );
     #[allow(clippy::cast_precision_loss)]
     let per_min = n as f64 / minutes;
-    let j = server.journal();
+    let j = server.request_log();
     eprintln!(
         "minutes {minutes:.2} requests {} 429 {} status {} budget {budget}",
         j.len(),
@@ -113,14 +113,14 @@ async fn a_configured_budget_is_kept_from_the_first_call() {
         .realistic()
         // Enough workers that the budget, not the server, is the bound.
         .workers(10_000)
-        .rate_limit(tryon_mock::RateLimit::new(1.0, 1))
+        .rate_limit(tryon_mock::RateLimitRule::new(1.0, 1))
         .start()
         .await;
     let client = client(&server, Some("60/min".parse().unwrap()));
     let (failures, _, _, _) = run(&server, &client, 20, 8).await;
     assert_eq!(failures, 0);
     let refused = server
-        .journal()
+        .request_log()
         .iter()
         .filter(|e| e.status == Some(429))
         .count();
@@ -136,7 +136,7 @@ async fn a_429_storm_with_retry_after_never_runs_the_attempts_dry() {
         .virtual_time()
         .stages(Duration::ZERO, Duration::from_secs(2))
         .fault(
-            Fault::rate_limited(Route::Status)
+            Fault::rate_limited(FaultRoute::Status)
                 .retry_after(RetryAfter::Seconds(1))
                 .times(20),
         )
@@ -165,7 +165,7 @@ async fn a_429_storm_with_retry_after_zero_ends_with_the_attempts() {
         .virtual_time()
         .stages(Duration::ZERO, Duration::from_secs(2))
         .fault(
-            Fault::rate_limited(Route::Status)
+            Fault::rate_limited(FaultRoute::Status)
                 .retry_after(RetryAfter::Seconds(0))
                 .always(),
         )
@@ -182,7 +182,7 @@ async fn a_429_storm_with_retry_after_zero_ends_with_the_attempts() {
     let err = client.run(&request(1)).await.unwrap_err();
     assert_eq!(err.status(), Some(429), "{err:?}");
     let status_reads = server
-        .journal()
+        .request_log()
         .iter()
         .filter(|e| e.path.ends_with("/status"))
         .count();
@@ -202,7 +202,7 @@ async fn a_limit_on_submits_only_never_slows_the_status_polls() {
         .virtual_time()
         .realistic()
         .workers(10_000)
-        .rate_limit(tryon_mock::RateLimit::new(1.0, 10).submits_only())
+        .rate_limit(tryon_mock::RateLimitRule::new(1.0, 10).submits_only())
         .start()
         .await;
     let client = client(&server, None);
@@ -210,7 +210,7 @@ async fn a_limit_on_submits_only_never_slows_the_status_polls() {
     let (failures, _, _, minutes) = run(&server, &client, n, 32).await;
     assert_eq!(failures, 0);
     assert_eq!(server.billed_submits(), n, "each job billed exactly once");
-    let journal = server.journal();
+    let journal = server.request_log();
     let refused_reads = journal
         .iter()
         .filter(|e| e.method == "GET" && e.status == Some(429))
