@@ -513,3 +513,79 @@ async fn a_post_refused_before_its_body_is_read_says_the_connection_closes() {
     assert!(accepted.starts_with("http/1.1 200"), "{accepted}");
     assert!(!accepted.contains("connection: close"), "{accepted}");
 }
+
+/// A body of about 2 MB: a person image as a data URI of random bytes (the
+/// mock refuses the key before it reads any of it).
+fn two_megabyte_body() -> Value {
+    use base64::Engine as _;
+    let noise: Vec<u8> = (0..1_500_000u32)
+        .map(|i| u8::try_from(i.wrapping_mul(2_654_435_761) >> 24).unwrap())
+        .collect();
+    let data = base64::engine::general_purpose::STANDARD.encode(noise);
+    json!({
+        "person_image": format!("data:image/png;base64,{data}"),
+        "garment_images": ["https://example.com/shirt.jpg"],
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_key_with_a_large_body_is_answered_401_every_time() {
+    // Answered before the body is read; the mock must read (and drop) the
+    // rest before it closes, as nginx's lingering close does, or the kernel
+    // resets the connection and the client never reads the 401.
+    let server = MockServer::builder().keys(["sk-good"]).start().await;
+    let body = two_megabyte_body();
+    assert!(body.to_string().len() > 2_000_000);
+    let tries = (0..20).map(|_| {
+        let (uri, body) = (server.uri(), body.clone());
+        tokio::spawn(async move {
+            match try_post_with_key("sk-bad", &uri, "/v2/p-image-try-on", &body).await {
+                Ok(r) => r.status().as_u16().to_string(),
+                Err(e) => format!("error: {e:?}"),
+            }
+        })
+    });
+    let mut seen = Vec::new();
+    for t in tries.collect::<Vec<_>>() {
+        seen.push(t.await.unwrap());
+    }
+    assert!(seen.iter().all(|s| s == "401"), "{seen:#?}");
+    assert_eq!(server.billed_submits(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_early_answer_the_rest_of_the_body_is_read_not_reset() {
+    // The deterministic form of the test above: a client that has read the
+    // 401 (given before the body was read) and goes on sending its body, as
+    // HTTP clients do. Closing with the client still sending resets the
+    // connection (the client's writes fail with a broken pipe: 8 times in
+    // 10 before the fix); the mock now reads and drops the rest first.
+    let server = MockServer::builder().keys(["sk-good"]).start().await;
+    let addr = server.address();
+    let seen = tokio::task::spawn_blocking(move || {
+        use std::io::{Read as _, Write as _};
+        let body = vec![b'x'; 2_000_000];
+        (0..10)
+            .map(|_| {
+                let mut s = std::net::TcpStream::connect(addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                s.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
+                let head = format!(
+                    "POST /v2/p-image-try-on HTTP/1.1\r\nhost: x\r\nx-api-key: sk-bad\r\n\
+                     content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                    body.len()
+                );
+                s.write_all(head.as_bytes()).unwrap();
+                let mut answer = Vec::new();
+                let read = s.read_to_end(&mut answer).map_err(|e| e.kind());
+                let wrote = s.write_all(&body).map_err(|e| e.kind());
+                let status = String::from_utf8_lossy(&answer[..answer.len().min(12)]).into_owned();
+                format!("answer {status:?} ({read:?}), rest of the body sent: {wrote:?}")
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    let want = "answer \"HTTP/1.1 401\" (Ok(178)), rest of the body sent: Ok(())";
+    assert!(seen.iter().all(|s| s == want), "{seen:#?}");
+}
