@@ -589,3 +589,119 @@ async fn after_an_early_answer_the_rest_of_the_body_is_read_not_reset() {
     let want = "answer \"HTTP/1.1 401\" (Ok(178)), rest of the body sent: Ok(())";
     assert!(seen.iter().all(|s| s == want), "{seen:#?}");
 }
+
+/// A listener that answers every request with a head declaring a body of
+/// `declared` bytes, then nothing: an upstream whose answer is over the
+/// proxy's bound.
+async fn huge_answer_upstream(declared: u64) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut seen = Vec::new();
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {declared}\r\n\r\n{{"
+                );
+                let _ = s.write_all(head.as_bytes()).await;
+                // Hold the connection; the proxy gives up on its own.
+                let _ = s.read(&mut buf).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn the_proxy_never_makes_up_an_answer_the_upstream_did_not_give() {
+    use tryon_mock::{Fault, FaultRoute, Proxy, ProxyOptions};
+    let loopback: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    // 1. The upstream accepts (bills) the submit, then its answer is lost.
+    let upstream = MockServer::builder()
+        .fault(Fault::drop_after_accept())
+        .start()
+        .await;
+    let proxy = Proxy::start(ProxyOptions::new(upstream.uri()), loopback)
+        .await
+        .unwrap();
+    let r = try_post(&proxy.uri(), "/v2/p-image-try-on", &body(1)).await;
+    // Before: a 502 of the proxy's own, which a client reads as "refused"
+    // and a batch journals "not sent, rerun to submit": billed twice.
+    let e = r.expect_err("no answer: the upstream gave none");
+    assert!(!e.is_status() && !e.is_connect(), "{e:?}");
+    assert_eq!(upstream.billed_submits(), 1);
+    let drift = proxy.drift();
+    assert_eq!(drift.len(), 1, "{drift:#?}");
+    let d = &drift[0];
+    assert_eq!(
+        (d.operation.as_str(), d.status, d.pointer.as_str()),
+        ("submit_try_on", 0, ""),
+        "{d:#?}"
+    );
+    assert!(
+        d.actual.contains("broke after the request was sent"),
+        "{d:#?}"
+    );
+    // The next submit goes through as usual.
+    let r = try_post(&proxy.uri(), "/v2/p-image-try-on", &body(1))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // 2. The upstream does not answer within the proxy's timeout.
+    let slow = MockServer::builder()
+        .fault(Fault::latency(FaultRoute::Submit, Duration::from_secs(30)).times(1))
+        .start()
+        .await;
+    let mut options = ProxyOptions::new(slow.uri());
+    options.timeout = Duration::from_millis(300);
+    let proxy = Proxy::start(options, loopback).await.unwrap();
+    let e = try_post(&proxy.uri(), "/v2/p-image-try-on", &body(1))
+        .await
+        .expect_err("no answer: the upstream timed out");
+    assert!(!e.is_status(), "{e:?}");
+    assert!(
+        proxy.drift()[0]
+            .actual
+            .contains("within the proxy's timeout"),
+        "{:#?}",
+        proxy.drift()
+    );
+
+    // 3. The upstream's answer is over the proxy's bound.
+    let huge = huge_answer_upstream(tryon_mock::limits::MAX_PROXY_BODY as u64 + 1).await;
+    let proxy = Proxy::start(ProxyOptions::new(format!("http://{huge}")), loopback)
+        .await
+        .unwrap();
+    let e = try_post(&proxy.uri(), "/v2/p-image-try-on", &body(1))
+        .await
+        .expect_err("no answer: the upstream's answer is over the bound");
+    assert!(!e.is_status(), "{e:?}");
+    let actual = &proxy.drift()[0].actual;
+    assert!(
+        actual.contains("200 answer: more than 67108864 bytes"),
+        "{actual}"
+    );
+
+    // 4. An upstream that cannot be reached took nothing: 502, saying so.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gone = closed.local_addr().unwrap();
+    drop(closed);
+    let proxy = Proxy::start(ProxyOptions::new(format!("http://{gone}")), loopback)
+        .await
+        .unwrap();
+    let r = try_post(&proxy.uri(), "/v2/p-image-try-on", &body(1))
+        .await
+        .unwrap();
+    let (code, text) = error_of(r).await;
+    assert_eq!(code, 502);
+    assert!(text.contains("cannot be reached"), "{text}");
+    assert!(proxy.drift().is_empty());
+}

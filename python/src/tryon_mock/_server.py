@@ -126,10 +126,14 @@ class DriftRecord(TypedDict):
     path: str
     """The route template, ids masked: ``/v2/requests/{request_id}/status``."""
     status: int
-    """The HTTP status the upstream answered."""
+    """The HTTP status the upstream answered; ``0`` when it gave none (the
+    request was sent, then the connection broke, it timed out, or the answer
+    was over the proxy's bound: the caller's connection was closed without an
+    answer, and ``actual`` names the failure)."""
     pointer: str
     """A JSON pointer into the answer seen as ``{"status", "headers", "body"}``:
-    ``/status``, ``/headers/retry-after``, ``/body/request_id``."""
+    ``/status``, ``/headers/retry-after``, ``/body/request_id``; ``""`` for the
+    whole answer."""
     expected: str
     """What the spec (or the lifecycle) asks for there."""
     actual: str

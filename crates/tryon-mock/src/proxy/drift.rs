@@ -32,9 +32,13 @@ pub struct DriftRecord {
     /// The path with ids masked: the spec's template
     /// (`/v2/requests/{request_id}/status`).
     pub path: String,
-    /// The HTTP status the upstream answered.
+    /// The HTTP status the upstream answered; `0` when it gave no answer
+    /// (the request was sent and the connection broke, it timed out, or the
+    /// answer was over the proxy's bound): `pointer` is then `""`, the whole
+    /// answer, and `actual` names the failure.
     pub status: u16,
-    /// Where: a JSON pointer into `{"status", "headers", "body"}`.
+    /// Where: a JSON pointer into `{"status", "headers", "body"}` (`""`:
+    /// the whole answer).
     pub pointer: String,
     /// What the spec (or the contract's lifecycle) says.
     pub expected: String,
