@@ -78,8 +78,13 @@ fn base_url(line: &str) -> String {
 
 impl Mock {
     fn start() -> Self {
+        Self::spawn(&["mock", "--port", "0"])
+    }
+
+    /// `tryon ARGS`, a server that prints its URL first (a mock, a proxy).
+    fn spawn(args: &[&str]) -> Self {
         let mut child = Command::new(TRYON)
-            .args(["mock", "--port", "0"])
+            .args(args)
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -741,4 +746,77 @@ fn journal_truncated_at_every_byte() {
         note: None,
     };
     report("journal truncated at every byte offset", &[verdict]);
+}
+
+// ---- through the validating proxy ---------------------------------------
+
+impl Mock {
+    /// POST a JSON body to a control endpoint; the answer's status line.
+    fn post(&self, path: &str, body: &str) -> String {
+        let mut stream = TcpStream::connect(&self.addr).expect("the mock accepts");
+        write!(
+            stream,
+            "POST {path} HTTP/1.0\r\nHost: {}\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        )
+        .expect("send");
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).expect("read the answer");
+        String::from_utf8_lossy(&raw)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+#[test]
+fn a_lost_answer_through_the_proxy_is_never_billed_again() {
+    // The upstream bills the submit, then drops the connection: the answer
+    // is lost between the upstream and the proxy. The proxy used to answer
+    // 502 of its own, the batch journaled the row `rejected` ("not sent")
+    // and the second run billed it again.
+    let upstream = Mock::start();
+    let added = upstream.post(
+        "/__mock/faults",
+        r#"{"route": "submit", "kind": "drop_after_accept", "times": 1}"#,
+    );
+    assert!(added.contains(" 200 "), "{added}");
+    let proxy = Mock::spawn(&["mock", "--port", "0", "--proxy", &upstream.url]);
+    let mut case = Case::new(
+        "through the proxy: upstream drop_after_accept, two batch runs",
+        &proxy,
+        1,
+    );
+    case.run(case.batch(&[]));
+    let events: Vec<String> = case
+        .journal()
+        .iter()
+        .filter_map(|l| l["event"].as_str().map(str::to_string))
+        .collect();
+    if !events.iter().any(|e| e == "ambiguous") || events.iter().any(|e| e == "rejected") {
+        case.problem(format!(
+            "the lost answer was journaled {events:?}, not ambiguous"
+        ));
+    }
+    case.run(case.batch(&[]));
+    let billed = upstream.billed(&case.key);
+    if billed != 1 {
+        case.problem(format!("billed {billed}, not 1"));
+    }
+    if upstream.panicked() || proxy.panicked() {
+        case.problem("the upstream or the proxy panicked".into());
+    }
+    let completed = usize::from(image::open(case.output_of("r1")).is_ok());
+    let verdict = Verdict {
+        scenario: case.name.clone(),
+        runs: case.runs,
+        billed,
+        rows: format!("{completed}/1"),
+        problems: std::mem::take(&mut case.problems),
+        note: Some("the row is reported ambiguous, never sent again".into()),
+    };
+    report("a lost answer through the validating proxy", &[verdict]);
 }
