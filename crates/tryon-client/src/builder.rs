@@ -10,7 +10,7 @@ use url::Url;
 
 use crate::clock::{Clock, SharedClock, TokioClock};
 use crate::error::{Error, Result};
-use crate::limit::{Limiter, PaceLimiter, RateLimit, RateLimiter};
+use crate::limit::{RateLimit, RateLimiter};
 use crate::output::Downloader;
 use crate::poll::{ModelAwarePolling, PollPolicy};
 use crate::retry::RetryPolicy;
@@ -51,15 +51,6 @@ pub struct ClientBuilder {
     max_download_bytes: u64,
     wait_timeout: Duration,
     rate_limit: Option<RateLimit>,
-    limiter_kind: LimiterKind,
-}
-
-/// Which rate limiter a client gets (the other two only for the bench).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LimiterKind {
-    Adaptive,
-    Legacy,
-    Off,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -93,7 +84,6 @@ impl Default for ClientBuilder {
             max_download_bytes: DEFAULT_MAX_DOWNLOAD_BYTES,
             wait_timeout: Duration::from_mins(10),
             rate_limit: None,
-            limiter_kind: LimiterKind::Adaptive,
         }
     }
 }
@@ -237,26 +227,6 @@ impl ClientBuilder {
         self
     }
 
-    /// Uses version 0.1's rate limiter instead (a pace that doubles on each
-    /// `429` and halves on each success, with every `429` counting against
-    /// the retry attempts and budget). Only for comparing the two in the
-    /// throughput bench; not part of the supported API.
-    #[doc(hidden)]
-    #[must_use]
-    pub fn legacy_rate_limiter(mut self) -> Self {
-        self.limiter_kind = LimiterKind::Legacy;
-        self
-    }
-
-    /// No rate limiter at all, like the official SDK. Only for comparing
-    /// in the throughput bench; not part of the supported API.
-    #[doc(hidden)]
-    #[must_use]
-    pub fn without_rate_limiter(mut self) -> Self {
-        self.limiter_kind = LimiterKind::Off;
-        self
-    }
-
     /// Builds the client, checking the key and both base URLs.
     pub fn build(self) -> Result<Client> {
         let api_key = self.api_key.ok_or_else(|| {
@@ -303,11 +273,7 @@ impl ClientBuilder {
         let api = tryon_api::Client::new_with_client(trimmed(&base_url), keyed.clone());
         let upload = tryon_api::Client::new_with_client(trimmed(&upload_base_url), keyed);
         let clock = self.clock.unwrap_or_else(|| Arc::new(TokioClock::new()));
-        let limiter = match self.limiter_kind {
-            LimiterKind::Adaptive => Limiter::Adaptive(RateLimiter::new(self.rate_limit)),
-            LimiterKind::Legacy => Limiter::Legacy(PaceLimiter::default()),
-            LimiterKind::Off => Limiter::Off,
-        };
+        let limiter = RateLimiter::new(self.rate_limit);
         let transport = Arc::new(Transport::new(self.retry, limiter, clock, api_key));
         Ok(Client::assemble(Parts {
             downloader: Downloader::new(download, transport.clone(), self.max_download_bytes),

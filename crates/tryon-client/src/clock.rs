@@ -44,7 +44,8 @@ pub trait Clock: Send + Sync + Debug + 'static {
 /// also works with it).
 ///
 /// [`driving`](Self::driving) makes it also move another clock (a mock
-/// server's virtual clock) up to its own time whenever it is read. Under a
+/// server's virtual clock) up to its own time whenever it is read and
+/// whenever one of its sleeps ends. Under a
 /// paused tokio runtime, concurrent sleeps then overlap in virtual time as
 /// they would in real time (unlike [`VirtualClock`], where each sleep adds
 /// to the time): the way to measure many concurrent jobs in no real time.
@@ -84,7 +85,8 @@ impl TokioClock {
     /// A clock whose origin is now that keeps `target` (read with `now`,
     /// moved with `advance`) at its own time: every [`Clock::now`] first
     /// advances `target` by however far it is behind. Start it when
-    /// `target` reads zero. With a paused runtime and a mock server in
+    /// `target` reads zero. A sleep on this clock also brings `target` up to
+    /// date as it ends. With a paused runtime and a mock server in
     /// virtual time:
     ///
     /// ```
@@ -134,7 +136,18 @@ impl Clock for TokioClock {
     }
 
     fn sleep(&self, duration: Duration) -> Sleep {
-        Box::pin(tokio::time::sleep(duration))
+        let sleep = tokio::time::sleep(duration);
+        if self.driven.is_none() {
+            return Box::pin(sleep);
+        }
+        // The driven clock is moved when this one is read: read it as the
+        // sleep ends, so whatever the sleeper sends next meets a target
+        // that is up to date.
+        let clock = self.clone();
+        Box::pin(async move {
+            sleep.await;
+            let _ = clock.now();
+        })
     }
 }
 

@@ -6,7 +6,7 @@
 //! hosts) turns one attempt's outcome into a [`Failure`] that says whether
 //! the call may be retried; this executor alone decides whether it *is*
 //! retried (attempts left, the client-wide retry budget, `Retry-After`, the
-//! deadline) and how long to wait; the shared [`Limiter`] paces API calls
+//! deadline) and how long to wait; the shared rate limiter paces API calls
 //! at the account's budget, configured or learned from `429`s per class of
 //! call (submits, reads, uploads).
 //!
@@ -32,7 +32,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::clock::SharedClock;
 use crate::error::Error;
-use crate::limit::{Limiter, RateLimit, Route, Ticket};
+use crate::limit::{RateLimit, RateLimiter, Route, Ticket};
 use crate::retry::{RetryBudget, RetryPolicy};
 
 /// Clock time after which no sleep may end, and when the wait began (to
@@ -149,7 +149,7 @@ pub(crate) enum Failure<E> {
 pub(crate) struct Transport {
     retry: RetryPolicy,
     budget: RetryBudget,
-    limiter: Limiter,
+    limiter: RateLimiter,
     clock: SharedClock,
     /// Only to scrub it from text a server sends back.
     api_key: SecretString,
@@ -167,7 +167,7 @@ impl std::fmt::Debug for Transport {
 impl Transport {
     pub(crate) fn new(
         retry: RetryPolicy,
-        limiter: Limiter,
+        limiter: RateLimiter,
         clock: SharedClock,
         api_key: SecretString,
     ) -> Self {
@@ -222,7 +222,6 @@ impl Transport {
         let mut n: u32 = 1;
         loop {
             let ticket = self.wait_turn(call).await?;
-            let sent_at = self.clock.now();
             let retryable = match attempt().await {
                 Ok(v) => {
                     if let Some(ticket) = ticket {
@@ -238,11 +237,10 @@ impl Transport {
                 && let Some(ticket) = ticket
             {
                 self.limiter
-                    .throttled(self.clock.now(), sent_at, ticket, retryable.retry_after);
+                    .throttled(self.clock.now(), ticket, retryable.retry_after);
             }
             let free = retryable.throttled
                 && ticket.is_some()
-                && self.limiter.waits_out_429s()
                 && retryable
                     .retry_after
                     .is_some_and(|d| !d.is_zero() && d <= self.retry.max_retry_after);

@@ -9,11 +9,19 @@ use tryon_client::{Image, TryOnRequest};
 /// The API key the benches send to the mock.
 pub const KEY: &str = "sk-bench";
 
+/// The person image every bench request names.
+pub const PERSON_URL: &str = "https://example.com/person.jpg";
+
+/// The URL of garment `i` in a bench request.
+pub fn garment_url(i: usize) -> String {
+    format!("https://example.com/g{i}.jpg")
+}
+
 /// A valid request with URL inputs, `garments` garments.
 pub fn request(garments: usize, turbo: bool, seed: u64) -> TryOnRequest {
     TryOnRequest::builder()
-        .person(Image::url("https://example.com/person.jpg"))
-        .garments((0..garments).map(|i| Image::url(format!("https://example.com/g{i}.jpg"))))
+        .person(Image::url(PERSON_URL))
+        .garments((0..garments).map(|i| Image::url(garment_url(i))))
         .turbo(turbo)
         .seed(seed)
         .build()
