@@ -8,14 +8,13 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret as _, SecretString};
 use url::Url;
 
+use crate::client::{Client, Inner};
 use crate::clock::{Clock, SharedClock, TokioClock};
 use crate::error::{Error, Result};
-use crate::limit::{RateLimit, RateLimiter};
+use crate::job::JobReader;
 use crate::output::Downloader;
 use crate::poll::{ModelAwarePolling, PollPolicy};
-use crate::retry::RetryPolicy;
-use crate::session::{Client, Parts};
-use crate::transport::Transport;
+use crate::retry::{ApiCaller, Executor, RateLimit, RetryPolicy};
 
 /// The environment variable [`Client::from_env`] reads the key from.
 pub const API_KEY_ENV: &str = "SEGMIND_API_KEY";
@@ -147,7 +146,8 @@ impl ClientBuilder {
         self
     }
 
-    /// How failed calls are retried. Default [`RetryPolicy::default`].
+    /// How failed calls are retried (the rules are on [`RetryPolicy`]).
+    /// Default [`RetryPolicy::default`].
     #[must_use]
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.retry = policy;
@@ -218,9 +218,9 @@ impl ClientBuilder {
     /// requests per minute for this API): every API call (submit, status,
     /// result, upload) is then spaced to stay within it from the first
     /// call, and it is never exceeded. Without it the client learns the
-    /// budget from the server's `429`s and `Retry-After`; either way a `429`
-    /// makes the client wait, never give up. Clones of the client (and every
-    /// job of [`Client::run_many`](crate::Client::run_many)) share it.
+    /// budget from the server's `429`s. Clones of the client (and every job
+    /// of [`Client::run_many`](crate::Client::run_many)) share it; what a
+    /// `429` does is in the rules on [`RetryPolicy`].
     #[must_use]
     pub fn rate_limit(mut self, budget: RateLimit) -> Self {
         self.rate_limit = Some(budget);
@@ -273,18 +273,25 @@ impl ClientBuilder {
         let api = tryon_api::Client::new_with_client(trimmed(&base_url), keyed.clone());
         let upload = tryon_api::Client::new_with_client(trimmed(&upload_base_url), keyed);
         let clock = self.clock.unwrap_or_else(|| Arc::new(TokioClock::new()));
-        let limiter = RateLimiter::new(self.rate_limit);
-        let transport = Arc::new(Transport::new(self.retry, limiter, clock, api_key));
-        Ok(Client::assemble(Parts {
-            downloader: Downloader::new(download, transport.clone(), self.max_download_bytes),
+        let executor = Arc::new(Executor::new(self.retry, self.rate_limit, clock));
+        let caller = Arc::new(ApiCaller::new(executor.clone(), api_key));
+        let downloader = Downloader::new(download, executor, self.max_download_bytes);
+        let jobs = JobReader::new(
+            api.clone(),
+            caller.clone(),
+            self.poll,
+            self.wait_timeout,
+            downloader,
+        );
+        Ok(Client::from_inner(Inner {
             api,
             upload,
-            transport,
+            caller,
+            jobs: Arc::new(jobs),
             base_url,
             upload_base_url,
-            poll: self.poll,
             upload_local_images: self.upload_local_images,
-            wait_timeout: self.wait_timeout,
+            max_download_bytes: self.max_download_bytes,
         }))
     }
 }

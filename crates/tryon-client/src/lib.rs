@@ -2,30 +2,33 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-// Each module is a room of its own; the arrows run one way:
-// builder -> session -> {transport, classify, output}; client -> {session,
-// job}; job -> {session, output, poll}; output -> {transport, reader}.
+// Each module is a room of its own, and the arrows run one way (each
+// module uses only the ones named after it; a `crate::` scan checks it):
+//   builder -> client, job, output, poll, retry, clock, error
+//   client  -> job, output, order, poll, reader, request, retry, error
+//   job     -> output, poll, retry, clock, error
+//   output  -> reader, image, retry, error
+//   retry   -> clock, error  (executor, classify, budget, rate_limiter)
+//   request -> image, error;  reader -> image;  image -> error
+//   poll    -> request (in its tests only);  order, clock, error: none
 mod builder;
-mod classify;
 mod client;
 mod clock;
 mod error;
 mod image;
 mod job;
-mod limit;
 mod order;
 mod output;
 mod poll;
 mod reader;
 mod request;
 mod retry;
-mod session;
-mod transport;
 
 pub use builder::{
     API_KEY_ENV, BASE_URL_ENV, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_DOWNLOAD_BYTES,
     DEFAULT_UPLOAD_BASE_URL, UPLOAD_URL_ENV,
 };
+pub use client::Client;
 pub use clock::{Clock, Sleep, TokioClock, VirtualClock};
 pub use error::{Error, Result};
 pub use image::{
@@ -33,7 +36,6 @@ pub use image::{
     MAX_IMAGE_SIDE,
 };
 pub use job::{Job, Status};
-pub use limit::RateLimit;
 pub use order::{TailLongestFirst, tail_longest_first};
 pub use output::Output;
 pub use poll::{FixedPolling, ModelAwarePolling, Phase, PollPolicy, PollState};
@@ -41,8 +43,7 @@ pub use request::{
     Format, MAX_GARMENTS, MAX_OUTPUT_QUALITY, Preflight, TURBO_ADVISED_MAX_GARMENTS, TryOnRequest,
     TryOnRequestBuilder,
 };
-pub use retry::RetryPolicy;
+pub use retry::{RateLimit, RetryPolicy};
 pub use secrecy::SecretString;
-pub use session::Client;
 /// The generated low-level crate, for callers who need the raw wire.
 pub use tryon_api;

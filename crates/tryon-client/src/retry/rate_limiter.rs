@@ -37,12 +37,11 @@
 //! Why one learned limit over the refused classes rather than one per
 //! class: where one budget covers every keyed request (the common case),
 //! limits learned per class each probe the shared budget on their own, and
-//! their sum overshoots it (8 % of calls refused in the token-bucket test of
-//! `tests/rate_limit.rs`, against under 2 % with one limit).
+//! their sum overshoots it.
 //!
 //! Slots are spaced evenly (no burst), which also keeps a per-window limit
 //! happy. The `429`'d call itself retries after its `Retry-After` through a
-//! fresh slot (see `transport.rs`).
+//! fresh slot (see `executor.rs`).
 
 use std::collections::VecDeque;
 use std::str::FromStr;
