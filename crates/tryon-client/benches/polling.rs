@@ -24,7 +24,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use tryon_client::{Client, FixedPolling, ModelAwarePolling, PollPolicy, Status, VirtualClock};
+use tryon_client::test_util::VirtualClock;
+use tryon_client::{Client, FixedPolling, ModelAwarePolling, PollPolicy, Status};
 use tryon_mock::{MockClock, MockServer, RealisticProfile, Stages, Timing};
 
 mod common;

@@ -9,7 +9,7 @@
 //!
 //! Time is tokio's paused clock: the runtime jumps to the next timer when
 //! every task waits, so concurrent sleeps overlap as they would in real
-//! time, and the client's `TokioClock::driving` moves the mock's virtual
+//! time, and the client's `test_util::DrivingClock` moves the mock's virtual
 //! clock up to it on every read.
 //!
 //! Policies, same concurrency for all three:
@@ -42,8 +42,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt as _;
+use tryon_client::test_util::DrivingClock;
 use tryon_client::tryon_api::{self, types};
-use tryon_client::{Client, Clock as _, RateLimit, TokioClock, tail_longest_first};
+use tryon_client::{Client, Clock as _, RateLimit, tail_longest_first};
 use tryon_mock::{MockClock, MockServer, RateLimit as ServerLimit, RealisticProfile, Timing};
 
 mod common;
@@ -160,11 +161,11 @@ fn job_wire_body(i: usize) -> types::TryOnInput {
 /// among them) fails the job.
 struct Sdk {
     api: tryon_api::Client,
-    clock: TokioClock,
+    clock: DrivingClock,
 }
 
 impl Sdk {
-    fn new(base_url: &str, clock: TokioClock) -> Self {
+    fn new(base_url: &str, clock: DrivingClock) -> Self {
         let key = (
             reqwest::header::HeaderName::from_static("x-api-key"),
             reqwest::header::HeaderValue::from_static(KEY),
@@ -237,7 +238,7 @@ async fn run_one(config: Config, policy: Policy, jobs: usize) -> Row {
             .start()
             .await,
     );
-    let clock = TokioClock::driving(server.clock(), MockClock::now, MockClock::advance);
+    let clock = DrivingClock::new(server.clock(), MockClock::now, MockClock::advance);
 
     let halving = matches!(config.shape, Shape::Halved).then(|| {
         let half = config.server_limit(config.per_minute / 2.0);

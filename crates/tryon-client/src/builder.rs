@@ -190,7 +190,7 @@ impl ClientBuilder {
     }
 
     /// The clock and sleeper. Default [`TokioClock`]. Tests pass a virtual
-    /// clock (see [`VirtualClock`](crate::VirtualClock)).
+    /// clock (`test_util::VirtualClock`, with the `test-util` feature).
     #[must_use]
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Some(Arc::new(clock));

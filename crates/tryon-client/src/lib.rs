@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 // Each module is a room of its own, and the arrows run one way (each
 // module uses only the ones named after it; a `crate::` scan checks it):
@@ -11,6 +12,7 @@
 //   retry   -> clock, error  (executor, classify, budget, rate_limiter)
 //   request -> image, error;  reader -> image;  image -> error
 //   poll    -> request (in its tests only);  order, clock, error: none
+//   test_util (feature `test-util`) -> clock
 mod builder;
 mod client;
 mod clock;
@@ -23,13 +25,16 @@ mod poll;
 mod reader;
 mod request;
 mod retry;
+#[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+pub mod test_util;
 
 pub use builder::{
     API_KEY_ENV, BASE_URL_ENV, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_DOWNLOAD_BYTES,
     DEFAULT_UPLOAD_BASE_URL, UPLOAD_URL_ENV,
 };
 pub use client::Client;
-pub use clock::{Clock, Sleep, TokioClock, VirtualClock};
+pub use clock::{Clock, Sleep, TokioClock};
 pub use error::{Error, Result};
 pub use image::{
     CheckedImage, DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, Image, ImageKind,

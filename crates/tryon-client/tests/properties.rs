@@ -12,9 +12,10 @@ use common::PNG;
 
 use proptest::prelude::*;
 use proptest::test_runner::{TestCaseError, TestRunner};
+use tryon_client::test_util::VirtualClock;
 use tryon_client::{
     Client, Error, Image, ImageKind, MAX_GARMENTS, MAX_OUTPUT_QUALITY, ModelAwarePolling,
-    PollPolicy, PollState, RetryPolicy, TryOnRequest, VirtualClock,
+    PollPolicy, PollState, RetryPolicy, TryOnRequest,
 };
 use tryon_mock::{Fault, MockClock, MockServer, RetryAfter, Route, Stages, Timing};
 

@@ -7,7 +7,8 @@
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use tryon_client::{Client, Image, RateLimit, TokioClock, TryOnRequest};
+use tryon_client::test_util::DrivingClock;
+use tryon_client::{Client, Image, RateLimit, TryOnRequest};
 use tryon_mock::{Fault, MockClock, MockServer, RetryAfter, Route};
 
 const KEY: &str = "sk-rate-test";
@@ -24,7 +25,7 @@ fn request(i: u64) -> TryOnRequest {
 }
 
 fn client(server: &MockServer, budget: Option<RateLimit>) -> Client {
-    let clock = TokioClock::driving(server.clock(), MockClock::now, MockClock::advance);
+    let clock = DrivingClock::new(server.clock(), MockClock::now, MockClock::advance);
     let mut b = Client::builder()
         .api_key(KEY)
         .base_url(server.uri())
@@ -142,7 +143,7 @@ async fn a_429_storm_with_retry_after_never_runs_the_attempts_dry() {
         )
         .start()
         .await;
-    let clock = TokioClock::driving(server.clock(), MockClock::now, MockClock::advance);
+    let clock = DrivingClock::new(server.clock(), MockClock::now, MockClock::advance);
     let client = Client::builder()
         .api_key(KEY)
         .base_url(server.uri())
@@ -171,7 +172,7 @@ async fn a_429_storm_with_retry_after_zero_ends_with_the_attempts() {
         )
         .start()
         .await;
-    let clock = TokioClock::driving(server.clock(), MockClock::now, MockClock::advance);
+    let clock = DrivingClock::new(server.clock(), MockClock::now, MockClock::advance);
     let client = Client::builder()
         .api_key(KEY)
         .base_url(server.uri())
