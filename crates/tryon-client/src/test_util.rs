@@ -78,18 +78,45 @@ pub struct VirtualClock {
 enum Time {
     /// Its own time, in nanoseconds since zero.
     Own(Arc<AtomicU64>),
-    /// Time kept elsewhere, read and advanced through these.
-    Following {
-        now: Arc<dyn Fn() -> Duration + Send + Sync>,
-        advance: Arc<dyn Fn(Duration) + Send + Sync>,
-    },
+    /// Time kept elsewhere.
+    Following(Elsewhere),
+}
+
+/// Time kept by another clock, read and moved through two plain methods
+/// of it, so any clock adapts without a wrapper type.
+#[derive(Clone)]
+struct Elsewhere {
+    now: Arc<dyn Fn() -> Duration + Send + Sync>,
+    advance: Arc<dyn Fn(Duration) + Send + Sync>,
+}
+
+impl Elsewhere {
+    fn new<S>(clock: S, now: fn(&S) -> Duration, advance: fn(&S, Duration)) -> Self
+    where
+        S: Send + Sync + 'static,
+    {
+        let clock = Arc::new(clock);
+        let read = clock.clone();
+        Self {
+            now: Arc::new(move || now(&read)),
+            advance: Arc::new(move |d| advance(&clock, d)),
+        }
+    }
+
+    fn now(&self) -> Duration {
+        (self.now)()
+    }
+
+    fn advance(&self, duration: Duration) {
+        (self.advance)(duration);
+    }
 }
 
 impl Debug for VirtualClock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kind = match self.time {
             Time::Own(_) => "own",
-            Time::Following { .. } => "following",
+            Time::Following(_) => "following",
         };
         f.debug_struct("VirtualClock")
             .field("time", &kind)
@@ -125,13 +152,8 @@ impl VirtualClock {
     where
         S: Send + Sync + 'static,
     {
-        let source = Arc::new(source);
-        let read = source.clone();
         Self {
-            time: Time::Following {
-                now: Arc::new(move || now(&read)),
-                advance: Arc::new(move |d| advance(&source, d)),
-            },
+            time: Time::Following(Elsewhere::new(source, now, advance)),
         }
     }
 
@@ -144,7 +166,7 @@ impl VirtualClock {
                     Some(t.saturating_add(n))
                 });
             }
-            Time::Following { advance, .. } => advance(duration),
+            Time::Following(source) => source.advance(duration),
         }
     }
 }
@@ -153,7 +175,7 @@ impl Clock for VirtualClock {
     fn now(&self) -> Duration {
         match &self.time {
             Time::Own(nanos) => Duration::from_nanos(nanos.load(Ordering::SeqCst)),
-            Time::Following { now, .. } => now(),
+            Time::Following(source) => source.now(),
         }
     }
 
@@ -166,7 +188,7 @@ impl Clock for VirtualClock {
             // The source's owner (a mock server) sees the call at once:
             // concurrent tasks reach it in bursts at one virtual instant,
             // as they would when their waits end together.
-            Time::Following { .. } => Box::pin(std::future::ready(())),
+            Time::Following(_) => Box::pin(std::future::ready(())),
         }
     }
 
@@ -175,7 +197,7 @@ impl Clock for VirtualClock {
             Time::Own(_) => {
                 SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000) + self.now()
             }
-            Time::Following { .. } => SystemTime::now(),
+            Time::Following(_) => SystemTime::now(),
         }
     }
 }
@@ -197,8 +219,7 @@ impl Clock for VirtualClock {
 #[derive(Clone)]
 pub struct DrivingClock {
     tokio: TokioClock,
-    target_now: Arc<dyn Fn() -> Duration + Send + Sync>,
-    advance: Arc<dyn Fn(Duration) + Send + Sync>,
+    target: Elsewhere,
     /// Serialises catching up, so two readers never both advance it.
     lock: Arc<Mutex<()>>,
 }
@@ -221,12 +242,9 @@ impl DrivingClock {
     where
         S: Send + Sync + 'static,
     {
-        let target = Arc::new(target);
-        let read = target.clone();
         Self {
             tokio: TokioClock::new(),
-            target_now: Arc::new(move || now(&read)),
-            advance: Arc::new(move |d| advance(&target, d)),
+            target: Elsewhere::new(target, now, advance),
             lock: Arc::default(),
         }
     }
@@ -236,9 +254,9 @@ impl Clock for DrivingClock {
     fn now(&self) -> Duration {
         let t = self.tokio.now();
         let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
-        let behind = t.saturating_sub((self.target_now)());
+        let behind = t.saturating_sub(self.target.now());
         if !behind.is_zero() {
-            (self.advance)(behind);
+            self.target.advance(behind);
         }
         t
     }
