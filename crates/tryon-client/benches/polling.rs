@@ -24,8 +24,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt as _;
+use tryon_client::poll::{FixedPolling, ModelAwarePolling, PollPolicy};
 use tryon_client::test_util::VirtualClock;
-use tryon_client::{Client, FixedPolling, ModelAwarePolling, PollPolicy, Status};
+use tryon_client::{Client, Status};
 use tryon_mock::{MockClock, MockServer, RealisticProfile, Stages, Timing};
 
 mod common;

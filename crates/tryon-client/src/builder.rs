@@ -12,6 +12,7 @@ use crate::client::{Client, Inner};
 use crate::clock::{Clock, SharedClock, TokioClock};
 use crate::error::{Error, Result};
 use crate::job::JobReader;
+use crate::limits::DEFAULT_MAX_DOWNLOAD_BYTES;
 use crate::output::Downloader;
 use crate::poll::{ModelAwarePolling, PollPolicy};
 use crate::retry::{ApiCaller, Executor, RateLimit, RetryPolicy};
@@ -28,8 +29,6 @@ pub const UPLOAD_URL_ENV: &str = "SEGMIND_UPLOAD_URL";
 pub const DEFAULT_BASE_URL: &str = "https://api.segmind.com";
 /// Segmind's asset storage host, which serves `POST /upload-asset`.
 pub const DEFAULT_UPLOAD_BASE_URL: &str = "https://workflows-api.segmind.com";
-/// Default cap on a downloaded output: 50 MiB.
-pub const DEFAULT_MAX_DOWNLOAD_BYTES: u64 = 50 * 1024 * 1024;
 
 const API_KEY_HEADER: &str = "x-api-key";
 

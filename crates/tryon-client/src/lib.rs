@@ -5,13 +5,15 @@
 
 // Each module is a room of its own, and the arrows run one way (each
 // module uses only the ones named after it; a `crate::` scan checks it):
-//   builder -> client, job, output, poll, retry, clock, error
+//   builder -> client, job, limits, output, poll, retry, clock, error
 //   client  -> job, output, order, poll, reader, request, retry, error
 //   job     -> output, poll, retry, clock, error
 //   output  -> reader, image, retry, error
 //   retry   -> clock, error  (executor, classify, budget, rate_limiter)
-//   request -> image, error;  reader -> image;  image -> error
-//   poll    -> request (in its tests only);  order, clock, error: none
+//   request -> image, limits, error;  reader -> image;
+//   image   -> limits, error
+//   poll    -> request (in its tests only);
+//   limits, order, clock, error: none
 //   test_util (feature `test-util`) -> clock
 mod builder;
 mod client;
@@ -19,9 +21,10 @@ mod clock;
 mod error;
 mod image;
 mod job;
+pub mod limits;
 mod order;
 mod output;
-mod poll;
+pub mod poll;
 mod reader;
 mod request;
 mod retry;
@@ -30,24 +33,17 @@ mod retry;
 pub mod test_util;
 
 pub use builder::{
-    API_KEY_ENV, BASE_URL_ENV, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_DOWNLOAD_BYTES,
-    DEFAULT_UPLOAD_BASE_URL, UPLOAD_URL_ENV,
+    API_KEY_ENV, BASE_URL_ENV, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_UPLOAD_BASE_URL,
+    UPLOAD_URL_ENV,
 };
 pub use client::Client;
 pub use clock::{Clock, Sleep, TokioClock};
 pub use error::{Error, Result};
-pub use image::{
-    CheckedImage, DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, Image, ImageKind,
-    MAX_IMAGE_SIDE,
-};
+pub use image::{CheckedImage, Image, ImageKind};
 pub use job::{Job, Status};
 pub use order::{TailLongestFirst, tail_longest_first};
 pub use output::Output;
-pub use poll::{FixedPolling, ModelAwarePolling, Phase, PollPolicy, PollState};
-pub use request::{
-    Format, MAX_GARMENTS, MAX_OUTPUT_QUALITY, Preflight, TURBO_ADVISED_MAX_GARMENTS, TryOnRequest,
-    TryOnRequestBuilder,
-};
+pub use request::{Format, MAX_GARMENTS, Preflight, TryOnRequest, TryOnRequestBuilder};
 pub use retry::{RateLimit, RetryPolicy};
 pub use secrecy::SecretString;
 /// The generated low-level crate, for callers who need the raw wire.

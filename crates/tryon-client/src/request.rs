@@ -5,16 +5,14 @@ use std::time::Duration;
 use tryon_api::types::{OutputFormat, TryOnInput};
 
 use crate::error::{Error, Result};
-use crate::image::{
-    CheckedImage, DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, Image, Limits, Wire,
+use crate::image::{CheckedImage, Image, Limits, Wire};
+use crate::limits::{
+    DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, MAX_OUTPUT_QUALITY,
+    TURBO_ADVISED_MAX_GARMENTS,
 };
 
 /// Most garments one job takes (the API's limit).
 pub const MAX_GARMENTS: usize = 11;
-/// Most garments the API page advises for `turbo`.
-pub const TURBO_ADVISED_MAX_GARMENTS: usize = 4;
-/// Highest `output_quality`.
-pub const MAX_OUTPUT_QUALITY: u8 = 100;
 
 /// The output image's format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -388,7 +386,8 @@ impl TryOnRequestBuilder {
     }
 
     /// Largest accepted image input, in bytes after decoding. Default
-    /// [`DEFAULT_MAX_IMAGE_BYTES`] (10 MiB).
+    /// [`DEFAULT_MAX_IMAGE_BYTES`](crate::limits::DEFAULT_MAX_IMAGE_BYTES)
+    /// (10 MiB).
     #[must_use]
     pub fn max_image_bytes(mut self, max: usize) -> Self {
         self.limits.max_bytes = max;
@@ -396,7 +395,8 @@ impl TryOnRequestBuilder {
     }
 
     /// Largest accepted image input in pixels (width × height, as its
-    /// header declares). Default [`DEFAULT_MAX_IMAGE_PIXELS`] (25
+    /// header declares). Default
+    /// [`DEFAULT_MAX_IMAGE_PIXELS`](crate::limits::DEFAULT_MAX_IMAGE_PIXELS) (25
     /// megapixels; its doc says why).
     #[must_use]
     pub fn max_image_pixels(mut self, max: u64) -> Self {

@@ -7,10 +7,9 @@
 use std::time::Duration;
 
 use futures::StreamExt as _;
+use tryon_client::poll::ModelAwarePolling;
 use tryon_client::test_util::VirtualClock;
-use tryon_client::{
-    Client, ClientBuilder, Error, Format, Image, ModelAwarePolling, Status, TryOnRequest,
-};
+use tryon_client::{Client, ClientBuilder, Error, Format, Image, Status, TryOnRequest};
 use tryon_mock::{
     CONTENT_BLOCKED, Credits, FailRule, Fault, JobMatch, JournalEntry, MockClock, MockConfig,
     MockServer, PLACEHOLDER_SIZE, RateLimit, RetryAfter, Route,
