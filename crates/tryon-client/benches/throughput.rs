@@ -279,8 +279,7 @@ async fn run_one(config: Config, policy: Policy, jobs: usize) -> Row {
                 .wait_timeout(Duration::from_hours(1));
             if policy == Policy::Configured {
                 // The budget the user was told (R), whatever its shape.
-                let budget =
-                    RateLimit::per_minute_budget(config.per_minute).expect("a valid budget");
+                let budget = RateLimit::per_minute(config.per_minute).expect("a valid budget");
                 builder = builder.rate_limit(budget);
             }
             let c = builder.build().expect("a client");
@@ -354,7 +353,7 @@ async fn run_one(config: Config, policy: Policy, jobs: usize) -> Row {
             client
                 .as_ref()
                 .and_then(Client::rate_budget)
-                .map(|b| b.per_minute())
+                .map(|b| b.requests_per_minute())
         );
     }
     let minutes = ended.as_secs_f64() / 60.0;

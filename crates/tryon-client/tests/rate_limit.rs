@@ -92,7 +92,7 @@ async fn run_many_under_a_token_bucket_learns_the_budget_and_completes_every_job
     );
     let budget = client.rate_budget().expect("a budget learned from 429s");
     assert!(
-        (400.0..=520.0).contains(&budget.per_minute()),
+        (400.0..=520.0).contains(&budget.requests_per_minute()),
         "learned {budget}"
     );
     #[allow(clippy::cast_precision_loss)]
@@ -126,7 +126,7 @@ async fn a_configured_budget_is_kept_from_the_first_call() {
         .filter(|e| e.status == Some(429))
         .count();
     assert_eq!(refused, 0, "paced at the budget, never refused");
-    assert_eq!(client.rate_budget().unwrap().per_minute(), 60.0);
+    assert_eq!(client.rate_budget().unwrap().requests_per_minute(), 60.0);
 }
 
 #[tokio::test(start_paused = true)]

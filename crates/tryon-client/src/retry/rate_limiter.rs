@@ -71,8 +71,9 @@ const MAX_SAMPLES: usize = 16_384;
 /// ```
 /// use tryon_client::RateLimit;
 /// let r: RateLimit = "500/min".parse()?;
-/// assert_eq!(r.per_minute(), 500.0);
-/// assert_eq!(RateLimit::per_second(2.0)?.per_minute(), 120.0);
+/// assert_eq!(r.requests_per_minute(), 500.0);
+/// assert_eq!(RateLimit::per_second(2.0)?.requests_per_minute(), 120.0);
+/// assert_eq!(RateLimit::per_minute(120.0)?, RateLimit::per_second(2.0)?);
 /// # Ok::<(), tryon_client::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -102,7 +103,7 @@ impl RateLimit {
     ///
     /// # Errors
     /// [`Error::Config`] naming `rate_limit` and the bounds.
-    pub fn per_minute_budget(n: f64) -> Result<Self> {
+    pub fn per_minute(n: f64) -> Result<Self> {
         Self::per_second(n / 60.0).map(|_| Self { per_minute: n })
     }
 
@@ -112,14 +113,14 @@ impl RateLimit {
     }
 
     /// Requests per minute.
-    pub fn per_minute(&self) -> f64 {
+    pub fn requests_per_minute(&self) -> f64 {
         self.per_minute
     }
 }
 
 impl std::fmt::Display for RateLimit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:.0}/min", self.per_minute())
+        write!(f, "{:.0}/min", self.requests_per_minute())
     }
 }
 
@@ -143,7 +144,7 @@ impl FromStr for RateLimit {
             "h" | "hour" => n / 60.0,
             _ => return Err(bad()),
         };
-        Self::per_minute_budget(per_minute)
+        Self::per_minute(per_minute)
     }
 }
 
