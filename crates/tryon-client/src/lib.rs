@@ -12,8 +12,8 @@
 //   retry   -> clock, error  (executor, classify, budget, rate_limiter)
 //   request -> image, limits, error;  reader -> image;
 //   image   -> limits, error
-//   poll    -> request (in its tests only);
-//   limits, order, clock, error: none
+//   poll, limits, order, clock, error: none (the tests of poll and order
+//   build requests through the crate root)
 //   test_util (feature `test-util`) -> clock
 mod builder;
 mod client;

@@ -376,7 +376,15 @@ mod tests {
                 // Compute within the service's spread around the plan
                 // (the mock's realistic profile: ±10 %).
                 for speed in [1.0, 0.9] {
-                    let e = crate::request::expected_duration(garments, false);
+                    let e = crate::TryOnRequest::builder()
+                        .person(crate::Image::url("https://example.com/p.jpg"))
+                        .garments(
+                            (0..garments)
+                                .map(|g| crate::Image::url(format!("https://example.com/{g}.jpg"))),
+                        )
+                        .build()
+                        .expect("a valid request")
+                        .expected_duration();
                     let q = Duration::from_secs_f64(queue);
                     let actual = e.mul_f64(speed);
                     let (ap, ad) = simulate(&aware, e, q, actual);

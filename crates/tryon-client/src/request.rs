@@ -148,7 +148,17 @@ impl TryOnRequest {
     /// about 2 s per garment, and with `turbo` 1 s per garment up to 4 s in
     /// all (the model maker's published ceilings; turbo is the fast mode). Polling is planned around it.
     pub fn expected_duration(&self) -> Duration {
-        expected_duration(self.garments.len(), self.turbo)
+        let garments = u32::try_from(self.garments.len().max(1)).unwrap_or(u32::MAX);
+        let standard = Duration::from_secs(2) * garments;
+        if self.turbo {
+            // "Under 4 s in total" is a ceiling, not a floor: turbo is the
+            // fast mode, planned at half the standard time per garment (1 s,
+            // as the mock's realistic profile has it) up to that ceiling, so
+            // a small turbo job is not polled late.
+            (standard / 2).min(Duration::from_secs(4))
+        } else {
+            standard
+        }
     }
 
     /// Whether any input is a local file or bytes (sent inline or uploaded).
@@ -261,19 +271,6 @@ impl TryOnRequest {
             output_quality: i64::from(self.output_quality),
             preserve_input_size: self.preserve_input_size,
         })
-    }
-}
-
-pub(crate) fn expected_duration(garments: usize, turbo: bool) -> Duration {
-    let standard = Duration::from_secs(2) * u32::try_from(garments.max(1)).unwrap_or(u32::MAX);
-    if turbo {
-        // "Under 4 s in total" is a ceiling, not a floor: turbo is the fast
-        // mode, planned at half the standard time per garment (1 s, as the
-        // mock's realistic profile has it) up to that ceiling, so a small
-        // turbo job is not polled late.
-        (standard / 2).min(Duration::from_secs(4))
-    } else {
-        standard
     }
 }
 
