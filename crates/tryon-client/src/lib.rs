@@ -4,7 +4,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 // Each module is a room of its own, and the arrows run one way (each
-// module uses only the ones named after it; a `crate::` scan checks it):
+// module uses only the ones named after it, as a scan of its `crate::`
+// paths shows):
 //   builder -> client, job, limits, output, poll, retry, clock, error
 //   client  -> job, output, order, poll, reader, request, retry, error
 //   job     -> output, poll, retry, clock, error
