@@ -114,8 +114,9 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// One attempt per call: no retries, except that a `429` with an
-    /// allowed `Retry-After` is still waited out (see the rules above); add
+    /// One attempt per call: no retries, except that an API call's `429`
+    /// with an allowed `Retry-After` is still waited out (see the rules
+    /// above); add
     /// [`with_max_retry_after`](Self::with_max_retry_after)`(Duration::ZERO)`
     /// to end a call at its first failure whatever it is.
     pub fn none() -> Self {
