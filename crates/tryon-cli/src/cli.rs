@@ -417,7 +417,7 @@ mod tests {
         let Command::Batch(args) = cli.command else {
             panic!("not a batch");
         };
-        assert_eq!(args.rate.map(|r| r.per_minute()), Some(500.0));
+        assert_eq!(args.rate.map(|r| r.requests_per_minute()), Some(500.0));
         let e = Cli::try_parse_from(["tryon", "batch", "m.csv", "--rate", "fast"]).unwrap_err();
         assert!(e.to_string().contains("rate_limit"), "{e}");
     }

@@ -10,7 +10,8 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
-use tryon_client::{Client, FixedPolling};
+use tryon_client::Client;
+use tryon_client::poll::FixedPolling;
 use tryon_mock::MockServer;
 
 mod common;

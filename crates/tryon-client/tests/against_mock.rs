@@ -7,10 +7,9 @@
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use tryon_client::{
-    Client, ClientBuilder, Error, Format, Image, ModelAwarePolling, Status, TryOnRequest,
-    VirtualClock,
-};
+use tryon_client::poll::ModelAwarePolling;
+use tryon_client::test_util::VirtualClock;
+use tryon_client::{Client, ClientBuilder, Error, Format, Image, Status, TryOnRequest};
 use tryon_mock::{
     Credits, FailRule, Fault, FaultRoute, JobMatch, MockClock, MockConfig, MockServer,
     RateLimitRule, RequestLogEntry, RetryAfter,

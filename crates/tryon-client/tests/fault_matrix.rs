@@ -16,7 +16,8 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use tryon_client::{Client, Error, Image, TryOnRequest, VirtualClock};
+use tryon_client::test_util::VirtualClock;
+use tryon_client::{Client, Error, Image, TryOnRequest};
 use tryon_mock::{
     Credits, FailRule, Fault, FaultKind, FaultRoute, JobMatch, MockClock, MockServer, RetryAfter,
 };

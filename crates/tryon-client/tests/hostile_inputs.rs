@@ -10,10 +10,9 @@ use std::time::Duration;
 
 use common::png::{crc32, png, png_header_only, png_size};
 use common::{PNG, client, serve, submitted};
-use tryon_client::{
-    DEFAULT_MAX_IMAGE_PIXELS, Error, Image, ImageKind, MAX_IMAGE_SIDE, TryOnRequest,
-    TryOnRequestBuilder, VirtualClock,
-};
+use tryon_client::limits::{DEFAULT_MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE};
+use tryon_client::test_util::VirtualClock;
+use tryon_client::{Error, Image, ImageKind, TryOnRequest, TryOnRequestBuilder};
 
 fn garment() -> Image {
     Image::url("https://example.com/shirt.jpg")

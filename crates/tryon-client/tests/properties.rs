@@ -12,10 +12,10 @@ use common::PNG;
 
 use proptest::prelude::*;
 use proptest::test_runner::{TestCaseError, TestRunner};
-use tryon_client::{
-    Client, Error, Image, ImageKind, MAX_GARMENTS, MAX_OUTPUT_QUALITY, ModelAwarePolling,
-    PollPolicy, PollState, RetryPolicy, TryOnRequest, VirtualClock,
-};
+use tryon_client::limits::MAX_OUTPUT_QUALITY;
+use tryon_client::poll::{ModelAwarePolling, PollPolicy, PollState};
+use tryon_client::test_util::VirtualClock;
+use tryon_client::{Client, Error, Image, ImageKind, MAX_GARMENTS, RetryPolicy, TryOnRequest};
 use tryon_mock::{Fault, FaultRoute, MockClock, MockServer, RetryAfter, Stages, Timing};
 
 fn garments(n: usize) -> impl Iterator<Item = Image> {

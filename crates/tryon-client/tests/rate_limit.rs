@@ -7,7 +7,8 @@
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use tryon_client::{Client, Image, RateLimit, TokioClock, TryOnRequest};
+use tryon_client::test_util::DrivingClock;
+use tryon_client::{Client, ClientBuilder, Image, RateLimit, RetryPolicy, TryOnRequest};
 use tryon_mock::{Fault, FaultRoute, MockClock, MockServer, RetryAfter};
 
 const KEY: &str = "sk-rate-test";
@@ -24,15 +25,33 @@ fn request(i: u64) -> TryOnRequest {
 }
 
 fn client(server: &MockServer, budget: Option<RateLimit>) -> Client {
-    let clock = TokioClock::driving(server.clock(), MockClock::now, MockClock::advance);
-    let mut b = Client::builder()
-        .api_key(KEY)
-        .base_url(server.uri())
-        .clock(clock);
+    let mut b = builder(server);
     if let Some(budget) = budget {
         b = b.rate_limit(budget);
     }
     b.build().unwrap()
+}
+
+/// A client builder on `server`, driving its virtual clock.
+fn builder(server: &MockServer) -> ClientBuilder {
+    let clock = DrivingClock::new(server.clock(), MockClock::now, MockClock::advance);
+    Client::builder()
+        .api_key(KEY)
+        .base_url(server.uri())
+        .clock(clock)
+}
+
+/// A storm of `429`s on the status reads (`fault`, on jobs of 2 s), and a
+/// client on it with `policy`.
+async fn storm(fault: Fault, policy: RetryPolicy) -> (MockServer, Client) {
+    let server = MockServer::builder()
+        .virtual_time()
+        .stages(Duration::ZERO, Duration::from_secs(2))
+        .fault(fault)
+        .start()
+        .await;
+    let client = builder(&server).retry_policy(policy).build().unwrap();
+    (server, client)
 }
 
 /// Runs `n` jobs at `concurrency`; returns (failures, 429s after the
@@ -91,7 +110,7 @@ async fn run_many_under_a_token_bucket_learns_the_budget_and_completes_every_job
     );
     let budget = client.rate_budget().expect("a budget learned from 429s");
     assert!(
-        (400.0..=520.0).contains(&budget.per_minute()),
+        (400.0..=520.0).contains(&budget.requests_per_minute()),
         "learned {budget}"
     );
     #[allow(clippy::cast_precision_loss)]
@@ -125,31 +144,17 @@ async fn a_configured_budget_is_kept_from_the_first_call() {
         .filter(|e| e.status == Some(429))
         .count();
     assert_eq!(refused, 0, "paced at the budget, never refused");
-    assert_eq!(client.rate_budget().unwrap().per_minute(), 60.0);
+    assert_eq!(client.rate_budget().unwrap().requests_per_minute(), 60.0);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_429_storm_with_retry_after_never_runs_the_attempts_dry() {
     // Twenty 429s in a row on the status read: more than the six attempts
     // and, at five tokens each, enough to drain a budget of 50.
-    let server = MockServer::builder()
-        .virtual_time()
-        .stages(Duration::ZERO, Duration::from_secs(2))
-        .fault(
-            Fault::rate_limited(FaultRoute::Status)
-                .retry_after(RetryAfter::Seconds(1))
-                .times(20),
-        )
-        .start()
-        .await;
-    let clock = TokioClock::driving(server.clock(), MockClock::now, MockClock::advance);
-    let client = Client::builder()
-        .api_key(KEY)
-        .base_url(server.uri())
-        .clock(clock)
-        .retry_policy(tryon_client::RetryPolicy::default().with_budget(50, 5))
-        .build()
-        .unwrap();
+    let fault = Fault::rate_limited(FaultRoute::Status)
+        .retry_after(RetryAfter::Seconds(1))
+        .times(20);
+    let (server, client) = storm(fault, RetryPolicy::default().with_budget(50, 5)).await;
     let out = client.run(&request(1)).await;
     assert!(out.is_ok(), "{out:?}");
     assert_eq!(server.billed_submits(), 1);
@@ -161,24 +166,10 @@ async fn a_429_storm_with_retry_after_never_runs_the_attempts_dry() {
 /// attempts.
 #[tokio::test(start_paused = true)]
 async fn a_429_storm_with_retry_after_zero_ends_with_the_attempts() {
-    let server = MockServer::builder()
-        .virtual_time()
-        .stages(Duration::ZERO, Duration::from_secs(2))
-        .fault(
-            Fault::rate_limited(FaultRoute::Status)
-                .retry_after(RetryAfter::Seconds(0))
-                .always(),
-        )
-        .start()
-        .await;
-    let clock = TokioClock::driving(server.clock(), MockClock::now, MockClock::advance);
-    let client = Client::builder()
-        .api_key(KEY)
-        .base_url(server.uri())
-        .clock(clock)
-        .retry_policy(tryon_client::RetryPolicy::default().with_max_attempts(3))
-        .build()
-        .unwrap();
+    let fault = Fault::rate_limited(FaultRoute::Status)
+        .retry_after(RetryAfter::Seconds(0))
+        .always();
+    let (server, client) = storm(fault, RetryPolicy::default().with_max_attempts(3)).await;
     let err = client.run(&request(1)).await.unwrap_err();
     assert_eq!(err.status(), Some(429), "{err:?}");
     let status_reads = server

@@ -20,7 +20,7 @@ use std::sync::atomic::AtomicUsize;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::{BatchArgs, Cli};
-use crate::commands::session_with;
+use crate::commands::connect_with;
 use crate::exit::{CliError, Code};
 use crate::journal;
 use crate::manifest;
@@ -41,7 +41,7 @@ pub async fn batch(cli: &Cli, args: &BatchArgs) -> Result<Code, CliError> {
         term::err_line(&report);
     }
 
-    let session = session_with(cli, args.mock, false, args.rate).await?;
+    let backend = connect_with(cli, args.mock, false, args.rate).await?;
     let (writer, events, note) = journal::open(&args.out_dir).map_err(damaged)?;
     if let Some(note) = note {
         term::err_line(&note);
@@ -80,7 +80,7 @@ pub async fn batch(cli: &Cli, args: &BatchArgs) -> Result<Code, CliError> {
         ));
     }
     let run = Arc::new(execute::Run {
-        client: session.client.clone(),
+        client: backend.client.clone(),
         journal: writer,
         timeout: args.timeout,
         halt: OnceLock::new(),
@@ -101,7 +101,7 @@ pub async fn batch(cli: &Cli, args: &BatchArgs) -> Result<Code, CliError> {
     run.bar.finish_and_clear();
     let journal_error = run.journal.failure().map(str::to_string);
     drop(run);
-    drop(session);
+    drop(backend);
 
     let (summary, code) = report::summarize(&rows, outcomes, journal_path, journal_error);
     emit(cli.json, &report::summary_text(&summary), &summary);
