@@ -110,7 +110,9 @@ class Fault(_FaultBase, total=False):
 
     ``kind`` is ``{"status": {"code": 503, "retry_after": {"seconds": 1}}}``,
     ``{"latency": 0.2}``, ``"drop_before_accept"``, ``"drop_after_accept"``,
-    ``"not_json"`` or ``"truncated_body"``."""
+    ``"not_json"``, ``"truncated_body"`` or ``{"gateway": {"code": 504,
+    "accepted": True}}`` (a gateway's HTML page instead of the service's
+    answer; with ``accepted`` a submit is billed first)."""
 
     times: Union[int, None]
 
