@@ -35,9 +35,20 @@ pub use rate_limiter::RateLimit;
 ///   the image came cut short.
 /// - A submit (`POST`, v2 or v1) only when the server provably did not
 ///   take it: the connection could not be made, or it answered `429` or
-///   `503`. Any other failure after the request went out is
+///   `503`. A failure after the request went out with no answer that says
+///   the service refused it is
 ///   [`Error::AmbiguousSubmit`](crate::Error::AmbiguousSubmit) and is never
-///   retried, so a job is never paid for twice.
+///   retried, so a job is never paid for twice: no answer, a `200` whose
+///   body is unreadable or over the JSON cap, a `504`, or any other `5xx`
+///   whose body is not the service's own JSON error (a gateway's page). A
+///   `4xx`, or a `500`/`502` carrying the service's JSON error, is the
+///   service's refusal: that error, nothing billed, not retried. (Why each
+///   `5xx` is decided so: `docs/CONTRACT.md`, "A 5xx answer to a submit".)
+/// - Every JSON answer is read under a cap
+///   ([`tryon_api::MAX_JSON_BYTES`]; a result
+///   [`tryon_api::MAX_RESULT_BYTES`]); an answer over it is not retried:
+///   [`Error::InvalidResponse`](crate::Error::InvalidResponse) naming the
+///   cap (a submit's: ambiguous).
 /// - Nothing else. A read's `404` is
 ///   [`Error::Expired`](crate::Error::Expired) and its `422` is
 ///   [`Error::Failed`](crate::Error::Failed).
