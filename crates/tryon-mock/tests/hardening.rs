@@ -705,3 +705,40 @@ async fn the_proxy_never_makes_up_an_answer_the_upstream_did_not_give() {
     assert!(text.contains("cannot be reached"), "{text}");
     assert!(proxy.drift().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyless_large_submit_through_the_recording_proxy_keeps_its_401() {
+    // The measuring tool must not change the answer: the upstream refuses
+    // before reading the body, and used to reset the proxy's connection,
+    // which the proxy turned into a 502 (almost always with --record).
+    use tryon_mock::{Proxy, ProxyOptions};
+    let upstream = MockServer::builder().start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = ProxyOptions::new(upstream.uri());
+    options.record = Some(dir.path().join("rec"));
+    let proxy = Proxy::start(options, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let body = two_megabyte_body();
+    let tries: Vec<_> = (0..20)
+        .map(|_| {
+            let (url, body) = (format!("{}/v2/p-image-try-on", proxy.uri()), body.clone());
+            tokio::spawn(async move {
+                match client().post(url).json(&body).send().await {
+                    Ok(r) => r.status().as_u16().to_string(),
+                    Err(e) => format!("error: {e:?}"),
+                }
+            })
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for t in tries {
+        seen.push(t.await.unwrap());
+    }
+    assert!(seen.iter().all(|s| s == "401"), "{seen:#?}");
+    assert!(
+        proxy.drift().iter().all(|d| d.status != 0),
+        "{:#?}",
+        proxy.drift()
+    );
+}
