@@ -16,7 +16,8 @@ Exit codes:
   6  a local write failed (the output file or the batch journal): submitting stopped,
      and each job already paid for is printed with the command that fetches its
      image without paying for a new job (`tryon result ID -o PATH`, or for a batch
-     row that may still be queued `tryon wait ID -o PATH`)
+     row that may still be queued `tryon wait ID -o PATH`); for `tryon mock --record`,
+     the recording lost exchanges (it is marked incomplete and a replay refuses it)
   7  `tryon parity`: the target differs from the spec, the job lifecycle or the mock
      (the report lists each difference)";
 

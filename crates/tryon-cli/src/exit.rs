@@ -22,7 +22,8 @@ pub enum Code {
     /// anything already paid for is printed with its request id and the
     /// command that fetches it (`tryon result ID -o PATH` for a finished
     /// `run`, `tryon wait ID -o PATH` for a batch row that may still be
-    /// queued).
+    /// queued). For `tryon mock --record`: the recording lost exchanges
+    /// (marked incomplete; a replay refuses it).
     Unsaved = 6,
     /// 7: `tryon parity` found differences between the target and the
     /// spec, the job lifecycle or the mock.

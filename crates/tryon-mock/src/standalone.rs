@@ -98,7 +98,9 @@ fn note(text: &str) {
 ///
 /// # Errors
 /// A bad `host`, `public_url` or config value (`InvalidInput`, naming the
-/// flag or field), or the address cannot be bound.
+/// flag or field), or the address cannot be bound; and, once stopped, a
+/// `--record` recording that lost exchanges (`Other`, its source a
+/// [`RecordingIncomplete`](crate::RecordingIncomplete), feature `proxy`).
 pub async fn serve(options: ServeOptions) -> std::io::Result<()> {
     let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
     let ip: IpAddr = options
@@ -267,6 +269,10 @@ async fn serve_proxy(run: ProxyRun, addr: SocketAddr, shutdown: Shutdown) -> std
     tracing::info!(%uri, "tryon-mock proxy listening (drift at /__mock/drift)");
     shutdown.wait().await;
     note(&proxy.summary());
+    proxy.finish_recording().map_err(std::io::Error::other)?;
+    if proxy.recorded() == Some(0) {
+        note("tryon-mock: proxy: the recording holds no exchanges (a replay refuses it)");
+    }
     Ok(())
 }
 

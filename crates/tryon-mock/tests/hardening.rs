@@ -742,3 +742,171 @@ async fn a_keyless_large_submit_through_the_recording_proxy_keeps_its_401() {
         proxy.drift()
     );
 }
+
+/// Whether a file name is a temporary one (`NAME.tmp`).
+fn is_tmp(name: &str) -> bool {
+    std::path::Path::new(name)
+        .extension()
+        .is_some_and(|x| x.eq_ignore_ascii_case("tmp"))
+}
+
+/// Every file under `dir`, relative, sorted.
+fn names_under(dir: &std::path::Path) -> Vec<String> {
+    files(dir).into_iter().map(|(name, _)| name).collect()
+}
+
+/// Submit, then its status three times, through the proxy at `uri`.
+async fn some_exchanges(uri: &str) {
+    let id = submit_id(uri, &body(1)).await;
+    for _ in 0..3 {
+        assert_eq!(status_of(uri, &id).await.0, 200);
+    }
+}
+
+#[tokio::test]
+async fn a_recording_that_lost_an_exchange_says_so_and_is_never_replayed() {
+    use tryon_mock::{Proxy, ProxyOptions, Replay, ReplayOptions};
+    let upstream = MockServer::builder().virtual_time().start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("rec");
+    let mut options = ProxyOptions::new(upstream.uri());
+    options.record = Some(rec.clone());
+    // Room for the submit's exchange, not for every status after it.
+    options.record_limit = 2500;
+    let proxy = Proxy::start(options, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    some_exchanges(&proxy.uri()).await;
+    // Before: health said only {"status":"ok"}, recording.json nothing, and
+    // the replay loaded what was there as if it were the whole exchange.
+    let health = control_get(&proxy.uri(), "/__mock/health").await;
+    let recording = &health["recording"];
+    assert_eq!(recording["complete"], false, "{health}");
+    assert!(recording["lost"].as_u64().unwrap() >= 1, "{health}");
+    assert!(
+        recording["reason"]
+            .as_str()
+            .unwrap()
+            .contains("--record-limit (2500 bytes)"),
+        "{health}"
+    );
+    let e = proxy.finish_recording().unwrap_err();
+    assert!(
+        e.lost >= 1 && e.to_string().contains("is incomplete"),
+        "{e}"
+    );
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(rec.join("recording.json")).unwrap()).unwrap();
+    assert_eq!(manifest["incomplete"]["lost"], e.lost, "{manifest}");
+    let left = names_under(&rec);
+    assert!(
+        left.iter().all(|n| !is_tmp(n) && !n.starts_with('.')),
+        "{left:?}"
+    );
+    let refused = Replay::start(ReplayOptions::new(&rec), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap_err();
+    let text = refused.to_string();
+    assert!(
+        text.contains("recording.json: the recording is incomplete")
+            && text.contains("Record it again"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn an_empty_recording_is_refused_by_replay() {
+    use tryon_mock::{Proxy, ProxyOptions, Replay, ReplayOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = ProxyOptions::new("http://127.0.0.1:9");
+    options.record = Some(dir.path().to_path_buf());
+    let proxy = Proxy::start(options, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    proxy.finish_recording().unwrap();
+    assert_eq!(proxy.recorded(), Some(0));
+    let text = Replay::start(
+        ReplayOptions::new(dir.path()),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(text.contains("the recording holds no exchanges"), "{text}");
+}
+
+/// A square PNG of noise `side` pixels wide (about `3 * side * side`
+/// bytes: noise does not compress), as a data URI.
+fn png_of_noise(side: u32) -> String {
+    use base64::Engine as _;
+    let noise: Vec<u8> = (0..side * side * 3)
+        .map(|i| u8::try_from(i.wrapping_mul(2_654_435_761) >> 24).unwrap())
+        .collect();
+    let img = image::RgbImage::from_raw(side, side, noise).unwrap();
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(out.into_inner())
+    )
+}
+
+#[test]
+fn a_write_that_fails_mid_recording_marks_it_incomplete_and_the_exit_says_so() {
+    // A real failing write: the standalone proxy under a file-size limit
+    // (RLIMIT_FSIZE, `ulimit -f`, SIGXFSZ ignored) fails with EFBIG on the
+    // first file over it: the submit's inline image, stored under images/.
+    // Small files (recording.json, the exchanges) still fit, as on a disk
+    // that fills up part way.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mock = rt.block_on(MockServer::builder().virtual_time().start());
+    let upstream = mock.uri();
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("rec");
+    let mut child = std::process::Command::new("sh")
+        .args([
+            "-c",
+            r#"trap "" XFSZ; ulimit -f 64; exec "$@""#,
+            "sh",
+            env!("CARGO_BIN_EXE_tryon-mock"),
+            "--port",
+            "0",
+            "--proxy",
+            &upstream,
+            "--record",
+        ])
+        .arg(&rec)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let line = first_line(&mut child);
+    let proxy = line.trim().to_string();
+    rt.block_on(async {
+        // 64 blocks are 32 KiB (or 64 KiB): the 200 KB image cannot be written.
+        let mut big = body(1);
+        big["person_image"] = Value::from(png_of_noise(260));
+        let r = post(&proxy, "/v2/p-image-try-on", &big).await;
+        assert_eq!(r.status(), 200, "the proxy keeps serving");
+        some_exchanges(&proxy).await;
+        let health = control_get(&proxy, "/__mock/health").await;
+        assert_eq!(health["recording"]["complete"], false, "{health}");
+        assert!(
+            health["recording"]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("cannot write"),
+            "{health}"
+        );
+    });
+    let pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{stderr}");
+    assert!(stderr.contains("the recording is incomplete"), "{stderr}");
+    let manifest = std::fs::read_to_string(rec.join("recording.json")).unwrap();
+    assert!(manifest.contains("\"incomplete\""), "{manifest}");
+    let left = names_under(&rec);
+    assert!(left.iter().all(|n| !is_tmp(n)), "{left:?}");
+}

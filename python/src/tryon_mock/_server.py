@@ -570,6 +570,13 @@ class MockServer:
         return self._proc is not None and self._proc.poll() is None
 
     @property
+    def returncode(self) -> int | None:
+        """The process's exit status once it has ended (``0`` after a clean
+        ``stop()``; ``6`` when a proxy's recording lost exchanges), else
+        ``None``."""
+        return None if self._proc is None else self._proc.poll()
+
+    @property
     def url(self) -> str:
         """The base URL, e.g. ``http://127.0.0.1:40123``; give it to a client
         as its API base (the Segmind SDK wants ``base_url=mock.url + "/v1"``)."""

@@ -6,7 +6,8 @@
 //! of the real service that can record what it forwards, or (`--replay`) a
 //! recording served with no upstream. Prints one readiness line on stdout (its base
 //! URL, or JSON with `--json`), logs one line per request on stderr
-//! (`RUST_LOG` sets the level), and exits 0 on SIGTERM or SIGINT.
+//! (`RUST_LOG` sets the level), and exits 0 on SIGTERM or SIGINT (6 when a
+//! `--record` recording lost exchanges; 2 for a bad flag).
 
 use std::io::Write as _;
 
@@ -38,7 +39,9 @@ async fn main() {
     };
     if let Err(e) = tryon_mock::serve(options).await {
         let _ = writeln!(std::io::stderr(), "tryon-mock: {e}");
-        std::process::exit(2);
+        // 6, as `tryon mock`: what was recorded could not be kept whole.
+        let lost = tryon_mock::RecordingIncomplete::in_error(&e).is_some();
+        std::process::exit(if lost { 6 } else { 2 });
     }
 }
 

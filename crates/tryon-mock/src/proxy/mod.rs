@@ -126,6 +126,14 @@ impl std::fmt::Debug for Proxy {
     }
 }
 
+impl Drop for Proxy {
+    /// Ends the recording, as [`finish_recording`](Self::finish_recording)
+    /// does (its answer is in `recording.json` either way).
+    fn drop(&mut self) {
+        let _ = self.finish_recording();
+    }
+}
+
 impl Proxy {
     /// The response header counting the drift records one response
     /// produced (`0` for an answer that matched the spec).
@@ -191,6 +199,26 @@ impl Proxy {
     /// Every drift record so far (at most [`MAX_DRIFT_RECORDS`](crate::limits::MAX_DRIFT_RECORDS)).
     pub fn drift(&self) -> Vec<DriftRecord> {
         lock(&self.shared.drift).records.clone()
+    }
+
+    /// Ends the recording (`--record`; nothing to do without one): the
+    /// proxy is done. Call it before dropping the proxy to learn whether
+    /// every exchange was recorded. `GET /__mock/health` shows the same as
+    /// it goes (`recording: {dir, exchanges, lost, complete, reason}`).
+    ///
+    /// # Errors
+    /// The recording lost exchanges (a full disk, `--record-limit`):
+    /// `recording.json` is marked incomplete and a replay refuses it.
+    pub fn finish_recording(&self) -> Result<(), crate::RecordingIncomplete> {
+        match &self.shared.recorder {
+            Some(recorder) => recorder.finish().map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
+    /// Exchanges recorded so far (`--record`), if recording.
+    pub fn recorded(&self) -> Option<u64> {
+        self.shared.recorder.as_ref().map(|r| r.status().exchanges)
     }
 
     /// The shutdown summary: the total, then one line per kind of drift.
@@ -282,7 +310,11 @@ fn authorized(shared: &Shared, req: &Request<hyper::body::Incoming>) -> bool {
 fn control(shared: &Shared, req: &Request<hyper::body::Incoming>, path: &str) -> Option<Reply> {
     Some(match (req.method(), path) {
         (&Method::GET, "/__mock/health") => {
-            json_response(StatusCode::OK, &serde_json::json!({"status": "ok"}))
+            let mut health = serde_json::json!({"status": "ok"});
+            if let Some(recorder) = &shared.recorder {
+                health["recording"] = serde_json::to_value(recorder.status()).unwrap_or_default();
+            }
+            json_response(StatusCode::OK, &health)
         }
         (&Method::GET, "/__mock/drift") if authorized(shared, req) => {
             json_response(StatusCode::OK, &lock(&shared.drift).to_json())
