@@ -250,6 +250,7 @@ pub struct BatchArgs {
 }
 
 /// `tryon mock`.
+#[allow(clippy::struct_excessive_bools)] // each is a command-line flag
 #[derive(Debug, Args)]
 pub struct MockArgs {
     /// Port to listen on (0 picks a free one).
@@ -310,6 +311,11 @@ pub struct MockArgs {
     /// and --replay).
     #[arg(long)]
     pub virtual_time: bool,
+    /// Stop (as on SIGTERM) once stdin reaches its end: a program that
+    /// starts the mock with a pipe as its stdin and dies, however, takes
+    /// the mock with it.
+    #[arg(long)]
+    pub exit_with_parent: bool,
 }
 
 /// `tryon parity`.

@@ -28,6 +28,7 @@ pub async fn serve(args: &MockArgs) -> Result<Code, CliError> {
         replay: args.replay.clone(),
         replay_speed: args.replay_speed,
         virtual_time: args.virtual_time,
+        exit_with_parent: args.exit_with_parent,
     };
     tryon_mock::serve(options).await.map_err(|e| {
         if tryon_mock::RecordingIncomplete::in_error(&e).is_some() {

@@ -1,5 +1,5 @@
 //! `tryon-mock [--port P] [--host H] [--config mock.toml] [--json]
-//! [--public-url URL] [--control-token T] [--virtual-time] [--proxy URL
+//! [--public-url URL] [--control-token T] [--virtual-time] [--exit-with-parent] [--proxy URL
 //! [--proxy-upload URL] [--keep-output-urls] [--record DIR [--record-limit
 //! BYTES]]] [--replay DIR [--replay-speed X]]`: the mock as a standalone
 //! server for tests in any language, (`--proxy`) a validating proxy in front
@@ -13,8 +13,9 @@ use std::io::Write as _;
 
 const USAGE: &str = "usage: tryon-mock [--port P] [--host H] [--config mock.toml] [--json] \
                      [--public-url URL] [--control-token TOKEN] \
-                     [--virtual-time] [--proxy URL [--proxy-upload URL] [--keep-output-urls] \
-                     [--record DIR [--record-limit BYTES]]] [--replay DIR [--replay-speed X]]";
+                     [--virtual-time] [--exit-with-parent] [--proxy URL [--proxy-upload URL] \
+                     [--keep-output-urls] [--record DIR [--record-limit BYTES]]] \
+                     [--replay DIR [--replay-speed X]]";
 
 #[tokio::main]
 async fn main() {
@@ -70,6 +71,7 @@ fn parse(
             "--proxy-upload" => o.proxy_upload = Some(value("--proxy-upload")?),
             "--keep-output-urls" => o.keep_output_urls = true,
             "--virtual-time" => o.virtual_time = true,
+            "--exit-with-parent" => o.exit_with_parent = true,
             "--record" => o.record = Some(value("--record")?.into()),
             "--record-limit" => {
                 o.record_limit = Some(
