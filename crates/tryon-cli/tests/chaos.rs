@@ -820,3 +820,45 @@ fn a_lost_answer_through_the_proxy_is_never_billed_again() {
     };
     report("a lost answer through the validating proxy", &[verdict]);
 }
+
+#[test]
+fn a_full_disk_leaves_no_part_files() {
+    // A save that fails part way (here: EFBIG under RLIMIT_FSIZE, as a
+    // full disk fails with ENOSPC) used to leave its `.NAME.XXXX.part`
+    // temporary file behind, empty or cut short.
+    let mock = Mock::start();
+    let mut case = Case::new("part files", &mock, 1);
+    // Images the mock does not hold: it renders an output of its default
+    // size, far over one block of the file-size limit.
+    let argv: Vec<OsString> = [
+        "sh",
+        "-c",
+        r#"trap "" XFSZ; ulimit -f 1; exec "$@""#,
+        "sh",
+        TRYON,
+        "--base-url",
+        &mock.url,
+        "run",
+        "--person",
+        "https://example.com/p.jpg",
+        "--garment",
+        "https://example.com/g.jpg",
+        "-o",
+        "out.png",
+    ]
+    .iter()
+    .map(OsString::from)
+    .collect();
+    let ran = case.run(case.command(&argv));
+    assert_eq!(ran.status.code(), Some(6), "{}", ran.stderr);
+    let parts: Vec<String> = std::fs::read_dir(case.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            Path::new(n)
+                .extension()
+                .is_some_and(|x| x.eq_ignore_ascii_case("part"))
+        })
+        .collect();
+    assert!(parts.is_empty(), "left behind: {parts:?}");
+}
