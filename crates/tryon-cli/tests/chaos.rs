@@ -862,3 +862,58 @@ fn a_full_disk_leaves_no_part_files() {
         .collect();
     assert!(parts.is_empty(), "left behind: {parts:?}");
 }
+
+#[test]
+fn a_wrong_key_on_large_rows_leaves_no_row_ambiguous() {
+    // The mock refuses the key before it reads a 2 MB body; it used to
+    // close with the body unread, the connection was reset, and rows never
+    // billed were journaled `ambiguous` (2 of 20), not `rejected`.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("keys.toml");
+    std::fs::write(&config, "keys = [\"sk-good\"]\n").unwrap();
+    let mock = Mock::spawn(&["mock", "--port", "0", "--config", config.to_str().unwrap()]);
+    let case = Case::new("wrong key, 20 large rows", &mock, 20);
+    // An 800 KB photo (noise does not compress) as person and garment.
+    let photo = case.dir.path().join("big.png");
+    let noise: Vec<u8> = (0..600u32 * 450 * 3)
+        .map(|i| u8::try_from(i.wrapping_mul(2_654_435_761) >> 24).unwrap())
+        .collect();
+    image::RgbImage::from_raw(600, 450, noise)
+        .unwrap()
+        .save(&photo)
+        .unwrap();
+    assert!(std::fs::metadata(&photo).unwrap().len() > 700_000);
+    let manifest: String = case
+        .rows
+        .iter()
+        .map(|id| {
+            let row = serde_json::json!({"id": id, "person": photo, "garments": [photo]});
+            format!("{row}\n")
+        })
+        .collect();
+    std::fs::write(case.dir.path().join("m.jsonl"), manifest).unwrap();
+    let mut case = case;
+    let ran = case.run(case.batch(&[]));
+    assert_eq!(ran.status.code(), Some(3), "{}", ran.stderr);
+    let events: Vec<(String, String)> = case
+        .journal()
+        .iter()
+        .map(|l| {
+            (
+                l["row"].as_str().unwrap_or_default().to_string(),
+                l["event"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let ambiguous: Vec<&(String, String)> =
+        events.iter().filter(|(_, e)| e == "ambiguous").collect();
+    assert!(
+        ambiguous.is_empty(),
+        "never-billed rows left ambiguous: {ambiguous:?}"
+    );
+    // A 401 stops the batch; every row it sent is journaled refused.
+    let count = |kind: &str| events.iter().filter(|(_, e)| e == kind).count();
+    assert!(count("submitting") >= 1, "{events:?}");
+    assert_eq!(count("rejected"), count("submitting"), "{events:?}");
+    assert_eq!(mock.get("/__mock/billing")["billed_submits"], 0);
+}
