@@ -883,14 +883,11 @@ fn a_wrong_key_on_large_rows_leaves_no_row_ambiguous() {
         .save(&photo)
         .unwrap();
     assert!(std::fs::metadata(&photo).unwrap().len() > 700_000);
-    let manifest: String = case
-        .rows
-        .iter()
-        .map(|id| {
-            let row = serde_json::json!({"id": id, "person": photo, "garments": [photo]});
-            format!("{row}\n")
-        })
-        .collect();
+    let mut manifest = String::new();
+    for id in &case.rows {
+        let row = serde_json::json!({"id": id, "person": photo, "garments": [photo]});
+        writeln!(manifest, "{row}").unwrap();
+    }
     std::fs::write(case.dir.path().join("m.jsonl"), manifest).unwrap();
     let mut case = case;
     let ran = case.run(case.batch(&[]));
