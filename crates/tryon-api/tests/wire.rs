@@ -450,7 +450,7 @@ async fn submit_error(server: &MockServer) -> Error<ErrorBody> {
         .body(input())
         .send()
         .await
-        .unwrap_err()
+        .expect_err("the submit fails")
 }
 
 /// The reason the answer reader gave for a body error.

@@ -42,7 +42,10 @@ impl Output {
         let Some(url) = parsed else {
             return Err(Error::InvalidResponse {
                 request_id: Some(request_id),
-                problem: format!("output is not an http(s) or data: URL: {url:?}"),
+                problem: format!(
+                    "output is not an http(s) or data: URL: {:?}",
+                    tryon_api::redact::Secrets::default().redact(url)
+                ),
             });
         };
         Ok(Self {

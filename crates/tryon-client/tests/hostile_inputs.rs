@@ -424,3 +424,51 @@ async fn a_wrong_key_with_a_2_mb_body_is_refused_401_every_time() {
     assert!(seen.iter().all(|s| s == "401"), "{seen:#?}");
     assert_eq!(mock.billed_submits(), 0);
 }
+
+#[tokio::test]
+async fn an_error_echoing_the_key_encoded_or_a_signed_url_shows_neither() {
+    use base64::Engine as _;
+    // Before: only the raw key was taken out of a server's text.
+    let pct: String = url::form_urlencoded::byte_serialize(common::KEY.as_bytes()).collect();
+    let pct = pct.replace('-', "%2D");
+    let b64 = base64::engine::general_purpose::STANDARD.encode(common::KEY);
+    let echo = format!(
+        "bad request from key {pct} ({b64}); see https://ops:hunter2@logs.example/r?X-Amz-Signature=SIGSECRET"
+    );
+    let page = format!("<html>502 {echo}</html>");
+    let (echo, page) = (echo.clone(), page.into_bytes());
+    let api = serve(move |req, _| {
+        if req.path.starts_with("/v2/requests/") {
+            common::Reply::Json(400, serde_json::json!({ "error": echo }))
+        } else {
+            common::Reply::Raw(502, "text/html", page.clone())
+        }
+    })
+    .await;
+    let clock = VirtualClock::new();
+    let client = client(&api.url, &clock);
+    let read = client.job(common::ID).status().await.unwrap_err();
+    let submit = client.submit(&common::request(1)).await.unwrap_err();
+    assert!(
+        matches!(submit, Error::AmbiguousSubmit { .. }),
+        "{submit:?}"
+    );
+    for e in [&read, &submit] {
+        for text in [e.to_string(), format!("{e:?}")] {
+            for secret in [
+                pct.as_str(),
+                b64.as_str(),
+                "hunter2",
+                "SIGSECRET",
+                common::KEY,
+            ] {
+                assert!(!text.contains(secret), "{secret:?} in: {text}");
+            }
+        }
+    }
+    assert!(
+        read.to_string()
+            .contains("https://[REDACTED]@logs.example/r?X-Amz-Signature=[REDACTED]"),
+        "{read}"
+    );
+}

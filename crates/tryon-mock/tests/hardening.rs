@@ -910,3 +910,70 @@ fn a_write_that_fails_mid_recording_marks_it_incomplete_and_the_exit_says_so() {
     let left = names_under(&rec);
     assert!(left.iter().all(|n| !is_tmp(n)), "{left:?}");
 }
+
+#[tokio::test]
+async fn a_recording_keeps_no_url_credentials_no_signed_parameters_and_no_encoded_key() {
+    use base64::Engine as _;
+    use tryon_mock::{Proxy, ProxyOptions, Replay, ReplayOptions};
+    let key = "sk-live+rec/0123456789";
+    let pct: String = form_urlencoded::byte_serialize(key.as_bytes()).collect();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(key);
+    let upstream = MockServer::builder().keys([key]).start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("rec");
+    let mut options = ProxyOptions::new(upstream.uri());
+    options.record = Some(rec.clone());
+    let proxy = Proxy::start(options, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let secrets = [
+        "hunter2",
+        "AMZSIGSECRET",
+        "AKIACREDSECRET",
+        "AZURESIG",
+        "TOKSECRET",
+        key,
+        pct.as_str(),
+        b64.as_str(),
+    ];
+    let body = json!({
+        "person_image": "https://alice:hunter2@photos.example/p.png",
+        "garment_images": [
+            "https://b.s3.amazonaws.com/g.png?X-Amz-Credential=AKIACREDSECRET&X-Amz-Signature=AMZSIGSECRET",
+            "https://a.blob.core.windows.net/c/g.png?sv=1&sig=AZURESIG",
+        ],
+        "prompt": format!("percent {pct} base64 {b64}"),
+    });
+    let r = post_with_key(key, &proxy.uri(), "/v2/p-image-try-on", &body).await;
+    assert_eq!(r.status(), 200);
+    let id = r.json::<Value>().await.unwrap()["request_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A query with a token, and the key percent-encoded in another.
+    let r = client()
+        .get(format!(
+            "{}/v2/requests/{id}/status?token=TOKSECRET&k={pct}",
+            proxy.uri()
+        ))
+        .header("x-api-key", key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    proxy.finish_recording().unwrap();
+    drop(proxy);
+    for (name, content) in files(&rec) {
+        let text = String::from_utf8_lossy(&content);
+        for s in secrets {
+            assert!(!text.contains(s), "{name} holds {s:?}:\n{text}");
+        }
+    }
+    // Replay still matches the same request: both sides redact alike.
+    let replay = Replay::start(ReplayOptions::new(&rec), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let r = post_with_key(key, &replay.uri(), "/v2/p-image-try-on", &body).await;
+    let replayed: Value = r.json().await.unwrap();
+    assert_eq!(replayed["request_id"], id.as_str(), "{replayed}");
+}

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use futures::TryStreamExt as _;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use secrecy::{ExposeSecret as _, SecretString};
+use tryon_api::redact::Secrets;
 use tryon_api::types::ErrorBody;
 use tryon_api::{ResponseValue, UnreadableAnswer};
 
@@ -25,7 +26,9 @@ const MAX_ERROR_BODY: usize = 4096;
 /// only to scrub it from text a server sends back.
 pub(crate) struct ApiCaller {
     executor: Arc<Executor>,
-    api_key: SecretString,
+    /// The key in every encoding, to take it (and URL credentials) out of
+    /// text a server sends back.
+    secrets: Secrets,
 }
 
 impl std::fmt::Debug for ApiCaller {
@@ -37,8 +40,11 @@ impl std::fmt::Debug for ApiCaller {
 }
 
 impl ApiCaller {
-    pub(crate) fn new(executor: Arc<Executor>, api_key: SecretString) -> Self {
-        Self { executor, api_key }
+    pub(crate) fn new(executor: Arc<Executor>, api_key: &SecretString) -> Self {
+        Self {
+            executor,
+            secrets: Secrets::new([api_key.expose_secret()]),
+        }
     }
 
     /// The executor the calls go through.
@@ -93,15 +99,11 @@ impl ApiCaller {
             .or_else(|e| payload_as_failed(e, request_id))
     }
 
-    /// Removes the key from text that came from a server, in case a server
-    /// echoes it back.
+    /// Text that came from a server with the key (in any encoding, in case
+    /// it echoes it) and URL credentials taken out, by the workspace's one
+    /// rule ([`tryon_api::redact`]).
     fn scrub(&self, text: &str) -> String {
-        let key = self.api_key.expose_secret();
-        if key.len() >= 4 && text.contains(key) {
-            text.replace(key, "[REDACTED]")
-        } else {
-            text.to_string()
-        }
+        self.secrets.redact(text)
     }
 }
 

@@ -44,7 +44,8 @@ pub struct DriftRecord {
     pub expected: String,
     /// What came back.
     pub actual: String,
-    /// The response body, cut to 1 KiB, with the caller's key removed.
+    /// The response body, cut to 1 KiB, with the caller's key and URL
+    /// credentials removed.
     pub example: String,
 }
 
@@ -147,12 +148,14 @@ impl Exchange<'_> {
         }
     }
 
-    /// `text` with the caller's key removed (an upstream may echo it).
+    /// `text` with the caller's key (in any encoding) and URL credentials
+    /// removed, by the workspace's one rule ([`tryon_api::redact`]): an
+    /// upstream may echo the key, and output URLs are signed.
     fn scrub(&self, text: String) -> String {
-        match self.key.filter(|k| !k.is_empty()) {
-            Some(k) => text.replace(k, "[key removed]"),
-            None => text,
-        }
+        let redacted = tryon_api::redact::Secrets::new(self.key)
+            .with_mark("[key removed]")
+            .redact(&text);
+        if redacted == text { text } else { redacted }
     }
 
     fn example(&self) -> String {

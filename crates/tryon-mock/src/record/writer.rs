@@ -276,7 +276,7 @@ impl Recorder {
             request: RecordedRequest {
                 method: c.method.to_string(),
                 path: inner.keys.mask_str(c.path),
-                query: c.query.map(|q| inner.keys.mask_str(q)),
+                query: c.query.map(|q| inner.keys.mask_query(q)),
                 api_key: c.key.is_some(),
                 upstream_url: c.upstream_url.map(|u| inner.keys.mask_str(u)),
                 body: request_body,
