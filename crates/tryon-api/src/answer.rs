@@ -109,7 +109,9 @@ impl UnreadableAnswer {
 }
 
 impl ClientHooks<()> for crate::Client {
-    /// Sends the request and reads the answer with [`read`].
+    /// Sends the request and reads the answer: every JSON body under its
+    /// cap ([`MAX_JSON_BYTES`], [`MAX_RESULT_BYTES`]), an error status whose
+    /// body is not the service's kept as [`UnreadableAnswer`].
     async fn exec(
         &self,
         request: reqwest::Request,
