@@ -1,21 +1,20 @@
 //! The classifier of API answers: turns a generated-client error into ours
 //! and says whether the executor may retry it, by the rules on
-//! [`RetryPolicy`](crate::RetryPolicy); the `Retry-After` reader; and
-//! [`ApiCaller`], which sends every keyed API call through the executor
-//! with this classifier.
+//! [`RetryPolicy`](crate::RetryPolicy); and [`ApiCaller`], which sends
+//! every keyed API call through the executor with this classifier.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures::TryStreamExt as _;
-use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::header::HeaderMap;
 use secrecy::{ExposeSecret as _, SecretString};
 use tryon_api::redact::Secrets;
 use tryon_api::types::ErrorBody;
 use tryon_api::{ResponseValue, UnreadableAnswer};
 
 use super::executor::{Call, Deadline, Executor, Failure, Retryable};
+use super::retry_after::parse_retry_after;
 use crate::error::{Error, Result};
 
 /// Most bytes of an error body kept in an [`Error`].
@@ -511,91 +510,4 @@ async fn read_unexpected(resp: reqwest::Response) -> (String, bool) {
     }
     let own = serde_json::from_slice::<ErrorBody>(&out).is_ok();
     (truncate(&String::from_utf8_lossy(&out)), own)
-}
-
-/// Reads `Retry-After`: a number of seconds (fractions allowed) or an HTTP
-/// date, relative to `now` (wall clock). A date in the past means "now".
-pub(crate) fn parse_retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let raw = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = raw.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0)
-            .then(|| Duration::try_from_secs_f64(secs).ok())
-            .flatten();
-    }
-    let when = httpdate::parse_http_date(raw).ok()?;
-    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::any;
-    use reqwest::header::HeaderValue;
-
-    fn headers(v: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(RETRY_AFTER, HeaderValue::from_str(v).unwrap());
-        h
-    }
-
-    #[test]
-    fn retry_after_seconds_and_dates() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(
-            parse_retry_after(&headers("3"), now),
-            Some(Duration::from_secs(3))
-        );
-        assert_eq!(
-            parse_retry_after(&headers("1.5"), now),
-            Some(Duration::from_millis(1500))
-        );
-        let later = httpdate::fmt_http_date(now + Duration::from_secs(7));
-        assert_eq!(
-            parse_retry_after(&headers(&later), now),
-            Some(Duration::from_secs(7))
-        );
-        let earlier = httpdate::fmt_http_date(now - Duration::from_secs(7));
-        assert_eq!(
-            parse_retry_after(&headers(&earlier), now),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(parse_retry_after(&headers("-1"), now), None);
-        assert_eq!(parse_retry_after(&headers("soon"), now), None);
-        assert_eq!(parse_retry_after(&HeaderMap::new(), now), None);
-    }
-
-    proptest::proptest! {
-    /// `Retry-After` in seconds or as an HTTP date, relative to `now`; a
-    /// past date is zero; garbage is ignored without a panic.
-    #[test]
-    fn retry_after_parses_seconds_dates_and_ignores_garbage(
-        secs in 0u64..1_000_000,
-        past in any::<bool>(),
-        garbage in ".{0,30}",
-        base in 1_000_000_000u64..2_000_000_000,
-    ) {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(base);
-        let h = headers(&secs.to_string());
-        proptest::prop_assert_eq!(parse_retry_after(&h, now), Some(Duration::from_secs(secs)));
-
-        let when = if past {
-            now - Duration::from_secs(secs)
-        } else {
-            now + Duration::from_secs(secs)
-        };
-        let h = headers(&httpdate::fmt_http_date(when));
-        let expected = if past { Duration::ZERO } else { Duration::from_secs(secs) };
-        proptest::prop_assert_eq!(parse_retry_after(&h, now), Some(expected));
-
-        if let Ok(v) = HeaderValue::from_str(&garbage) {
-            let mut h = HeaderMap::new();
-            h.insert(RETRY_AFTER, v);
-            let parsed = parse_retry_after(&h, now);
-            if garbage.trim().parse::<f64>().is_err() && httpdate::parse_http_date(garbage.trim()).is_err() {
-                proptest::prop_assert_eq!(parsed, None);
-            }
-        }
-        proptest::prop_assert_eq!(parse_retry_after(&HeaderMap::new(), now), None);
-    }
-    }
 }

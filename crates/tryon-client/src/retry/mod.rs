@@ -6,9 +6,12 @@
 //! - `executor.rs`: the one loop every request goes through (attempts,
 //!   budget, `Retry-After`, deadline, rate limiter).
 //! - `classify.rs`: the API classifier (which answers may be retried and
-//!   the error each becomes), `Retry-After` parsing, and the keyed calls
-//!   that run through the executor with it. Output downloads go to another
-//!   host and are classified by their downloader (`output.rs`).
+//!   the error each becomes; each `5xx` on a submit in `submit_5xx`), and
+//!   the keyed calls that run through the executor with it. Output
+//!   downloads go to another host and are classified by their downloader
+//!   (`output.rs`).
+//! - `retry_after.rs`: `Retry-After` (seconds or an HTTP date), read one
+//!   way for both.
 //! - `budget.rs`: the client-wide retry token bucket.
 //! - `rate_limiter.rs`: the shared adaptive rate limiter and [`RateLimit`].
 
@@ -16,12 +19,14 @@ mod budget;
 mod classify;
 mod executor;
 mod rate_limiter;
+mod retry_after;
 
 use std::time::Duration;
 
-pub(crate) use classify::{ApiCaller, CallError, parse_retry_after, salvage_request_id};
+pub(crate) use classify::{ApiCaller, CallError, salvage_request_id};
 pub(crate) use executor::{Call, Deadline, Executor, Failure, Retryable};
 pub use rate_limiter::RateLimit;
+pub(crate) use retry_after::parse_retry_after;
 
 /// How the client retries failed calls, and the rules every request
 /// follows: submit, status, result, upload, v1 run and output download all
