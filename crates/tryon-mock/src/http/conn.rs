@@ -18,9 +18,21 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{AbortHandle, JoinSet};
 
 use super::Reply;
-use super::pipeline::DropConnection;
 use crate::limits::{LINGER_SECS, MAX_LINGER_BYTES};
 use crate::state::State;
+
+/// Returned by a [`Handler`] to close the connection without a response:
+/// a mock fault, or a proxy whose upstream's answer was lost.
+#[derive(Debug)]
+pub(crate) struct DropConnection;
+
+impl std::fmt::Display for DropConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("closed the connection without an answer")
+    }
+}
+
+impl std::error::Error for DropConnection {}
 
 /// What a server does with one request. `Err` closes the connection
 /// without a response.

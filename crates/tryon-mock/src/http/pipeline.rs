@@ -9,6 +9,7 @@ use bytes::Bytes;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 
+use super::conn::DropConnection;
 use super::routes::classify;
 use super::{Reply, api, control, error, with_retry_after};
 use crate::fault::FaultKind;
@@ -16,18 +17,6 @@ use crate::limits::MAX_RECORDED_BODY;
 use crate::request_log::RequestLogEntry;
 use crate::state::{CallFaults, State};
 use crate::sync::lock;
-
-/// Returned to hyper to close a connection without a response.
-#[derive(Debug)]
-pub(crate) struct DropConnection;
-
-impl std::fmt::Display for DropConnection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("connection dropped by a mock fault")
-    }
-}
-
-impl std::error::Error for DropConnection {}
 
 /// The answer to an injected status fault.
 fn injected(code: u16, retry_after: Option<crate::fault::RetryAfter>) -> Reply {

@@ -25,7 +25,7 @@ use forward::Lost;
 pub(crate) use forward::{OUTPUT_PREFIX, Outputs, rewrite};
 use lifecycle::Lifecycle;
 
-use crate::http::conn::{Handler, Serving, bind};
+use crate::http::conn::{DropConnection, Handler, Serving, bind};
 use crate::http::control::carries_token;
 use crate::http::{Reply, error, json_response, read_body};
 use crate::limits::{DEFAULT_RECORD_LIMIT, MAX_PROXY_BODY};
@@ -227,27 +227,13 @@ impl Proxy {
     }
 }
 
-/// Returned to the connection layer to close the caller's connection
-/// without an answer: the upstream's outcome is unknown (see
-/// [`Lost::Unknown`]).
-#[derive(Debug)]
-pub(crate) struct NoAnswer;
-
-impl std::fmt::Display for NoAnswer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the upstream's answer was lost; closed without one")
-    }
-}
-
-impl std::error::Error for NoAnswer {}
-
 impl Handler for Shared {
-    type Error = NoAnswer;
+    type Error = DropConnection;
 
     async fn handle(
         self: Arc<Self>,
         req: Request<hyper::body::Incoming>,
-    ) -> Result<Reply, NoAnswer> {
+    ) -> Result<Reply, DropConnection> {
         handle(&self, req).await
     }
 }
@@ -261,7 +247,7 @@ fn lost(
     path: &str,
     key: Option<&str>,
     e: &Lost,
-) -> Result<Reply, NoAnswer> {
+) -> Result<Reply, DropConnection> {
     let ex = Exchange {
         method,
         path,
@@ -297,7 +283,7 @@ fn lost(
                  closing the caller's connection without an answer"
             );
             lock(&shared.drift).extend(vec![record]);
-            Err(NoAnswer)
+            Err(DropConnection)
         }
     }
 }
@@ -329,7 +315,10 @@ fn control(shared: &Shared, req: &Request<hyper::body::Incoming>, path: &str) ->
     })
 }
 
-async fn handle(shared: &Shared, req: Request<hyper::body::Incoming>) -> Result<Reply, NoAnswer> {
+async fn handle(
+    shared: &Shared,
+    req: Request<hyper::body::Incoming>,
+) -> Result<Reply, DropConnection> {
     let path = req.uri().path().to_string();
     if let Some(reply) = control(shared, &req, &path) {
         return Ok(reply);
@@ -455,7 +444,7 @@ async fn output(
     shared: &Shared,
     req: &Request<hyper::body::Incoming>,
     path: &str,
-) -> Result<Reply, NoAnswer> {
+) -> Result<Reply, DropConnection> {
     let Some(url) = lock(&shared.outputs).original(path) else {
         return Ok(error(StatusCode::NOT_FOUND, "unknown proxied output"));
     };
