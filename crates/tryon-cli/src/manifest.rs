@@ -19,13 +19,39 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::input::{self, Fields};
-use crate::names;
+
+/// The fields a row may have: the CSV columns and the JSONL keys alike.
+pub const FIELDS: [&str; 10] = [
+    "id",
+    "person",
+    "garments",
+    "prompt",
+    "reference_pose",
+    "seed",
+    "turbo",
+    "format",
+    "quality",
+    "preserve_input_size",
+];
+
+/// The API's names for fields a row names otherwise, for suggestions.
+const API_NAMES: [(&str, &str); 4] = [
+    ("person_image", "person"),
+    ("garment_images", "garments"),
+    ("output_format", "format"),
+    ("output_quality", "quality"),
+];
 
 /// One try-on to run, as the manifest gives it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Its JSON form (`Serialize`) is what older versions of tryon hashed into
+/// a row's fingerprint ([`crate::fingerprint::legacy`]): keep its fields,
+/// their order and their `skip` rules as they are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Row {
     /// 1-based line (JSONL) or record number (CSV, header excluded) in the
     /// manifest, for error messages.
@@ -33,41 +59,47 @@ pub struct Row {
     pub line: usize,
     /// The row's name: the `id` field, or `row-<line>` when absent. Unique
     /// within a manifest; the journal keys on it.
-    #[serde(default)]
     pub id: String,
-    /// The person image: a URL or a path.
+    /// The person image: a URL or a path (resolved against the manifest's
+    /// folder).
     pub person: String,
     /// The garment images, in order.
     pub garments: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub prompt: Option<String>,
     /// `reference_pose`: a URL or a path.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reference_pose: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub turbo: Option<bool>,
     /// `output_format` by name (`png`, `jpg`, `webp`); checked when the
     /// request is built.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub quality: Option<u8>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub preserve_input_size: Option<bool>,
+    /// The manifest's folder as typed (relative paths are joined to it).
+    #[serde(skip)]
+    pub base: PathBuf,
+    /// The image values as the manifest wrote them (trimmed), before they
+    /// were joined to `base`.
+    #[serde(skip)]
+    pub typed: Typed,
+}
+
+/// A row's image values as written in the manifest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Typed {
+    pub person: String,
+    pub garments: Vec<String>,
+    pub reference_pose: Option<String>,
 }
 
 impl Row {
-    /// A stable fingerprint of what the row asks for (FNV-1a over its
-    /// canonical JSON). The journal stores it so that a row edited between
-    /// two runs is treated as a new job instead of re-attaching to the old
-    /// one.
-    pub fn fingerprint(&self) -> String {
-        let canonical = serde_json::to_vec(self).unwrap_or_default();
-        format!("{:016x}", names::fnv1a(&canonical))
-    }
-
     /// The row's fields, for building its request.
     pub fn fields(&self) -> Result<Fields<'_>, tryon_client::Error> {
         Ok(Fields {
@@ -82,6 +114,29 @@ impl Row {
             preserve_input_size: self.preserve_input_size.unwrap_or(false),
         })
     }
+}
+
+/// The message for a field nobody knows, with the nearest known one.
+fn unknown_field(kind: &str, name: &str) -> String {
+    let lower = name.to_ascii_lowercase();
+    let nearest = API_NAMES
+        .iter()
+        .find(|(api, _)| *api == lower)
+        .map(|(_, ours)| *ours)
+        .or_else(|| {
+            FIELDS
+                .iter()
+                .map(|f| (strsim::damerau_levenshtein(&lower, f), *f))
+                .filter(|(distance, f)| *distance <= (f.len() / 3).max(1))
+                .min_by_key(|(distance, _)| *distance)
+                .map(|(_, f)| f)
+        });
+    let hint = nearest.map_or_else(String::new, |f| format!("; did you mean `{f}`?"));
+    format!(
+        "unknown {kind} `{}`{hint} (known: {})",
+        crate::term::inline(name),
+        FIELDS.join(", ")
+    )
 }
 
 /// A manifest that could not be read; names the line and the field.
@@ -171,6 +226,12 @@ pub fn parse(path: &Path, text: &str, base: &Path) -> Result<Vec<Row>, ManifestE
                 ),
             ));
         }
+        row.base = base.to_path_buf();
+        row.typed = Typed {
+            person: row.person.trim().to_string(),
+            garments: row.garments.iter().map(|g| g.trim().to_string()).collect(),
+            reference_pose: row.reference_pose.as_deref().map(|p| p.trim().to_string()),
+        };
         row.person = resolve(base, &row.person);
         if let Some(pose) = &mut row.reference_pose {
             *pose = resolve(base, pose);
@@ -183,7 +244,7 @@ pub fn parse(path: &Path, text: &str, base: &Path) -> Result<Vec<Row>, ManifestE
 }
 
 /// URLs pass through; anything else is a path, made relative to `base`.
-fn resolve(base: &Path, value: &str) -> String {
+pub fn resolve(base: &Path, value: &str) -> String {
     let value = value.trim();
     if input::is_url(value) || Path::new(value).is_absolute() {
         value.to_string()
@@ -199,22 +260,135 @@ fn parse_jsonl(text: &str) -> Result<Vec<Row>, (usize, String)> {
         if line.trim().is_empty() {
             continue;
         }
-        let mut row: Row = serde_json::from_str(line).map_err(|e| (number, json_message(&e)))?;
+        let mut row = jsonl_row(line).map_err(|m| (number, m))?;
         row.line = number;
         rows.push(row);
     }
     Ok(rows)
 }
 
+/// A JSON value as a message names it: `the string "42"`, `a list`.
+fn shown(value: &Value) -> String {
+    match value {
+        Value::Null => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => format!("the number {n}"),
+        Value::String(s) => format!("the string {}", crate::term::inline(&format!("{s:?}"))),
+        Value::Array(_) => "a list".into(),
+        Value::Object(_) => "an object".into(),
+    }
+}
+
+/// One JSONL line as a row. Every key must be a known field (the nearest
+/// one is suggested), and each value of its field's type; the message names
+/// the field and what was found, as the CSV reader's do.
+fn jsonl_row(line: &str) -> Result<Row, String> {
+    let value: Value = serde_json::from_str(line).map_err(|e| json_message(&e))?;
+    let Value::Object(map) = value else {
+        return Err(format!(
+            "expected an object such as {{\"person\": \"p.png\", \"garments\": [\"g.png\"]}}, found {}",
+            shown(&value)
+        ));
+    };
+    if let Some(unknown) = map.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        return Err(unknown_field("field", unknown));
+    }
+    // Absent and null are the same: not given.
+    let get = |name: &str| map.get(name).filter(|v| !v.is_null());
+    let text = |name: &str| -> Result<Option<String>, String> {
+        match get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(format!("{name}: expected a string, found {}", shown(other))),
+        }
+    };
+    let quoted = |name: &str, s: &str, what: &str| {
+        format!(
+            "{name}: expected {what}, found the string {}; write it without quotes",
+            crate::term::inline(&format!("{s:?}"))
+        )
+    };
+    let integer = |name: &str, max: u64, what: &str| -> Result<Option<u64>, String> {
+        match get(name) {
+            None => Ok(None),
+            Some(Value::Number(n)) => match n.as_u64().filter(|v| *v <= max) {
+                Some(v) => Ok(Some(v)),
+                None => Err(format!("{name}: `{n}` is not {what}")),
+            },
+            Some(Value::String(s)) if s.trim().parse::<u64>().is_ok() => Err(quoted(name, s, what)),
+            Some(other) => Err(format!("{name}: expected {what}, found {}", shown(other))),
+        }
+    };
+    let flag = |name: &str| -> Result<Option<bool>, String> {
+        match get(name) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(Value::String(s)) if parse_bool(name, s).is_ok() => {
+                Err(quoted(name, s, "true or false"))
+            }
+            Some(other) => Err(format!(
+                "{name}: expected true or false, found {}",
+                shown(other)
+            )),
+        }
+    };
+    let person = text("person")?.ok_or("missing field `person`")?;
+    let garments = match get("garments") {
+        None => return Err("missing field `garments`".into()),
+        Some(Value::Array(list)) => list
+            .iter()
+            .enumerate()
+            .map(|(i, g)| match g {
+                Value::String(s) => Ok(s.clone()),
+                other => Err(format!(
+                    "garments[{i}]: expected a string, found {}",
+                    shown(other)
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(Value::String(s)) => {
+            return Err(format!(
+                "garments: expected a list of images, found {}; write [{}]",
+                shown(&Value::String(s.clone())),
+                crate::term::inline(&format!("{s:?}"))
+            ));
+        }
+        Some(other) => {
+            return Err(format!(
+                "garments: expected a list of images, found {}",
+                shown(other)
+            ));
+        }
+    };
+    let seed = integer("seed", u64::MAX, "a non-negative integer")?;
+    let quality =
+        integer("quality", 100, "an integer from 0 to 100")?.and_then(|q| u8::try_from(q).ok());
+    Ok(Row {
+        line: 0,
+        id: text("id")?.unwrap_or_default(),
+        person,
+        garments,
+        prompt: text("prompt")?,
+        reference_pose: text("reference_pose")?,
+        seed,
+        turbo: flag("turbo")?,
+        format: text("format")?,
+        quality,
+        preserve_input_size: flag("preserve_input_size")?,
+        base: PathBuf::new(),
+        typed: Typed::default(),
+    })
+}
+
 fn json_message(e: &serde_json::Error) -> String {
-    // serde's text already names the field ("missing field `person`",
-    // "invalid type: string \"x\", expected u64"); drop its line/column,
-    // which refer to the single line, not the file.
+    // Drop serde's line/column, which refer to the single line, not the
+    // file; keep the column's place in words.
     let text = e.to_string();
-    match text.rfind(" at line ") {
+    let text = match text.rfind(" at line ") {
         Some(at) => text[..at].to_string(),
         None => text,
-    }
+    };
+    format!("not JSON ({text}, column {})", e.column())
 }
 
 fn parse_csv(text: &str) -> Result<Vec<Row>, (Option<usize>, String)> {
@@ -225,6 +399,12 @@ fn parse_csv(text: &str) -> Result<Vec<Row>, (Option<usize>, String)> {
         .headers()
         .map_err(|e| (None, format!("header: {e}")))?
         .clone();
+    if let Some(unknown) = headers.iter().find(|h| !FIELDS.contains(h)) {
+        return Err((
+            None,
+            format!("header: {}", unknown_field("column", unknown)),
+        ));
+    }
     for required in ["person", "garments"] {
         if !headers.iter().any(|h| h == required) {
             return Err((
@@ -232,27 +412,6 @@ fn parse_csv(text: &str) -> Result<Vec<Row>, (Option<usize>, String)> {
                 format!("header: required column `{required}` is missing"),
             ));
         }
-    }
-    let known = [
-        "id",
-        "person",
-        "garments",
-        "prompt",
-        "reference_pose",
-        "seed",
-        "turbo",
-        "format",
-        "quality",
-        "preserve_input_size",
-    ];
-    if let Some(unknown) = headers.iter().find(|h| !known.contains(h)) {
-        return Err((
-            None,
-            format!(
-                "header: unknown column `{unknown}` (known: {})",
-                known.join(", ")
-            ),
-        ));
     }
     let mut rows = Vec::new();
     for (index, record) in reader.records().enumerate() {
@@ -300,6 +459,8 @@ fn parse_csv(text: &str) -> Result<Vec<Row>, (Option<usize>, String)> {
             preserve_input_size: get("preserve_input_size")
                 .map(|v| parse_bool("preserve_input_size", v).map_err(at))
                 .transpose()?,
+            base: PathBuf::new(),
+            typed: Typed::default(),
         };
         rows.push(row);
     }
@@ -363,10 +524,84 @@ mod tests {
             Path::new("/m"),
         )
         .unwrap_err();
-        assert!(
-            bad.to_string()
-                .starts_with("m.jsonl row 1: invalid value: integer `300`"),
-            "{bad}"
+        assert_eq!(
+            bad.to_string(),
+            "m.jsonl row 1: quality: `300` is not an integer from 0 to 100",
+            "the CSV reader's words"
+        );
+    }
+
+    #[test]
+    fn jsonl_refuses_unknown_fields_naming_the_nearest_and_types_naming_the_field() {
+        let line = |json: &str| {
+            parse(Path::new("m.jsonl"), json, Path::new("/m"))
+                .unwrap_err()
+                .to_string()
+        };
+        let base = r#""person":"p.png","garments":["g.png"]"#;
+        let refused = [
+            (
+                format!("{{{base},\"sed\":7}}"),
+                "unknown field `sed`; did you mean `seed`?",
+            ),
+            (
+                format!("{{{base},\"promt\":\"red\"}}"),
+                "unknown field `promt`; did you mean `prompt`?",
+            ),
+            (
+                format!("{{{base},\"output_quality\":80}}"),
+                "unknown field `output_quality`; did you mean `quality`?",
+            ),
+            (
+                format!("{{{base},\"colour\":\"red\"}}"),
+                "unknown field `colour` (known: id, person,",
+            ),
+            (
+                r#"{"person":"p.png","garments":"g.png"}"#.to_string(),
+                r#"garments: expected a list of images, found the string "g.png"; write ["g.png"]"#,
+            ),
+            (
+                r#"{"person":"p.png","garments":["g.png",3]}"#.to_string(),
+                "garments[1]: expected a string, found the number 3",
+            ),
+            (
+                format!("{{{base},\"seed\":\"42\"}}"),
+                r#"seed: expected a non-negative integer, found the string "42"; write it without quotes"#,
+            ),
+            (
+                format!("{{{base},\"seed\":-1}}"),
+                "seed: `-1` is not a non-negative integer",
+            ),
+            (
+                format!("{{{base},\"turbo\":\"true\"}}"),
+                r#"turbo: expected true or false, found the string "true"; write it without quotes"#,
+            ),
+            (
+                format!("{{{base},\"id\":7}}"),
+                "id: expected a string, found the number 7",
+            ),
+            (
+                r#"["p.png",["g.png"]]"#.to_string(),
+                "row 1: expected an object such as",
+            ),
+            (
+                "{\"person\":".to_string(),
+                "row 1: not JSON (EOF while parsing",
+            ),
+        ];
+        for (json, expected) in refused {
+            let message = line(&json);
+            assert!(message.contains(expected), "{json}: {message}");
+        }
+        let ok = parse(
+            Path::new("m.jsonl"),
+            &format!("{{{base},\"seed\":null,\"turbo\":true,\"quality\":0}}"),
+            Path::new("/m"),
+        )
+        .unwrap();
+        assert_eq!(
+            (ok[0].seed, ok[0].turbo, ok[0].quality),
+            (None, Some(true), Some(0))
         );
     }
 
@@ -391,6 +626,18 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("unknown column `colour`")
+        );
+        assert!(
+            csv("person,garment\np,g\n")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown column `garment`; did you mean `garments`?")
+        );
+        assert!(
+            csv("person,garments,sed\np,g,1\n")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown column `sed`; did you mean `seed`?")
         );
         assert!(
             csv("id,person,garments\na,p,g\na,p,g\n")
@@ -420,20 +667,5 @@ mod tests {
             rows[0].garments,
             vec!["/data/ééé/chemise.png", "DATA:image/png;base64,AA"]
         );
-    }
-
-    #[test]
-    fn fingerprint_changes_with_content_only() {
-        let rows = csv("id,person,garments\na,p,g\n").unwrap();
-        let mut edited = rows[0].clone();
-        assert_eq!(rows[0].fingerprint(), edited.fingerprint());
-        edited.line = 99;
-        assert_eq!(
-            rows[0].fingerprint(),
-            edited.fingerprint(),
-            "line is not content"
-        );
-        edited.seed = Some(1);
-        assert_ne!(rows[0].fingerprint(), edited.fingerprint());
     }
 }

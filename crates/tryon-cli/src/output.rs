@@ -75,6 +75,45 @@ impl Progress {
     }
 }
 
+/// "Is it time to say something again?": due once `period` has passed
+/// since it was created or last reset (or last due).
+#[derive(Debug)]
+pub struct Throttle {
+    period: Duration,
+    last: std::sync::Mutex<std::time::Instant>,
+}
+
+impl Throttle {
+    /// Due `period` from now.
+    pub fn new(period: Duration) -> Self {
+        Self {
+            period,
+            last: std::sync::Mutex::new(std::time::Instant::now()),
+        }
+    }
+
+    /// Start the period again (something was just said).
+    pub fn reset(&self) {
+        *self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = std::time::Instant::now();
+    }
+
+    /// Whether the period has passed; if so, it starts again.
+    pub fn due(&self) -> bool {
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.elapsed() < self.period {
+            return false;
+        }
+        *last = std::time::Instant::now();
+        true
+    }
+}
+
 /// Check, before anything is paid for, that an image can be saved at
 /// `path`: it is not a directory or a device, its folder exists, and a file
 /// can be created there (a probe file is created and removed again: the
@@ -93,10 +132,17 @@ pub fn check_writable(path: &Path) -> Result<(), String> {
         _ => Path::new("."),
     };
     if !folder.is_dir() {
-        return Err(format!(
-            "-o {shown}: the folder {} does not exist",
-            folder.display()
-        ));
+        // The nearest part of the path that exists says what is wrong.
+        let existing = folder
+            .ancestors()
+            .filter(|a| !a.as_os_str().is_empty())
+            .find(|a| std::fs::metadata(a).is_ok());
+        return Err(match existing {
+            Some(file) if !file.is_dir() => {
+                format!("-o {shown}: {} is a file, not a folder", file.display())
+            }
+            _ => format!("-o {shown}: the folder {} does not exist", folder.display()),
+        });
     }
     let probe = folder.join(format!(".tryon-probe-{}", std::process::id()));
     std::fs::OpenOptions::new()

@@ -200,18 +200,27 @@ async fn a_journal_truncated_mid_file_bills_nothing_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_accepted_id_the_journal_cannot_record_is_printed_with_its_recovery() {
     let server = MockServer::start().await;
-    let (_dir, manifest, out_dir) = batch_dir(3, None);
+    let (dir, manifest, out_dir) = batch_dir(3, None);
     std::fs::create_dir(&out_dir).unwrap();
     // The journal is filled so that, under a 4096-byte file size limit,
     // the first row's intent fits exactly and its accepted id does not.
+    // The intent's size is read from a run killed right after writing it
+    // (nothing is sent before the intent is durable).
+    let scratch = dir.path().join("scratch");
+    let mut probe = batch(&server, &manifest, &scratch, &["--concurrency", "1"]);
+    probe.env("TRYON_CHAOS_KILL_AFTER_JOURNAL_WRITES", "1");
+    assert_eq!(output(probe).await.status.signal(), Some(9));
+    let probed = std::fs::read_to_string(scratch.join("tryon-journal.jsonl")).unwrap();
+    let intent = probed.lines().next().unwrap().to_string();
+    assert!(
+        intent.contains(r#""event":"submitting","row":"look-0""#),
+        "{intent}"
+    );
+    assert_eq!(server.billed_submits(), 0);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let intent = format!(
-        r#"{{"event":"submitting","row":"look-0","fingerprint":"{}","at":{now}}}"#,
-        "0".repeat(16)
-    );
     let room = 4096 - (intent.len() + 1);
     let filler_head =
         r#"{"event":"failed","row":"not-in-this-manifest","fingerprint":"f","reason":""#;

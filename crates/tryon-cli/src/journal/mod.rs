@@ -28,7 +28,7 @@ mod writer;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
-pub use event::{Event, Kind, RETENTION, RowState, fold, now_secs};
+pub use event::{Event, History, Kind, RETENTION, RowState, Version, fold, now_secs};
 use scan::bytes_of;
 pub use scan::{Damage, scan};
 pub use writer::Writer;
