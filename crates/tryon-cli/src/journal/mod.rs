@@ -64,11 +64,13 @@ pub fn open(dir: &Path) -> Result<(Writer, Vec<Event>, Option<String>), Damage> 
     let io = |e: std::io::Error| Damage::io(&path, &e);
     // `bytes_of` first: it refuses a journal that is not a regular file.
     let _ = bytes_of(&path)?;
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .map_err(io)?;
+    let file = open_append(&path).map_err(|e| {
+        if is_link_refusal(&e) {
+            scan::link(&path)
+        } else {
+            io(e)
+        }
+    })?;
     // Two runs on one journal could each submit the same row: the lock is
     // held (by the writer's handle) until this run ends.
     if !lock(&file).map_err(io)? {
@@ -85,6 +87,33 @@ pub fn open(dir: &Path) -> Result<(Writer, Vec<Event>, Option<String>), Damage> 
     let note = scanned.repair_file(&path, &bytes)?;
     let writer = Writer::start_with(&path, file).map_err(io)?;
     Ok((writer, scanned.events, note))
+}
+
+/// Open (creating) the journal for appending, never through a link: a
+/// link swapped in after `bytes_of` looked is refused by the open itself.
+fn open_append(path: &Path) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let nofollow = rustix::fs::OFlags::NOFOLLOW.bits();
+        options.custom_flags(i32::try_from(nofollow).unwrap_or(0));
+    }
+    options.open(path)
+}
+
+/// Whether an open failed because the path is a link (`O_NOFOLLOW`).
+fn is_link_refusal(error: &std::io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        error.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = error;
+        false
+    }
 }
 
 /// Take an exclusive advisory lock on `file` without waiting: `false`

@@ -50,6 +50,44 @@ pub(crate) fn batch(
     cmd
 }
 
+/// `tryon batch MANIFEST --out-dir OUT_DIR EXTRA...` run in `dir`, both
+/// paths as given (relative to `dir`, or absolute).
+pub(crate) fn batch_in(
+    server: &MockServer,
+    dir: &Path,
+    manifest: &str,
+    out_dir: &str,
+    extra: &[&str],
+) -> Command {
+    let mut cmd = batch(server, Path::new(manifest), Path::new(out_dir), extra);
+    cmd.current_dir(dir);
+    cmd
+}
+
+/// A temporary folder holding `sub/m.csv`, one row `r1` whose images are
+/// the workspace's samples copied beside it and named relatively (so how
+/// the manifest's path is typed is how they are joined). `extra_columns`
+/// (`seed=7`) adds columns with their values. Returns the folder and `sub`.
+pub(crate) fn relative_manifest(extra_columns: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let sub = dir.path().join("sub");
+    std::fs::create_dir(&sub).expect("sub");
+    for name in ["person.png", "garment.png"] {
+        std::fs::copy(assets().join(name), sub.join(name)).expect("copied");
+    }
+    let (head, values) = extra_columns
+        .split_once('=')
+        .map_or((String::new(), String::new()), |(h, v)| {
+            (format!(",{h}"), format!(",{v}"))
+        });
+    std::fs::write(
+        sub.join("m.csv"),
+        format!("id,person,garments{head}\nr1,person.png,garment.png{values}\n"),
+    )
+    .expect("manifest written");
+    (dir, sub)
+}
+
 /// Reruns the batch and checks that it sends nothing: it exits `code`,
 /// reports its `done` completed rows as all done earlier, and the mock has
 /// billed `billed` submits in all.
