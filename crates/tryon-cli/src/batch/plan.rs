@@ -92,7 +92,8 @@ pub struct RowPlan {
     pub note: Option<String>,
 }
 
-/// One plan per row, in order.
+/// One plan per row, in order. Outputs the journal records are looked
+/// for in `args.out_dir`, the journal's folder, by their file names.
 pub fn plan_rows(
     rows: &[Row],
     prepared: &[Prepared],
@@ -105,8 +106,21 @@ pub fn plan_rows(
         .enumerate()
         .map(|(i, r)| (r.id.as_str(), i))
         .collect();
+    // Outputs are recorded as the run that wrote them typed --out-dir
+    // (`out/r1.png`, `sub/out/r1.png`, ...); every one is in the journal's
+    // folder, so it is found there by its name, whatever the spelling.
+    let rebased: Vec<Event> = events
+        .iter()
+        .map(|event| {
+            let mut event = event.clone();
+            if let Some(name) = event.output.as_deref().and_then(Path::file_name) {
+                event.output = Some(args.out_dir.join(name));
+            }
+            event
+        })
+        .collect();
     let mut legacy: HashMap<usize, BTreeSet<String>> = HashMap::new();
-    let histories = journal::fold(events, |row, fingerprint| {
+    let histories = journal::fold(&rebased, |row, fingerprint| {
         let Some(&i) = index.get(row) else {
             return false;
         };
@@ -348,6 +362,14 @@ mod tests {
         (rows, prepared)
     }
 
+    /// Batch arguments writing to the folder of `prepared`'s outputs.
+    fn args_for(prepared: &[Prepared], extra: &[&str]) -> BatchArgs {
+        let dir = prepared[0].output.parent().unwrap().display().to_string();
+        let mut all = vec!["--out-dir", dir.as_str()];
+        all.extend_from_slice(extra);
+        args(&all)
+    }
+
     fn plans(
         rows: &[Row],
         prepared: &[Prepared],
@@ -355,7 +377,7 @@ mod tests {
         extra: &[&str],
         now: u64,
     ) -> Vec<Plan> {
-        plan_rows(rows, prepared, events, &args(extra), now)
+        plan_rows(rows, prepared, events, &args_for(prepared, extra), now)
             .into_iter()
             .map(|p| p.plan)
             .collect()
@@ -434,7 +456,7 @@ mod tests {
                 ..event(Kind::Submitted, 3).request_id("33333333-d")
             },
         ];
-        let plans = plan_rows(&rows, &after, &events, &args(&[]), now);
+        let plans = plan_rows(&rows, &after, &events, &args_for(&after, &[]), now);
         let Plan::Changed(changed) = &plans[0].plan else {
             panic!("{:?}", plans[0])
         };
@@ -466,7 +488,13 @@ mod tests {
         );
         assert_eq!(plans[3].plan, Plan::Submit, "nor does an expired one");
 
-        let asked = plan_rows(&rows, &after, &events, &args(&["--resubmit-changed"]), now);
+        let asked = plan_rows(
+            &rows,
+            &after,
+            &events,
+            &args_for(&after, &["--resubmit-changed"]),
+            now,
+        );
         assert_eq!(asked[0].plan, Plan::Submit, "not taken for an unknown file");
         assert_eq!(
             asked[0].keep,
