@@ -266,8 +266,8 @@ async fn an_accepted_id_the_journal_cannot_record_is_printed_with_its_recovery()
 /// The one file in `dir` whose name holds `~previous-`.
 fn previous_image(dir: &std::path::Path) -> std::path::PathBuf {
     let kept: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
+        .expect("the output folder")
+        .map(|e| e.expect("an entry").path())
         .filter(|p| p.to_string_lossy().contains("~previous-"))
         .collect();
     assert_eq!(kept.len(), 1, "{kept:?}");
@@ -281,16 +281,9 @@ fn previous_image(dir: &std::path::Path) -> std::path::PathBuf {
 /// job and never named the old one again.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edited_pending_row_keeps_its_paid_job() {
-    let server = MockServer::builder()
-        .virtual_time()
-        .stages(Duration::from_secs(1), Duration::from_secs(2))
-        .start()
-        .await;
+    let server = common::queued_mock().await;
     let (_dir, sub) = relative_manifest("seed=1");
-    let mut first = batch_in(&server, &sub, "m.csv", "out", &[]);
-    first.env("TRYON_CHAOS_KILL_AFTER_JOURNAL_WRITES", "2");
-    assert_eq!(output(first).await.status.signal(), Some(9));
-    let paid = journal_ids(&sub.join("out"))["r1"][0].clone();
+    let paid = common::interrupt_after_submit(&server, &sub).await;
     std::fs::write(
         sub.join("m.csv"),
         "id,person,garments,seed\nr1,person.png,person.png,2\n",

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -400,17 +399,9 @@ async fn the_same_manifest_under_another_spelling_is_the_same_rows() {
 /// a second job.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pending_row_rerun_from_the_parent_folder_reattaches() {
-    let server = MockServer::builder()
-        .virtual_time()
-        .stages(Duration::from_secs(1), Duration::from_secs(2))
-        .start()
-        .await;
+    let server = common::queued_mock().await;
     let (dir, sub) = relative_manifest("");
-    // Killed right after its accepted id (record 2) is durable.
-    let mut first = batch_in(&server, &sub, "m.csv", "out", &[]);
-    first.env("TRYON_CHAOS_KILL_AFTER_JOURNAL_WRITES", "2");
-    let killed = output(first).await;
-    assert_eq!(killed.status.signal(), Some(9), "{}", text(&killed.stderr));
+    common::interrupt_after_submit(&server, &sub).await;
     assert_eq!(server.billed_submits(), 1);
 
     let dry = output(batch_in(

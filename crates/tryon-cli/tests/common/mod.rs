@@ -88,6 +88,35 @@ pub(crate) fn relative_manifest(extra_columns: &str) -> (tempfile::TempDir, Path
     (dir, sub)
 }
 
+/// A mock on a virtual clock: accepted jobs stay queued until the test
+/// advances it (1 s queued, 2 s processing).
+pub(crate) async fn queued_mock() -> MockServer {
+    MockServer::builder()
+        .virtual_time()
+        .stages(
+            std::time::Duration::from_secs(1),
+            std::time::Duration::from_secs(2),
+        )
+        .start()
+        .await
+}
+
+/// Runs `batch m.csv --out-dir out` in `dir` (see [`relative_manifest`])
+/// and kills it (SIGKILL, its own chaos hook) right after its second
+/// journal record, the first row's accepted id, is durable: its job is
+/// paid for and queued. Returns that request id.
+pub(crate) async fn interrupt_after_submit(server: &MockServer, dir: &Path) -> String {
+    use std::os::unix::process::ExitStatusExt as _;
+    let mut first = batch_in(server, dir, "m.csv", "out", &[]);
+    first.env("TRYON_CHAOS_KILL_AFTER_JOURNAL_WRITES", "2");
+    let killed = output(first).await;
+    assert_eq!(killed.status.signal(), Some(9), "{}", text(&killed.stderr));
+    journal_ids(&dir.join("out"))
+        .get("r1")
+        .and_then(|ids| ids.first().cloned())
+        .expect("r1's accepted id in the journal")
+}
+
 /// Reruns the batch and checks that it sends nothing: it exits `code`,
 /// reports its `done` completed rows as all done earlier, and the mock has
 /// billed `billed` submits in all.
