@@ -5,13 +5,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
 use common::{
     assert_has, assert_rerun_sends_nothing, batch, batch_dir, batch_in, output, relative_manifest,
-    text, tryon, write_manifest,
+    run_to, text, tryon, write_manifest,
 };
 use tryon_mock::{Fault, MockServer};
 
@@ -49,8 +49,7 @@ async fn closed_stdout_and_stderr_do_not_stop_a_batch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_row_id_gets_its_own_output_file() {
-    let server = MockServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
+    let (server, dir) = common::mock_and_dir().await;
     let long = "x".repeat(300);
     let ids = ["a/b", "a_b", "a b", ".", "..", long.as_str(), "../escape"];
     let mut jsonl = String::new();
@@ -90,8 +89,7 @@ async fn every_row_id_gets_its_own_output_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn colliding_names_and_paths_too_long_are_refused_before_sending() {
-    let server = MockServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
+    let (server, dir) = common::mock_and_dir().await;
     let manifest = dir.path().join("m.csv");
     std::fs::write(
         &manifest,
@@ -117,24 +115,9 @@ async fn colliding_names_and_paths_too_long_are_refused_before_sending() {
     assert!(server.journal().is_empty(), "nothing was sent");
 }
 
-fn run_to(server: &MockServer, out: &Path) -> std::process::Command {
-    let mut cmd = tryon(server);
-    cmd.args([
-        "run",
-        "--person",
-        "https://example.com/p.jpg",
-        "--garment",
-        "https://example.com/g.jpg",
-        "-o",
-    ])
-    .arg(out);
-    cmd
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_checks_the_output_path_before_paying() {
-    let server = MockServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
+    let (server, dir) = common::mock_and_dir().await;
     std::fs::write(dir.path().join("fakepasswd"), b"a file").unwrap();
     let cases = [
         (dir.path().join("missing/dir/out.png"), "does not exist"),
@@ -165,8 +148,7 @@ async fn run_checks_the_output_path_before_paying() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_save_that_fails_after_paying_says_how_to_fetch_it_again() {
-    let server = MockServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
+    let (server, dir) = common::mock_and_dir().await;
     let out = dir.path().join("out.png");
     // A file size limit of 512 bytes: the probe passes, the image does not
     // fit (see tests/journal.rs for why SIGXFSZ is ignored).
@@ -199,8 +181,7 @@ async fn a_save_that_fails_after_paying_says_how_to_fetch_it_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_characters_in_ids_are_escaped_on_the_terminal() {
-    let server = MockServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
+    let (server, dir) = common::mock_and_dir().await;
     let manifest = dir.path().join("m.jsonl");
     let id = "evil\u{1b}[2J\u{7}\u{9b}31m";
     std::fs::write(
@@ -260,8 +241,7 @@ async fn dry_run_prices_are_never_negative() {
 /// person image is refused by both, naming the field, and nothing is sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_refuses_what_a_real_run_refuses() {
-    let server = MockServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
+    let (server, dir) = common::mock_and_dir().await;
     // 60 MB that start like a PNG (sparse: no disk is spent).
     let big = dir.path().join("big.png");
     let file = std::fs::File::create(&big).unwrap();
@@ -318,37 +298,22 @@ async fn dry_run_refuses_what_a_real_run_refuses() {
 async fn a_standalone_mock_with_a_closed_stderr_keeps_serving() {
     use std::io::{BufRead as _, BufReader};
 
-    let mut mock = std::process::Command::new(assert_cmd::cargo::cargo_bin("tryon"));
-    mock.args(["mock", "--port", "0"])
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = mock.spawn().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut uri = String::new();
-    stdout.read_line(&mut uri).unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let (mut mock, url) = common::start_mock_with(&[], Stdio::piped());
+    let mut stderr = BufReader::new(mock.stderr().unwrap());
     let mut banner = String::new();
     stderr.read_line(&mut banner).unwrap();
     // From here on, every request log line meets a closed pipe.
     drop(stderr);
 
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("tryon"));
-    cmd.env("SEGMIND_API_KEY", common::KEY)
-        .args(["--base-url", uri.trim(), "submit"])
+    let mut cmd = common::tryon_at(&url);
+    cmd.arg("submit")
         .args(["--person", "https://example.com/p.jpg"])
         .args(["--garment", "https://example.com/g.jpg"]);
     let first = output(cmd).await;
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("tryon"));
-    cmd.env("SEGMIND_API_KEY", common::KEY).args([
-        "--base-url",
-        uri.trim(),
-        "status",
-        text(&first.stdout).trim(),
-    ]);
+    let mut cmd = common::tryon_at(&url);
+    cmd.args(["status", text(&first.stdout).trim()]);
     let second = output(cmd).await;
-    let _ = child.kill();
-    let _ = child.wait();
+    mock.kill();
     assert!(first.status.success(), "{}", text(&first.stderr));
     assert!(second.status.success(), "{}", text(&second.stderr));
 }
@@ -428,8 +393,7 @@ async fn a_pending_row_rerun_from_the_parent_folder_reattaches() {
 /// row with `"sed": 7` was billed with the defaults.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jsonl_unknown_fields_and_wrong_types_are_refused_naming_the_field() {
-    let server = MockServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
+    let (server, dir) = common::mock_and_dir().await;
     let base = r#""person":"https://example.com/p.jpg","garments":["https://example.com/g.jpg"]"#;
     let cases = [
         (

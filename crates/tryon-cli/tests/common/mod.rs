@@ -117,6 +117,21 @@ pub(crate) async fn interrupt_after_submit(server: &MockServer, dir: &Path) -> S
         .expect("r1's accepted id in the journal")
 }
 
+/// `tryon run` of a one-garment try-on from URLs, saving to `out`.
+pub(crate) fn run_to(server: &MockServer, out: &Path) -> Command {
+    let mut cmd = tryon(server);
+    cmd.args([
+        "run",
+        "--person",
+        "https://example.com/p.jpg",
+        "--garment",
+        "https://example.com/g.jpg",
+        "-o",
+    ])
+    .arg(out);
+    cmd
+}
+
 /// Reruns the batch and checks that it sends nothing: it exits `code`,
 /// reports its `done` completed rows as all done earlier, and the mock has
 /// billed `billed` submits in all.
@@ -204,13 +219,26 @@ pub(crate) fn journal_ids(out_dir: &Path) -> HashMap<String, Vec<String>> {
 }
 
 /// A `tryon mock` child process, killed (SIGKILL) and reaped when dropped.
-pub(crate) struct MockProcess(std::process::Child);
+pub(crate) struct MockProcess {
+    child: std::process::Child,
+    ready: serde_json::Value,
+}
 
 impl MockProcess {
     /// Kills it now (SIGKILL: nothing it has not finished gets written).
     pub(crate) fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Its readiness line: `{"url": ..., "control": ...}`.
+    pub(crate) fn ready(&self) -> &serde_json::Value {
+        &self.ready
+    }
+
+    /// Its stderr, when it was started with one to read.
+    pub(crate) fn stderr(&mut self) -> Option<std::process::ChildStderr> {
+        self.child.stderr.take()
     }
 }
 
@@ -223,6 +251,12 @@ impl Drop for MockProcess {
 /// Starts `tryon mock --port 0 --json ARGS` (stderr discarded); returns it
 /// and its base URL, read from its readiness line.
 pub(crate) fn start_mock(args: &[&str]) -> (MockProcess, String) {
+    start_mock_with(args, std::process::Stdio::null())
+}
+
+/// [`start_mock`] with its stderr going to `stderr` (`Stdio::piped()` to
+/// read it with [`MockProcess::stderr`]).
+pub(crate) fn start_mock_with(args: &[&str], stderr: std::process::Stdio) -> (MockProcess, String) {
     use std::io::BufRead as _;
     let mut child = Command::cargo_bin("tryon")
         .expect("the tryon binary is built")
@@ -231,7 +265,7 @@ pub(crate) fn start_mock(args: &[&str]) -> (MockProcess, String) {
         .args(["--port", "0", "--json"])
         .env_remove("RUST_LOG")
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("tryon mock starts");
     let mut line = String::new();
@@ -241,5 +275,21 @@ pub(crate) fn start_mock(args: &[&str]) -> (MockProcess, String) {
     let ready: serde_json::Value =
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("readiness line {line:?}: {e}"));
     let url = ready["url"].as_str().expect("a url").to_string();
-    (MockProcess(child), url)
+    (MockProcess { child, ready }, url)
+}
+
+/// `tryon` with the key set and `url` as its base URL (for a mock child).
+pub(crate) fn tryon_at(url: &str) -> Command {
+    let mut cmd = Command::cargo_bin("tryon").expect("the tryon binary is built");
+    cmd.env("SEGMIND_API_KEY", KEY)
+        .env_remove("RUST_LOG")
+        .args(["--base-url", url]);
+    cmd
+}
+
+/// A mock on this test's runtime and a temporary folder, the start of
+/// most tests here.
+pub(crate) async fn mock_and_dir() -> (MockServer, tempfile::TempDir) {
+    let server = MockServer::start().await;
+    (server, tempfile::tempdir().expect("a temporary folder"))
 }
