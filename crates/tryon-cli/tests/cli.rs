@@ -128,15 +128,9 @@ async fn failed_job_exits_1_with_the_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_key_exits_3_and_says_how_to_fix_it() {
     let mut cmd = Command::cargo_bin("tryon").unwrap();
-    cmd.env_remove("SEGMIND_API_KEY").args([
-        "run",
-        "--person",
-        "https://example.com/p.jpg",
-        "--garment",
-        "https://example.com/g.jpg",
-        "-o",
-        "x.png",
-    ]);
+    cmd.env_remove("SEGMIND_API_KEY")
+        .args(common::RUN_FROM_URLS)
+        .args(["-o", "x.png"]);
     let result = output(cmd).await;
     assert_eq!(result.status.code(), Some(3));
     let stderr = text(&result.stderr);

@@ -117,18 +117,19 @@ pub(crate) async fn interrupt_after_submit(server: &MockServer, dir: &Path) -> S
         .expect("r1's accepted id in the journal")
 }
 
+/// `run` of a one-garment try-on from URLs (`-o` to follow).
+pub(crate) const RUN_FROM_URLS: [&str; 5] = [
+    "run",
+    "--person",
+    "https://example.com/p.jpg",
+    "--garment",
+    "https://example.com/g.jpg",
+];
+
 /// `tryon run` of a one-garment try-on from URLs, saving to `out`.
 pub(crate) fn run_to(server: &MockServer, out: &Path) -> Command {
     let mut cmd = tryon(server);
-    cmd.args([
-        "run",
-        "--person",
-        "https://example.com/p.jpg",
-        "--garment",
-        "https://example.com/g.jpg",
-        "-o",
-    ])
-    .arg(out);
+    cmd.args(RUN_FROM_URLS).arg("-o").arg(out);
     cmd
 }
 
