@@ -17,6 +17,16 @@
 //! | `submitted`, older | reports it expired (the service keeps jobs 1 h) |
 //! | `submitting` or `ambiguous` (the POST may have reached the server, no id was recorded) | reports it; `--resubmit-ambiguous` sends it again, at the risk of a second charge |
 //!
+//! A row's records are those under its fingerprint (what it sends, see
+//! [`crate::fingerprint`]; the form older versions wrote is recognised
+//! too). Records under another fingerprint are an earlier version of an
+//! edited row: their paid job is kept, never dropped (see
+//! `batch::plan`). A `submitting` record carries the row's `inputs`, so
+//! that an edited row can be told what changed. Outputs are found in the
+//! journal's folder by their file names, whatever spelling of `--out-dir`
+//! wrote them. The journal itself is a regular file in `--out-dir`, never
+//! a link.
+//!
 //! Damage is handled by [`mod@scan`]: only a torn last record (what a crash
 //! mid-write leaves) is repaired, anything else refuses to run.
 
