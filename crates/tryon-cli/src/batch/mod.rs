@@ -8,6 +8,7 @@
 
 mod dry_run;
 mod execute;
+mod lines;
 mod plan;
 mod report;
 mod validate;
