@@ -378,23 +378,6 @@ pub fn parse_rate(text: &str) -> Result<tryon_client::RateLimit, String> {
     text.parse().map_err(|e: tryon_client::Error| e.to_string())
 }
 
-/// A rate for people, in the unit that reads best: `2/s`, `5/min`, `1/h`.
-/// (The client's own `Display` rounds to whole requests a minute, which
-/// shows `1/h` as `0/min`.)
-pub fn show_rate(rate: tryon_client::RateLimit) -> String {
-    let per_minute = rate.requests_per_minute();
-    let (n, unit) = if per_minute >= 600.0 {
-        (per_minute / 60.0, "s")
-    } else if per_minute >= 1.0 {
-        (per_minute, "min")
-    } else {
-        (per_minute * 60.0, "h")
-    };
-    let n = format!("{n:.2}");
-    let n = n.trim_end_matches('0').trim_end_matches('.');
-    format!("{n}/{unit}")
-}
-
 /// A duration for people: `250 ms`, `3.3 s`, `12 s`, `4 min 10 s`, `60 min`.
 pub fn show_duration(d: Duration) -> String {
     let secs = d.as_secs_f64();
@@ -471,13 +454,7 @@ mod tests {
     }
 
     #[test]
-    fn rates_and_durations_show_in_the_unit_that_reads_best() {
-        let rate = |s: &str| show_rate(s.parse().unwrap());
-        assert_eq!(rate("1/h"), "1/h");
-        assert_eq!(rate("5/min"), "5/min");
-        assert_eq!(rate("500/min"), "500/min");
-        assert_eq!(rate("20/s"), "20/s");
-        assert_eq!(rate("1.5/min"), "1.5/min");
+    fn durations_show_in_the_unit_that_reads_best() {
         assert_eq!(show_duration(Duration::from_millis(250)), "250 ms");
         assert_eq!(show_duration(Duration::from_millis(3_293)), "3.3 s");
         assert_eq!(show_duration(Duration::from_secs(20)), "20 s");

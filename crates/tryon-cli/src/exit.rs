@@ -134,7 +134,7 @@ pub fn describe(
     let why = match budget {
         Some(budget) => format!(
             "API calls are paced at {} (one every {}), so the next status call would come after it",
-            crate::cli::show_rate(budget),
+            budget,
             crate::cli::show_duration(Duration::from_secs_f64(
                 60.0 / budget.requests_per_minute().max(1e-9)
             ))

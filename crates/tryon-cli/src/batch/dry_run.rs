@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::plan::{Plan, RowPlan, plan_rows};
 use super::validate::Prepared;
-use crate::cli::{BatchArgs, Cli, show_duration, show_rate};
+use crate::cli::{BatchArgs, Cli, show_duration};
 use crate::exit::{CliError, Code};
 use crate::journal;
 use crate::manifest::Row;
@@ -70,7 +70,7 @@ pub fn pacing(args: &BatchArgs, rows: usize) -> Vec<String> {
     let mut lines = vec![format!(
         "batch: --rate {} spaces API calls {} apart: {rows} rows make at least {calls} calls \
          (submit, status, result), about {} (progress shows while it waits)",
-        show_rate(rate),
+        rate,
         show_duration(spacing),
         show_duration(spacing.saturating_mul(calls))
     )];
@@ -79,7 +79,7 @@ pub fn pacing(args: &BatchArgs, rows: usize) -> Vec<String> {
             "warning: at --rate {} one call comes every {}, longer than --timeout {}: each row's \
              wait would give up before its first status call (raise --timeout, or rerun later to \
              re-attach)",
-            show_rate(rate),
+            rate,
             show_duration(spacing),
             show_duration(args.timeout)
         ));

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use super::execute::Run;
 use super::report::{Outcome, changed_text, recovery};
-use crate::cli::show_rate;
 use crate::manifest::Row;
 use crate::term;
 
@@ -36,7 +35,7 @@ impl Run {
             let spacing = Duration::from_secs_f64(60.0 / b.requests_per_minute().max(1e-9));
             format!(
                 "API calls paced at {} (one every {})",
-                show_rate(b),
+                b,
                 crate::cli::show_duration(spacing)
             )
         })
