@@ -8,7 +8,7 @@ use serde::Serialize;
 use tryon_client::{Client, Job, Output, RateLimit, Status};
 
 use crate::cli::{Cli, IdArgs, ResultArgs, RunArgs, SubmitArgs, WaitArgs};
-use crate::exit::{CliError, Code, code_of};
+use crate::exit::{self, CliError, Code, code_of};
 use crate::input;
 use crate::output::{Progress, check_writable, dimensions, emit, human_bytes};
 use crate::term;
@@ -160,7 +160,12 @@ async fn save(json: bool, output: &Output, path: &Path) -> Result<(), CliError> 
 
 /// Follow a job's status changes until it is final, showing them; returns
 /// the result once it completed.
-async fn follow(job: &Job, timeout: std::time::Duration, quiet: bool) -> Result<Output, CliError> {
+async fn follow(
+    client: &Client,
+    job: &Job,
+    timeout: std::time::Duration,
+    quiet: bool,
+) -> Result<Output, CliError> {
     let progress = Progress::start(job.request_id(), quiet);
     let mut events = pin!(job.events_with(timeout));
     let outcome = loop {
@@ -177,7 +182,7 @@ async fn follow(job: &Job, timeout: std::time::Duration, quiet: bool) -> Result<
         }
     };
     progress.finish();
-    Ok(outcome?)
+    outcome.map_err(|e| exit::waiting(&e, timeout, client.rate_budget()))
 }
 
 /// `tryon run`.
@@ -186,7 +191,7 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<Code, CliError> {
     check_writable(&args.output).map_err(CliError::usage)?;
     let backend = connect(cli, args.mock, args.job.upload).await?;
     let job = backend.client.submit(&request).await?;
-    let output = follow(&job, args.timeout, cli.json).await?;
+    let output = follow(&backend.client, &job, args.timeout, cli.json).await?;
     save(cli.json, &output, &args.output).await?;
     Ok(Code::Ok)
 }
@@ -270,7 +275,7 @@ pub async fn wait(cli: &Cli, args: &WaitArgs) -> Result<Code, CliError> {
     }
     let backend = connect(cli, false, false).await?;
     let job = backend.client.job(&args.request_id);
-    let output = follow(&job, args.timeout, cli.json).await?;
+    let output = follow(&backend.client, &job, args.timeout, cli.json).await?;
     match &args.output {
         Some(path) => save(cli.json, &output, path).await?,
         None => print_ready(cli.json, &output),

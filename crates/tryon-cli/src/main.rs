@@ -15,6 +15,7 @@ mod batch;
 mod cli;
 mod commands;
 mod exit;
+mod fingerprint;
 mod input;
 mod journal;
 mod manifest;

@@ -12,14 +12,13 @@ use std::time::Duration;
 use assert_cmd::cargo::CommandCargoExt as _;
 use common::{
     KEY, assert_has, assert_rerun_sends_nothing, assets, batch, batch_dir, journal_ids, output,
-    text, tryon, write_manifest,
+    run_to, text, tryon, write_manifest,
 };
 use tryon_mock::{FailRule, JobMatch, MockServer, RateLimitRule, Stages, Timing};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_writes_a_real_image_and_prints_path_size_and_id() {
-    let server = MockServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
+    let (server, dir) = common::mock_and_dir().await;
     let out = dir.path().join("out.png");
     let mut cmd = tryon(&server);
     cmd.args(["run", "--person"])
@@ -51,22 +50,10 @@ async fn run_writes_a_real_image_and_prints_path_size_and_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_json_output_is_machine_readable() {
-    let server = MockServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
+    let (server, dir) = common::mock_and_dir().await;
     let out = dir.path().join("out.webp");
-    let mut cmd = tryon(&server);
-    cmd.args([
-        "--json",
-        "run",
-        "--person",
-        "https://example.com/p.jpg",
-        "--garment",
-        "https://example.com/g.jpg",
-        "--format",
-        "webp",
-        "-o",
-    ])
-    .arg(&out);
+    let mut cmd = run_to(&server, &out);
+    cmd.args(["--json", "--format", "webp"]);
     let result = output(cmd).await;
     assert!(result.status.success(), "{}", text(&result.stderr));
     let json: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
@@ -131,18 +118,8 @@ async fn failed_job_exits_1_with_the_reason() {
     // A real file path: `-o /dev/null` is refused before sending (saving
     // renames a file over the target, which must not replace a device).
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = tryon(&server);
-    cmd.args([
-        "run",
-        "--person",
-        "https://example.com/p.jpg",
-        "--garment",
-        "https://example.com/g.jpg",
-        "--seed",
-        "13",
-        "-o",
-    ])
-    .arg(dir.path().join("out.png"));
+    let mut cmd = run_to(&server, &dir.path().join("out.png"));
+    cmd.args(["--seed", "13"]);
     let result = output(cmd).await;
     assert_eq!(result.status.code(), Some(1));
     assert_has(&result.stderr, "garment not detected");
@@ -151,15 +128,9 @@ async fn failed_job_exits_1_with_the_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_key_exits_3_and_says_how_to_fix_it() {
     let mut cmd = Command::cargo_bin("tryon").unwrap();
-    cmd.env_remove("SEGMIND_API_KEY").args([
-        "run",
-        "--person",
-        "https://example.com/p.jpg",
-        "--garment",
-        "https://example.com/g.jpg",
-        "-o",
-        "x.png",
-    ]);
+    cmd.env_remove("SEGMIND_API_KEY")
+        .args(common::RUN_FROM_URLS)
+        .args(["-o", "x.png"]);
     let result = output(cmd).await;
     assert_eq!(result.status.code(), Some(3));
     let stderr = text(&result.stderr);
@@ -402,8 +373,7 @@ async fn batch_killed_mid_run_resumes_and_bills_each_row_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batch_dry_run_validates_and_estimates_without_sending() {
-    let server = MockServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
+    let (server, dir) = common::mock_and_dir().await;
     let manifest = write_manifest(dir.path(), 3, None);
     let result = output(batch(
         &server,

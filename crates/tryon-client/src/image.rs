@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use bytes::Bytes;
+use sha2::Digest as _;
 use tokio::io::AsyncReadExt as _;
 use url::Url;
 
@@ -245,6 +246,10 @@ pub struct CheckedImage {
     pub width: u32,
     /// Height in pixels, from the image's header.
     pub height: u32,
+    /// The SHA-256 of its bytes (decoded, for a `data:` URI): what the
+    /// image is, whatever its path or encoding (a batch journal keys its
+    /// rows on it).
+    pub sha256: [u8; 32],
 }
 
 /// An image read, checked and ready to send.
@@ -430,6 +435,7 @@ fn check_bytes(
         bytes: bytes.len() as u64,
         width,
         height,
+        sha256: sha2::Sha256::digest(bytes).into(),
     })
 }
 

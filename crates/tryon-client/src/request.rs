@@ -143,6 +143,26 @@ impl TryOnRequest {
         self.output_format
     }
 
+    /// The `prompt` sent (empty when none was given).
+    pub fn prompt(&self) -> &str {
+        &self.prompt
+    }
+
+    /// The `seed` sent, if any.
+    pub fn seed(&self) -> Option<u64> {
+        self.seed
+    }
+
+    /// The `output_quality` sent (95 unless another was given).
+    pub fn output_quality(&self) -> u8 {
+        self.output_quality
+    }
+
+    /// Whether `preserve_input_size` is on.
+    pub fn preserve_input_size(&self) -> bool {
+        self.preserve_input_size
+    }
+
     /// How long the model is expected to compute, not counting queueing:
     /// about 2 s per garment, and with `turbo` 1 s per garment up to 4 s in
     /// all (the model maker's published ceilings; turbo is the fast mode). Polling is planned around it.

@@ -119,8 +119,21 @@ impl RateLimit {
 }
 
 impl std::fmt::Display for RateLimit {
+    /// In the unit that reads best, the way [`FromStr`] takes it back:
+    /// `20/s` from 600 a minute up, `1.5/min` down to one a minute, `1/h`
+    /// below that (so a rate of one an hour never shows as `0/min`).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:.0}/min", self.requests_per_minute())
+        let per_minute = self.requests_per_minute();
+        let (n, unit) = if per_minute >= 600.0 {
+            (per_minute / 60.0, "s")
+        } else if per_minute >= 1.0 {
+            (per_minute, "min")
+        } else {
+            (per_minute * 60.0, "h")
+        };
+        let n = format!("{n:.2}");
+        let n = n.trim_end_matches('0').trim_end_matches('.');
+        write!(f, "{n}/{unit}")
     }
 }
 

@@ -6,6 +6,22 @@ fn secs(s: f64) -> Duration {
 }
 
 #[test]
+fn rates_show_in_the_unit_that_reads_best_and_parse_back() {
+    for (given, shown) in [
+        ("1/h", "1/h"),
+        ("5/min", "5/min"),
+        ("500/min", "500/min"),
+        ("20/s", "20/s"),
+        ("1.5/min", "1.5/min"),
+    ] {
+        let rate: RateLimit = given.parse().unwrap();
+        assert_eq!(rate.to_string(), shown, "{given}");
+        let back: RateLimit = shown.parse().unwrap();
+        assert!((back.requests_per_minute() - rate.requests_per_minute()).abs() < 1e-9);
+    }
+}
+
+#[test]
 fn rates_parse_and_bad_ones_name_the_field() {
     assert_eq!(
         "500/min"
