@@ -17,7 +17,8 @@ Exit codes:
   6  a local write failed (the output file or the batch journal): submitting stopped,
      and each job already paid for is printed with the command that fetches its
      image without paying for a new job (`tryon result ID -o PATH`, or for a batch
-     row that may still be queued `tryon wait ID -o PATH`)
+     row that may still be queued `tryon wait ID -o PATH`); for `tryon mock --record`,
+     the recording lost exchanges (it is marked incomplete and a replay refuses it)
   7  `tryon parity`: the target differs from the spec, the job lifecycle or the mock
      (the report lists each difference)";
 
@@ -260,6 +261,7 @@ pub struct BatchArgs {
 }
 
 /// `tryon mock`.
+#[allow(clippy::struct_excessive_bools)] // each is a command-line flag
 #[derive(Debug, Args)]
 pub struct MockArgs {
     /// Port to listen on (0 picks a free one).
@@ -320,6 +322,11 @@ pub struct MockArgs {
     /// and --replay).
     #[arg(long)]
     pub virtual_time: bool,
+    /// Stop (as on SIGTERM) once stdin reaches its end: a program that
+    /// starts the mock with a pipe as its stdin and dies, however, takes
+    /// the mock with it.
+    #[arg(long)]
+    pub exit_with_parent: bool,
 }
 
 /// `tryon parity`.

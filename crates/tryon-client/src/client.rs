@@ -319,7 +319,10 @@ impl Client {
             if !ok {
                 return Err(Error::InvalidResponse {
                     request_id: None,
-                    problem: format!("upload-asset returned a URL that is not http(s): {u:?}"),
+                    problem: format!(
+                        "upload-asset returned a URL that is not http(s): {:?}",
+                        tryon_api::redact::Secrets::default().redact(u)
+                    ),
                 });
             }
         }

@@ -117,6 +117,11 @@ fn api(e: &Error, code: u16, id: bool) -> bool {
     matches!(e, Error::Api { status, .. } if *status == code) && has_id(e) == id
 }
 
+/// An ambiguous submit that says which status it answered (not "200").
+fn ambiguous_after(e: &Error, code: u16) -> bool {
+    matches!(e, Error::AmbiguousSubmit { detail, .. } if detail.contains(&format!("submit answered {code} ")))
+}
+
 fn download(e: &Error, code: Option<u16>) -> bool {
     matches!(e, Error::Download { status, .. } if *status == code)
 }
@@ -177,18 +182,21 @@ fn cases() -> Vec<Case> {
         ));
     }
 
-    // 5xx once and N times.
+    // 5xx once and N times, with the service's own JSON error body.
+    let ambiguous = || {
+        err("AmbiguousSubmit", |e| {
+            matches!(e, Error::AmbiguousSubmit { .. })
+        })
+    };
     for code in [500u16, 502, 503, 504] {
-        // A submit is retried only on 503 (provably not taken); 500, 502
-        // and 504 end it with a clear, unbilled error.
-        let once = if code == 503 {
-            ok()
-        } else {
-            match code {
-                500 => err("Api(500)", |e| api(e, 500, false)),
-                502 => err("Api(502)", |e| api(e, 502, false)),
-                _ => err("Api(504)", |e| api(e, 504, false)),
-            }
+        // A submit is retried only on 503 (provably not taken); the
+        // service's own 500 and 502 end it with a clear, unbilled error; a
+        // 504 (a gateway gave up waiting) may have been accepted.
+        let once = match code {
+            503 => ok(),
+            500 => err("Api(500)", |e| api(e, 500, false)),
+            502 => err("Api(502)", |e| api(e, 502, false)),
+            _ => ambiguous(),
         };
         let billed_once = u64::from(code == 503);
         v.push(case(
@@ -202,7 +210,7 @@ fn cases() -> Vec<Case> {
             500 => err("Api(500)", |e| api(e, 500, false)),
             502 => err("Api(502)", |e| api(e, 502, false)),
             503 => err("Api(503)", |e| api(e, 503, false)),
-            _ => err("Api(504)", |e| api(e, 504, false)),
+            _ => ambiguous(),
         };
         v.push(case(
             format!("{code} ×{N}"),
@@ -239,6 +247,56 @@ fn cases() -> Vec<Case> {
         }
     }
 
+    // A gateway's HTML page instead of the service's JSON error. On a
+    // submit only a 503 says nothing was taken; any other page cannot say
+    // what the service did (the 504 here follows a billed submit).
+    for code in [500u16, 502, 503] {
+        let expect = match code {
+            500 => err("AmbiguousSubmit(500)", |e| ambiguous_after(e, 500)),
+            502 => err("AmbiguousSubmit(502)", |e| ambiguous_after(e, 502)),
+            _ => ok(),
+        };
+        v.push(case(
+            format!("gateway page {code}"),
+            "submit",
+            vec![Fault::gateway_page(FaultRoute::Submit, code)],
+            expect,
+            u64::from(code == 503),
+        ));
+    }
+    v.push(case(
+        "gateway page 504 after accept",
+        "submit",
+        vec![Fault::gateway_page_after_accept(504)],
+        err("AmbiguousSubmit(504)", |e| ambiguous_after(e, 504)),
+        1,
+    ));
+    v.push(
+        case(
+            "gateway page 504 after accept",
+            "v1 run",
+            vec![Fault::new(
+                FaultRoute::Run,
+                FaultKind::Gateway {
+                    code: 504,
+                    accepted: true,
+                },
+            )],
+            ambiguous(),
+            1,
+        )
+        .setup(Setup::V1Run),
+    );
+    for (rname, route) in gets {
+        v.push(case(
+            "gateway page 502",
+            rname,
+            vec![Fault::gateway_page(route, 502)],
+            ok(),
+            1,
+        ));
+    }
+
     // Connection refused.
     v.push(
         case(
@@ -266,11 +324,6 @@ fn cases() -> Vec<Case> {
     );
 
     // Dropped connections.
-    let ambiguous = || {
-        err("AmbiguousSubmit", |e| {
-            matches!(e, Error::AmbiguousSubmit { .. })
-        })
-    };
     v.push(case(
         "dropped before accept",
         "submit",

@@ -40,6 +40,8 @@ pub use mock_server::{MockServer, MockServerBuilder};
 #[cfg(feature = "proxy")]
 pub use proxy::{DriftRecord, Proxy, ProxyOptions};
 #[cfg(feature = "proxy")]
+pub use record::RecordingIncomplete;
+#[cfg(feature = "proxy")]
 pub use replay::{Replay, ReplayOptions};
 pub use request_log::RequestLogEntry;
 pub use standalone::{ServeOptions, serve};

@@ -415,15 +415,14 @@ impl Side<'_> {
         .await
     }
 
-    /// `text` with the key removed (an upstream may echo it).
+    /// `text` with the key (in any encoding; an upstream may echo it) and
+    /// URL credentials removed, by the workspace's one rule
+    /// ([`tryon_client::tryon_api::redact`]).
     fn scrub(&self, text: &str) -> String {
         use secrecy::ExposeSecret as _;
-        let key = self.key.expose_secret();
-        if key.is_empty() {
-            text.to_string()
-        } else {
-            text.replace(key, "[key removed]")
-        }
+        tryon_client::tryon_api::redact::Secrets::new([self.key.expose_secret()])
+            .with_mark("[key removed]")
+            .redact(text)
     }
 
     fn scrub_value(&self, value: &Value) -> Value {
