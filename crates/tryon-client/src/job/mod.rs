@@ -1,18 +1,24 @@
-//! A submitted job: status, waiting, events, result; and the narrow
-//! [`JobReader`] a job asks, so a handle never needs the whole client.
+//! A submitted job: status, waiting, events, result. A handle asks the
+//! narrow [`JobReader`] (`reader.rs`), so it never needs the whole client;
+//! its waits are a [`Poller`](poller::Poller)'s (`poller.rs`).
 
-use std::sync::Arc;
+mod poller;
+mod reader;
+
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::Stream;
 use tracing::Instrument as _;
-use tryon_api::types::{JobStatus, ResultResponse, StatusResponse};
+use tryon_api::types::JobStatus;
 
-use crate::clock::SharedClock;
+pub(crate) use reader::JobReader;
+
 use crate::error::{Error, Result};
-use crate::output::{Downloader, Output};
-use crate::poll::{Origin, Phase, PollPolicy, PollState, budget_bound_delay};
-use crate::retry::{ApiCaller, Deadline};
+use crate::output::Output;
+use crate::poll::Origin;
+use crate::retry::Deadline;
+use poller::Poller;
 
 /// Where a job is in its lifecycle.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,14 +42,6 @@ impl Status {
     pub fn is_final(&self) -> bool {
         matches!(self, Status::Completed | Status::Failed { .. })
     }
-
-    fn phase(&self) -> Option<Phase> {
-        match self {
-            Status::Queued => Some(Phase::Queued),
-            Status::Processing => Some(Phase::Processing),
-            _ => None,
-        }
-    }
 }
 
 impl std::fmt::Display for Status {
@@ -65,23 +63,51 @@ impl std::fmt::Display for Status {
 /// Status and result URLs are always built from the `request_id` on the
 /// client's configured origin; absolute URLs in the server's answers are
 /// never followed with the key.
+///
+/// A wait ([`wait`](Self::wait), [`events`](Self::events)) polls the
+/// result URL, which answers the current status before completion and
+/// the output once done (docs/CONTRACT.md: assumed), so a job found done
+/// by its first poll costs two calls in all: the submit and that poll.
+/// Should the result URL answer anything else before completion (a `404`
+/// within the retention, another `2xx`, a body without a status), the
+/// client asks the status URL once, takes its answer, and its waits poll
+/// the status URL from then on (said once, at `info`); such an answer is
+/// never taken for expiry, and nothing is ever submitted again.
+/// [`status`](Self::status) always reads the light status URL.
 #[derive(Debug, Clone)]
 pub struct Job {
     reader: Arc<JobReader>,
     request_id: String,
     expected: Option<Duration>,
+    /// Garments of the request (0: unknown) and its mode, for the plan.
+    garments: u32,
+    turbo: bool,
     /// Clock time of submission, or of re-attach.
     origin_at: Duration,
     /// How the handle came to be: submitted here, or re-attached.
     origin: Origin,
+    /// The output a poll of the result URL found, shared by clones: a
+    /// wait, or `result` after `events`, costs no further call.
+    completed: Arc<OnceLock<Output>>,
     span: tracing::Span,
+}
+
+/// What a client knows of a job's request when it makes the handle.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Known {
+    /// The published compute time.
+    pub(crate) expected: Option<Duration>,
+    /// Garments (0: unknown).
+    pub(crate) garments: u32,
+    /// Whether it runs with `turbo`.
+    pub(crate) turbo: bool,
 }
 
 impl Job {
     pub(crate) fn new(
         reader: Arc<JobReader>,
         request_id: String,
-        expected: Option<Duration>,
+        known: Known,
         origin: Origin,
     ) -> Self {
         let origin_at = reader.clock().now();
@@ -89,11 +115,19 @@ impl Job {
         Self {
             reader,
             request_id,
-            expected,
+            expected: known.expected,
+            garments: known.garments,
+            turbo: known.turbo,
             origin_at,
             origin,
+            completed: Arc::default(),
             span,
         }
+    }
+
+    /// Keeps the output a poll found.
+    fn keep(&self, output: Output) {
+        let _ = self.completed.set(output);
     }
 
     /// The job's id (a UUID string). Keep it to re-attach later.
@@ -118,11 +152,8 @@ impl Job {
     /// A failed job is `Ok(Status::Failed { .. })`; an unknown or expired
     /// one is [`Error::Expired`].
     pub async fn status(&self) -> Result<Status> {
-        self.status_within(None).instrument(self.span.clone()).await
-    }
-
-    async fn status_within(&self, deadline: Option<Deadline>) -> Result<Status> {
-        match self.reader.read_status(&self.request_id, deadline).await {
+        let read = self.reader.read_status(&self.request_id, None);
+        match read.instrument(self.span.clone()).await {
             Ok(s) => Ok(match s.status {
                 JobStatus::Queued => Status::Queued,
                 JobStatus::Processing => Status::Processing,
@@ -166,34 +197,35 @@ impl Job {
         .await
     }
 
-    /// Reads the result once. Before completion this is
-    /// [`Error::NotReady`]; a failed job is [`Error::Failed`].
+    /// Reads the result once (a wait or [`events`](Self::events) of this
+    /// handle that found it done has it already: no call then). Before
+    /// completion this is [`Error::NotReady`] (also where the result URL
+    /// answers otherwise before completion: one status read tells); a
+    /// failed job is [`Error::Failed`].
     pub async fn result(&self) -> Result<Output> {
-        self.result_within(None).instrument(self.span.clone()).await
+        if let Some(output) = self.completed.get() {
+            return Ok(output.clone());
+        }
+        let r = self
+            .reader
+            .result_once(&self.request_id)
+            .instrument(self.span.clone())
+            .await?;
+        self.output_of(r)
     }
 
+    /// The result after a wait saw the job completed.
     async fn result_within(&self, deadline: Option<Deadline>) -> Result<Output> {
+        if let Some(output) = self.completed.get() {
+            return Ok(output.clone());
+        }
         let r = self.reader.read_result(&self.request_id, deadline).await?;
+        self.output_of(r)
+    }
+
+    fn output_of(&self, r: tryon_api::types::ResultResponse) -> Result<Output> {
         match r.status {
-            JobStatus::Completed => {
-                let url = r.output.filter(|o| !o.trim().is_empty()).ok_or_else(|| {
-                    Error::InvalidResponse {
-                        request_id: Some(self.request_id.clone()),
-                        problem: "COMPLETED result without an output URL".into(),
-                    }
-                })?;
-                let inference_time = r
-                    .metrics
-                    .and_then(|m| m.inference_time)
-                    .and_then(|t| Duration::try_from_secs_f64(t).ok());
-                tracing::info!(?inference_time, "completed");
-                Output::new(
-                    self.reader.downloader(),
-                    self.request_id.clone(),
-                    &url,
-                    inference_time,
-                )
-            }
+            JobStatus::Completed => self.reader.output(&self.request_id, r),
             JobStatus::Failed => Err(Error::Failed {
                 request_id: self.request_id.clone(),
                 detail: r.error.unwrap_or_else(|| "no detail given".into()),
@@ -225,186 +257,5 @@ impl Job {
             let span = span.clone();
             async move { p.next().instrument(span).await.map(|item| (item, p)) }
         })
-    }
-}
-
-/// Polls a job and yields status changes.
-struct Poller {
-    job: Job,
-    deadline: Deadline,
-    state: PollState,
-    emitted: Option<Status>,
-    done: bool,
-}
-
-impl Poller {
-    fn new(job: Job, timeout: Duration) -> Self {
-        let now = job.reader.clock().now();
-        let state = PollState::start(now.saturating_sub(job.origin_at), job.expected, job.origin);
-        Self {
-            deadline: Deadline::after(now, timeout),
-            state,
-            emitted: None,
-            done: false,
-            job,
-        }
-    }
-
-    fn timeout(&self) -> Error {
-        self.job.reader.timeout(&self.job.request_id, self.deadline)
-    }
-
-    async fn next(&mut self) -> Option<Result<Status>> {
-        if self.done {
-            return None;
-        }
-        // A fresh submit is known to be queued: say so before any call.
-        if self.emitted.is_none() && self.job.origin == Origin::Submitted && self.state.polls == 0 {
-            self.emitted = Some(Status::Queued);
-            return Some(Ok(Status::Queued));
-        }
-        let clock = self.job.reader.clock().clone();
-        loop {
-            let now = clock.now();
-            if now >= self.deadline.at {
-                self.done = true;
-                return Some(Err(self.timeout()));
-            }
-            let first_contact = self.state.polls == 0 && self.state.last.is_none();
-            let delay = if first_contact {
-                Duration::ZERO
-            } else {
-                self.state.elapsed = now.saturating_sub(self.job.origin_at);
-                let planned = self.job.reader.next_poll_delay(&self.state);
-                if self.job.reader.reads_bound() {
-                    planned.max(budget_bound_delay(&self.state))
-                } else {
-                    planned
-                }
-            };
-            // Never sleep past the deadline: the last poll happens at it.
-            let delay = delay.min(self.deadline.at.saturating_sub(now));
-            if !delay.is_zero() {
-                clock.sleep(delay).await;
-            }
-            let status = match self.job.status_within(Some(self.deadline)).await {
-                Ok(s) => s,
-                Err(e) => {
-                    self.done = true;
-                    return Some(Err(e));
-                }
-            };
-            let at = clock.now().saturating_sub(self.job.origin_at);
-            self.state.observe(at, status.phase());
-            tracing::debug!(polls = self.state.polls, status = %status, "polled");
-            if status.is_final() {
-                self.done = true;
-            }
-            if self.emitted.as_ref() != Some(&status) {
-                tracing::info!(status = %status, polls = self.state.polls, "status changed");
-                self.emitted = Some(status.clone());
-                return Some(Ok(status));
-            }
-        }
-    }
-}
-
-/// What a [`Job`] asks: its status and result reads, the poll policy, the
-/// default wait, and the downloader its [`Output`] gets. One per client,
-/// shared by all of its jobs.
-pub(crate) struct JobReader {
-    api: tryon_api::Client,
-    caller: Arc<ApiCaller>,
-    poll: Arc<dyn PollPolicy>,
-    wait_timeout: Duration,
-    downloader: Downloader,
-}
-
-impl std::fmt::Debug for JobReader {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JobReader")
-            .field("poll", &self.poll)
-            .field("wait_timeout", &self.wait_timeout)
-            .finish_non_exhaustive()
-    }
-}
-
-impl JobReader {
-    pub(crate) fn new(
-        api: tryon_api::Client,
-        caller: Arc<ApiCaller>,
-        poll: Arc<dyn PollPolicy>,
-        wait_timeout: Duration,
-        downloader: Downloader,
-    ) -> Self {
-        Self {
-            api,
-            caller,
-            poll,
-            wait_timeout,
-            downloader,
-        }
-    }
-
-    /// The poll policy.
-    pub(crate) fn poll_policy(&self) -> &Arc<dyn PollPolicy> {
-        &self.poll
-    }
-
-    /// How long [`Job::wait`] waits by default.
-    pub(crate) fn wait_timeout(&self) -> Duration {
-        self.wait_timeout
-    }
-
-    fn clock(&self) -> &SharedClock {
-        self.caller.executor().clock()
-    }
-
-    /// The next poll's delay, by the client's poll policy.
-    fn next_poll_delay(&self, state: &PollState) -> Duration {
-        self.poll.next_delay(state)
-    }
-
-    /// Whether status reads now wait for the rate limiter.
-    fn reads_bound(&self) -> bool {
-        self.caller.executor().reads_bound()
-    }
-
-    /// The handle outputs download through.
-    fn downloader(&self) -> Downloader {
-        self.downloader.clone()
-    }
-
-    /// The error of a wait that reached its deadline.
-    fn timeout(&self, request_id: &str, deadline: Deadline) -> Error {
-        self.caller.executor().timeout(request_id, deadline)
-    }
-
-    /// `GET /v2/requests/{id}/status`, on the configured origin.
-    async fn read_status(
-        &self,
-        request_id: &str,
-        deadline: Option<Deadline>,
-    ) -> Result<StatusResponse> {
-        let api = &self.api;
-        self.caller
-            .read(request_id, deadline, move || {
-                api.get_status().request_id(request_id).send()
-            })
-            .await
-    }
-
-    /// `GET /v2/requests/{id}`, on the configured origin.
-    async fn read_result(
-        &self,
-        request_id: &str,
-        deadline: Option<Deadline>,
-    ) -> Result<ResultResponse> {
-        let api = &self.api;
-        self.caller
-            .read(request_id, deadline, move || {
-                api.get_result().request_id(request_id).send()
-            })
-            .await
     }
 }
