@@ -36,10 +36,12 @@ const SLACK: Duration = Duration::from_secs(1);
 ///   factor* of its mode, standard or turbo. A factor, not seconds a
 ///   garment, so the turbo cap scales with it;
 /// - for a job this client submitted, how long it queued: its queue ended
-///   after the last time it was seen `QUEUED` (at least its submit) and
-///   before the first time it was seen running, and before its completed
-///   answer less its compute time; after the last waiting answer less its
-///   compute time. The middle of that span is the sample.
+///   after the last time it was seen `QUEUED` (at least its submit), and
+///   after the last waiting answer less its compute time; and before the
+///   first time it was seen running (and its completed answer less its
+///   compute time). The sample is the middle of that span, or, for a job
+///   never seen running, its start (when it was found done says as much
+///   about the poll as about the queue).
 ///
 /// **What is believed.** A compute time that is not a finite number above
 /// zero (NaN, infinite, negative, 0) is dropped, and so is one longer than
@@ -294,15 +296,25 @@ impl ServiceSpeed {
 fn queue_sample(tl: &Timeline, compute: Option<f64>) -> Option<f64> {
     let secs = |d: Duration| d.as_secs_f64();
     let mut lo = secs(tl.last_queued);
-    let mut hi = tl.first_running.map_or(f64::INFINITY, secs);
     if let Some(c) = compute {
-        hi = hi.min(secs(tl.completed) - c);
         lo = lo.max(secs(tl.last_waiting) - c);
     }
-    if !hi.is_finite() || hi < lo {
-        return None;
-    }
-    Some(f64::midpoint(lo, hi).clamp(0.0, secs(MAX_QUEUE)))
+    let sample = match tl.first_running.map(secs) {
+        // Seen queued, then running: the queue ended between the two.
+        Some(hi) => {
+            let hi = compute.map_or(hi, |c| hi.min(secs(tl.completed) - c));
+            if hi < lo {
+                return None;
+            }
+            f64::midpoint(lo, hi)
+        }
+        // Never seen running: when it completed says only how late it
+        // could have started (that includes how late it was found done),
+        // so the earliest its queue could have ended is the sample.
+        None if compute.is_some() => lo,
+        None => return None,
+    };
+    Some(sample.clamp(0.0, secs(MAX_QUEUE)))
 }
 
 #[cfg(test)]
@@ -433,16 +445,25 @@ mod tests {
         // A compute time of 2 s: done at 9 s, so running from 7 s at the
         // latest; still waiting at 6 s, so not ended before 4 s.
         assert_eq!(queue_sample(&tl, Some(2.0)), Some(5.0));
-        // Only the completed answer: between the submit and 9 - 2 s.
+        // Only the completed answer: the earliest, the submit (found done
+        // late, it may not have queued at all).
         let fresh = Timeline {
             completed: Duration::from_secs(9),
             ..Timeline::default()
         };
-        assert_eq!(queue_sample(&fresh, Some(2.0)), Some(3.5));
+        assert_eq!(queue_sample(&fresh, Some(2.0)), Some(0.0));
         assert_eq!(queue_sample(&fresh, None), None);
+        // Still waiting at 6 s, and 2 s of compute: started after 4 s.
+        let waited = Timeline {
+            last_waiting: Duration::from_secs(6),
+            ..fresh
+        };
+        assert_eq!(queue_sample(&waited, Some(2.0)), Some(4.0));
         // An hour's queue is clamped.
         let long = Timeline {
-            completed: Duration::from_hours(2),
+            last_queued: Duration::from_hours(2),
+            first_running: Some(Duration::from_hours(2)),
+            completed: Duration::from_hours(3),
             ..Timeline::default()
         };
         assert_eq!(
