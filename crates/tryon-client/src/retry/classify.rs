@@ -403,7 +403,7 @@ fn retry_after(raw: &str, now: SystemTime) -> Option<Duration> {
     if let Ok(secs) = raw.parse::<f64>() {
         return seconds(secs);
     }
-    until(httpdate::parse_http_date(raw).ok()?, now)
+    Some(until(httpdate::parse_http_date(raw).ok()?, now))
 }
 
 /// `x-rate-limit-reset-at-utc`: a time (see [`parse_retry_after`]).
@@ -420,17 +420,17 @@ fn reset_at(raw: &str, now: SystemTime) -> Option<Duration> {
             return seconds(n);
         };
         let at = SystemTime::UNIX_EPOCH.checked_add(Duration::try_from_secs_f64(epoch).ok()?)?;
-        return until(at, now);
+        return Some(until(at, now));
     }
     if let Ok(at) = httpdate::parse_http_date(raw) {
-        return until(at, now);
+        return Some(until(at, now));
     }
     let stamp = raw.parse::<jiff::Timestamp>().ok().or_else(|| {
         let civil = raw.parse::<jiff::civil::DateTime>().ok()?;
         jiff::tz::TimeZone::UTC.to_timestamp(civil).ok()
     })?;
     let nanos = u64::try_from(stamp.as_nanosecond()).ok()?;
-    until(SystemTime::UNIX_EPOCH.checked_add(Duration::from_nanos(nanos))?, now)
+    Some(until(SystemTime::UNIX_EPOCH.checked_add(Duration::from_nanos(nanos))?, now))
 }
 
 fn seconds(secs: f64) -> Option<Duration> {
@@ -439,8 +439,8 @@ fn seconds(secs: f64) -> Option<Duration> {
         .flatten()
 }
 
-fn until(at: SystemTime, now: SystemTime) -> Option<Duration> {
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+fn until(at: SystemTime, now: SystemTime) -> Duration {
+    at.duration_since(now).unwrap_or(Duration::ZERO)
 }
 
 #[cfg(test)]
