@@ -43,12 +43,12 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use tryon_client::test_util::DrivingClock;
-use tryon_client::tryon_api::{self, types};
-use tryon_client::{Client, Clock as _, RateLimit, tail_longest_first};
+use tryon_client::tryon_api::types;
+use tryon_client::{Client, RateLimit, tail_longest_first};
 use tryon_mock::{MockClock, MockServer, RateLimitRule, RealisticProfile, Timing};
 
 mod common;
-use common::{KEY, PERSON_URL, garment_url, quantile, request};
+use common::{KEY, Sdk, quantile, request, wire_body};
 
 const DEFAULT_JOBS: usize = 2_000;
 
@@ -143,74 +143,7 @@ fn job_request(i: usize) -> tryon_client::TryOnRequest {
 /// Job `i` as the wire body the client sends for [`job_request`].
 fn job_wire_body(i: usize) -> types::TryOnInput {
     let (garments, turbo) = job_shape(i);
-    types::TryOnInput {
-        person_image: PERSON_URL.to_string(),
-        garment_images: (0..garments).map(garment_url).collect(),
-        prompt: String::new(),
-        reference_pose: None,
-        seed: Some(i as u64),
-        turbo,
-        output_format: Some(types::OutputFormat::Png),
-        output_quality: 95,
-        preserve_input_size: false,
-    }
-}
-
-/// The official SDK's pattern on the raw wire: one submit, a status poll
-/// every second, the result. No limiter and no retries: any error (a `429`
-/// among them) fails the job.
-struct Sdk {
-    api: tryon_api::Client,
-    clock: DrivingClock,
-}
-
-impl Sdk {
-    fn new(base_url: &str, clock: DrivingClock) -> Self {
-        let key = (
-            reqwest::header::HeaderName::from_static("x-api-key"),
-            reqwest::header::HeaderValue::from_static(KEY),
-        );
-        let http = reqwest::Client::builder()
-            .default_headers(reqwest::header::HeaderMap::from_iter([key]))
-            // The client's own timeouts, so connections are made and
-            // scheduled as the client's are.
-            .timeout(Duration::from_mins(2))
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .expect("an HTTP client");
-        Self {
-            api: tryon_api::Client::new_with_client(base_url, http),
-            clock,
-        }
-    }
-
-    /// Brings the mock's virtual time up to the runtime's before a call (the
-    /// client's clock does the same on every read).
-    fn catch_up(&self) {
-        let _ = self.clock.now();
-    }
-
-    /// Job `i`, from its submit to its result.
-    async fn run(&self, i: usize) -> Result<(), String> {
-        let text = |e: tryon_api::Error<types::ErrorBody>| e.to_string();
-        self.catch_up();
-        let submitted = self.api.submit_try_on().body(job_wire_body(i)).send();
-        let request_id = submitted.await.map_err(text)?.into_inner().request_id;
-        loop {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            self.catch_up();
-            let status = self.api.get_status().request_id(request_id.as_str());
-            match status.send().await.map_err(text)?.into_inner().status {
-                types::JobStatus::Completed => break,
-                types::JobStatus::Failed => return Err(format!("job {request_id} failed")),
-                types::JobStatus::Queued | types::JobStatus::Processing => {}
-            }
-        }
-        self.catch_up();
-        let result = self.api.get_result().request_id(request_id.as_str());
-        result.send().await.map_err(text)?;
-        Ok(())
-    }
+    wire_body(garments, turbo, i as u64)
 }
 
 #[allow(
@@ -266,7 +199,7 @@ async fn run_one(config: Config, policy: Policy, jobs: usize) -> Row {
             futures::stream::iter(order)
                 .map(move |(_, i)| {
                     let sdk = sdk.clone();
-                    async move { (i, sdk.run(i).await) }
+                    async move { (i, sdk.run(job_wire_body(i)).await.map(drop)) }
                 })
                 .buffer_unordered(config.concurrency)
                 .boxed()
