@@ -179,13 +179,14 @@ impl PollPolicy for FixedPolling {
 ///   once the client has learned the service's speed
 ///   ([`SpeedEstimate`]), `E` is the learned time, `q` after a submit
 ///   includes the learned queue wait, and the first poll is at the low end
-///   `lo` of the learned range `lo..hi`, or, when the whole range and half
-///   again (`hi + (hi - lo) / 2`) ends within one poll step of `lo`, once
-///   at that end (a short job is then found done by its first poll, at
-///   most a step late, and jitter only delays that poll); the first poll
+///   `lo` of the learned range `lo..hi`, or, when the whole range and a
+///   quarter again (`hi + (hi - lo) / 4`) ends within three quarters of a
+///   poll step of `lo`, once at that end (a short job is then found done by its first
+///   poll, at most a step late; jitter only delays that poll, by at most
+///   [`MAX_SINGLE_JITTER`]); the first poll
 ///   then waits at least [`MIN_FIRST_DELAY`], not `min_interval`;
 /// - after that, polls come every `clamp(E / 20, min_interval,
-///   overrun_interval)` (at most 0.8 s) until `q + 1.5 E`, so a finished
+///   overrun_interval)` (at most 0.6 s) until `q + 1.5 E`, so a finished
 ///   job is seen within a second; a job later than that is polled every
 ///   `(t - (q + 1.5 E)) / 4` (at least that step, at most `max_interval`),
 ///   where `t` is the time since submission;
@@ -204,7 +205,7 @@ pub struct ModelAwarePolling {
     /// Share of the expected time the first poll waits. Default 0.9.
     pub first_fraction: f64,
     /// Longest delay between polls while the job is due (from the first
-    /// poll to 1.5 times its expected time). Default 800 ms.
+    /// poll to 1.5 times its expected time). Default 600 ms.
     pub overrun_interval: Duration,
     /// Shortest delay between polls. Default 600 ms.
     pub min_interval: Duration,
@@ -223,7 +224,7 @@ impl Default for ModelAwarePolling {
     fn default() -> Self {
         Self {
             first_fraction: 0.9,
-            overrun_interval: Duration::from_millis(800),
+            overrun_interval: Duration::from_millis(600),
             min_interval: Duration::from_millis(600),
             max_interval: Duration::from_secs(5),
             queued_max_interval: Duration::from_secs(3),
@@ -277,8 +278,8 @@ impl ModelAwarePolling {
         );
         let planned = match s.expected_range {
             Some((lo, hi)) => {
-                let late = hi + hi.saturating_sub(lo) / 2;
-                let single = late.saturating_sub(lo) <= step;
+                let late = hi + hi.saturating_sub(lo) / 4;
+                let single = late.saturating_sub(lo) <= step.mul_f64(0.75);
                 Some((start + if single { late } else { lo }, single))
             }
             None => None,
@@ -327,6 +328,10 @@ impl ModelAwarePolling {
 /// The most jitter moves a poll, either way.
 const MAX_JITTER: Duration = Duration::from_millis(500);
 
+/// The most jitter delays a single poll aimed past the learned range
+/// (every moment later is detection delay): 100 ms.
+pub const MAX_SINGLE_JITTER: Duration = Duration::from_millis(100);
+
 /// The shortest wait before a job's first poll once the client has learned
 /// the service's speed (a job the service finishes in a tenth of a second
 /// is then not polled more than half a second late): 50 ms.
@@ -340,7 +345,7 @@ impl PollPolicy for ModelAwarePolling {
             return base;
         }
         let offset = if late_only {
-            rand::random_range(0.0..=span)
+            rand::random_range(0.0..=span.min(MAX_SINGLE_JITTER.as_secs_f64()))
         } else {
             rand::random_range(-span..=span)
         };

@@ -285,7 +285,7 @@ fn polls_stay_in_bounds_and_never_pass_the_deadline() {
             for (delay, state) in seen.lock().unwrap().iter() {
                 let late = state
                     .expected_range
-                    .map_or(Duration::ZERO, |(lo, hi)| hi + hi.saturating_sub(lo) / 2);
+                    .map_or(Duration::ZERO, |(lo, hi)| hi + hi.saturating_sub(lo) / 4);
                 let upper = p
                     .max_interval
                     .max(p.queued_max_interval)

@@ -430,7 +430,10 @@ fn reset_at(raw: &str, now: SystemTime) -> Option<Duration> {
         jiff::tz::TimeZone::UTC.to_timestamp(civil).ok()
     })?;
     let nanos = u64::try_from(stamp.as_nanosecond()).ok()?;
-    Some(until(SystemTime::UNIX_EPOCH.checked_add(Duration::from_nanos(nanos))?, now))
+    Some(until(
+        SystemTime::UNIX_EPOCH.checked_add(Duration::from_nanos(nanos))?,
+        now,
+    ))
 }
 
 fn seconds(secs: f64) -> Option<Duration> {
