@@ -266,7 +266,12 @@ async fn run() {
             all_sdk.add(sdk);
             let ratio = client.reads as f64 / sdk.reads.max(1) as f64;
             let (dc, ds) = (client.mean_delay(), sdk.mean_delay());
-            let row = format!("×{} {} {}", service.speed, service.queue.label(), kind.label);
+            let row = format!(
+                "×{} {} {}",
+                service.speed,
+                service.queue.label(),
+                kind.label
+            );
             if ratio > 0.5 {
                 missed.push(format!("{row}: reads {ratio:.2}×"));
             }
@@ -297,7 +302,9 @@ async fn run() {
     );
     println!();
     if missed.is_empty() {
-        println!("Goals (every row: reads ≤ 0.5× the SDK's, mean delay ≤ the SDK's): met in every row.");
+        println!(
+            "Goals (every row: reads ≤ 0.5× the SDK's, mean delay ≤ the SDK's): met in every row."
+        );
     } else {
         println!(
             "Goals (every row: reads ≤ 0.5× the SDK's, mean delay ≤ the SDK's): MISSED in {} place(s): {}.",

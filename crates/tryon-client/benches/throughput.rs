@@ -363,13 +363,8 @@ fn main() {
     let started = std::time::Instant::now();
     let mut configs = Vec::new();
     // Segmind's Free (5/min) and Pro (50/min) plans, then larger budgets.
-    for (per_minute, concurrency) in [
-        (5.0, 4),
-        (50.0, 16),
-        (60.0, 16),
-        (500.0, 64),
-        (3000.0, 256),
-    ] {
+    for (per_minute, concurrency) in [(5.0, 4), (50.0, 16), (60.0, 16), (500.0, 64), (3000.0, 256)]
+    {
         for queue in [false, true] {
             configs.push(Config {
                 per_minute,
@@ -431,7 +426,9 @@ fn main() {
     }
     println!();
     if missed.is_empty() {
-        println!("Goals (≥ {GOAL_RATIO} of the ceiling, ≤ 1 % 429s after the first minute): met in every row.");
+        println!(
+            "Goals (≥ {GOAL_RATIO} of the ceiling, ≤ 1 % 429s after the first minute): met in every row."
+        );
     } else {
         println!(
             "Goals (≥ {GOAL_RATIO} of the ceiling, ≤ 1 % 429s after the first minute): MISSED in {} place(s): {}.",

@@ -280,7 +280,10 @@ impl ModelAwarePolling {
             Some((lo, hi)) => {
                 let late = hi + hi.saturating_sub(lo) / 4;
                 let single = late.saturating_sub(lo) <= step.mul_f64(0.75);
-                Some((start + if single { late } else { lo }, single))
+                // A queue the estimate does not know of yet would make a
+                // short job's single poll early: aim a little past it.
+                let at = if single { late + SINGLE_MARGIN } else { lo };
+                Some((start + at, single))
             }
             None => None,
         };
@@ -327,6 +330,10 @@ impl ModelAwarePolling {
 
 /// The most jitter moves a poll, either way.
 const MAX_JITTER: Duration = Duration::from_millis(500);
+
+/// How far past the end of the learned range (and a quarter) a single poll
+/// aims: 50 ms.
+const SINGLE_MARGIN: Duration = Duration::from_millis(50);
 
 /// The most jitter delays a single poll aimed past the learned range
 /// (every moment later is detection delay): 100 ms.

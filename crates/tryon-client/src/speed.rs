@@ -23,7 +23,7 @@ pub(crate) const MAX_QUEUE: Duration = Duration::from_mins(5);
 const SLACK: Duration = Duration::from_secs(1);
 
 /// What a client has learned of the service's speed, and the rule it
-/// learns by (the one place it is written). [`Client::speed_estimate`]
+/// learns by (the one place it is written). [`Client::speed_estimate`](crate::Client::speed_estimate)
 /// shows it; the poll plan ([`PollState`](crate::poll::PollState)'s
 /// `expected`, `expected_range` and `expected_queue`) is made from it.
 ///

@@ -78,6 +78,7 @@ end=$(date +%s.%N)
 tail -n 3 "$dir/batch.out"
 
 curl -sf "$control/journal" >"$dir/journal.json"
+[ -n "${KEEP_JOURNAL:-}" ] && cp "$dir/journal.json" "$KEEP_JOURNAL"
 python3 - "$dir/journal.json" "$start" "$end" "$rows" "$dir/out" "$per_second" "$concurrency" "$mock" <<'PY'
 import json, os, sys
 path, start, end, rows, out, per_second, concurrency, mock = sys.argv[1:]
