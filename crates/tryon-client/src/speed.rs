@@ -10,7 +10,7 @@ use std::time::Duration;
 /// Samples kept per kind (the newest; older ones drop out).
 pub(crate) const WINDOW: usize = 64;
 /// Samples a kind needs before its estimate moves off the published figure.
-pub(crate) const MIN_SAMPLES: usize = 3;
+pub(crate) const MIN_SAMPLES: usize = 2;
 /// The slowest a speed factor is taken to be: four times the published
 /// figure.
 pub(crate) const MAX_FACTOR: f64 = 4.0;
@@ -50,13 +50,14 @@ const SLACK: Duration = Duration::from_secs(1);
 /// queue to 0 ..= 5 min. Each kind (standard factor, turbo factor, queue)
 /// keeps its newest 64 samples.
 ///
-/// **What is estimated.** Until a kind has 3 samples, it is the published
+/// **What is estimated.** Until a kind has 2 samples, it is the published
 /// figure (factor 1, no queue): the first polls of a run are planned as
 /// without learning. From then on a job's compute time is planned from
 /// the samples of its mode with its own number of garments (when there
-/// are 3 of them; else all of its mode): their median is the expected
+/// are 2 of them; else all of its mode): their median is the expected
 /// time, and their 10th and 90th percentiles the range the plan aims its
-/// polls into. The queue is the 10th percentile of its samples: a low
+/// polls into (percentiles by nearest rank, so of two samples the median
+/// is the slower: one fast odd job cannot make the plan poll early). The queue is the 10th percentile of its samples: a low
 /// end, so a job that queues less than most is not polled late. Medians
 /// and percentiles, not means: a handful of odd jobs moves them little,
 /// and the clamps bound what a window full of them can do.
@@ -81,7 +82,7 @@ pub(crate) struct Planned {
 impl SpeedEstimate {
     /// The median speed factor of a mode (`turbo` or standard) over every
     /// garment count: the share of the published figure its jobs took;
-    /// 1.0 until the mode has 3 samples.
+    /// 1.0 until the mode has 2 samples.
     pub fn factor(&self, turbo: bool) -> f64 {
         let all: Vec<f64> = self.mode(turbo).iter().map(|&(_, f)| f).collect();
         if all.len() < MIN_SAMPLES {
@@ -97,7 +98,7 @@ impl SpeedEstimate {
         Duration::from_secs_f64(published * self.factor(turbo))
     }
 
-    /// The queue wait the plan expects of a fresh submit: zero until 3
+    /// The queue wait the plan expects of a fresh submit: zero until 2
     /// samples, then their 10th percentile.
     pub fn queue(&self) -> Duration {
         if self.queue.len() < MIN_SAMPLES {
@@ -351,8 +352,8 @@ mod tests {
     }
 
     #[test]
-    fn published_until_three_samples_then_the_median() {
-        let speed = learned(&[0.1, 0.1]);
+    fn published_until_two_samples_then_the_median() {
+        let speed = learned(&[0.1]);
         assert_eq!(plan(&speed).expected, Duration::from_secs(2));
         assert_eq!(plan(&speed).range, None);
         speed.record(&job(1, false, Some(0.1)));
@@ -368,6 +369,13 @@ mod tests {
         times.extend([100.0; 4]);
         let p = plan(&learned(&times));
         assert!((p.expected.as_secs_f64() - 1.0).abs() < 1e-9, "{p:?}");
+    }
+
+    #[test]
+    fn of_two_samples_the_slower_is_the_median() {
+        // One fast odd job and one as published: planned as published.
+        let p = plan(&learned(&[0.01, 2.0]));
+        assert_eq!(p.expected, Duration::from_secs(2));
     }
 
     #[test]
@@ -470,7 +478,7 @@ mod tests {
             queue_sample(&long, Some(1.0)),
             Some(MAX_QUEUE.as_secs_f64())
         );
-        // Until three samples, no queue is expected; then the 10th
+        // Until two samples, no queue is expected; then the 10th
         // percentile.
         let speed = ServiceSpeed::default();
         for q in [10u64, 12, 14, 16, 18] {
@@ -496,8 +504,7 @@ mod tests {
         let speed = ServiceSpeed::default();
         let rx = speed.subscribe();
         speed.record(&job(1, false, Some(0.1)));
-        speed.record(&job(1, false, Some(0.1)));
-        assert!(!rx.has_changed().unwrap(), "two samples move nothing");
+        assert!(!rx.has_changed().unwrap(), "one sample moves nothing");
         speed.record(&job(1, false, Some(0.1)));
         assert!(rx.has_changed().unwrap());
         let mut rx = speed.subscribe();
