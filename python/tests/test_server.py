@@ -227,6 +227,8 @@ def test_every_control_call_is_a_documented_operation(monkeypatch: pytest.Monkey
         mock.set_rate_limit(None)
         mock.set_keys(["sk-a"])
         mock.set_keys(None)
+        mock.set_result_before_completion("not_found")
+        mock.set_result_before_completion("status")
         mock.reset()
     operations = {op for op, _ in used}
     # Readiness uses health (or, before it exists, now).

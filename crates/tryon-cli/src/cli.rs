@@ -23,8 +23,9 @@ Exit codes:
      (the report lists each difference)";
 
 const PARITY_HELP: &str = "\
-Steps: submit_1, submit_3 (the only billed ones), poll_1, poll_3, result_1, output_1,
-result_3, output_3, unknown_id, garments_12, missing_key, malformed_body. Each answer goes
+Steps: submit_1, submit_3 (the only billed ones), result_early (the result URL before
+completion), poll_1, poll_3, result_1, output_1, result_3, output_3, unknown_id,
+garments_12, missing_key, malformed_body. Each answer goes
 through a validating proxy (checked against the API spec, tryon-api's
 openapi/segmind-tryon.yaml, and the job lifecycle) and is compared with the in-process mock's answer to the same step.
 

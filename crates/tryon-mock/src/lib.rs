@@ -32,8 +32,8 @@ mod validate;
 
 pub use clock::MockClock;
 pub use config::{
-    Credits, FailRule, JobMatch, MockConfig, RateLimitRule, RateScope, RealisticProfile, StageFn,
-    Stages, Timing,
+    Credits, FailRule, JobMatch, MockConfig, RateLimitRule, RateScope, RealisticProfile,
+    ResultBeforeCompletion, StageFn, Stages, Timing,
 };
 pub use fault::{Fault, FaultKind, FaultRoute, RetryAfter};
 pub use mock_server::{MockServer, MockServerBuilder};

@@ -738,6 +738,13 @@ class MockServer:
             raise ValueError("burst: needed with per_second (the bucket size, >= 1)")
         self._control("setRateLimit", {"per_second": per_second, "burst": burst})
 
+    def set_result_before_completion(self, answer: str) -> None:
+        """What the result URL answers before a job is final
+        (``PUT /__mock/result_before_completion``): ``"status"`` (the
+        default: 200 with the current status), ``"not_found"``,
+        ``"accepted"`` or ``"no_status"``."""
+        self._control("setResultBeforeCompletion", answer)
+
     def set_keys(self, keys: Sequence[str] | None) -> None:
         """Accept only these API keys (others get 401); ``None`` accepts any
         non-empty key (``PUT /__mock/keys``)."""

@@ -112,7 +112,6 @@ pub(crate) async fn handle(
         status,
         body,
     };
-    let is_injected = matches!(action, Some(FaultKind::Status { .. }));
     let response = match &action {
         Some(FaultKind::DropBeforeAccept) => {
             state.log_request(entry(None, None));
@@ -139,6 +138,8 @@ pub(crate) async fn handle(
     } else {
         response
     };
+    let is_injected = matches!(action, Some(FaultKind::Status { .. }))
+        || response.extensions().get::<super::Departure>().is_some();
     let status = response.status();
     if drop_after_accept && status == StatusCode::OK {
         if let Some(r) = route {
