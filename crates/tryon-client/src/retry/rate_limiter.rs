@@ -282,6 +282,15 @@ impl RateLimiter {
         }
     }
 
+    /// A limiter that keeps to `configured` from `from` on: its first slot
+    /// is no earlier (a shared budget's slots already booked run until
+    /// then, see `shared/sharer.rs`).
+    pub(crate) fn starting_at(configured: Option<RateLimit>, from: Duration) -> Self {
+        let limiter = Self::new(configured);
+        limiter.lock().next_shared = from;
+        limiter
+    }
+
     /// The state; a poisoned lock is used as it is (each update is a few
     /// plain assignments, so it cannot be torn).
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

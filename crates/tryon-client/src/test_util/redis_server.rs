@@ -138,8 +138,9 @@ impl RedisServer {
         self.spawn()
     }
 
-    /// Sends one command and returns the first line of the answer (a
-    /// status, an error with its `-`, an integer, or a bulk string's text).
+    /// Sends one command and returns its answer as text: a status, an
+    /// integer or a bulk string as it is, an error with its `-`, an array
+    /// as its elements, one a line.
     ///
     /// # Errors
     /// The connection's failure.
@@ -155,21 +156,32 @@ impl RedisServer {
             let _ = write!(out, "${}\r\n{a}\r\n", a.len());
         }
         stream.write_all(out.as_bytes()).map_err(io)?;
-        let mut reader = BufReader::new(stream);
-        let mut line = String::new();
-        reader.read_line(&mut line).map_err(io)?;
-        let line = line.trim_end().to_string();
-        match line.split_at_checked(1) {
-            Some(("+" | ":", rest)) => Ok(rest.to_string()),
-            Some(("$", "-1")) => Ok(String::new()),
-            Some(("$", _)) => {
-                let mut text = String::new();
-                reader.read_line(&mut text).map_err(io)?;
-                Ok(text.trim_end().to_string())
-            }
-            _ => Ok(line),
-        }
+        read_answer(&mut BufReader::new(stream)).map_err(io)
     }
+}
+
+/// One RESP answer as text (see [`RedisServer::command`]).
+fn read_answer(reader: &mut BufReader<TcpStream>) -> std::io::Result<String> {
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let line = line.trim_end().to_string();
+    Ok(match line.split_at_checked(1) {
+        Some(("+" | ":", rest)) => rest.to_string(),
+        Some(("$", "-1")) => String::new(),
+        Some(("$", _)) => {
+            let mut text = String::new();
+            reader.read_line(&mut text)?;
+            text.trim_end().to_string()
+        }
+        Some(("*", n)) => {
+            let n: usize = n.parse().unwrap_or(0);
+            let items = (0..n.min(10_000))
+                .map(|_| read_answer(reader))
+                .collect::<std::io::Result<Vec<_>>>()?;
+            items.join("\n")
+        }
+        _ => line,
+    })
 }
 
 impl Drop for RedisServer {

@@ -167,15 +167,20 @@ impl Sharer {
                 _ => ((self.told > 0.0).then_some(self.told), 1.0),
             };
             let share = budget.and_then(|b| RateLimit::per_second(b / sharers).ok());
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let seen_sharers = sharers as u32;
             tracing::warn!(
                 budget = %self.shown,
                 error = %e,
                 share = %share.map_or_else(|| "no limit until a 429".to_string(), |r| r.to_string()),
-                sharers,
+                sharers = seen_sharers,
                 "shared budget lost: going on alone at a share of the budget until it is back"
             );
+            // Slots booked from the store before it was lost are still
+            // sent: the lone pace starts after the last of them.
+            let booked = seen.map_or(now, |s| s.told_free_at.max(s.learned_free_at));
             Alone {
-                limiter: RateLimiter::new(share),
+                limiter: RateLimiter::starting_at(share, booked.min(now + PROBE * 10)),
                 next_probe: now,
             }
         });
