@@ -7,7 +7,7 @@ use futures::StreamExt as _;
 use serde::Serialize;
 use tryon_client::{Client, Job, Output, RateLimit, Status};
 
-use crate::cli::{Cli, IdArgs, ResultArgs, RunArgs, SubmitArgs, WaitArgs};
+use crate::cli::{BudgetArgs, Cli, IdArgs, ResultArgs, RunArgs, SubmitArgs, WaitArgs};
 use crate::exit::{CliError, Code, code_of};
 use crate::input;
 use crate::output::{Progress, check_writable, dimensions, emit, human_bytes};
@@ -27,17 +27,33 @@ pub struct Backend {
 /// Build the client: against an embedded mock with `--mock`, else against
 /// the real API (or `--base-url`) with the key from `--api-key-env`.
 pub async fn connect(cli: &Cli, mock: bool, upload: bool) -> Result<Backend, CliError> {
-    connect_with(cli, mock, upload, None).await
+    connect_with(cli, mock, upload, None, None).await
 }
 
 /// [`connect`] with the account's request budget, when the user gave one
-/// (`tryon batch --rate`); without it the client learns it from `429`s.
+/// (`tryon batch --rate`; without it the client learns it from `429`s),
+/// and a budget shared with other processes (`--shared-budget`), joined
+/// before anything is sent: one that cannot be reached is a usage error.
 pub async fn connect_with(
     cli: &Cli,
     mock: bool,
     upload: bool,
     rate: Option<RateLimit>,
+    shared: Option<&BudgetArgs>,
 ) -> Result<Backend, CliError> {
+    let backend = connect_unjoined(cli, mock, upload, rate, shared).await?;
+    backend.client.join_shared_budget().await?;
+    Ok(backend)
+}
+
+async fn connect_unjoined(
+    cli: &Cli,
+    mock: bool,
+    upload: bool,
+    rate: Option<RateLimit>,
+    shared: Option<&BudgetArgs>,
+) -> Result<Backend, CliError> {
+    let shared = shared.map(BudgetArgs::budget).transpose()?.flatten();
     let user_agent = concat!("tryon-cli/", env!("CARGO_PKG_VERSION"));
     if mock {
         // Real time with the realistic profile: a few seconds a job, as the
@@ -59,6 +75,9 @@ pub async fn connect_with(
         let mut builder = Client::builder();
         if let Some(rate) = rate {
             builder = builder.rate_limit(rate);
+        }
+        if let Some(shared) = shared {
+            builder = builder.shared_budget(shared);
         }
         let client = builder
             .api_key("tryon-embedded-mock")
@@ -92,6 +111,9 @@ pub async fn connect_with(
         .upload_local_images(upload);
     if let Some(rate) = rate {
         builder = builder.rate_limit(rate);
+    }
+    if let Some(shared) = shared {
+        builder = builder.shared_budget(shared);
     }
     if let Some(url) = &cli.base_url {
         builder = builder.base_url(url.as_str());
@@ -184,7 +206,7 @@ async fn follow(job: &Job, timeout: std::time::Duration, quiet: bool) -> Result<
 pub async fn run(cli: &Cli, args: &RunArgs) -> Result<Code, CliError> {
     let request = input::from_args(&args.job).build()?;
     check_writable(&args.output).map_err(CliError::usage)?;
-    let backend = connect(cli, args.mock, args.job.upload).await?;
+    let backend = connect_with(cli, args.mock, args.job.upload, None, Some(&args.budget)).await?;
     let job = backend.client.submit(&request).await?;
     let output = follow(&job, args.timeout, cli.json).await?;
     save(cli.json, &output, &args.output).await?;
