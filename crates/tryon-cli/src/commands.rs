@@ -41,21 +41,17 @@ pub async fn connect_with(
     rate: Option<RateLimit>,
     shared: Option<&BudgetArgs>,
 ) -> Result<Backend, CliError> {
-    let backend = connect_unjoined(cli, mock, upload, rate, shared).await?;
-    backend.client.join_shared_budget().await?;
-    Ok(backend)
-}
-
-async fn connect_unjoined(
-    cli: &Cli,
-    mock: bool,
-    upload: bool,
-    rate: Option<RateLimit>,
-    shared: Option<&BudgetArgs>,
-) -> Result<Backend, CliError> {
-    let shared = shared.map(BudgetArgs::budget).transpose()?.flatten();
     let user_agent = concat!("tryon-cli/", env!("CARGO_PKG_VERSION"));
-    if mock {
+    let mut builder = Client::builder()
+        .user_agent(user_agent)
+        .upload_local_images(upload);
+    if let Some(rate) = rate {
+        builder = builder.rate_limit(rate);
+    }
+    if let Some(shared) = shared.map(BudgetArgs::budget).transpose()?.flatten() {
+        builder = builder.shared_budget(shared);
+    }
+    let (builder, mock) = if mock {
         // Real time with the realistic profile: a few seconds a job, as the
         // service would take.
         let server = tryon_mock::MockServer::builder()
@@ -72,58 +68,40 @@ async fn connect_unjoined(
                     format!("cannot start the embedded mock: {e}"),
                 )
             })?;
-        let mut builder = Client::builder();
-        if let Some(rate) = rate {
-            builder = builder.rate_limit(rate);
-        }
-        if let Some(shared) = shared {
-            builder = builder.shared_budget(shared);
-        }
-        let client = builder
+        let builder = builder
             .api_key("tryon-embedded-mock")
             .base_url(server.uri())
-            .upload_base_url(server.uri())
-            .user_agent(user_agent)
-            .upload_local_images(upload)
-            .build()?;
-        return Ok(Backend {
-            client,
-            _mock: Some(server),
-        });
-    }
-    let variable = &cli.api_key_env;
-    let key = std::env::var(variable)
-        .ok()
-        .filter(|k| !k.trim().is_empty())
-        .ok_or_else(|| {
-            CliError::new(
-                Code::Auth,
-                format!(
-                    "{variable} is not set, so there is no Segmind API key to use.\n  \
-                     set it:    export {variable}=<your key from the Segmind dashboard>\n  \
-                     or try it offline against the embedded mock:  tryon run --mock ..."
-                ),
-            )
-        })?;
-    let mut builder = Client::builder()
-        .api_key(key)
-        .user_agent(user_agent)
-        .upload_local_images(upload);
-    if let Some(rate) = rate {
-        builder = builder.rate_limit(rate);
-    }
-    if let Some(shared) = shared {
-        builder = builder.shared_budget(shared);
-    }
-    if let Some(url) = &cli.base_url {
-        builder = builder.base_url(url.as_str());
-    }
-    if let Some(url) = &cli.upload_base_url {
-        builder = builder.upload_base_url(url.as_str());
-    }
+            .upload_base_url(server.uri());
+        (builder, Some(server))
+    } else {
+        let variable = &cli.api_key_env;
+        let key = std::env::var(variable)
+            .ok()
+            .filter(|k| !k.trim().is_empty())
+            .ok_or_else(|| {
+                CliError::new(
+                    Code::Auth,
+                    format!(
+                        "{variable} is not set, so there is no Segmind API key to use.\n  \
+                         set it:    export {variable}=<your key from the Segmind dashboard>\n  \
+                         or try it offline against the embedded mock:  tryon run --mock ..."
+                    ),
+                )
+            })?;
+        let mut builder = builder.api_key(key);
+        if let Some(url) = &cli.base_url {
+            builder = builder.base_url(url.as_str());
+        }
+        if let Some(url) = &cli.upload_base_url {
+            builder = builder.upload_base_url(url.as_str());
+        }
+        (builder, None)
+    };
+    let client = builder.build()?;
+    client.join_shared_budget().await?;
     Ok(Backend {
-        client: builder.build()?,
-        _mock: None,
+        client,
+        _mock: mock,
     })
 }
 

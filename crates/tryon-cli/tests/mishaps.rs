@@ -5,11 +5,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 
 use common::{
-    assert_has, assert_rerun_sends_nothing, batch, batch_dir, output, text, tryon, write_manifest,
+    assert_has, assert_rerun_sends_nothing, batch, batch_dir, output, run_to, text, tryon,
+    write_manifest,
 };
 use tryon_mock::MockServer;
 
@@ -113,20 +114,6 @@ async fn colliding_names_and_paths_too_long_are_refused_before_sending() {
     assert_eq!(result.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("output path:"), "{stderr}");
     assert!(server.request_log().is_empty(), "nothing was sent");
-}
-
-fn run_to(server: &MockServer, out: &Path) -> std::process::Command {
-    let mut cmd = tryon(server);
-    cmd.args([
-        "run",
-        "--person",
-        "https://example.com/p.jpg",
-        "--garment",
-        "https://example.com/g.jpg",
-        "-o",
-    ])
-    .arg(out);
-    cmd
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

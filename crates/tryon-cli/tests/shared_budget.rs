@@ -10,7 +10,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{batch, batch_dir, journal_ids, output, text, tryon};
+use common::{batch, batch_dir, journal_ids, output, run_to, text};
 use tryon_client::test_util::RedisServer;
 use tryon_mock::{MockServer, RateLimitRule};
 
@@ -119,16 +119,8 @@ async fn an_unreachable_shared_budget_is_a_usage_error_naming_it() {
             "{stderr}"
         );
         // `tryon run` too, and from the environment.
-        let mut run = tryon(&server);
-        run.env("TRYON_SHARED_BUDGET", &url).args([
-            "run",
-            "--person",
-            "https://example.com/p.jpg",
-            "--garment",
-            "https://example.com/g.jpg",
-            "-o",
-        ]);
-        run.arg(out.with_extension("png"));
+        let mut run = run_to(&server, &out.with_extension("png"));
+        run.env("TRYON_SHARED_BUDGET", &url);
         let o = output(run).await;
         assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
         assert!(text(&o.stderr).contains(&url));

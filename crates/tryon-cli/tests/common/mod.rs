@@ -34,6 +34,21 @@ pub(crate) fn tryon(server: &MockServer) -> Command {
     cmd
 }
 
+/// `tryon run` of one garment (URLs) against `server`, saving to `out`.
+pub(crate) fn run_to(server: &MockServer, out: &Path) -> Command {
+    let mut cmd = tryon(server);
+    cmd.args([
+        "run",
+        "--person",
+        "https://example.com/p.jpg",
+        "--garment",
+        "https://example.com/g.jpg",
+        "-o",
+    ])
+    .arg(out);
+    cmd
+}
+
 /// `tryon batch MANIFEST --out-dir OUT_DIR EXTRA...` against `server`.
 pub(crate) fn batch(
     server: &MockServer,
