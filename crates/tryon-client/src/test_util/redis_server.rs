@@ -168,10 +168,12 @@ fn read_answer(reader: &mut BufReader<TcpStream>) -> std::io::Result<String> {
     Ok(match line.split_at_checked(1) {
         Some(("+" | ":", rest)) => rest.to_string(),
         Some(("$", "-1")) => String::new(),
-        Some(("$", _)) => {
-            let mut text = String::new();
-            reader.read_line(&mut text)?;
-            text.trim_end().to_string()
+        Some(("$", n)) => {
+            let n: usize = n.parse().unwrap_or(0);
+            let mut text = vec![0; n.min(1 << 20) + 2];
+            std::io::Read::read_exact(reader, &mut text)?;
+            text.truncate(n);
+            String::from_utf8_lossy(&text).into_owned()
         }
         Some(("*", n)) => {
             let n: usize = n.parse().unwrap_or(0);

@@ -97,13 +97,17 @@ fn locked(path: &Path, id: &str, now_us: Option<f64>, call: &Call) -> Result<Rep
     let lock =
         open_regular(&lock_path, true).map_err(|e| io_error("cannot open", &lock_path, &e))?;
     let deadline = std::time::Instant::now() + LOCK_WAIT;
+    // A holder keeps the lock for tens of microseconds: ask again soon,
+    // then less often (a blocking flock could not be bounded).
+    let mut pause = Duration::from_micros(10);
     loop {
         match flock(&lock, FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => break,
             Err(rustix::io::Errno::WOULDBLOCK | rustix::io::Errno::INTR)
                 if std::time::Instant::now() < deadline =>
             {
-                std::thread::sleep(Duration::from_micros(200));
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_micros(100));
             }
             Err(e) => {
                 return Err(StoreError::Unreachable(format!(
