@@ -1,7 +1,10 @@
-//! Clocks for tests and benchmarks, behind the `test-util` feature (as
-//! smithy-rs and tokio keep theirs): a [`VirtualClock`] that runs waits of
-//! any length in no real time, and a [`DrivingClock`] that moves another
-//! clock (a mock server's) along with a paused tokio runtime.
+//! Clocks and servers for tests and benchmarks, behind the `test-util`
+//! feature (as smithy-rs and tokio keep theirs): a [`VirtualClock`] that
+//! runs waits of any length in no real time, a [`DrivingClock`] that moves
+//! another clock (a mock server's) along with a paused tokio runtime, and
+//! a [`RedisServer`] of a test's own for shared budgets
+//! ([`SharedBudget::with_client_clock`](crate::SharedBudget::with_client_clock)
+//! shares one in virtual time).
 //!
 //! ```toml
 //! [dev-dependencies]

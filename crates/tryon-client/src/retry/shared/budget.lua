@@ -31,6 +31,8 @@ local SLOW_START_GROWTH = @SLOW_START_GROWTH@
 local MIN_RATE = @MIN_RATE@
 local MAX_RATE = @MAX_RATE@
 local VERSION = @VERSION@
+local PROBE_RATE = @PROBE_RATE@
+local MAX_PROBE_DOUBLINGS = @MAX_PROBE_DOUBLINGS@
 local EXPIRE_MS = 3600000
 
 local function refuse(msg)
@@ -82,12 +84,13 @@ end
 
 -- Read and check the state: every field, by name.
 local FIELDS = {'told', 'rate', 'tat_l', 'tat_c', 'kept', 'resume', 'quiet', 'epoch',
-  'slow', 'refused', 'win', 'c0', 'c1', 'c2', 'p0', 'p1', 'p2', 'first'}
+  'slow', 'refused', 'win', 'c0', 'c1', 'c2', 'p0', 'p1', 'p2', 'first', 'probe', 'tat_p'}
 local s = {}
 local raw = redis.call('HGETALL', KEYS[1])
 if #raw == 0 then
   for _, f in ipairs(FIELDS) do s[f] = 0 end
   s.first = -1
+  s.probe = -1
 else
   local h = {}
   for i = 1, #raw, 2 do h[raw[i]] = raw[i + 1] end
@@ -100,8 +103,8 @@ else
     if h[f] == nil then return refuse('has no field ' .. f) end
     local x = tonumber(h[f])
     if x == nil or not finite(x) then return refuse('field ' .. f .. ' is not a number') end
-    if f == 'first' then
-      if x < -1 then return refuse('field first is ' .. h[f] .. ', not a time or -1') end
+    if f == 'first' or f == 'probe' then
+      if x < -1 then return refuse('field ' .. f .. ' is ' .. h[f] .. ', not a time or -1') end
     elseif x < 0 then
       return refuse('field ' .. f .. ' is ' .. h[f] .. ', not a finite number >= 0')
     end
@@ -162,10 +165,11 @@ end
 
 -- clamp: times further ahead than the horizon are taken as now
 local limit = now + HORIZON
-for _, f in ipairs({'tat_l', 'tat_c', 'kept', 'resume', 'quiet'}) do
+for _, f in ipairs({'tat_l', 'tat_c', 'kept', 'resume', 'quiet', 'tat_p'}) do
   if s[f] > limit then s[f] = now end
 end
 if s.first > now then s.first = now end
+if s.probe > now then s.probe = now end
 if s.win * W > limit then
   s.win = 0
   cur = {0, 0, 0}
@@ -205,7 +209,15 @@ if s.rate > 0 and waited_n > 0 then
 end
 
 local wait, ticket_epoch, waited = 0, -1, 0
-if op == 'reserve' then
+if op == 'reserve' and s.rate <= 0 and s.told <= 0 then
+  -- no budget known yet: the discovery pace
+  if s.probe < 0 then s.probe = now end
+  local doublings = math.min(math.floor((now - s.probe) / 1e6), MAX_PROBE_DOUBLINGS)
+  local pace = PROBE_RATE * 2 ^ doublings
+  local start = math.max(now, s.tat_p)
+  s.tat_p = start + 1e6 / pace
+  wait = start - now
+elseif op == 'reserve' then
   local learned = s.rate > 0 and is_refused(route)
   local start = now
   if learned then
@@ -261,7 +273,8 @@ redis.call('HSET', KEYS[1], 'v', VERSION,
   'kept', f(s.kept), 'resume', f(s.resume), 'quiet', f(s.quiet), 'epoch', f(s.epoch),
   'slow', f(s.slow), 'refused', f(s.refused), 'win', f(s.win),
   'c0', f(cur[1]), 'c1', f(cur[2]), 'c2', f(cur[3]),
-  'p0', f(prev[1]), 'p1', f(prev[2]), 'p2', f(prev[3]), 'first', f(s.first))
+  'p0', f(prev[1]), 'p1', f(prev[2]), 'p2', f(prev[3]), 'first', f(s.first),
+  'probe', f(s.probe), 'tat_p', f(s.tat_p))
 redis.call('PEXPIRE', KEYS[1], EXPIRE_MS)
 redis.call('PEXPIRE', KEYS[2], EXPIRE_MS)
 

@@ -15,7 +15,13 @@
 //!   current one and the one before, weighted by how much of it is still
 //!   inside the last [`WINDOW`]), not kept one by one;
 //! - growth is applied for the waited successes a report carries, at most
-//!   [`MAX_GROWTH_STEPS`] at a time.
+//!   [`MAX_GROWTH_STEPS`] at a time;
+//! - until a budget is known (none told, none learned), calls are paced by
+//!   a *discovery* pace that starts at [`PROBE_RATE`] a second and doubles
+//!   every second: sharers that start together would otherwise send all of
+//!   their first calls at once (three batches of 16 send 48 into a bucket
+//!   of 10), and every one of them past the bucket is a `429`. The first
+//!   `429` ends it, as it ends a lone client's unlimited start.
 //!
 //! Times are microseconds on the store's clock (the Redis server's `TIME`,
 //! the machine's clock for a file), as `f64`, so the Lua script (whose
@@ -46,6 +52,10 @@ pub(crate) const MAX_REPORT: u64 = 100_000;
 pub(crate) const MAX_GROWTH_STEPS: u64 = 10_000;
 /// The longest `Retry-After` the store holds everybody off for (µs).
 pub(crate) const MAX_RETRY_AFTER_US: f64 = 3_600e6;
+/// The discovery pace's first rate (calls a second, over all sharers).
+pub(crate) const PROBE_RATE: f64 = 10.0;
+/// The discovery pace doubles this many times at most (to about 10^13/s).
+pub(crate) const MAX_PROBE_DOUBLINGS: f64 = 40.0;
 
 /// The success-counting window in µs.
 pub(crate) fn window_us() -> f64 {
@@ -88,6 +98,10 @@ pub(crate) struct State {
     pub(crate) prev: [f64; 3],
     /// When the first success was reported; -1 for never.
     pub(crate) first: f64,
+    /// When the discovery pace began; -1 for not yet.
+    pub(crate) probe: f64,
+    /// The next free slot of the discovery pace.
+    pub(crate) tat_p: f64,
     /// Each sharer's id and when it was last heard of.
     pub(crate) sharers: BTreeMap<String, f64>,
 }
@@ -110,6 +124,8 @@ impl Default for State {
             cur: [0.0; 3],
             prev: [0.0; 3],
             first: -1.0,
+            probe: -1.0,
+            tat_p: 0.0,
             sharers: BTreeMap::new(),
         }
     }
@@ -287,6 +303,7 @@ fn clamp(s: &mut State, now: f64) {
         &mut s.kept,
         &mut s.resume,
         &mut s.quiet,
+        &mut s.tat_p,
     ] {
         if *t > limit {
             *t = now;
@@ -294,6 +311,9 @@ fn clamp(s: &mut State, now: f64) {
     }
     if s.first > now {
         s.first = now;
+    }
+    if s.probe > now {
+        s.probe = now;
     }
     // Windows from the future say nothing about now.
     if s.win * window_us() > limit {
@@ -306,6 +326,18 @@ fn clamp(s: &mut State, now: f64) {
 /// A start slot for a call of class `route` (`rate_limiter.rs`'s
 /// `reserve`, on the shared state). Returns (wait, ticket epoch, waited).
 fn reserve(s: &mut State, now: f64, route: usize) -> (f64, f64, bool) {
+    if s.rate <= 0.0 && s.told <= 0.0 {
+        // No budget known yet: the discovery pace (see the module docs).
+        if s.probe < 0.0 {
+            s.probe = now;
+        }
+        let doublings = ((now - s.probe) / 1e6).floor().min(MAX_PROBE_DOUBLINGS);
+        #[allow(clippy::cast_possible_truncation, reason = "a whole number, 0..=40")]
+        let pace = PROBE_RATE * 2f64.powi(doublings as i32);
+        let start = now.max(s.tat_p);
+        s.tat_p = start + 1e6 / pace;
+        return (start - now, -1.0, false);
+    }
     let learned = s.rate > 0.0 && is_refused(s, route);
     let mut start = now;
     let mut waited = false;
@@ -456,8 +488,16 @@ pub(crate) fn check(s: &State) -> Result<(), String> {
             ));
         }
     }
-    if !s.first.is_finite() || s.first < -1.0 {
-        return Err(format!("field first is {}, not a time or -1", s.first));
+    for (name, x) in [("first", s.first), ("probe", s.probe)] {
+        if !x.is_finite() || x < -1.0 {
+            return Err(format!("field {name} is {x}, not a time or -1"));
+        }
+    }
+    if !s.tat_p.is_finite() || s.tat_p < 0.0 {
+        return Err(format!(
+            "field tat_p is {}, not a finite number >= 0",
+            s.tat_p
+        ));
     }
     if s.sharers.len() > MAX_SHARERS
         || s.sharers

@@ -21,16 +21,45 @@ fn reserve_at(s: &mut State, now: f64, sharer: &str) -> Reply {
 }
 
 #[test]
-fn unlimited_until_a_429_then_everybody_is_paced_at_what_passed() {
+fn until_a_budget_is_known_sharers_start_at_a_pace_that_doubles_every_second() {
+    let mut s = State::default();
+    // Sharers that start together share the discovery pace: 10 a second.
+    let waits: Vec<f64> = (0..10)
+        .map(|i| reserve_at(&mut s, 0.0, ["a", "b", "c"][i % 3]).wait_us)
+        .collect();
+    for (i, w) in waits.iter().enumerate() {
+        #[allow(clippy::cast_precision_loss)]
+        let want = i as f64 * 0.1 * S;
+        assert!((w - want).abs() < 1e-3, "{waits:?}");
+    }
+    // A second later, 20 a second; three seconds in, 80.
+    let r = reserve_at(&mut s, S, "a");
+    assert_eq!(r.wait_us, 0.0);
+    assert!((reserve_at(&mut s, S, "b").wait_us - 0.05 * S).abs() < 1e-3);
+    let r = reserve_at(&mut s, 3.0 * S, "a");
+    assert_eq!(r.wait_us, 0.0);
+    assert!((reserve_at(&mut s, 3.0 * S, "a").wait_us - S / 80.0).abs() < 1e-3);
+    // A told budget, or a learned one, ends it.
+    let mut told = call(Op::Reserve, "a", 0);
+    told.told = 1000.0;
+    let mut t = State::default();
+    assert_eq!(decide(&mut t, 0.0, &told).wait_us, 0.0);
+    assert!((decide(&mut t, 0.0, &told).wait_us - 1e3).abs() < 1e-6);
+}
+
+#[test]
+fn a_first_429_sets_the_budget_to_what_passed_and_everybody_keeps_to_it() {
     let mut s = State::default();
     let t0 = 100.0 * S;
     // Two sharers each report five successes: ten passed in a second.
-    for sharer in ["a", "b"] {
-        let r = reserve_at(&mut s, t0, sharer);
+    for (i, sharer) in ["a", "b"].into_iter().enumerate() {
+        #[allow(clippy::cast_precision_loss)]
+        let at = t0 + i as f64 * 0.1 * S;
+        let r = reserve_at(&mut s, at, sharer);
         assert_eq!((r.wait_us, r.ticket_epoch), (0.0, -1.0));
-        let mut c = call(Op::Reserve, sharer, 0);
+        let mut c = call(Op::Join, sharer, 0);
         c.report.successes = [5, 0, 0];
-        decide(&mut s, t0, &c);
+        decide(&mut s, at + 0.05 * S, &c);
     }
     let refused = call(
         Op::Throttled {
@@ -56,6 +85,11 @@ fn unlimited_until_a_429_then_everybody_is_paced_at_what_passed() {
         a.wait_us
     );
     assert_eq!(a.sharers, 2.0);
+    // A class not refused is not paced (as by a lone client).
+    assert_eq!(
+        decide(&mut s, t0 + 0.5 * S, &call(Op::Reserve, "a", 1)).wait_us,
+        0.0
+    );
 }
 
 #[test]

@@ -22,8 +22,8 @@ use tokio::sync::OnceCell;
 
 use super::super::rate_limiter::{BACKOFF, GROWTH, MAX_RATE, MIN_RATE, SLOW_START_GROWTH};
 use super::decide::{
-    Call, HORIZON_US, MAX_GROWTH_STEPS, MAX_REPORT, MAX_RETRY_AFTER_US, MAX_SHARERS, Op, Reply,
-    SHARER_TTL_US, VERSION, window_us,
+    Call, HORIZON_US, MAX_GROWTH_STEPS, MAX_PROBE_DOUBLINGS, MAX_REPORT, MAX_RETRY_AFTER_US,
+    MAX_SHARERS, Op, PROBE_RATE, Reply, SHARER_TTL_US, VERSION, window_us,
 };
 use super::{Store, StoreError};
 use crate::error::{Error, Result};
@@ -48,6 +48,8 @@ static SCRIPT: LazyLock<String> = LazyLock::new(|| {
         ("MIN_RATE", format!("{MIN_RATE:?}")),
         ("MAX_RATE", format!("{MAX_RATE:?}")),
         ("VERSION", VERSION.to_string()),
+        ("PROBE_RATE", format!("{PROBE_RATE:?}")),
+        ("MAX_PROBE_DOUBLINGS", format!("{MAX_PROBE_DOUBLINGS:?}")),
     ] {
         text = text.replace(&format!("@{name}@"), &value);
     }
