@@ -137,4 +137,20 @@ together = sum(outputs) / (wall / 60) / (500 / 3)
 print(f"3 x {rows} rows: wall {wall:.1f} s, outputs {outputs} ({sum(outputs)}), billed {billed}, "
       f"keyed requests {len(keyed)}, 429 {refused} ({100 * refused / max(len(keyed), 1):.1f} %), "
       f"together {together:.2f} x R/3, exit codes worst {status}")
+# When the 429s came, in 10 s steps from the first keyed request (the
+# request log's `at` is seconds on the mock's clock).
+def secs(e):
+    at = e.get("at")
+    return at.get("secs", 0) + at.get("nanos", 0) / 1e9 if isinstance(at, dict) else float(at)
+if keyed:
+    t0 = min(secs(e) for e in keyed)
+    steps = {}
+    for e in keyed:
+        if e.get("status") == 429:
+            k = int((secs(e) - t0) // 10) * 10
+            steps[k] = steps.get(k, 0) + 1
+    later = [e for e in keyed if secs(e) - t0 >= 60]
+    late = sum(1 for e in later if e.get("status") == 429)
+    print(f"429s by 10 s from the first request: {dict(sorted(steps.items()))}; "
+          f"after the first minute {late} of {len(later)} ({100 * late / max(len(later), 1):.1f} %)")
 PY

@@ -217,6 +217,7 @@ if op == 'reserve' and s.rate <= 0 and s.told <= 0 then
   local start = math.max(now, s.tat_p)
   s.tat_p = start + 1e6 / pace
   wait = start - now
+  ticket_epoch = s.epoch
 elseif op == 'reserve' then
   local learned = s.rate > 0 and is_refused(route)
   local start = now

@@ -21,7 +21,8 @@
 //!   every second: sharers that start together would otherwise send all of
 //!   their first calls at once (three batches of 16 send 48 into a bucket
 //!   of 10), and every one of them past the bucket is a `429`. The first
-//!   `429` ends it, as it ends a lone client's unlimited start.
+//!   `429` ends it, as it ends a lone client's unlimited start, and voids
+//!   the slots booked at that pace.
 //!
 //! Times are microseconds on the store's clock (the Redis server's `TIME`,
 //! the machine's clock for a file), as `f64`, so the Lua script (whose
@@ -336,7 +337,9 @@ fn reserve(s: &mut State, now: f64, route: usize) -> (f64, f64, bool) {
         let pace = PROBE_RATE * 2f64.powi(doublings as i32);
         let start = now.max(s.tat_p);
         s.tat_p = start + 1e6 / pace;
-        return (start - now, -1.0, false);
+        // Planned in this epoch, so the first cut voids the slots booked
+        // at the discovery pace (else they are sent, and refused, anyway).
+        return (start - now, s.epoch, false);
     }
     let learned = s.rate > 0.0 && is_refused(s, route);
     let mut start = now;
