@@ -9,6 +9,7 @@
 //! cargo bench -p tryon-client --bench scale
 //! cargo bench -p tryon-client --bench polling
 //! cargo bench -p tryon-client --bench throughput
+//! cargo bench -p tryon-client --bench shared_budget
 //! cargo bench -p tryon-mock   --bench poll      (when that target exists)
 //! ```
 //!
@@ -32,7 +33,7 @@ pub struct Bench {
 }
 
 /// The benches, in the order they run.
-pub const BENCHES: [Bench; 5] = [
+pub const BENCHES: [Bench; 6] = [
     Bench {
         package: "tryon-client",
         name: "overhead",
@@ -48,6 +49,10 @@ pub const BENCHES: [Bench; 5] = [
     Bench {
         package: "tryon-client",
         name: "throughput",
+    },
+    Bench {
+        package: "tryon-client",
+        name: "shared_budget",
     },
     Bench {
         package: "tryon-mock",

@@ -142,12 +142,45 @@ pub struct JobArgs {
     pub upload: bool,
 }
 
+/// A request budget shared with other processes and machines.
+#[derive(Debug, Args)]
+pub struct BudgetArgs {
+    /// Share the request budget with every process using the same key and
+    /// URL: `redis://host:port/db` (many machines) or `file:PATH` (many
+    /// processes on one machine). One 429 anywhere slows everybody once;
+    /// `--rate` is then the budget of all of them together.
+    #[arg(long, value_name = "URL", env = "TRYON_SHARED_BUDGET", value_parser = parse_shared_budget)]
+    pub shared_budget: Option<tryon_client::SharedBudget>,
+    /// With --shared-budget: the budget's name, for one key with several
+    /// budgets (default `default`).
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "TRYON_BUDGET_NAME",
+        requires = "shared_budget"
+    )]
+    pub budget_name: Option<String>,
+}
+
+impl BudgetArgs {
+    /// The shared budget asked for, named.
+    pub fn budget(&self) -> Result<Option<tryon_client::SharedBudget>, tryon_client::Error> {
+        match (&self.shared_budget, &self.budget_name) {
+            (Some(b), Some(name)) => b.clone().named(name).map(Some),
+            (b, _) => Ok(b.clone()),
+        }
+    }
+}
+
 /// `tryon run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The try-on.
     #[command(flatten)]
     pub job: JobArgs,
+    /// A shared request budget.
+    #[command(flatten)]
+    pub budget: BudgetArgs,
     /// Where to write the image.
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
@@ -212,6 +245,9 @@ pub struct BatchArgs {
     /// learned from the server's 429 answers.
     #[arg(long, value_name = "N/min", value_parser = parse_rate)]
     pub rate: Option<tryon_client::RateLimit>,
+    /// A shared request budget.
+    #[command(flatten)]
+    pub budget: BudgetArgs,
     /// Where outputs and the journal (tryon-journal.jsonl) go. A row's
     /// image is `<id>.<format>`; an id that is not a plain file name
     /// (`a/b`, `..`, spaces, over 100 bytes) gets `<sanitised id>~<hash>.<format>`.
@@ -404,6 +440,11 @@ pub fn show_duration(d: Duration) -> String {
             (minutes, _) => format!("{minutes} min"),
         }
     }
+}
+
+/// A shared budget's URL (`redis://…` or `file:PATH`).
+pub fn parse_shared_budget(text: &str) -> Result<tryon_client::SharedBudget, String> {
+    text.parse().map_err(|e: tryon_client::Error| e.to_string())
 }
 
 /// Parse `90s`, `10m`, `1h`, `250ms` or a bare number of seconds.

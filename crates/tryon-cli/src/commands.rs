@@ -7,7 +7,7 @@ use futures::StreamExt as _;
 use serde::Serialize;
 use tryon_client::{Client, Job, Output, RateLimit, Status};
 
-use crate::cli::{Cli, IdArgs, ResultArgs, RunArgs, SubmitArgs, WaitArgs};
+use crate::cli::{BudgetArgs, Cli, IdArgs, ResultArgs, RunArgs, SubmitArgs, WaitArgs};
 use crate::exit::{self, CliError, Code, code_of};
 use crate::input;
 use crate::output::{Progress, check_writable, dimensions, emit, human_bytes};
@@ -27,19 +27,31 @@ pub struct Backend {
 /// Build the client: against an embedded mock with `--mock`, else against
 /// the real API (or `--base-url`) with the key from `--api-key-env`.
 pub async fn connect(cli: &Cli, mock: bool, upload: bool) -> Result<Backend, CliError> {
-    connect_with(cli, mock, upload, None).await
+    connect_with(cli, mock, upload, None, None).await
 }
 
 /// [`connect`] with the account's request budget, when the user gave one
-/// (`tryon batch --rate`); without it the client learns it from `429`s.
+/// (`tryon batch --rate`; without it the client learns it from `429`s),
+/// and a budget shared with other processes (`--shared-budget`), joined
+/// before anything is sent: one that cannot be reached is a usage error.
 pub async fn connect_with(
     cli: &Cli,
     mock: bool,
     upload: bool,
     rate: Option<RateLimit>,
+    shared: Option<&BudgetArgs>,
 ) -> Result<Backend, CliError> {
     let user_agent = concat!("tryon-cli/", env!("CARGO_PKG_VERSION"));
-    if mock {
+    let mut builder = Client::builder()
+        .user_agent(user_agent)
+        .upload_local_images(upload);
+    if let Some(rate) = rate {
+        builder = builder.rate_limit(rate);
+    }
+    if let Some(shared) = shared.map(BudgetArgs::budget).transpose()?.flatten() {
+        builder = builder.shared_budget(shared);
+    }
+    let (builder, mock) = if mock {
         // Real time with the realistic profile: a few seconds a job, as the
         // service would take.
         let server = tryon_mock::MockServer::builder()
@@ -56,52 +68,40 @@ pub async fn connect_with(
                     format!("cannot start the embedded mock: {e}"),
                 )
             })?;
-        let mut builder = Client::builder();
-        if let Some(rate) = rate {
-            builder = builder.rate_limit(rate);
-        }
-        let client = builder
+        let builder = builder
             .api_key("tryon-embedded-mock")
             .base_url(server.uri())
-            .upload_base_url(server.uri())
-            .user_agent(user_agent)
-            .upload_local_images(upload)
-            .build()?;
-        return Ok(Backend {
-            client,
-            _mock: Some(server),
-        });
-    }
-    let variable = &cli.api_key_env;
-    let key = std::env::var(variable)
-        .ok()
-        .filter(|k| !k.trim().is_empty())
-        .ok_or_else(|| {
-            CliError::new(
-                Code::Auth,
-                format!(
-                    "{variable} is not set, so there is no Segmind API key to use.\n  \
-                     set it:    export {variable}=<your key from the Segmind dashboard>\n  \
-                     or try it offline against the embedded mock:  tryon run --mock ..."
-                ),
-            )
-        })?;
-    let mut builder = Client::builder()
-        .api_key(key)
-        .user_agent(user_agent)
-        .upload_local_images(upload);
-    if let Some(rate) = rate {
-        builder = builder.rate_limit(rate);
-    }
-    if let Some(url) = &cli.base_url {
-        builder = builder.base_url(url.as_str());
-    }
-    if let Some(url) = &cli.upload_base_url {
-        builder = builder.upload_base_url(url.as_str());
-    }
+            .upload_base_url(server.uri());
+        (builder, Some(server))
+    } else {
+        let variable = &cli.api_key_env;
+        let key = std::env::var(variable)
+            .ok()
+            .filter(|k| !k.trim().is_empty())
+            .ok_or_else(|| {
+                CliError::new(
+                    Code::Auth,
+                    format!(
+                        "{variable} is not set, so there is no Segmind API key to use.\n  \
+                         set it:    export {variable}=<your key from the Segmind dashboard>\n  \
+                         or try it offline against the embedded mock:  tryon run --mock ..."
+                    ),
+                )
+            })?;
+        let mut builder = builder.api_key(key);
+        if let Some(url) = &cli.base_url {
+            builder = builder.base_url(url.as_str());
+        }
+        if let Some(url) = &cli.upload_base_url {
+            builder = builder.upload_base_url(url.as_str());
+        }
+        (builder, None)
+    };
+    let client = builder.build()?;
+    client.join_shared_budget().await?;
     Ok(Backend {
-        client: builder.build()?,
-        _mock: None,
+        client,
+        _mock: mock,
     })
 }
 
@@ -189,7 +189,7 @@ async fn follow(
 pub async fn run(cli: &Cli, args: &RunArgs) -> Result<Code, CliError> {
     let request = input::from_args(&args.job).build()?;
     check_writable(&args.output).map_err(CliError::usage)?;
-    let backend = connect(cli, args.mock, args.job.upload).await?;
+    let backend = connect_with(cli, args.mock, args.job.upload, None, Some(&args.budget)).await?;
     let job = backend.client.submit(&request).await?;
     let output = follow(&backend.client, &job, args.timeout, cli.json).await?;
     save(cli.json, &output, &args.output).await?;

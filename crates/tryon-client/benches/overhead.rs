@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, HeaderValue};
 use tryon_client::{Client, Status};
-use tryon_mock::MockServer;
 
 mod common;
 use common::{KEY, median, quantile, request, us};
@@ -29,11 +28,7 @@ fn main() {
 
 #[allow(clippy::too_many_lines, reason = "one straight-line measurement")]
 async fn run() {
-    let server = MockServer::builder()
-        .virtual_time()
-        .stages(Duration::ZERO, Duration::ZERO)
-        .start()
-        .await;
+    let server = common::instant_mock().await;
     let base = server.uri();
     let client = Client::builder()
         .api_key(KEY)

@@ -22,12 +22,7 @@ const CONCURRENCY: usize = 256;
 const POLL: Duration = Duration::from_millis(5);
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    rt.block_on(run());
+    common::block_on_two_workers(run());
 }
 
 #[allow(clippy::cast_precision_loss)]

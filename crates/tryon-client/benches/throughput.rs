@@ -34,6 +34,10 @@
 //! job (GETs of the status and result URLs), p50/p99 job latency (from the job's start in `run_many` to its
 //! end) and failed jobs.
 //!
+//! A second table (`throughput/shared.rs`) runs 1, 3 and 8 clients sharing
+//! one budget, per backend (a file, a Redis server the bench starts) and
+//! without sharing.
+//!
 //! `cargo bench -p tryon-client --bench throughput` (set
 //! `TRYON_BENCH_JOBS` for fewer jobs).
 #![allow(clippy::print_stdout, reason = "a bench binary prints its table")]
@@ -46,9 +50,11 @@ use futures::StreamExt as _;
 use tryon_client::test_util::DrivingClock;
 use tryon_client::tryon_api::types;
 use tryon_client::{Client, RateLimit, tail_longest_first};
-use tryon_mock::{MockClock, MockServer, RateLimitRule, RealisticProfile, Timing};
+use tryon_mock::{MockClock, MockServer, RateLimitRule, RealisticProfile, RequestLogEntry, Timing};
 
 mod common;
+#[path = "throughput/shared.rs"]
+mod shared;
 use common::{KEY, Sdk, quantile, request, wire_body};
 
 const DEFAULT_JOBS: usize = 2_000;
@@ -151,11 +157,9 @@ fn job_wire_body(i: usize) -> types::TryOnInput {
     wire_body(garments, turbo, i as u64)
 }
 
-#[allow(
-    clippy::too_many_lines,
-    reason = "one run, start to table row, read top to bottom"
-)]
-async fn run_one(config: Config, policy: Policy, jobs: usize) -> Row {
+/// The in-process mock of `config` (its profile, its budget on virtual
+/// time) and the clock that drives it.
+async fn start_server(config: Config) -> (Arc<MockServer>, DrivingClock) {
     let profile = if config.queue {
         RealisticProfile::default()
     } else {
@@ -177,6 +181,15 @@ async fn run_one(config: Config, policy: Policy, jobs: usize) -> Row {
             .await,
     );
     let clock = DrivingClock::new(server.clock(), MockClock::now, MockClock::advance);
+    (server, clock)
+}
+
+#[allow(
+    clippy::too_many_lines,
+    reason = "one run, start to table row, read top to bottom"
+)]
+async fn run_one(config: Config, policy: Policy, jobs: usize) -> Row {
+    let (server, clock) = start_server(config).await;
 
     let halving = matches!(config.shape, Shape::Halved).then(|| {
         let half = config.server_limit(config.per_minute / 2.0);
@@ -270,15 +283,7 @@ async fn run_one(config: Config, policy: Policy, jobs: usize) -> Row {
         .iter()
         .filter(|e| e.path.starts_with("/v2/"))
         .collect();
-    let refused = |from: Duration| {
-        let all: Vec<_> = keyed.iter().filter(|e| e.at >= from).collect();
-        let n = all.iter().filter(|e| e.status == Some(429)).count();
-        if all.is_empty() {
-            0.0
-        } else {
-            n as f64 / all.len() as f64
-        }
-    };
+    let refused = |from: Duration| refused_share(&keyed, from);
     // Reads of a job (status and result URLs): the SDK's status polls and
     // its result read, the client's result polls.
     let polls = keyed
@@ -347,6 +352,17 @@ async fn run_one(config: Config, policy: Policy, jobs: usize) -> Row {
         p50: quantile(&latencies, 0.5),
         p99: quantile(&latencies, 0.99),
         failures,
+    }
+}
+
+/// The share of `keyed` requests from `from` on that were answered `429`.
+fn refused_share(keyed: &[&RequestLogEntry], from: Duration) -> f64 {
+    let all: Vec<_> = keyed.iter().filter(|e| e.at >= from).collect();
+    let n = all.iter().filter(|e| e.status == Some(429)).count();
+    if all.is_empty() {
+        0.0
+    } else {
+        n as f64 / all.len() as f64
     }
 }
 
@@ -437,6 +453,7 @@ fn main() {
         );
     }
     println!();
+    shared::table(&rt, jobs, &only);
     println!(
         "Real time for the whole table: {:.1} s.",
         started.elapsed().as_secs_f64()

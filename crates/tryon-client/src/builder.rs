@@ -15,7 +15,9 @@ use crate::job::JobReader;
 use crate::limits::DEFAULT_MAX_DOWNLOAD_BYTES;
 use crate::output::Downloader;
 use crate::poll::{ModelAwarePolling, PollPolicy};
-use crate::retry::{ApiCaller, Executor, RateLimit, RetryPolicy};
+use crate::retry::{
+    ApiCaller, Executor, Limiter, RateLimit, RateLimiter, RetryPolicy, SharedBudget, Sharer,
+};
 
 /// The environment variable [`Client::from_env`] reads the key from.
 pub const API_KEY_ENV: &str = "SEGMIND_API_KEY";
@@ -49,6 +51,7 @@ pub struct ClientBuilder {
     max_download_bytes: u64,
     wait_timeout: Duration,
     rate_limit: Option<RateLimit>,
+    shared_budget: Option<SharedBudget>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -60,6 +63,7 @@ impl fmt::Debug for ClientBuilder {
             .field("user_agent", &self.user_agent)
             .field("request_timeout", &self.request_timeout)
             .field("rate_limit", &self.rate_limit)
+            .field("shared_budget", &self.shared_budget)
             .finish_non_exhaustive()
     }
 }
@@ -82,6 +86,7 @@ impl Default for ClientBuilder {
             max_download_bytes: DEFAULT_MAX_DOWNLOAD_BYTES,
             wait_timeout: Duration::from_mins(10),
             rate_limit: None,
+            shared_budget: None,
         }
     }
 }
@@ -226,6 +231,33 @@ impl ClientBuilder {
         self
     }
 
+    /// Share the request budget with every other client (in this process,
+    /// other processes, other machines) that uses the same API key and the
+    /// same [`SharedBudget`] (URL and name). Default: none; the client's
+    /// budget is its own.
+    ///
+    /// The told budget ([`rate_limit`](Self::rate_limit)) and what is
+    /// learned from `429`s are then one for all of them: the sum of their
+    /// calls keeps to a told budget; one `429` anywhere cuts the learned
+    /// rate once for everybody; a `Retry-After` holds everybody off. Sharers
+    /// that all have work get about equal turns, whatever their
+    /// concurrency, and one that stops or dies leaves its turns to the
+    /// others at once. Each API call costs one round trip to the store
+    /// first (a `429`, one more).
+    ///
+    /// The client joins at its first API call, or at once with
+    /// [`Client::join_shared_budget`] (which returns the error if the store
+    /// cannot be reached). When the store is lost (at any point, the first
+    /// call included) the client goes on alone, at the told (or learned)
+    /// budget divided by the number of sharers it saw last, logs a warning
+    /// once, and asks the store again every second: a lost store never
+    /// fails a call, and never makes one be sent twice.
+    #[must_use]
+    pub fn shared_budget(mut self, budget: SharedBudget) -> Self {
+        self.shared_budget = Some(budget);
+        self
+    }
+
     /// Builds the client, checking the key and both base URLs.
     pub fn build(self) -> Result<Client> {
         let api_key = self.api_key.ok_or_else(|| {
@@ -271,8 +303,15 @@ impl ClientBuilder {
         };
         let api = tryon_api::Client::new_with_client(trimmed(&base_url), keyed.clone());
         let upload = tryon_api::Client::new_with_client(trimmed(&upload_base_url), keyed);
-        let clock = self.clock.unwrap_or_else(|| Arc::new(TokioClock::new()));
-        let executor = Arc::new(Executor::new(self.retry, self.rate_limit, clock));
+        let clock: SharedClock = self.clock.unwrap_or_else(|| Arc::new(TokioClock::new()));
+        let limiter = match &self.shared_budget {
+            Some(budget) => {
+                let sharer = Sharer::new(budget, &api_key, self.rate_limit, clock.clone())?;
+                Limiter::Shared(sharer)
+            }
+            None => Limiter::Local(RateLimiter::new(self.rate_limit)),
+        };
+        let executor = Arc::new(Executor::new(self.retry, limiter, clock));
         let caller = Arc::new(ApiCaller::new(executor.clone(), &api_key));
         let downloader = Downloader::new(download, executor, self.max_download_bytes);
         let jobs = JobReader::new(

@@ -115,6 +115,27 @@ impl Client {
         self.inner.caller.executor().rate_budget()
     }
 
+    /// Joins the client's shared budget now
+    /// ([`ClientBuilder::shared_budget`](crate::ClientBuilder::shared_budget)),
+    /// instead of at the first API call: registers with the store and
+    /// reads the budget. Does nothing without a shared budget.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming `shared_budget`, the URL (without its
+    /// password) and why: the store cannot be reached, or what is stored
+    /// under the budget's name is not a budget this client can trust.
+    pub async fn join_shared_budget(&self) -> Result<()> {
+        self.inner.caller.executor().join_shared_budget().await
+    }
+
+    /// How many clients share this client's budget (this one included), as
+    /// the store said at the last call; `None` without a shared budget, or
+    /// before the first answer. A sharer counts for 30 s after its last
+    /// call.
+    pub fn shared_budget_sharers(&self) -> Option<u32> {
+        self.inner.caller.executor().shared_budget_sharers()
+    }
+
     /// Submits the job, waits for it (up to the client's wait timeout) and
     /// reads its result.
     pub async fn run(&self, request: &TryOnRequest) -> Result<Output> {

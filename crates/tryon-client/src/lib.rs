@@ -10,7 +10,8 @@
 //   client  -> job, output, order, poll, reader, request, retry, error
 //   job     -> output, poll, retry, speed, clock, error
 //   output  -> reader, image, retry, error
-//   retry   -> clock, error  (executor, classify, budget, rate_limiter)
+//   retry   -> clock, error, test_util (feature `test-util`) (executor,
+//              classify, budget, rate_limiter, limiter, shared)
 //   request -> image, limits, error;  reader -> image;
 //   image   -> limits, error
 //   poll    -> speed (it shows `SpeedEstimate`)
@@ -47,7 +48,7 @@ pub use job::{Job, Status};
 pub use order::{TailLongestFirst, tail_longest_first};
 pub use output::Output;
 pub use request::{Format, MAX_GARMENTS, Preflight, TryOnRequest, TryOnRequestBuilder};
-pub use retry::{RateLimit, RetryPolicy};
+pub use retry::{DEFAULT_BUDGET_NAME, RateLimit, RetryPolicy, SharedBudget};
 pub use secrecy::SecretString;
 /// The generated low-level crate, for callers who need the raw wire.
 pub use tryon_api;

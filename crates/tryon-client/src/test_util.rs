@@ -1,7 +1,10 @@
-//! Clocks for tests and benchmarks, behind the `test-util` feature (as
-//! smithy-rs and tokio keep theirs): a [`VirtualClock`] that runs waits of
-//! any length in no real time, and a [`DrivingClock`] that moves another
-//! clock (a mock server's) along with a paused tokio runtime.
+//! Clocks and servers for tests and benchmarks, behind the `test-util`
+//! feature (as smithy-rs and tokio keep theirs): a [`VirtualClock`] that
+//! runs waits of any length in no real time, a [`DrivingClock`] that moves
+//! another clock (a mock server's) along with a paused tokio runtime, and
+//! a [`RedisServer`] of a test's own for shared budgets
+//! ([`SharedBudget::with_client_clock`](crate::SharedBudget::with_client_clock)
+//! shares one in virtual time).
 //!
 //! ```toml
 //! [dev-dependencies]
@@ -273,3 +276,26 @@ impl Clock for DrivingClock {
         })
     }
 }
+
+/// Holds a paused tokio clock still until dropped: a blocking task waits
+/// for the drop, and tokio's current-thread runtime never auto-advances a
+/// paused clock while a blocking task runs. A shared budget's store call in
+/// test mode ([`SharedBudget::with_client_clock`](crate::SharedBudget::with_client_clock))
+/// runs under one, so a real round trip takes no virtual time.
+pub(crate) struct HeldClock(
+    #[allow(dead_code, reason = "dropping it ends the hold")] std::sync::mpsc::Sender<()>,
+);
+
+/// See [`HeldClock`]; outside a tokio runtime it holds nothing.
+pub(crate) fn hold_paused_clock() -> HeldClock {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    if tokio::runtime::Handle::try_current().is_ok() {
+        drop(tokio::task::spawn_blocking(move || {
+            let _ = rx.recv();
+        }));
+    }
+    HeldClock(tx)
+}
+
+mod redis_server;
+pub use redis_server::RedisServer;

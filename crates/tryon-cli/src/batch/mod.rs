@@ -44,7 +44,7 @@ pub async fn batch(cli: &Cli, args: &BatchArgs) -> Result<Code, CliError> {
         term::err_line(&report);
     }
 
-    let backend = connect_with(cli, args.mock, false, args.rate).await?;
+    let backend = connect_with(cli, args.mock, false, args.rate, Some(&args.budget)).await?;
     let (writer, events, note) = journal::open(&args.out_dir).map_err(damaged)?;
     if let Some(note) = note {
         term::err_line(&note);

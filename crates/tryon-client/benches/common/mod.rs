@@ -148,3 +148,24 @@ pub fn wire_body(garments: usize, turbo: bool, seed: u64) -> types::TryOnInput {
         preserve_input_size: false,
     }
 }
+
+/// Runs `run` to its end on a tokio runtime with 2 worker threads (the
+/// machine's cores).
+pub fn block_on_two_workers<F: std::future::Future>(run: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(run)
+}
+
+/// An in-process mock on a virtual clock whose jobs are `COMPLETED` as soon
+/// as they are accepted.
+pub async fn instant_mock() -> tryon_mock::MockServer {
+    tryon_mock::MockServer::builder()
+        .virtual_time()
+        .stages(Duration::ZERO, Duration::ZERO)
+        .start()
+        .await
+}

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use super::RetryPolicy;
 use super::budget::RetryBudget;
-use super::rate_limiter::{RateLimit, RateLimiter, Route, Ticket};
+use super::limiter::{Limiter, Slot};
+use super::rate_limiter::{RateLimit, Route};
 use crate::clock::SharedClock;
 use crate::error::Error;
 
@@ -131,7 +132,7 @@ pub(crate) enum Failure<E> {
 pub(crate) struct Executor {
     policy: RetryPolicy,
     budget: RetryBudget,
-    limiter: RateLimiter,
+    limiter: Limiter,
     clock: SharedClock,
 }
 
@@ -145,16 +146,12 @@ impl std::fmt::Debug for Executor {
 }
 
 impl Executor {
-    /// An executor with a full retry budget and a rate limiter that keeps to
-    /// `rate_limit` when given.
-    pub(crate) fn new(
-        policy: RetryPolicy,
-        rate_limit: Option<RateLimit>,
-        clock: SharedClock,
-    ) -> Self {
+    /// An executor with a full retry budget and `limiter` (the process's
+    /// own, or a shared budget's).
+    pub(crate) fn new(policy: RetryPolicy, limiter: Limiter, clock: SharedClock) -> Self {
         Self {
             budget: RetryBudget::new(policy.budget),
-            limiter: RateLimiter::new(rate_limit),
+            limiter,
             policy,
             clock,
         }
@@ -171,6 +168,16 @@ impl Executor {
     /// The request budget applied now (configured or learned), if any.
     pub(crate) fn rate_budget(&self) -> Option<RateLimit> {
         self.limiter.budget()
+    }
+
+    /// Joins the shared budget now, if the client has one.
+    pub(crate) async fn join_shared_budget(&self) -> crate::error::Result<()> {
+        self.limiter.join().await
+    }
+
+    /// The live sharers of the shared budget, when last heard.
+    pub(crate) fn shared_budget_sharers(&self) -> Option<u32> {
+        self.limiter.sharers()
     }
 
     /// Whether status reads now wait for the limiter (the budget binds
@@ -192,7 +199,7 @@ impl Executor {
             let ticket = self.wait_turn(call).await?;
             let retryable = match attempt().await {
                 Ok(v) => {
-                    if let Some(ticket) = ticket {
+                    if let Some(ticket) = &ticket {
                         self.limiter.succeeded(self.clock.now(), ticket);
                     }
                     self.budget.refund(1);
@@ -202,10 +209,11 @@ impl Executor {
                 Err(Failure::Retry(r)) => r,
             };
             if retryable.throttled
-                && let Some(ticket) = ticket
+                && let Some(ticket) = &ticket
             {
                 self.limiter
-                    .throttled(self.clock.now(), ticket, retryable.retry_after);
+                    .throttled(self.clock.now(), ticket, retryable.retry_after)
+                    .await;
             }
             let free = retryable.throttled
                 && ticket.is_some()
@@ -222,22 +230,24 @@ impl Executor {
 
     /// Waits for the rate limiter's slot (API calls only), never past the
     /// deadline; a slot voided by a cut while waiting is planned again.
-    async fn wait_turn(&self, call: Call<'_>) -> Result<Option<Ticket>, Error> {
+    async fn wait_turn(&self, call: Call<'_>) -> Result<Option<Slot>, Error> {
         let Some(route) = call.route() else {
             return Ok(None);
         };
+        // Held until the slot comes: a shared budget's turn to book.
+        let _turn = self.limiter.gate().await;
         loop {
-            let ticket = self.limiter.reserve(self.clock.now(), route);
+            let ticket = self.limiter.reserve(self.clock.now(), route).await;
             if let Some((request_id, deadline)) = call.deadline()
-                && self.clock.now() + ticket.wait > deadline.at
+                && self.clock.now() + ticket.wait() > deadline.at
             {
                 return Err(self.timeout(request_id, deadline));
             }
-            if ticket.wait.is_zero() {
+            if ticket.wait().is_zero() {
                 return Ok(Some(ticket));
             }
-            self.clock.sleep(ticket.wait).await;
-            if self.limiter.still_valid(ticket) {
+            self.clock.sleep(ticket.wait()).await;
+            if self.limiter.still_valid(&ticket) {
                 return Ok(Some(ticket));
             }
         }

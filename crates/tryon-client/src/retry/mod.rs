@@ -14,19 +14,29 @@
 //!   way for both.
 //! - `budget.rs`: the client-wide retry token bucket.
 //! - `rate_limiter.rs`: the shared adaptive rate limiter and [`RateLimit`].
+//! - `limiter.rs`: which limiter the executor asks, the process's own or a
+//!   shared one.
+//! - `shared/`: one budget shared by many processes and machines
+//!   ([`SharedBudget`]: Redis or a file).
 
 mod budget;
 mod classify;
 mod executor;
+mod limiter;
 mod rate_limiter;
 mod retry_after;
+mod shared;
 
 use std::time::Duration;
 
 pub(crate) use classify::{ApiCaller, CallError, salvage_request_id};
 pub(crate) use executor::{Call, Deadline, Executor, Failure, Retryable};
+pub(crate) use limiter::Limiter;
 pub use rate_limiter::RateLimit;
+pub(crate) use rate_limiter::RateLimiter;
 pub(crate) use retry_after::parse_retry_after;
+pub(crate) use shared::Sharer;
+pub use shared::{DEFAULT_BUDGET_NAME, SharedBudget};
 
 /// How the client retries failed calls, and the rules every request
 /// follows: submit, status, result, upload, v1 run and output download all

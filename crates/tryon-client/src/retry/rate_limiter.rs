@@ -57,11 +57,11 @@ pub(crate) const BACKOFF: f64 = 0.97;
 /// Each success that waited for its slot raises the rate by `1 / GROWTH`.
 pub(crate) const GROWTH: f64 = 20_000.0;
 /// The growth per waiting success during the slow start.
-const SLOW_START_GROWTH: f64 = 1.02;
+pub(crate) const SLOW_START_GROWTH: f64 = 1.02;
 /// The slowest rate the limiter goes down to: one call a minute.
-const MIN_RATE: f64 = 1.0 / 60.0;
+pub(crate) const MIN_RATE: f64 = 1.0 / 60.0;
 /// Largest rate accepted as a configured budget (requests per second).
-const MAX_RATE: f64 = 1.0e6;
+pub(crate) const MAX_RATE: f64 = 1.0e6;
 /// Most success times kept for the measurement.
 const MAX_SAMPLES: usize = 16_384;
 
@@ -179,7 +179,7 @@ pub(crate) enum Route {
 }
 
 impl Route {
-    fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         match self {
             Route::Submit => 0,
             Route::Read => 1,
@@ -293,6 +293,15 @@ impl RateLimiter {
                 lanes: Default::default(),
             }),
         }
+    }
+
+    /// A limiter that keeps to `configured` from `from` on: its first slot
+    /// is no earlier (a shared budget's slots already booked run until
+    /// then, see `shared/sharer.rs`).
+    pub(crate) fn starting_at(configured: Option<RateLimit>, from: Duration) -> Self {
+        let limiter = Self::new(configured);
+        limiter.lock().next_shared = from;
+        limiter
     }
 
     /// The state; a poisoned lock is used as it is (each update is a few

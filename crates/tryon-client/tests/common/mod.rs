@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+pub mod logs;
 pub mod png;
 
 use tryon_client::test_util::VirtualClock;
