@@ -30,7 +30,7 @@ pub use clock::{Clock, Sleep, TokioClock, VirtualClock};
 pub use error::{Error, Result};
 pub use image::{
     CheckedImage, DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, Image, ImageKind,
-    MAX_IMAGE_SIDE,
+    MAX_IMAGE_SIDE, read_image_file,
 };
 pub use job::{Job, Status};
 pub use limit::RateLimit;
