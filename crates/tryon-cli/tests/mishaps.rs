@@ -72,7 +72,10 @@ async fn every_row_id_gets_its_own_output_file() {
     let files: Vec<String> = std::fs::read_dir(&out_dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| name != "tryon-journal.jsonl")
+        // The journal, and the report page with its folder.
+        .filter(|name| {
+            !["tryon-journal.jsonl", "report.html", ".tryon-report"].contains(&name.as_str())
+        })
         .collect();
     assert_eq!(files.len(), ids.len(), "one image per row: {files:?}");
     for name in &files {

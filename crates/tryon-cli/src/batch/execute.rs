@@ -11,11 +11,12 @@ use indicatif::ProgressBar;
 use tryon_client::{Client, Error, Job};
 
 use super::plan::Plan;
-use super::report::{Outcome, recovery};
+use super::report::{EXPIRED, Outcome, recovery};
 use super::validate::Prepared;
 use crate::exit::{Code, code_of};
 use crate::journal::{Event, Kind, Writer};
 use crate::manifest::Row;
+use crate::report::Thumbnailer;
 use crate::term;
 
 /// Shared state of a running batch.
@@ -36,16 +37,22 @@ pub struct Run {
     pub failed: AtomicUsize,
     /// Rows in flight.
     pub in_flight: AtomicUsize,
+    /// Makes the report's thumbnails of saved outputs, off this path.
+    pub thumbnails: Arc<Thumbnailer>,
 }
 
-/// Run every row's plan, `concurrency` at a time; one outcome per row, in
-/// the order of [`start_order`].
+/// Run every row's plan, `concurrency` at a time, in the order of
+/// [`start_order`]; one outcome per row. When `stop` completes first (the
+/// run was interrupted), the rows still in flight are dropped where they
+/// stand, as a kill would leave them (the journal has what each reached),
+/// and have no outcome.
 pub async fn execute(
     run: &Arc<Run>,
     rows: &Arc<Vec<Row>>,
     prepared: &Arc<Vec<Prepared>>,
     plans: Vec<Plan>,
     concurrency: usize,
+    stop: impl Future<Output = ()>,
 ) -> Vec<Option<Outcome>> {
     let mut outcomes: Vec<Option<Outcome>> = (0..rows.len()).map(|_| None).collect();
     let order = start_order(plans, prepared, concurrency);
@@ -60,8 +67,15 @@ pub async fn execute(
             }
         })
         .buffer_unordered(concurrency);
-    while let Some((index, outcome)) = stream.next().await {
-        outcomes[index] = Some(outcome);
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        tokio::select! {
+            next = stream.next() => match next {
+                Some((index, outcome)) => outcomes[index] = Some(outcome),
+                None => break,
+            },
+            () = &mut stop => break,
+        }
     }
     outcomes
 }
@@ -136,6 +150,7 @@ impl Run {
         let id = term::inline(&row.id);
         match &outcome {
             Outcome::Completed { path, .. } => {
+                self.thumbnails.add(path);
                 self.say(&format!("row {id}: completed -> {}", path.display()));
             }
             Outcome::Failed { reason, .. } => {
@@ -200,24 +215,13 @@ impl Run {
                 Ok(job) => job,
                 Err(outcome) => return outcome,
             },
-            Plan::Done(path) => {
-                return Outcome::Completed {
-                    path,
-                    earlier: true,
-                };
-            }
-            Plan::Failed(reason) => {
-                return Outcome::Failed {
-                    request_id: None,
-                    reason,
-                };
-            }
-            Plan::Ambiguous(reason) => return Outcome::Ambiguous { reason },
-            Plan::OutputExists(path) => return Outcome::OutputExists { path },
             Plan::Expired(request_id) => {
-                let reason = "accepted more than an hour ago and never collected; the service no longer keeps it (rerun with --retry-failed to submit again)".to_string();
+                let reason = EXPIRED.to_string();
                 return self.fail(row, &fingerprint, Some(request_id), reason).await;
             }
+            // Done, failed, ambiguous or skipped in an earlier run: it only
+            // reports.
+            settled => return Outcome::of_plan(settled, &prepared.output),
         };
         self.collect(row, &fingerprint, prepared, &job).await
     }

@@ -4,13 +4,22 @@
 //! The rooms: [`validate`] checks every row before anything is sent,
 //! [`plan`] decides what to do with each row from the journal and the disk,
 //! [`execute`] runs the plans, [`dry_run`] reports them instead, and
-//! [`report`] tallies how the rows ended.
+//! [`report`] tallies how the rows ended. [`page`] fills the report page
+//! (`DIR/report.html`) from the same rules, at the end of every run (see
+//! [`interrupt`] for Ctrl-C) and for `tryon report DIR` ([`report_dir`]); [`record`] keeps
+//! what the journal does not say about the last run.
 
 mod dry_run;
 mod execute;
+mod interrupt;
+mod page;
 mod plan;
+mod record;
 mod report;
+mod report_dir;
 mod validate;
+
+pub use report_dir::report_page;
 
 use std::io::IsTerminal as _;
 use std::sync::Arc;
@@ -49,6 +58,7 @@ pub async fn batch(cli: &Cli, args: &BatchArgs) -> Result<Code, CliError> {
     let journal_path = writer.path().to_path_buf();
     let outputs: Vec<_> = prepared.iter().map(|p| p.output.clone()).collect();
     let plans = plan::plan_rows(&rows, &outputs, &events, args, journal::now_secs());
+    let (thumbnails, record) = page::before_run(args, &rows, &plans, &outputs);
     let work = plans
         .iter()
         .filter(|p| {
@@ -88,22 +98,41 @@ pub async fn batch(cli: &Cli, args: &BatchArgs) -> Result<Code, CliError> {
         lines: !terminal,
         failed: AtomicUsize::new(0),
         in_flight: AtomicUsize::new(0),
+        thumbnails: Arc::clone(&thumbnails),
     });
     let rows = Arc::new(rows);
-    let outcomes = execute::execute(
+    let signal = OnceLock::new();
+    let mut outcomes = execute::execute(
         &run,
         &rows,
         &Arc::new(prepared),
         plans,
         usize::from(args.concurrency),
+        async {
+            let _ = signal.set(interrupt::signalled().await);
+        },
     )
     .await;
     run.bar.finish_and_clear();
     let journal_error = run.journal.failure().map(str::to_string);
+    // Every record durable (the writer drains its queue) before the page
+    // reads the journal.
     drop(run);
     drop(session);
 
-    let (summary, code) = report::summarize(&rows, outcomes, journal_path, journal_error);
+    let stopped_by = signal.get().copied();
+    let written = page::after_run(page::Finished {
+        args,
+        rows: &rows,
+        outputs: &outputs,
+        outcomes: &mut outcomes,
+        record,
+        stopped_by,
+        thumbnails: &thumbnails,
+    })
+    .await;
+    let (mut summary, code) = report::summarize(&rows, outcomes, journal_path, journal_error);
+    summary.report = Some(written);
     emit(cli.json, &report::summary_text(&summary), &summary);
-    Ok(code)
+    Ok(stopped_by.unwrap_or(code))
 }
