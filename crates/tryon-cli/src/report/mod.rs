@@ -145,17 +145,24 @@ pub fn folder(dir: &Path) -> Result<PathBuf, String> {
     Ok(path)
 }
 
-/// Make `path` a folder if nothing is there; `Ok` when it is a real one.
+/// Make `path` a folder if nothing is there; `Ok` when it is a real one
+/// (made by this call or, at the same moment, by another: a run's record
+/// and its thumbnailer both make it when the run starts).
 fn real_folder(path: &Path) -> Result<(), String> {
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() => Ok(()),
-        Ok(_) => Err(format!(
+    let real = || std::fs::symlink_metadata(path).map(|m| m.is_dir());
+    match real() {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(format!(
             "{} is not a folder (a link or a file)",
             path.display()
         )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir(path).map_err(|e| format!("cannot make {}: {e}", path.display()))
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match std::fs::create_dir(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && real().unwrap_or(false) => {
+                Ok(())
+            }
+            Err(e) => Err(format!("cannot make {}: {e}", path.display())),
+        },
         Err(e) => Err(format!("{}: {e}", path.display())),
     }
 }
@@ -196,6 +203,18 @@ pub fn write_whole(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_folder_is_made_once_whoever_makes_it_first() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let made: Vec<Result<PathBuf, String>> = std::thread::scope(|s| {
+                let racers: Vec<_> = (0..4).map(|_| s.spawn(|| folder(dir.path()))).collect();
+                racers.into_iter().map(|r| r.join().unwrap()).collect()
+            });
+            assert!(made.iter().all(Result::is_ok), "{made:?}");
+        }
+    }
 
     #[test]
     fn a_whole_write_replaces_a_link_and_leaves_no_temporary_file() {

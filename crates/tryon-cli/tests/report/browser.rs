@@ -1,0 +1,297 @@
+//! Debian's Chromium, headless, as the report tests drive it: a fresh
+//! profile each run, the background-networking flags of this machine kind
+//! (without them Chromium calls its own services at every start), and every
+//! request that leaves for the network sent to a loopback "proxy" that only
+//! notes what was asked and refuses it. Pages load from `file://`, as a
+//! person opening `report.html` sees them.
+//!
+//! Without Chromium the tests skip with a printed reason; under `CI=true`
+//! they fail (`.ci/run` installs it).
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Most time one Chromium run may take.
+const RUN_LIMIT: Duration = Duration::from_mins(2);
+
+/// Hosts Chromium itself calls even with every background flag (sign-in
+/// and its search engine's warm-up, seen on Chromium 148): its traffic,
+/// not the page's. Every other host the proxy sees fails the test.
+const BROWSER_OWN: &[&str] = &["google.com"];
+
+/// A loopback listener standing in for the network: it reads the first
+/// line of each request (`GET http://host/...` or `CONNECT host:443`),
+/// notes it and closes the connection.
+struct Sink {
+    port: u16,
+    seen: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Sink {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let port = listener.local_addr().expect("its address").port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (seen, stop) = (Arc::clone(&seen), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let Ok(mut stream) = stream else { continue };
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                    let mut line = String::new();
+                    let _ = BufReader::new(&stream).read_line(&mut line);
+                    seen.lock()
+                        .expect("the sink's log")
+                        .push(line.trim().to_string());
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    );
+                }
+            })
+        };
+        Self {
+            port,
+            seen,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn seen(&self) -> Vec<String> {
+        self.seen.lock().expect("the sink's log").clone()
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Wake the accept loop so that it sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A headless Chromium and the sink its network requests go to.
+pub(crate) struct Browser {
+    exe: PathBuf,
+    sink: Sink,
+    profiles: tempfile::TempDir,
+}
+
+/// The Chromium to use (`TRYON_CHROMIUM`, else `chromium` on `PATH`), or
+/// `None` with the reason printed; under `CI=true` a missing Chromium is a
+/// failure, never a skip.
+pub(crate) fn find(test: &str) -> Option<Browser> {
+    let exe = std::env::var_os("TRYON_CHROMIUM")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+                .map(|dir| dir.join("chromium"))
+                .find(|p| p.is_file())
+        });
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    match exe {
+        Some(exe) => Some(Browser {
+            exe,
+            sink: Sink::start(),
+            profiles: tempfile::tempdir().expect("a folder for profiles"),
+        }),
+        None if ci => panic!(
+            "{test}: CI=true and no chromium on PATH; .ci/run installs Debian's `chromium` \
+             (apt-get install -y chromium), and this test must run there"
+        ),
+        None => {
+            eprintln!(
+                "skipped {test}: no chromium on PATH (Debian: apt-get install -y chromium; or set TRYON_CHROMIUM)"
+            );
+            None
+        }
+    }
+}
+
+/// `file:///...` for a local path.
+pub(crate) fn file_url(path: &Path) -> String {
+    let path = std::fs::canonicalize(path).expect("the page exists");
+    url::Url::from_file_path(&path)
+        .expect("an absolute path")
+        .to_string()
+}
+
+impl Browser {
+    /// Run Chromium on `url` with `extra` flags; its stdout.
+    fn run(&self, url: &str, extra: &[String]) -> String {
+        let profile = tempfile::tempdir_in(self.profiles.path()).expect("a fresh profile");
+        let mut cmd = assert_cmd::Command::new(&self.exe);
+        cmd.args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-extensions",
+            "--disable-default-apps",
+            "--disable-domain-reliability",
+            "--no-pings",
+            "--disable-features=NetworkTimeServiceQuerying,OptimizationHints,MediaRouter,Translate",
+            "--allow-file-access-from-files",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        // Every request for the network goes to the sink (loopback and
+        // file:// never do).
+        .arg(format!(
+            "--proxy-server=http://127.0.0.1:{}",
+            self.sink.port
+        ))
+        .args(extra)
+        .arg(url)
+        .env_remove("SEGMIND_API_KEY")
+        .timeout(RUN_LIMIT);
+        let output = cmd.output().expect("chromium starts");
+        assert!(
+            output.status.success(),
+            "chromium failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// The DOM of `page` once loaded (`--dump-dom`), virtual time let run
+    /// for `budget_ms` so that pending loads and promises settle.
+    pub(crate) fn dump_dom(&self, page: &Path, budget_ms: u32) -> String {
+        self.run(
+            &file_url(page),
+            &[
+                format!("--virtual-time-budget={budget_ms}"),
+                "--dump-dom".to_string(),
+            ],
+        )
+    }
+
+    /// A PNG screenshot of `page` at `width` x `height`.
+    pub(crate) fn screenshot(&self, page: &Path, out: &Path, width: u32, height: u32) {
+        self.run(
+            &file_url(page),
+            &[
+                format!("--window-size={width},{height}"),
+                "--virtual-time-budget=5000".to_string(),
+                format!("--screenshot={}", out.display()),
+            ],
+        );
+    }
+
+    /// Every request that left for the network, but Chromium's own (see
+    /// [`BROWSER_OWN`]).
+    pub(crate) fn fetched(&self) -> Vec<String> {
+        self.sink
+            .seen()
+            .into_iter()
+            .filter(|line| {
+                let host = line
+                    .split_whitespace()
+                    .nth(1)
+                    .map(|target| {
+                        let target = target.split("://").nth(1).unwrap_or(target);
+                        target
+                            .split(['/', ':'])
+                            .next()
+                            .unwrap_or_default()
+                            .to_string()
+                    })
+                    .unwrap_or_default();
+                !BROWSER_OWN
+                    .iter()
+                    .any(|own| host == *own || host.ends_with(&format!(".{own}")))
+            })
+            .collect()
+    }
+}
+
+/// The page that loads a report in a frame and, from outside it (the
+/// report itself runs no script), reports what a person would see as JSON
+/// in hex in `<pre id="out">`: every row's id, status, texts and images
+/// (each made to load, then its `naturalWidth`: 0 unless decoded), the links, the
+/// document's title and scripts, and how many rows each filter shows.
+const HARNESS: &str = r#"<!DOCTYPE html><meta charset="utf-8"><title>harness</title>
+<pre id="out">pending</pre>
+<iframe id="f" width="1280" height="4000" src="REPORT"></iframe>
+<script>
+const f = document.getElementById('f');
+const out = document.getElementById('out');
+const hex = s => [...new TextEncoder().encode(s)].map(b => b.toString(16).padStart(2, '0')).join('');
+f.addEventListener('load', async () => {
+  try {
+    const d = f.contentDocument;
+    // Lazy images load once asked to; a load is a pending fetch, which
+    // virtual time waits for (a decode is not).
+    const images = [...d.images];
+    const loaded = images.map(i => i.complete ? null : new Promise(done => {
+      i.addEventListener('load', done); i.addEventListener('error', done);
+    }));
+    for (const i of images) i.loading = 'eager';
+    await Promise.all(loaded);
+    const shown = () => [...d.querySelectorAll('section.r')]
+      .filter(r => getComputedStyle(r).display !== 'none').length;
+    const filters = {};
+    for (const input of d.querySelectorAll('input.f')) { input.click(); filters[input.id] = shown(); }
+    d.getElementById('f-all').click();
+    const rows = [...d.querySelectorAll('section.r')].map(r => ({
+      id: r.querySelector('.id').textContent,
+      status: r.querySelector('.st').textContent,
+      classes: r.className,
+      message: r.querySelector('.msg') ? r.querySelector('.msg').textContent : null,
+      command: r.querySelector('.cmd') ? r.querySelector('.cmd').lastChild.textContent : null,
+      prompt: r.querySelector('.prompt') ? r.querySelector('.prompt').textContent : null,
+      images: [...r.querySelectorAll('img')].map(i => ({ alt: i.alt, width: i.naturalWidth })),
+      placeholders: [...r.querySelectorAll('.ph')].map(p => p.textContent),
+      links: [...r.querySelectorAll('a')].map(a => a.getAttribute('href')),
+    }));
+    out.textContent = hex(JSON.stringify({
+      title: d.title,
+      scripts: d.scripts.length,
+      injected: d.querySelectorAll('img[src="x"], [onerror]').length,
+      text: d.body.innerText,
+      rows, filters,
+    }));
+  } catch (e) { out.textContent = 'ERROR ' + e; }
+});
+</script>
+"#;
+
+/// What the harness saw of a report.
+pub(crate) fn inspect(browser: &Browser, report: &Path) -> serde_json::Value {
+    let dir = tempfile::tempdir().expect("a folder for the harness");
+    let harness = dir.path().join("harness.html");
+    std::fs::write(&harness, HARNESS.replace("REPORT", &file_url(report)))
+        .expect("harness written");
+    let dom = browser.dump_dom(&harness, 20_000);
+    let start = dom.find("<pre id=\"out\">").expect("the harness's output") + 14;
+    let end = start + dom[start..].find("</pre>").expect("its end");
+    let hex = &dom[start..end];
+    assert!(
+        !hex.starts_with("ERROR") && hex != "pending",
+        "harness: {hex}"
+    );
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect();
+    serde_json::from_slice(&bytes).expect("the harness's JSON")
+}
