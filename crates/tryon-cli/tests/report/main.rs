@@ -7,6 +7,8 @@
 mod common;
 
 mod browser;
+mod hostile;
+mod runs;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,0 +1,130 @@
+//! `tryon report DIR` on folders a person (or an attacker) has changed:
+//! outputs swapped for a FIFO or a link to `/dev/zero` (a PNG bomb: the
+//! thumbnailer's unit tests), a
+//! damaged or missing journal, no record of the manifest. Each ends, fast,
+//! with a placeholder saying why or an error naming the problem.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use super::common::{assets, batch, output, text};
+use tryon_mock::MockServer;
+
+/// `tryon report ARGS` with no key, bounded in time.
+fn report(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    let mut cmd = assert_cmd::Command::cargo_bin("tryon").expect("the tryon binary");
+    cmd.env_remove("SEGMIND_API_KEY").arg("report").args(args);
+    cmd.timeout(Duration::from_mins(1))
+        .output()
+        .expect("tryon report runs")
+}
+
+fn mkfifo(path: &Path) {
+    let made = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_outputs_get_a_placeholder_with_the_reason_and_never_hang() {
+    let server = MockServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let person = assets().join("person.png");
+    let garment = assets().join("garment.png");
+    let mut csv = String::from("id,person,garments\n");
+    for id in ["fifo", "zero", "fine"] {
+        writeln!(csv, "{id},{},{}", person.display(), garment.display()).unwrap();
+    }
+    let manifest = dir.path().join("m.csv");
+    std::fs::write(&manifest, csv).unwrap();
+    let out_dir = dir.path().join("out");
+    let run = output(batch(&server, &manifest, &out_dir, &[])).await;
+    assert!(run.status.success(), "{}", text(&run.stdout));
+    drop(server);
+
+    for name in ["fifo.png", "zero.png"] {
+        std::fs::remove_file(out_dir.join(name)).unwrap();
+    }
+    mkfifo(&out_dir.join("fifo.png"));
+    std::os::unix::fs::symlink("/dev/zero", out_dir.join("zero.png")).unwrap();
+
+    let again = report(&[out_dir.as_os_str()]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    for reason in [
+        "is a FIFO (named pipe), not a regular file",
+        "is a character device, not a regular file",
+    ] {
+        assert!(html.contains(reason), "{reason}: {html}");
+    }
+    // The good row keeps its thumbnail, and the rows still count as done.
+    assert_eq!(html.matches("alt=\"result\"").count(), 1);
+    assert!(text(&again.stdout).ends_with("(3 rows: 3 completed)\n"));
+}
+
+#[test]
+fn a_missing_or_damaged_journal_or_an_unknown_manifest_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = report(&[dir.path().join("nowhere").as_os_str()]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(text(&missing.stderr).contains("no batch journal (tryon-journal.jsonl is missing)"));
+
+    // A journal but no run record: which manifest is unknown.
+    let journal = dir.path().join("tryon-journal.jsonl");
+    std::fs::write(
+        &journal,
+        "{\"event\":\"submitting\",\"row\":\"a\",\"fingerprint\":\"f\",\"at\":1}\n",
+    )
+    .unwrap();
+    let unknown = report(&[dir.path().as_os_str()]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(
+        text(&unknown.stderr).contains("give it with --manifest FILE"),
+        "{}",
+        text(&unknown.stderr)
+    );
+
+    let manifest = dir.path().join("m.csv");
+    std::fs::write(
+        &manifest,
+        "id,person,garments\na,https://x.test/p,https://x.test/g\n",
+    )
+    .unwrap();
+    let with = |journal_text: &str| {
+        std::fs::write(&journal, journal_text).unwrap();
+        report(&[
+            dir.path().as_os_str(),
+            "--manifest".as_ref(),
+            manifest.as_os_str(),
+        ])
+    };
+    let fine = with("{\"event\":\"submitting\",\"row\":\"a\",\"fingerprint\":\"f\",\"at\":1}\n");
+    assert!(fine.status.success(), "{}", text(&fine.stderr));
+    let damaged = with(
+        "{\"event\":\"submitting\",\"row\":\"a\",\"fingerprint\":\"f\",\"at\":1}\nnot json\n{\"event\":\"failed\",\"row\":\"a\",\"fingerprint\":\"f\",\"at\":2}\n",
+    );
+    assert_eq!(damaged.status.code(), Some(2));
+    assert!(
+        text(&damaged.stderr).contains("tryon-journal.jsonl line 2"),
+        "{}",
+        text(&damaged.stderr)
+    );
+
+    // A FIFO in the journal's place is refused, not opened.
+    std::fs::remove_file(&journal).unwrap();
+    mkfifo(&journal);
+    let fifo = report(&[
+        dir.path().as_os_str(),
+        "--manifest".as_ref(),
+        manifest.as_os_str(),
+    ]);
+    assert_eq!(fifo.status.code(), Some(2));
+    assert!(
+        text(&fifo.stderr).contains("not a regular file"),
+        "{}",
+        text(&fifo.stderr)
+    );
+}
