@@ -10,6 +10,7 @@
 //! cargo bench -p tryon-client --bench polling
 //! cargo bench -p tryon-client --bench throughput
 //! cargo bench -p tryon-mock   --bench poll      (when that target exists)
+//! cargo bench -p tryon-cli    --bench report
 //! ```
 //!
 //! Each bench prints Markdown on stdout; the lines of its tables (and their
@@ -32,7 +33,7 @@ pub struct Bench {
 }
 
 /// The benches, in the order they run.
-pub const BENCHES: [Bench; 5] = [
+pub const BENCHES: [Bench; 6] = [
     Bench {
         package: "tryon-client",
         name: "overhead",
@@ -52,6 +53,10 @@ pub const BENCHES: [Bench; 5] = [
     Bench {
         package: "tryon-mock",
         name: "poll",
+    },
+    Bench {
+        package: "tryon-cli",
+        name: "report",
     },
 ];
 

@@ -210,7 +210,12 @@ pub(super) fn build(s: &Sources<'_>) -> Page {
             result,
             facts,
             prompt: row.prompt.clone(),
-            message: outcome.reason(),
+            // An unsaved row's reason ends with its fetch command, which
+            // the page shows on its own line.
+            message: match outcome {
+                Outcome::Unsaved { reason, .. } => Some(reason.clone()),
+                other => other.reason(),
+            },
             command: command.map(|c| (command_label(status).to_string(), c)),
         });
     }

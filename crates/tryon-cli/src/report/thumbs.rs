@@ -2,11 +2,12 @@
 //! outputs in `DIR/.tryon-report/thumbs/`.
 //!
 //! **Files, not `data:` URIs.** A catalog batch of 10,000 rows shows some
-//! 30,000 images; as `data:` URIs (about 8 KiB each once base64-encoded)
-//! the page would weigh hundreds of megabytes and be written again in
-//! full on every run. As files, the page stays about a kilobyte a row, a
-//! browser loads only the thumbnails it scrolls to (`loading="lazy"`), and
-//! each thumbnail is made once. The page refers to them relatively
+//! 30,000 images; as `data:` URIs (over 10 KiB each once base64-encoded)
+//! the page would weigh hundreds of megabytes, be written again in full on
+//! every run, and make a browser decode every one before showing a row. As
+//! files, the page stays about a kilobyte a row, a browser loads only the
+//! thumbnails of the rows it shows (see `html::STYLE`), and each thumbnail
+//! is made once. The page refers to them relatively
 //! (`.tryon-report/thumbs/…`), so it works wherever `DIR` is copied.
 //!
 //! **Made once.** A thumbnail is named after a hash of its source's path,
@@ -48,7 +49,7 @@ pub const MAX_SOURCE_BYTES: usize = 50 * 1024 * 1024;
 pub const BOX: (u32, u32) = (180, 240);
 
 /// JPEG quality of a thumbnail.
-const QUALITY: u8 = 80;
+const QUALITY: u8 = 70;
 
 /// Most bytes a decode may allocate: a 25-megapixel image as RGBA, twice.
 const MAX_DECODE_ALLOC: u64 = 200 * 1024 * 1024;
@@ -198,15 +199,20 @@ async fn thumbnail(folder: &Path, source: &Path, stopped: bool) -> Thumb {
     }
 }
 
-/// The cache key of a source: its path, size and modification time.
+/// The cache key of a source: its path (resolved, so that `out/a.png`
+/// from the batch and `/data/out/a.png` from `tryon report` are one file),
+/// size and modification time.
 fn key(source: &Path, meta: &std::fs::Metadata) -> u64 {
+    let resolved = std::fs::canonicalize(source)
+        .or_else(|_| std::path::absolute(source))
+        .unwrap_or_else(|_| source.to_path_buf());
     let mtime = meta
         .modified()
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos());
     let mut bytes = VERSION.to_vec();
-    bytes.extend_from_slice(source.as_os_str().as_encoded_bytes());
+    bytes.extend_from_slice(resolved.as_os_str().as_encoded_bytes());
     bytes.push(0);
     bytes.extend_from_slice(&meta.len().to_le_bytes());
     bytes.extend_from_slice(&mtime.to_le_bytes());
@@ -353,12 +359,14 @@ mod tests {
         );
         assert_eq!(reason(&missing), "no file");
 
-        // Made once: a second report finds it, even with making stopped.
+        // Made once: a second report finds it, even with making stopped,
+        // and by another spelling of its path.
         let stamp = std::fs::metadata(&thumb).unwrap().modified().unwrap();
         let again = Thumbnailer::start(dir.path(), 1);
         again.stop();
-        again.add(&source);
-        assert_eq!(again.finish().await.get(&source), made.get(&source));
+        let spelled = dir.path().join(".").join("person.png");
+        again.add(&spelled);
+        assert_eq!(again.finish().await.get(&spelled), made.get(&source));
         assert_eq!(
             std::fs::metadata(&thumb).unwrap().modified().unwrap(),
             stamp

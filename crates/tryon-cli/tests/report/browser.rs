@@ -6,7 +6,8 @@
 //! person opening `report.html` sees them.
 //!
 //! Without Chromium the tests skip with a printed reason; under `CI=true`
-//! they fail (`.ci/run` installs it).
+//! they fail (`.ci/run` installs it). The report bench
+//! (`benches/report.rs`) drives Chromium through this file too.
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::{TcpListener, TcpStream};
@@ -173,16 +174,15 @@ impl Browser {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
-    /// The DOM of `page` once loaded (`--dump-dom`), virtual time let run
-    /// for `budget_ms` so that pending loads and promises settle.
-    pub(crate) fn dump_dom(&self, page: &Path, budget_ms: u32) -> String {
-        self.run(
-            &file_url(page),
-            &[
-                format!("--virtual-time-budget={budget_ms}"),
-                "--dump-dom".to_string(),
-            ],
-        )
+    /// The DOM of `page` once loaded (`--dump-dom`); with a budget, virtual
+    /// time runs that many milliseconds first so that pending loads and
+    /// promises settle (and the page's clocks are virtual: no timing then).
+    pub(crate) fn dump_dom(&self, page: &Path, budget_ms: Option<u32>) -> String {
+        let mut flags = vec!["--dump-dom".to_string()];
+        if let Some(budget) = budget_ms {
+            flags.push(format!("--virtual-time-budget={budget}"));
+        }
+        self.run(&file_url(page), &flags)
     }
 
     /// A PNG screenshot of `page` at `width` x `height`.
@@ -198,11 +198,13 @@ impl Browser {
     }
 
     /// Every request that left for the network, but Chromium's own (see
-    /// [`BROWSER_OWN`]).
+    /// [`BROWSER_OWN`]). A connection that asked for nothing (Chromium
+    /// opens spare ones to its proxy) fetched nothing.
     pub(crate) fn fetched(&self) -> Vec<String> {
         self.sink
             .seen()
             .into_iter()
+            .filter(|line| !line.is_empty())
             .filter(|line| {
                 let host = line
                     .split_whitespace()
@@ -224,29 +226,50 @@ impl Browser {
     }
 }
 
-/// The page that loads a report in a frame and, from outside it (the
-/// report itself runs no script), reports what a person would see as JSON
-/// in hex in `<pre id="out">`: every row's id, status, texts and images
-/// (each made to load, then its `naturalWidth`: 0 unless decoded), the links, the
-/// document's title and scripts, and how many rows each filter shows.
-const HARNESS: &str = r#"<!DOCTYPE html><meta charset="utf-8"><title>harness</title>
+/// A page that loads `report` in a frame `height` px tall (1280 wide, as
+/// the screenshots) and, once it has loaded, runs `body`: script of the
+/// harness's, outside the report (which runs none), with `f` the frame,
+/// `out` the `<pre>` its result goes in and `hex` to encode that result
+/// (read back by [`run_harness`]).
+pub(crate) fn harness(report: &Path, height: u32, body: &str) -> String {
+    format!(
+        r#"<!DOCTYPE html><meta charset="utf-8"><title>harness</title>
 <pre id="out">pending</pre>
-<iframe id="f" width="1280" height="4000" src="REPORT"></iframe>
+<iframe id="f" width="1280" height="{height}" src="{src}"></iframe>
 <script>
 const f = document.getElementById('f');
 const out = document.getElementById('out');
 const hex = s => [...new TextEncoder().encode(s)].map(b => b.toString(16).padStart(2, '0')).join('');
-f.addEventListener('load', async () => {
-  try {
+f.addEventListener('load', async () => {{
+  try {{
+{body}
+  }} catch (e) {{ out.textContent = 'ERROR ' + e; }}
+}});
+</script>
+"#,
+        src = file_url(report)
+    )
+}
+
+/// What a person would see of a report, as JSON: every row's id, status,
+/// texts and thumbnails (each box's background loaded into an image of
+/// the harness's: its `naturalWidth`, 0 unless it decodes; and where the
+/// box is), the links, the document's title and scripts, and how many
+/// rows each filter shows.
+const INSPECT: &str = r#"
     const d = f.contentDocument;
-    // Lazy images load once asked to; a load is a pending fetch, which
-    // virtual time waits for (a decode is not).
-    const images = [...d.images];
-    const loaded = images.map(i => i.complete ? null : new Promise(done => {
-      i.addEventListener('load', done); i.addEventListener('error', done);
-    }));
-    for (const i of images) i.loading = 'eager';
-    await Promise.all(loaded);
+    // Each thumbnail is a box's background: load its URL in an image of
+    // our own (a load is a pending fetch, which virtual time waits for).
+    const width = box => new Promise(done => {
+      const m = /url\("?(.*?)"?\)/.exec(getComputedStyle(box).backgroundImage);
+      if (!m) return done(0);
+      const probe = new Image();
+      probe.onload = () => done(probe.naturalWidth);
+      probe.onerror = () => done(0);
+      probe.src = m[1];
+    });
+    const boxes = [...d.querySelectorAll('.im')];
+    const widths = new Map(await Promise.all(boxes.map(async b => [b, await width(b)])));
     const shown = () => [...d.querySelectorAll('section.r')]
       .filter(r => getComputedStyle(r).display !== 'none').length;
     const filters = {};
@@ -259,29 +282,39 @@ f.addEventListener('load', async () => {
       message: r.querySelector('.msg') ? r.querySelector('.msg').textContent : null,
       command: r.querySelector('.cmd') ? r.querySelector('.cmd').lastChild.textContent : null,
       prompt: r.querySelector('.prompt') ? r.querySelector('.prompt').textContent : null,
-      images: [...r.querySelectorAll('img')].map(i => ({ alt: i.alt, width: i.naturalWidth })),
+      images: [...r.querySelectorAll('.im')].map(b => {
+        const at = b.getBoundingClientRect();
+        return { alt: b.getAttribute('aria-label'), width: widths.get(b),
+                 box: [Math.round(at.x), Math.round(at.y), Math.round(at.width), Math.round(at.height)] };
+      }),
       placeholders: [...r.querySelectorAll('.ph')].map(p => p.textContent),
       links: [...r.querySelectorAll('a')].map(a => a.getAttribute('href')),
     }));
     out.textContent = hex(JSON.stringify({
       title: d.title,
       scripts: d.scripts.length,
-      injected: d.querySelectorAll('img[src="x"], [onerror]').length,
+      injected: d.querySelectorAll('img, [onerror]').length,
       text: d.body.innerText,
       rows, filters,
     }));
-  } catch (e) { out.textContent = 'ERROR ' + e; }
-});
-</script>
 "#;
 
 /// What the harness saw of a report.
 pub(crate) fn inspect(browser: &Browser, report: &Path) -> serde_json::Value {
+    run_harness(browser, &harness(report, 4000, INSPECT), Some(20_000))
+}
+
+/// Load the page `html` (written to a file of its own) and read the JSON
+/// its script leaves, hex-encoded, in `<pre id="out">`.
+pub(crate) fn run_harness(
+    browser: &Browser,
+    html: &str,
+    budget_ms: Option<u32>,
+) -> serde_json::Value {
     let dir = tempfile::tempdir().expect("a folder for the harness");
     let harness = dir.path().join("harness.html");
-    std::fs::write(&harness, HARNESS.replace("REPORT", &file_url(report)))
-        .expect("harness written");
-    let dom = browser.dump_dom(&harness, 20_000);
+    std::fs::write(&harness, html).expect("harness written");
+    let dom = browser.dump_dom(&harness, budget_ms);
     let start = dom.find("<pre id=\"out\">").expect("the harness's output") + 14;
     let end = start + dom[start..].find("</pre>").expect("its end");
     let hex = &dom[start..end];

@@ -61,7 +61,7 @@ async fn hostile_outputs_get_a_placeholder_with_the_reason_and_never_hang() {
         assert!(html.contains(reason), "{reason}: {html}");
     }
     // The good row keeps its thumbnail, and the rows still count as done.
-    assert_eq!(html.matches("alt=\"result\"").count(), 1);
+    assert_eq!(html.matches("aria-label=\"result\"").count(), 1);
     assert!(text(&again.stdout).ends_with("(3 rows: 3 completed)\n"));
 }
 
@@ -127,4 +127,53 @@ fn a_missing_or_damaged_journal_or_an_unknown_manifest_is_a_clear_error() {
         "{}",
         text(&fifo.stderr)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_that_cannot_be_written_leaves_the_run_as_it_was() {
+    let server = MockServer::start().await;
+    let (_dir, manifest, out_dir) = super::common::batch_dir(3, None);
+    // A folder, not empty, where the page goes: the rename fails.
+    std::fs::create_dir_all(out_dir.join("report.html/taken")).unwrap();
+    let run = output(batch(&server, &manifest, &out_dir, &["--concurrency", "1"])).await;
+    let (stdout, stderr) = (text(&run.stdout), text(&run.stderr));
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "the run's code: {stdout}{stderr}"
+    );
+    assert!(
+        stderr.contains("warning: the report page was not written: cannot write"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "\nreport: not written (cannot write {}",
+            out_dir.join("report.html").display()
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains(&format!("`tryon report {}` writes it", out_dir.display())));
+    assert!(stdout.contains("completed  3 (3 this run"), "{stdout}");
+    let leftovers: Vec<_> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // --json says so too, and the journal is whole: a rerun pays for nothing.
+    let mut again = batch(&server, &manifest, &out_dir, &[]);
+    again.arg("--json");
+    let rerun = output(again).await;
+    let summary: serde_json::Value = serde_json::from_slice(&rerun.stdout).unwrap();
+    assert!(
+        summary["report"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot write"),
+        "{summary}"
+    );
+    assert_eq!(summary["completed_earlier"], 3);
+    assert_eq!(server.billed_submits(), 3);
 }

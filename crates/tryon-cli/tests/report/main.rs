@@ -3,6 +3,9 @@
 //! headless Chromium (see `browser.rs`), and what a hostile folder or a
 //! running batch does to `tryon report`.
 
+// Test helpers: a panic is how a test fails.
+#![allow(clippy::unwrap_used)]
+
 #[path = "../common/mod.rs"]
 mod common;
 
@@ -186,6 +189,43 @@ fn check_catalog(seen: &Value, out_dir: &Path, stdout: &str) -> String {
     unsaved
 }
 
+/// `tryon report` with no key and no server: the page again, every
+/// thumbnail found in the cache.
+fn rewrite_offline(browser: &browser::Browser, out_dir: &Path, unsaved: &str) {
+    let page = out_dir.join("report.html");
+    let thumbs = out_dir.join(".tryon-report/thumbs");
+    let stamps = |dir: &Path| -> Vec<(PathBuf, std::time::SystemTime)> {
+        let mut all: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.path(), e.metadata().unwrap().modified().unwrap())
+            })
+            .collect();
+        all.sort();
+        all
+    };
+    let before = stamps(&thumbs);
+    let mut cmd = assert_cmd::Command::cargo_bin("tryon").unwrap();
+    cmd.env_remove("SEGMIND_API_KEY").arg("report").arg(out_dir);
+    let again = cmd.timeout(Duration::from_mins(1)).output().unwrap();
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert_has_line(
+        &again.stdout,
+        "report: ",
+        "(6 rows: 3 completed, 1 failed, 1 pending, 1 not sent)",
+    );
+    assert_eq!(stamps(&thumbs), before, "no thumbnail made again");
+    let seen = browser::inspect(browser, &page);
+    let rows = rows_by_id(&seen);
+    // The journal alone cannot know the save failed: the row was accepted
+    // and never collected, and the same command fetches it.
+    assert_eq!(rows["look-unsaved"]["status"], "pending");
+    assert_eq!(rows["look-unsaved"]["command"], Value::from(unsaved));
+    assert_eq!(rows["look-blocked"]["message"], BLOCKED);
+    assert_eq!(browser.fetched(), Vec::<String>::new());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_report_shows_every_row_as_a_person_sees_it_in_chromium() {
     let Some(browser) = browser::find("report: every row in chromium") else {
@@ -225,9 +265,22 @@ async fn a_batch_report_shows_every_row_as_a_person_sees_it_in_chromium() {
     assert_eq!(browser.fetched(), Vec::<String>::new());
 
     let shot = dir.path().join("report.png");
-    browser.screenshot(&page, &shot, 1280, 1450);
-    let picture = image::open(&shot).expect("a PNG screenshot");
-    assert_eq!((picture.width(), picture.height()), (1280, 1450));
+    browser.screenshot(&page, &shot, 1280, 1600);
+    let picture = image::open(&shot).expect("a PNG screenshot").to_rgb8();
+    assert_eq!((picture.width(), picture.height()), (1280, 1600));
+    // Each thumbnail of the first row is on screen: its box is not the
+    // empty box's flat grey (#eaeef2).
+    for thumbnail in seen_rows_first(&seen) {
+        let [x, y, w, h] = thumbnail;
+        let drawn = (x + 2..x + w - 2)
+            .flat_map(|px| (y + 2..y + h - 2).map(move |py| (px, py)))
+            .filter(|&(px, py)| picture.get_pixel(px, py).0 != [0xea, 0xee, 0xf2])
+            .count();
+        assert!(
+            drawn * 3 > (w * h) as usize,
+            "box {thumbnail:?}: {drawn} pixels drawn"
+        );
+    }
     if let Some(keep) = std::env::var_os("TRYON_REPORT_SCREENSHOT") {
         std::fs::copy(&shot, &keep).expect("screenshot kept");
     }
@@ -243,40 +296,8 @@ async fn a_batch_report_shows_every_row_as_a_person_sees_it_in_chromium() {
     }
 
     // Again from the journal and the files, with no key and no server.
-    let thumbs = out_dir.join(".tryon-report/thumbs");
-    let stamps = |dir: &Path| -> Vec<(PathBuf, std::time::SystemTime)> {
-        let mut all: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| {
-                let e = e.unwrap();
-                (e.path(), e.metadata().unwrap().modified().unwrap())
-            })
-            .collect();
-        all.sort();
-        all
-    };
-    let before = stamps(&thumbs);
     drop(server);
-    let mut cmd = assert_cmd::Command::cargo_bin("tryon").unwrap();
-    cmd.env_remove("SEGMIND_API_KEY")
-        .arg("report")
-        .arg(&out_dir);
-    let again = cmd.timeout(Duration::from_mins(1)).output().unwrap();
-    assert!(again.status.success(), "{}", text(&again.stderr));
-    assert_has_line(
-        &again.stdout,
-        "report: ",
-        "(6 rows: 3 completed, 1 failed, 1 pending, 1 not sent)",
-    );
-    assert_eq!(stamps(&thumbs), before, "no thumbnail made again");
-    let seen = browser::inspect(&browser, &page);
-    let rows = rows_by_id(&seen);
-    // The journal alone cannot know the save failed: the row was accepted
-    // and never collected, and the same command fetches it.
-    assert_eq!(rows["look-unsaved"]["status"], "pending");
-    assert_eq!(rows["look-unsaved"]["command"], Value::from(unsaved));
-    assert_eq!(rows["look-blocked"]["message"], BLOCKED);
-    assert_eq!(browser.fetched(), Vec::<String>::new());
+    rewrite_offline(&browser, &out_dir, &unsaved);
 
     // The check above can fail: a page that does fetch is seen.
     let control = dir.path().join("control.html");
@@ -285,7 +306,7 @@ async fn a_batch_report_shows_every_row_as_a_person_sees_it_in_chromium() {
         "<!DOCTYPE html><img src=\"http://tryon-canary.test/control.png\">",
     )
     .unwrap();
-    browser.dump_dom(&control, 2_000);
+    browser.dump_dom(&control, Some(2_000));
     let fetched = browser.fetched();
     assert!(
         fetched
@@ -293,6 +314,21 @@ async fn a_batch_report_shows_every_row_as_a_person_sees_it_in_chromium() {
             .any(|line| line.contains("tryon-canary.test/control.png")),
         "{fetched:?}"
     );
+}
+
+/// Where the first row's thumbnails are on the page, `[x, y, w, h]`.
+fn seen_rows_first(seen: &Value) -> Vec<[u32; 4]> {
+    let first = &seen["rows"][0];
+    assert_eq!(first["id"], "look-1");
+    first["images"]
+        .as_array()
+        .expect("images")
+        .iter()
+        .map(|i| {
+            let b = |n: usize| u32::try_from(i["box"][n].as_u64().expect("a box")).expect("small");
+            [b(0), b(1), b(2), b(3)]
+        })
+        .collect()
 }
 
 fn assert_has_line(stdout: &[u8], prefix: &str, suffix: &str) {
