@@ -8,8 +8,11 @@
 //! Chromium (median of 5 runs, from the report frame's own navigation
 //! timing): the page loaded (`loadEventEnd`), loaded and laid out in full
 //! (a forced layout after load), a filter applied (a click on "failed",
-//! then layout) and the jump to the last row. Without Chromium the browser
-//! rows are left out.
+//! then layout) and the jump to the last row. Then, with the folder served
+//! on loopback (the only way to count what a browser fetches: it keeps no
+//! timing of `file://` loads), how many thumbnails the page had fetched
+//! once loaded, and whether scrolling to the last row fetched that row's.
+//! Without Chromium the browser rows are left out.
 //!
 //! `cargo bench -p tryon-cli --bench report`
 #![allow(clippy::print_stdout, reason = "a bench binary prints its table")]
@@ -19,14 +22,28 @@
 #[path = "../tests/report/browser.rs"]
 mod browser;
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use tryon_mock::{FailRule, JobMatch, MockServer};
 
 const ROWS: usize = 10_000;
+
+/// The rows to run: [`ROWS`], or `TRYON_BENCH_ROWS` for a quick try of the
+/// bench itself (its figures are for 10,000).
+fn rows() -> usize {
+    std::env::var("TRYON_BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(ROWS)
+}
 const PEOPLE: usize = 20;
 const GARMENTS: usize = 200;
 const CONCURRENCY: &str = "64";
@@ -55,6 +72,142 @@ const TIMINGS: &str = r"
       failed: d.querySelectorAll('section.r.failed').length,
     }));
 ";
+
+/// Counts the thumbnails fetched: once the page has loaded and settled,
+/// then after a scroll to the last row (`/__count`, `/__fetched/NAME` are
+/// the bench server's). Real time, real frames: the harness holds its own
+/// load event (an image of `/__wait`, answered once `/__done` is asked) so
+/// that `--dump-dom` waits for the result.
+const DEFERRED: &str = r"
+    const w = f.contentWindow, d = f.contentDocument;
+    const count = async () => Number(await (await fetch('/__count')).text());
+    const frames = async n => { for (let i = 0; i < n; i++) await new Promise(r => w.requestAnimationFrame(r)); };
+    await frames(10);
+    const loaded = await count();
+    const last = d.querySelector('section.r:last-of-type');
+    last.scrollIntoView();
+    await frames(10);
+    await new Promise(r => setTimeout(r, 1000));
+    const names = [...last.querySelectorAll('.im')]
+      .map(b => /url\(.?(.*?).?\)$/.exec(getComputedStyle(b).backgroundImage)[1].split('/').pop());
+    const fetched = [];
+    for (const n of names) fetched.push((await (await fetch('/__fetched/' + n)).text()) === '1');
+    out.textContent = hex(JSON.stringify({
+      loaded, after: await count(), names, fetched,
+      boxes: d.querySelectorAll('.im').length,
+    }));
+    await fetch('/__done');
+";
+
+/// The report's folder on loopback, for [`DEFERRED`]: files under it,
+/// the harness, and what was fetched of `.tryon-report/thumbs/`.
+struct Served {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Served {
+    fn start(dir: PathBuf, harness: String) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let port = listener.local_addr().expect("its address").port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let fetched: Arc<Mutex<HashSet<String>>> = Arc::default();
+        let done: Arc<(Mutex<bool>, Condvar)> = Arc::default();
+        let thread = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    let (dir, harness) = (dir.clone(), harness.clone());
+                    let (fetched, done) = (Arc::clone(&fetched), Arc::clone(&done));
+                    std::thread::spawn(move || answer(stream, &dir, &harness, &fetched, &done));
+                }
+            })
+        };
+        Self {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// One request: `GET /PATH`, answered and closed.
+fn answer(
+    mut stream: TcpStream,
+    dir: &Path,
+    harness: &str,
+    fetched: &Mutex<HashSet<String>>,
+    done: &(Mutex<bool>, Condvar),
+) {
+    let mut reader = BufReader::new(&stream);
+    let mut line = String::new();
+    let _ = reader.read_line(&mut line);
+    let mut header = String::new();
+    while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
+        header.clear();
+    }
+    let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let seen = |f: &Mutex<HashSet<String>>| f.lock().expect("the fetched set").clone();
+    let (kind, body): (&str, Vec<u8>) = if path == "/__harness.html" {
+        ("text/html", harness.as_bytes().to_vec())
+    } else if path == "/__wait" {
+        let (lock, wake) = done;
+        let finished = lock.lock().expect("the done flag");
+        let _ = wake.wait_timeout_while(finished, Duration::from_mins(2), |f| !*f);
+        ("text/plain", Vec::new())
+    } else if path == "/__done" {
+        *done.0.lock().expect("the done flag") = true;
+        done.1.notify_all();
+        ("text/plain", Vec::new())
+    } else if path == "/__count" {
+        ("text/plain", seen(fetched).len().to_string().into_bytes())
+    } else if let Some(name) = path.strip_prefix("/__fetched/") {
+        let found = seen(fetched).contains(name);
+        (
+            "text/plain",
+            if found { b"1".to_vec() } else { b"0".to_vec() },
+        )
+    } else if path.contains("..") {
+        ("text/plain", Vec::new())
+    } else {
+        if let Some(name) = path.strip_prefix("/.tryon-report/thumbs/") {
+            fetched
+                .lock()
+                .expect("the fetched set")
+                .insert(name.to_string());
+        }
+        let html = Path::new(&path)
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("html"));
+        let kind = if html { "text/html" } else { "image/jpeg" };
+        (
+            kind,
+            std::fs::read(dir.join(path.trim_start_matches('/'))).unwrap_or_default(),
+        )
+    };
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream
+        .write_all(head.as_bytes())
+        .and_then(|()| stream.write_all(&body));
+}
 
 /// Inputs of a few colours: `count` tinted, resized copies of `source`.
 fn variants(source: &Path, dir: &Path, stem: &str, count: usize, size: (u32, u32)) -> Vec<PathBuf> {
@@ -93,7 +246,7 @@ fn manifest(dir: &Path) -> PathBuf {
         (200, 200),
     );
     let mut csv = String::from("id,person,garments,prompt,format\n");
-    for row in 0..ROWS {
+    for row in 0..rows() {
         let chosen: Vec<String> = (0..=row % 3)
             .map(|g| {
                 garments[(row * 7 + g * 13) % GARMENTS]
@@ -207,10 +360,11 @@ async fn main() {
     report(&mut cold);
     let cold = timed(cold, 0);
 
-    println!("### Batch report, {ROWS} rows\n");
+    let rows = rows();
+    println!("### Batch report, {rows} rows\n");
     println!("| what | figure |\n|---|---|");
     println!(
-        "| `tryon batch` ({ROWS} rows, concurrency {CONCURRENCY}, thumbnails made on the side) | {:.1} s |",
+        "| `tryon batch` ({rows} rows, concurrency {CONCURRENCY}, thumbnails made on the side) | {:.1} s |",
         batch_wall.as_secs_f64()
     );
     if let Some(tail) = tail {
@@ -221,7 +375,7 @@ async fn main() {
     }
     println!(
         "| report.html | {page_bytes} bytes ({:.0} bytes a row) |",
-        page_bytes as f64 / ROWS as f64
+        page_bytes as f64 / rows as f64
     );
     println!(
         "| thumbnails (.tryon-report/thumbs/) | {thumbs} files, {thumb_bytes} bytes ({:.1} KiB each) |",
@@ -246,7 +400,7 @@ fn browser_figures(page: &Path, dir: &Path) {
         println!("\n(no chromium: the browser figures are left out)");
         return;
     };
-    let html = browser::harness(page, 900, TIMINGS);
+    let html = browser::harness(&browser::file_url(page), 900, TIMINGS);
     let mut runs = Vec::new();
     for _ in 0..BROWSER_RUNS {
         let started = Instant::now();
@@ -261,7 +415,7 @@ fn browser_figures(page: &Path, dir: &Path) {
         )
     };
     let rows = runs[0].0["rows"].as_u64().unwrap_or(0);
-    assert_eq!(rows, ROWS as u64, "every row on the page");
+    assert_eq!(rows, self::rows() as u64, "every row on the page");
     let empty = dir.join("empty.html");
     std::fs::write(&empty, "<!DOCTYPE html><title>empty</title>").expect("an empty page");
     let started = Instant::now();
@@ -289,4 +443,29 @@ fn browser_figures(page: &Path, dir: &Path) {
         median(runs.iter().map(|(_, wall)| *wall).collect())
     );
     assert_eq!(chromium.fetched(), Vec::<String>::new(), "nothing fetched");
+
+    let html = browser::harness("/report.html", 900, DEFERRED).replace(
+        "<pre id=\"out\">pending</pre>",
+        "<pre id=\"out\">pending</pre><img src=\"/__wait\" alt=\"\" hidden>",
+    );
+    let dir = page.parent().expect("the report's folder").to_path_buf();
+    let served = Served::start(dir, html);
+    let dom = chromium.dump_dom_url(
+        &format!("http://127.0.0.1:{}/__harness.html", served.port),
+        None,
+    );
+    let seen = browser::harness_output(&dom);
+    drop(served);
+    println!(
+        "| Chromium, the folder on loopback: thumbnails fetched once the page has loaded | {} of {} |",
+        seen["loaded"], seen["boxes"]
+    );
+    println!(
+        "| ... after a scroll to the last row (its {} all fetched: {}) | {} |",
+        seen["names"].as_array().map_or(0, Vec::len),
+        seen["fetched"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty() && f.iter().all(|v| v == true)),
+        seen["after"]
+    );
 }

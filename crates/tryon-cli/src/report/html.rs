@@ -64,12 +64,14 @@ fn put(out: &mut String, text: &str, max: usize) {
 /// by [`render`]).
 ///
 /// THUMBNAILS are the background of a `role="img"` box in a row with
-/// `content-visibility: auto`, not `<img loading="lazy">`: Chromium loads
-/// lazily only from `http(s)`, so from `file://` (how a person opens the
-/// page) every `<img>` of 10,000 rows would load before the page did
-/// (measured: 40,000 distinct thumbnails, over five minutes). A row off
-/// screen has no style computed, so its backgrounds are fetched when it
-/// comes into view (the same page: loaded in about a second).
+/// `content-visibility: auto`, not `<img loading="lazy">`: whether and how
+/// far a browser defers a lazy image is its own choice (headless Chromium
+/// 148 had loaded one 20,000 px below the fold by the load event, from
+/// `file://` and from `http://` alike), and a page of 10,000 rows whose
+/// 40,000 distinct thumbnails were `<img>`s had not loaded after five
+/// minutes. A row off screen has no style computed, so its backgrounds are
+/// fetched when it comes into view: the same page loads in about a second
+/// (`benches/report.rs` counts what is fetched).
 const STYLE: &str = "\
 :root{--ok:#1a7f37;--bad:#cf222e;--wait:#9a6700;--paid:#8250df;--unk:#bc4c00;--idle:#6e7781;--skip:#0969da}
 *{box-sizing:border-box}

@@ -178,11 +178,16 @@ impl Browser {
     /// time runs that many milliseconds first so that pending loads and
     /// promises settle (and the page's clocks are virtual: no timing then).
     pub(crate) fn dump_dom(&self, page: &Path, budget_ms: Option<u32>) -> String {
+        self.dump_dom_url(&file_url(page), budget_ms)
+    }
+
+    /// The DOM of the page at `url` once loaded, as [`Self::dump_dom`].
+    pub(crate) fn dump_dom_url(&self, url: &str, budget_ms: Option<u32>) -> String {
         let mut flags = vec!["--dump-dom".to_string()];
         if let Some(budget) = budget_ms {
             flags.push(format!("--virtual-time-budget={budget}"));
         }
-        self.run(&file_url(page), &flags)
+        self.run(url, &flags)
     }
 
     /// A PNG screenshot of `page` at `width` x `height`.
@@ -226,12 +231,12 @@ impl Browser {
     }
 }
 
-/// A page that loads `report` in a frame `height` px tall (1280 wide, as
-/// the screenshots) and, once it has loaded, runs `body`: script of the
-/// harness's, outside the report (which runs none), with `f` the frame,
-/// `out` the `<pre>` its result goes in and `hex` to encode that result
-/// (read back by [`run_harness`]).
-pub(crate) fn harness(report: &Path, height: u32, body: &str) -> String {
+/// A page that loads `src` (a report's URL) in a frame `height` px tall
+/// (1280 wide, as the screenshots) and, once it has loaded, runs `body`:
+/// script of the harness's, outside the report (which runs none), with `f`
+/// the frame, `out` the `<pre>` its result goes in and `hex` to encode
+/// that result (read back by [`run_harness`]).
+pub(crate) fn harness(src: &str, height: u32, body: &str) -> String {
     format!(
         r#"<!DOCTYPE html><meta charset="utf-8"><title>harness</title>
 <pre id="out">pending</pre>
@@ -246,8 +251,7 @@ f.addEventListener('load', async () => {{
   }} catch (e) {{ out.textContent = 'ERROR ' + e; }}
 }});
 </script>
-"#,
-        src = file_url(report)
+"#
     )
 }
 
@@ -301,7 +305,11 @@ const INSPECT: &str = r#"
 
 /// What the harness saw of a report.
 pub(crate) fn inspect(browser: &Browser, report: &Path) -> serde_json::Value {
-    run_harness(browser, &harness(report, 4000, INSPECT), Some(20_000))
+    run_harness(
+        browser,
+        &harness(&file_url(report), 4000, INSPECT),
+        Some(20_000),
+    )
 }
 
 /// Load the page `html` (written to a file of its own) and read the JSON
@@ -314,7 +322,11 @@ pub(crate) fn run_harness(
     let dir = tempfile::tempdir().expect("a folder for the harness");
     let harness = dir.path().join("harness.html");
     std::fs::write(&harness, html).expect("harness written");
-    let dom = browser.dump_dom(&harness, budget_ms);
+    harness_output(&browser.dump_dom(&harness, budget_ms))
+}
+
+/// The JSON a harness page left in `dom`.
+pub(crate) fn harness_output(dom: &str) -> serde_json::Value {
     let start = dom.find("<pre id=\"out\">").expect("the harness's output") + 14;
     let end = start + dom[start..].find("</pre>").expect("its end");
     let hex = &dom[start..end];
