@@ -4,7 +4,7 @@
 //!
 //! This module knows pages, not batches: `batch::page` fills a [`Page`]
 //! (which row stands how, what it cost, the command that recovers it, all
-//! from the rules the terminal summary uses) and [`write`] renders it.
+//! from the rules the terminal summary uses) and [`write()`] renders it.
 //!
 //! What the page promises:
 //! - **Self-contained, nothing from the network.** No script, no style
