@@ -103,6 +103,20 @@ fn a_missing_or_damaged_journal_or_an_unknown_manifest_is_a_clear_error() {
     };
     let fine = with("{\"event\":\"submitting\",\"row\":\"a\",\"fingerprint\":\"f\",\"at\":1}\n");
     assert!(fine.status.success(), "{}", text(&fine.stderr));
+    // A manifest that is a device (a run record can name any path) is
+    // refused, not read.
+    let zero = report(&[
+        dir.path().as_os_str(),
+        "--manifest".as_ref(),
+        "/dev/zero".as_ref(),
+    ]);
+    assert_eq!(zero.status.code(), Some(2));
+    assert!(
+        text(&zero.stderr).contains("/dev/zero: the manifest is not a regular file"),
+        "{}",
+        text(&zero.stderr)
+    );
+
     let damaged = with(
         "{\"event\":\"submitting\",\"row\":\"a\",\"fingerprint\":\"f\",\"at\":1}\nnot json\n{\"event\":\"failed\",\"row\":\"a\",\"fingerprint\":\"f\",\"at\":2}\n",
     );
