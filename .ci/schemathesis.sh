@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Schemathesis (PyPI, pinned) against the standalone mock: every operation of
-# openapi/segmind-tryon.yaml, every check, a bounded number of examples.
+# the API spec (crates/tryon-api/openapi/segmind-tryon.yaml), every check, a bounded number of examples.
 # Exits non-zero on any failure. Loopback only; the mock is stopped on exit.
 #
 #   .ci/schemathesis.sh            # builds target/debug/tryon-mock first
@@ -52,7 +52,7 @@ echo "mock at $url (pid $mock_pid), schemathesis $SCHEMATHESIS_VERSION, $max_exa
 
 # Run from the scratch folder: schemathesis keeps a cache (.schemathesis/)
 # in its working directory, which must not land in the repository.
-spec="$PWD/openapi/segmind-tryon.yaml"
+spec="$PWD/crates/tryon-api/openapi/segmind-tryon.yaml"
 status=0
 (cd "$work" && "$venv/bin/schemathesis" run "$spec" \
   --url "$url" \

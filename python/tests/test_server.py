@@ -197,8 +197,8 @@ def test_control_errors_carry_the_mocks_message() -> None:
 
 
 def test_every_control_call_is_a_documented_operation(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every method reaches the mock through `ROUTES`, the table the Rust test
-    `control_spec.rs` compares with openapi/tryon-mock-control.yaml; and
+    """Every method reaches the mock through `ROUTES`, the table `cargo xtask
+    codegen` generates from the control API's document; and
     every operation there is used by some method."""
     used: list[tuple[str, str]] = []
     real_send = tm.MockServer._send

@@ -1,8 +1,10 @@
 //! Maintainer tasks for the tryon workspace.
 //!
 //! ```text
-//! cargo xtask codegen           regenerate crates/tryon-api/src/generated.rs from the spec
-//! cargo xtask codegen --check   fail with a diff if the checked-in client is stale
+//! cargo xtask codegen           regenerate crates/tryon-api/src/generated.rs from the spec,
+//!                               and python/src/tryon_mock/control_routes.json from the
+//!                               control API's document
+//! cargo xtask codegen --check   fail with a diff if either checked-in file is stale
 //! cargo xtask garment           draw assets/garment.png (the sample garment)
 //! cargo xtask bench             run every benchmark, print one combined table
 //! ```
@@ -18,13 +20,19 @@ fn main() -> ExitCode {
         ["codegen"] => wrote(codegen::write()),
         ["codegen", "--check"] => match codegen::check() {
             Ok(codegen::Check::UpToDate) => {
-                eprintln!("tryon-api is up to date with openapi/segmind-tryon.yaml");
+                eprintln!(
+                    "up to date: {} ({}), {} ({})",
+                    codegen::OUTPUT,
+                    codegen::SPEC,
+                    codegen::ROUTES_OUTPUT,
+                    codegen::CONTROL_SPEC
+                );
                 ExitCode::SUCCESS
             }
             Ok(codegen::Check::Stale { diff }) => {
                 eprintln!("{diff}");
                 eprintln!(
-                    "error: crates/tryon-api/src/generated.rs is stale; run `cargo xtask codegen` and commit the result"
+                    "error: generated files are stale; run `cargo xtask codegen` and commit the result"
                 );
                 ExitCode::FAILURE
             }
@@ -33,7 +41,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        ["garment"] => wrote(garment::write()),
+        ["garment"] => wrote(garment::write().map(|path| vec![path])),
         ["bench"] => {
             let (report, all_ran) = bench::run_all();
             #[allow(clippy::print_stdout, reason = "the report is the command's output")]
@@ -56,11 +64,13 @@ fn main() -> ExitCode {
     }
 }
 
-/// Reports a file a task wrote, or why it could not.
-fn wrote<E: std::fmt::Display>(result: Result<std::path::PathBuf, E>) -> ExitCode {
+/// Reports the files a task wrote, or why it could not.
+fn wrote<E: std::fmt::Display>(result: Result<Vec<std::path::PathBuf>, E>) -> ExitCode {
     match result {
-        Ok(path) => {
-            eprintln!("wrote {}", path.display());
+        Ok(paths) => {
+            for path in paths {
+                eprintln!("wrote {}", path.display());
+            }
             ExitCode::SUCCESS
         }
         Err(e) => failed(&e),

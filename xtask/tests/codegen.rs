@@ -1,14 +1,16 @@
-//! The checked-in client must match the spec: a stale `generated.rs` fails
-//! `cargo test` as well as `cargo xtask codegen --check`.
+//! The checked-in generated files must match their documents: a stale
+//! `generated.rs` (from the API spec) or `control_routes.json` (from the
+//! control API's document) fails `cargo test` as well as `cargo xtask
+//! codegen --check`.
 
 use xtask::codegen::{self, Check};
 
 #[test]
-fn generated_client_is_up_to_date() {
+fn generated_files_are_up_to_date() {
     match codegen::check().expect("codegen runs") {
         Check::UpToDate => {}
         Check::Stale { diff } => {
-            panic!("{diff}\ncrates/tryon-api/src/generated.rs is stale; run `cargo xtask codegen`")
+            panic!("{diff}\ngenerated files are stale; run `cargo xtask codegen`")
         }
     }
 }
@@ -88,4 +90,51 @@ fn spec_parses_as_openapi_3_0() {
             "schema {name} has no example"
         );
     }
+}
+
+#[test]
+fn the_python_route_table_is_every_current_operation_of_the_control_document() {
+    let root = codegen::workspace_root();
+    let doc: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(root.join(codegen::CONTROL_SPEC)).unwrap())
+            .unwrap();
+    let mut documented = std::collections::BTreeMap::new();
+    for (path, item) in doc["paths"].as_mapping().unwrap() {
+        for (method, op) in item.as_mapping().unwrap() {
+            if op["deprecated"] == serde_yaml::Value::Bool(true) {
+                continue;
+            }
+            let id = op["operationId"].as_str().unwrap().to_string();
+            let method = method.as_str().unwrap().to_uppercase();
+            documented.insert(id, (method, path.as_str().unwrap().to_string()));
+        }
+    }
+    let table: serde_json::Value =
+        serde_json::from_str(&codegen::control_routes().unwrap()).unwrap();
+    let generated: std::collections::BTreeMap<String, (String, String)> =
+        serde_json::from_value(table["routes"].clone()).unwrap();
+    assert!(documented.len() >= 11, "{documented:?}");
+    assert_eq!(generated, documented);
+    assert_eq!(
+        generated["advance"],
+        ("POST".to_string(), "/__mock/advance".to_string())
+    );
+}
+
+#[test]
+fn a_control_operation_added_to_the_document_makes_the_route_table_stale() {
+    let root = codegen::workspace_root();
+    let doc = std::fs::read_to_string(root.join(codegen::CONTROL_SPEC)).unwrap();
+    let edited = doc.replacen(
+        "paths:\n",
+        "paths:\n  /__mock/extra:\n    get:\n      operationId: getExtra\n",
+        1,
+    );
+    assert_ne!(doc, edited, "`paths:` was not found in the document");
+    let fresh = codegen::control_routes_from(&edited).unwrap();
+    assert!(
+        fresh.contains(r#""getExtra": ["GET", "/__mock/extra"]"#),
+        "{fresh}"
+    );
+    assert_ne!(fresh, codegen::control_routes().unwrap());
 }

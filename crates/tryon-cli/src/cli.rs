@@ -9,7 +9,8 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0  success
   1  the job failed (FAILED, blocked, expired) or a batch had failed rows
-  2  usage or validation error (bad arguments, bad manifest, bad image)
+  2  usage or validation error (bad arguments, bad manifest, bad image), or a batch row
+     edited since its paid job and not resubmitted (see `tryon batch --resubmit-changed`)
   3  authentication or credits (401, 403, 406)
   4  timed out waiting; the request id is printed so `tryon wait ID` can re-attach
   5  network or server error (including an ambiguous submit)
@@ -25,8 +26,8 @@ Exit codes:
 const PARITY_HELP: &str = "\
 Steps: submit_1, submit_3 (the only billed ones), poll_1, poll_3, result_1, output_1,
 result_3, output_3, unknown_id, garments_12, missing_key, malformed_body. Each answer goes
-through a validating proxy (checked against openapi/segmind-tryon.yaml and the job
-lifecycle) and is compared with the in-process mock's answer to the same step.
+through a validating proxy (checked against the API spec, tryon-api's
+openapi/segmind-tryon.yaml, and the job lifecycle) and is compared with the in-process mock's answer to the same step.
 
 Live: SEGMIND_API_KEY=... tryon parity --target https://api.segmind.com --live --report parity.txt
 (prints the estimated cost and asks for a typed yes; --yes skips the question).
@@ -237,6 +238,16 @@ pub struct BatchArgs {
     /// may be charged twice).
     #[arg(long)]
     pub resubmit_ambiguous: bool,
+    /// Submit rows edited since a job of theirs that has a result (its
+    /// image, or a job the service still holds) with their new inputs: a
+    /// new charge. The earlier job's image is kept as
+    /// `<name>~previous-<first 8 characters of its request id>.<format>`
+    /// (fetched at no charge if need be). Without it such a row is kept,
+    /// listed as changed with what changed, and the batch exits 2. (A row
+    /// whose earlier job ended without a result, failed say, is submitted
+    /// with its new inputs either way.)
+    #[arg(long)]
+    pub resubmit_changed: bool,
     /// Submit rows whose output file already exists though the journal
     /// does not know them (by default they are skipped and listed).
     #[arg(long)]
@@ -393,6 +404,26 @@ pub fn parse_rate(text: &str) -> Result<tryon_client::RateLimit, String> {
     text.parse().map_err(|e: tryon_client::Error| e.to_string())
 }
 
+/// A duration for people: `250 ms`, `3.3 s`, `12 s`, `4 min 10 s`, `60 min`.
+pub fn show_duration(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs < 1.0 {
+        format!("{} ms", d.as_millis())
+    } else if secs < 10.0 {
+        let text = format!("{secs:.1}");
+        format!("{} s", text.trim_end_matches('0').trim_end_matches('.'))
+    } else if secs < 120.0 {
+        format!("{secs:.0} s")
+    } else {
+        let whole = d.as_secs();
+        match (whole / 60, whole % 60) {
+            (minutes, 0) => format!("{minutes} min"),
+            (minutes, s) if minutes < 10 => format!("{minutes} min {s} s"),
+            (minutes, _) => format!("{minutes} min"),
+        }
+    }
+}
+
 /// Parse `90s`, `10m`, `1h`, `250ms` or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -443,9 +474,18 @@ mod tests {
         let Command::Batch(args) = cli.command else {
             panic!("not a batch");
         };
-        assert_eq!(args.rate.map(|r| r.per_minute()), Some(500.0));
+        assert_eq!(args.rate.map(|r| r.requests_per_minute()), Some(500.0));
         let e = Cli::try_parse_from(["tryon", "batch", "m.csv", "--rate", "fast"]).unwrap_err();
         assert!(e.to_string().contains("rate_limit"), "{e}");
+    }
+
+    #[test]
+    fn durations_show_in_the_unit_that_reads_best() {
+        assert_eq!(show_duration(Duration::from_millis(250)), "250 ms");
+        assert_eq!(show_duration(Duration::from_millis(3_293)), "3.3 s");
+        assert_eq!(show_duration(Duration::from_secs(20)), "20 s");
+        assert_eq!(show_duration(Duration::from_secs(421)), "7 min 1 s");
+        assert_eq!(show_duration(Duration::from_hours(1)), "60 min");
     }
 
     #[test]

@@ -8,35 +8,36 @@ use serde::Serialize;
 use tryon_client::{Client, Job, Output, RateLimit, Status};
 
 use crate::cli::{Cli, IdArgs, ResultArgs, RunArgs, SubmitArgs, WaitArgs};
-use crate::exit::{CliError, Code, code_of};
+use crate::exit::{self, CliError, Code, code_of};
 use crate::input;
 use crate::output::{Progress, check_writable, dimensions, emit, human_bytes};
 use crate::term;
 
-/// A client, and the embedded mock it talks to when `--mock` was given
-/// (kept alive for as long as the client is used).
+/// What a command talks to: a client for the real API (or `--base-url`),
+/// or for the embedded mock with `--mock`, which it then holds so the mock
+/// serves for as long as the client is used.
 #[derive(Debug)]
-pub struct Session {
+pub struct Backend {
     pub client: Client,
-    /// The embedded mock, if any: held so it serves until the session is
+    /// The embedded mock, if any: held so it serves until the backend is
     /// dropped.
     _mock: Option<tryon_mock::MockServer>,
 }
 
 /// Build the client: against an embedded mock with `--mock`, else against
 /// the real API (or `--base-url`) with the key from `--api-key-env`.
-pub async fn session(cli: &Cli, mock: bool, upload: bool) -> Result<Session, CliError> {
-    session_with(cli, mock, upload, None).await
+pub async fn connect(cli: &Cli, mock: bool, upload: bool) -> Result<Backend, CliError> {
+    connect_with(cli, mock, upload, None).await
 }
 
-/// [`session`] with the account's request budget, when the user gave one
+/// [`connect`] with the account's request budget, when the user gave one
 /// (`tryon batch --rate`); without it the client learns it from `429`s.
-pub async fn session_with(
+pub async fn connect_with(
     cli: &Cli,
     mock: bool,
     upload: bool,
     rate: Option<RateLimit>,
-) -> Result<Session, CliError> {
+) -> Result<Backend, CliError> {
     let user_agent = concat!("tryon-cli/", env!("CARGO_PKG_VERSION"));
     if mock {
         // Real time with the realistic profile: a few seconds a job, as the
@@ -66,7 +67,7 @@ pub async fn session_with(
             .user_agent(user_agent)
             .upload_local_images(upload)
             .build()?;
-        return Ok(Session {
+        return Ok(Backend {
             client,
             _mock: Some(server),
         });
@@ -98,7 +99,7 @@ pub async fn session_with(
     if let Some(url) = &cli.upload_base_url {
         builder = builder.upload_base_url(url.as_str());
     }
-    Ok(Session {
+    Ok(Backend {
         client: builder.build()?,
         _mock: None,
     })
@@ -159,7 +160,12 @@ async fn save(json: bool, output: &Output, path: &Path) -> Result<(), CliError> 
 
 /// Follow a job's status changes until it is final, showing them; returns
 /// the result once it completed.
-async fn follow(job: &Job, timeout: std::time::Duration, quiet: bool) -> Result<Output, CliError> {
+async fn follow(
+    client: &Client,
+    job: &Job,
+    timeout: std::time::Duration,
+    quiet: bool,
+) -> Result<Output, CliError> {
     let progress = Progress::start(job.request_id(), quiet);
     let mut events = pin!(job.events_with(timeout));
     let outcome = loop {
@@ -176,16 +182,16 @@ async fn follow(job: &Job, timeout: std::time::Duration, quiet: bool) -> Result<
         }
     };
     progress.finish();
-    Ok(outcome?)
+    outcome.map_err(|e| exit::waiting(&e, timeout, client.rate_budget()))
 }
 
 /// `tryon run`.
 pub async fn run(cli: &Cli, args: &RunArgs) -> Result<Code, CliError> {
     let request = input::from_args(&args.job).build()?;
     check_writable(&args.output).map_err(CliError::usage)?;
-    let session = session(cli, args.mock, args.job.upload).await?;
-    let job = session.client.submit(&request).await?;
-    let output = follow(&job, args.timeout, cli.json).await?;
+    let backend = connect(cli, args.mock, args.job.upload).await?;
+    let job = backend.client.submit(&request).await?;
+    let output = follow(&backend.client, &job, args.timeout, cli.json).await?;
     save(cli.json, &output, &args.output).await?;
     Ok(Code::Ok)
 }
@@ -199,8 +205,8 @@ struct Submitted<'a> {
 /// `tryon submit`.
 pub async fn submit(cli: &Cli, args: &SubmitArgs) -> Result<Code, CliError> {
     let request = input::from_args(&args.job).build()?;
-    let session = session(cli, false, args.job.upload).await?;
-    let job = session.client.submit(&request).await?;
+    let backend = connect(cli, false, args.job.upload).await?;
+    let job = backend.client.submit(&request).await?;
     emit(
         cli.json,
         job.request_id(),
@@ -222,8 +228,8 @@ struct StatusLine<'a> {
 
 /// `tryon status`.
 pub async fn status(cli: &Cli, args: &IdArgs) -> Result<Code, CliError> {
-    let session = session(cli, false, false).await?;
-    let status = session.client.job(&args.request_id).status().await?;
+    let backend = connect(cli, false, false).await?;
+    let status = backend.client.job(&args.request_id).status().await?;
     let (name, error, code) = match &status {
         Status::Failed { detail } => ("FAILED", Some(detail.as_str()), Code::JobFailed),
         Status::Queued => ("QUEUED", None, Code::Ok),
@@ -267,9 +273,9 @@ pub async fn wait(cli: &Cli, args: &WaitArgs) -> Result<Code, CliError> {
     if let Some(path) = &args.output {
         check_writable(path).map_err(CliError::usage)?;
     }
-    let session = session(cli, false, false).await?;
-    let job = session.client.job(&args.request_id);
-    let output = follow(&job, args.timeout, cli.json).await?;
+    let backend = connect(cli, false, false).await?;
+    let job = backend.client.job(&args.request_id);
+    let output = follow(&backend.client, &job, args.timeout, cli.json).await?;
     match &args.output {
         Some(path) => save(cli.json, &output, path).await?,
         None => print_ready(cli.json, &output),
@@ -282,8 +288,8 @@ pub async fn result(cli: &Cli, args: &ResultArgs) -> Result<Code, CliError> {
     if let Some(path) = &args.output {
         check_writable(path).map_err(CliError::usage)?;
     }
-    let session = session(cli, false, false).await?;
-    let output = session.client.job(&args.request_id).result().await?;
+    let backend = connect(cli, false, false).await?;
+    let output = backend.client.job(&args.request_id).result().await?;
     match &args.output {
         Some(path) => save(cli.json, &output, path).await?,
         None => print_ready(cli.json, &output),

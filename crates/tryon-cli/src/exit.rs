@@ -1,7 +1,8 @@
 //! Exit codes, and the error type that carries one.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// The documented exit codes (see `tryon --help`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,16 +113,85 @@ pub fn code_of(error: &tryon_client::Error) -> Code {
     }
 }
 
+/// A client error in the CLI's words. The client's own text is for Rust
+/// callers (a timeout there says to re-attach with `client.job(..)`); here
+/// a timeout says how long it waited, and, when it gave up before
+/// `timeout` because the next call's slot (at the rate `budget`) or a
+/// retry's wait would have come after it, says so and names the rate.
+pub fn describe(
+    error: &tryon_client::Error,
+    timeout: Duration,
+    budget: Option<tryon_client::RateLimit>,
+) -> String {
+    let tryon_client::Error::Timeout {
+        request_id,
+        elapsed,
+    } = error
+    else {
+        return error.to_string();
+    };
+    let id = crate::term::inline(request_id);
+    let waited = crate::cli::show_duration(*elapsed);
+    let limit = crate::cli::show_duration(timeout);
+    // A wait ends at its deadline or, when the next sleep would pass it,
+    // at once: well before the deadline, that sleep is what stopped it.
+    if *elapsed + Duration::from_millis(500) >= timeout {
+        return format!("job {id} not finished after {waited} (--timeout {limit})");
+    }
+    let why = match budget {
+        Some(budget) => format!(
+            "API calls are paced at {} (one every {}), so the next status call would come after it",
+            budget,
+            crate::cli::show_duration(Duration::from_secs_f64(
+                60.0 / budget.requests_per_minute().max(1e-9)
+            ))
+        ),
+        None => "the next retry's wait would end after it".to_string(),
+    };
+    format!(
+        "job {id} not finished: gave up after {waited} of --timeout {limit}: {why} \
+         (a longer --timeout or a faster --rate waits it out)"
+    )
+}
+
 impl From<tryon_client::Error> for CliError {
     fn from(error: tryon_client::Error) -> Self {
         let code = code_of(&error);
         let mut message = error.to_string();
-        if let tryon_client::Error::Timeout { request_id, .. } = &error {
-            message.push_str("\nre-attach with: tryon wait ");
-            message.push_str(request_id);
+        if let tryon_client::Error::Timeout {
+            request_id,
+            elapsed,
+        } = &error
+        {
+            message = format!(
+                "job {} not finished after {}\nre-attach with: tryon wait {}",
+                crate::term::inline(request_id),
+                crate::cli::show_duration(*elapsed),
+                crate::term::inline(request_id)
+            );
         }
         Self { code, message }
     }
+}
+
+/// [`CliError`] of a client error met while waiting up to `timeout` (see
+/// [`describe`]), with the command that re-attaches after a timeout.
+pub fn waiting(
+    error: &tryon_client::Error,
+    timeout: Duration,
+    budget: Option<tryon_client::RateLimit>,
+) -> CliError {
+    let mut cli = CliError::new(code_of(error), describe(error, timeout, budget));
+    if let Some(id) = error.request_id()
+        && matches!(error, tryon_client::Error::Timeout { .. })
+    {
+        let _ = write!(
+            cli.message,
+            "\nre-attach with: tryon wait {}",
+            crate::term::inline(id)
+        );
+    }
+    cli
 }
 
 #[cfg(test)]
@@ -142,6 +212,10 @@ mod tests {
         let cli = CliError::from(timeout);
         assert_eq!(cli.code, Code::Timeout);
         assert!(cli.message.contains("tryon wait r-1"), "{cli}");
+        assert!(
+            !cli.message.contains("client.job"),
+            "no Rust call for a shell user: {cli}"
+        );
         let credits = tryon_client::Error::InsufficientCredits {
             request_id: None,
             message: "none".into(),
@@ -157,5 +231,35 @@ mod tests {
             source: None,
         };
         assert_eq!(code_of(&ambiguous), Code::Network);
+    }
+
+    #[test]
+    fn a_wait_that_gave_up_early_names_the_rate() {
+        let early = tryon_client::Error::Timeout {
+            request_id: "r-1".into(),
+            elapsed: Duration::from_millis(3_300),
+        };
+        let hourly: tryon_client::RateLimit = "1/h".parse().unwrap();
+        let text = describe(&early, Duration::from_secs(20), Some(hourly));
+        assert_eq!(
+            text,
+            "job r-1 not finished: gave up after 3.3 s of --timeout 20 s: API calls are paced at 1/h \
+             (one every 60 min), so the next status call would come after it (a longer --timeout or a \
+             faster --rate waits it out)"
+        );
+        let full = tryon_client::Error::Timeout {
+            request_id: "r-1".into(),
+            elapsed: Duration::from_secs(20),
+        };
+        assert_eq!(
+            describe(&full, Duration::from_secs(20), Some(hourly)),
+            "job r-1 not finished after 20 s (--timeout 20 s)"
+        );
+        let cli = waiting(&early, Duration::from_secs(20), None);
+        assert!(cli.message.contains("retry's wait"), "{cli}");
+        assert!(
+            cli.message.ends_with("re-attach with: tryon wait r-1"),
+            "{cli}"
+        );
     }
 }

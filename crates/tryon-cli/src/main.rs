@@ -15,6 +15,7 @@ mod batch;
 mod cli;
 mod commands;
 mod exit;
+mod fingerprint;
 mod input;
 mod journal;
 mod manifest;
@@ -89,7 +90,7 @@ fn init_tracing(verbose: u8, serving_mock: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(tryon_mock::LogWriter::stderr)
+        .with_writer(tryon_mock::logging::LogWriter::stderr)
         .log_internal_errors(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();

@@ -59,6 +59,30 @@ pub fn file_name(id: &str, extension: &str) -> String {
     format!("{prefix}~{:016x}.{extension}", fnv1a(id.as_bytes()))
 }
 
+/// The file name an earlier version's image of a row is kept under, when
+/// the row was edited since its job: the row's file name `name` with
+/// `~previous-` and the first 8 characters of the job's request id before
+/// the extension (`look-1.png` -> `look-1~previous-cd5ae36b.png`). No row's
+/// own name has that shape (a verbatim name has no `~`; a hashed one has
+/// 16 hex digits after its `~`), so it is never taken for a row's output.
+/// A request id that is not made of ASCII letters, digits and `-` (a
+/// server's is a UUID) is hashed instead.
+pub fn previous(name: &str, request_id: &str) -> String {
+    let short = if request_id.len() >= 8
+        && request_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        request_id[..8].to_string()
+    } else {
+        format!("{:016x}", fnv1a(request_id.as_bytes()))
+    };
+    match name.rsplit_once('.') {
+        Some((stem, extension)) => format!("{stem}~previous-{short}.{extension}"),
+        None => format!("{name}~previous-{short}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,5 +113,21 @@ mod tests {
         let limit = "y".repeat(MAX_VERBATIM);
         assert_eq!(file_name(&limit, "png"), format!("{limit}.png"));
         assert!(file_name(&"é".repeat(200), "png").len() <= MAX_NAME);
+    }
+
+    #[test]
+    fn previous_names_are_never_a_rows_name() {
+        let id = "cd5ae36b-bd67-4334-a478-a5f2615cb60d";
+        assert_eq!(previous("look-1.png", id), "look-1~previous-cd5ae36b.png");
+        let hashed = file_name("a/b", "png");
+        let kept = previous(&hashed, id);
+        assert!(kept.ends_with("~previous-cd5ae36b.png"), "{kept}");
+        // The id that would most look like it gets a hashed name.
+        assert_ne!(
+            file_name("look-1~previous-cd5ae36b", "png"),
+            previous("look-1.png", id)
+        );
+        assert!(previous("x.png", "../../etc").starts_with("x~previous-"));
+        assert!(!previous("x.png", "../../etc").contains('/'));
     }
 }

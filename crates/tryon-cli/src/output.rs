@@ -75,6 +75,45 @@ impl Progress {
     }
 }
 
+/// "Is it time to say something again?": due once `period` has passed
+/// since it was created or last reset (or last due).
+#[derive(Debug)]
+pub struct Throttle {
+    period: Duration,
+    last: std::sync::Mutex<std::time::Instant>,
+}
+
+impl Throttle {
+    /// Due `period` from now.
+    pub fn new(period: Duration) -> Self {
+        Self {
+            period,
+            last: std::sync::Mutex::new(std::time::Instant::now()),
+        }
+    }
+
+    /// Start the period again (something was just said).
+    pub fn reset(&self) {
+        *self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = std::time::Instant::now();
+    }
+
+    /// Whether the period has passed; if so, it starts again.
+    pub fn due(&self) -> bool {
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.elapsed() < self.period {
+            return false;
+        }
+        *last = std::time::Instant::now();
+        true
+    }
+}
+
 /// Check, before anything is paid for, that an image can be saved at
 /// `path`: it is not a directory or a device, its folder exists, and a file
 /// can be created there (a probe file is created and removed again: the
@@ -93,10 +132,17 @@ pub fn check_writable(path: &Path) -> Result<(), String> {
         _ => Path::new("."),
     };
     if !folder.is_dir() {
-        return Err(format!(
-            "-o {shown}: the folder {} does not exist",
-            folder.display()
-        ));
+        // The nearest part of the path that exists says what is wrong.
+        let existing = folder
+            .ancestors()
+            .filter(|a| !a.as_os_str().is_empty())
+            .find(|a| std::fs::metadata(a).is_ok());
+        return Err(match existing {
+            Some(file) if !file.is_dir() => {
+                format!("-o {shown}: {} is a file, not a folder", file.display())
+            }
+            _ => format!("-o {shown}: the folder {} does not exist", folder.display()),
+        });
     }
     let probe = folder.join(format!(".tryon-probe-{}", std::process::id()));
     std::fs::OpenOptions::new()
@@ -105,6 +151,44 @@ pub fn check_writable(path: &Path) -> Result<(), String> {
         .open(&probe)
         .map_err(|e| format!("-o {shown}: cannot write in {}: {e}", folder.display()))?;
     let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// Write `bytes` to `path` through a new temporary file beside it, synced,
+/// then renamed over `path`: a link at `path` is replaced, never written
+/// through (its target is left alone), and a crash leaves the old file or
+/// the new one, never half of one. The temporary file is created
+/// exclusively (`O_EXCL`), so a link planted at its name is not followed
+/// either.
+pub fn write_replacing(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
+    let temp = folder.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&temp)?;
+    let written = file
+        .write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .and_then(|()| std::fs::rename(&temp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    written?;
+    if let Ok(folder) = std::fs::File::open(folder) {
+        let _ = folder.sync_all();
+    }
     Ok(())
 }
 

@@ -5,7 +5,7 @@
 //! `println!`/`eprintln!` panic on that (EPIPE), which killed a batch with
 //! rows half-journaled. Here, the first failed write to stdout marks it
 //! closed, and stderr goes through the one stderr writer the logs use
-//! (`tryon_mock::LogWriter`), which stops at a closed pipe: later writes
+//! (`tryon_mock::logging::LogWriter`), which stops at a closed pipe: later writes
 //! are dropped, and the command goes on (the journal, not the terminal, is
 //! the record of what happened).
 //!
@@ -29,7 +29,7 @@ enum Stream {
 impl Stream {
     /// Write all of `bytes` and flush. Stdout: on any error mark it closed
     /// and drop this and every later write to it. Stderr: through
-    /// [`tryon_mock::LogWriter`], the process's one stderr writer (the
+    /// [`tryon_mock::logging::LogWriter`], the process's one stderr writer (the
     /// `tracing` logs of the CLI and of `tryon mock` use it too), which
     /// swallows every error and stops writing once stderr is a closed pipe.
     fn write(self, bytes: &[u8]) {
@@ -44,7 +44,7 @@ impl Stream {
                 }
             }
             Stream::Err => {
-                let mut err = tryon_mock::LogWriter::stderr();
+                let mut err = tryon_mock::logging::LogWriter::stderr();
                 let _ = err.write_all(bytes).and_then(|()| err.flush());
             }
         }

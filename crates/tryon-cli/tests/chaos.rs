@@ -1,12 +1,13 @@
 //! The chaos suite: the real `tryon` binary against the standalone mock
 //! (`tryon mock --port 0`), broken on purpose, then rerun without and with
 //! `--resubmit-ambiguous`. Billing truth comes from the mock's control API
-//! (`/__mock/billing`, `/__mock/journal`), never from the CLI's own account.
+//! (`/__mock/billing`, `/__mock/request_log`), never from the CLI's own account.
 //!
 //! Scenarios: SIGKILL after each of the first journal writes (the binary's
 //! `TRYON_CHAOS_KILL_AFTER_JOURNAL_WRITES` hook) and at random points from
 //! outside; the journal truncated at every byte offset; stdout and stderr
-//! closed early; a full disk (`RLIMIT_FSIZE`).
+//! closed early; a full disk (`RLIMIT_FSIZE`); the same manifest run under
+//! other spellings of its path.
 //!
 //! Invariants checked after the final rerun of each scenario:
 //! 1. every row completed exactly once: its output exists and decodes, and
@@ -130,6 +131,22 @@ impl Mock {
         serde_json::from_str(body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
     }
 
+    /// POST a JSON body to a control endpoint; its answer's status line.
+    fn post(&self, path: &str, body: &str) -> String {
+        let mut stream = TcpStream::connect(&self.addr).expect("the mock accepts");
+        write!(
+            stream,
+            "POST {path} HTTP/1.0\r\nHost: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        )
+        .expect("send");
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).expect("read the answer");
+        let text = String::from_utf8_lossy(&raw);
+        text.lines().next().unwrap_or_default().to_string()
+    }
+
     /// Submits billed to `key`.
     fn billed(&self, key: &str) -> u64 {
         self.get(&format!("/__mock/billing?key={key}"))["billed_submits_for_key"]
@@ -137,11 +154,11 @@ impl Mock {
             .expect("billing has billed_submits_for_key")
     }
 
-    /// Every request id the mock's journal shows: a `request_id` field when
+    /// Every request id the mock's request log shows: a `request_id` field when
     /// it has one, and the ids in status, result and output paths.
     fn seen_ids(&self) -> BTreeSet<String> {
-        let journal = self.get("/__mock/journal");
-        let entries = journal.as_array().expect("the journal is an array");
+        let log = self.get("/__mock/request_log");
+        let entries = log.as_array().expect("the request log is an array");
         let mut ids = BTreeSet::new();
         for entry in entries {
             if let Some(id) = entry["request_id"].as_str() {
@@ -264,6 +281,11 @@ impl<'m> Case<'m> {
 
     /// `tryon --json --base-url URL batch m.jsonl --out-dir out` and `extra`.
     fn argv(&self, extra: &[&str]) -> Vec<OsString> {
+        self.argv_for("m.jsonl", "out", extra)
+    }
+
+    /// [`Case::argv`] with the manifest and the output folder spelled so.
+    fn argv_for(&self, manifest: &str, out: &str, extra: &[&str]) -> Vec<OsString> {
         let mut argv: Vec<OsString> = vec![TRYON.into()];
         argv.extend(
             [
@@ -271,15 +293,31 @@ impl<'m> Case<'m> {
                 "--base-url",
                 &self.mock.url,
                 "batch",
-                "m.jsonl",
+                manifest,
                 "--out-dir",
-                "out",
+                out,
             ]
             .iter()
             .chain(extra)
             .map(OsString::from),
         );
         argv
+    }
+
+    /// Name the images relatively: copied beside the manifest, so that how
+    /// the manifest's path is typed is how they are joined.
+    fn relative_images(&self) {
+        let (person, garment) = inputs();
+        std::fs::copy(person, self.dir.path().join("person.png")).unwrap();
+        std::fs::copy(garment, self.dir.path().join("garment.png")).unwrap();
+        let mut manifest = String::new();
+        for (i, id) in self.rows.iter().enumerate() {
+            let row = serde_json::json!({
+                "id": id, "person": "person.png", "garments": ["garment.png"], "seed": i,
+            });
+            writeln!(manifest, "{row}").unwrap();
+        }
+        std::fs::write(self.dir.path().join("m.jsonl"), manifest).unwrap();
     }
 
     /// A command running `argv` in the case's folder with its key.
@@ -665,6 +703,51 @@ fn full_disk_then_rerun() {
         })
     });
     report("full disk (RLIMIT_FSIZE), then rerun", &verdicts);
+}
+
+/// Issue 18, item 1: the same manifest, its images named relatively, run
+/// under four spellings of its path while the first submit's answer is
+/// lost (accepted and billed, the connection closed): no spelling may
+/// send a row again (before the fix each new spelling billed every row
+/// again).
+#[test]
+fn the_same_manifest_under_other_spellings() {
+    let verdict = scenario(
+        "same manifest as m.jsonl, ./m.jsonl, DIR/m.jsonl from the parent and /abs/DIR/m.jsonl; first submit's answer lost",
+        |case| {
+            case.relative_images();
+            let armed = case.mock.post(
+                "/__mock/faults",
+                r#"{"route":"submit","kind":"drop_after_accept","times":1}"#,
+            );
+            if !armed.contains(" 200 ") {
+                case.problem(format!("the fault was not armed: {armed}"));
+            }
+            let folder = case.dir.path().to_path_buf();
+            let name = folder.file_name().unwrap().to_string_lossy().into_owned();
+            let parent = folder.parent().unwrap().to_path_buf();
+            let absolute = folder.join("m.jsonl").display().to_string();
+            let absolute_out = folder.join("out").display().to_string();
+            let from_parent = (format!("{name}/m.jsonl"), format!("{name}/out"));
+            let spellings = [
+                ("./m.jsonl", "./out", &folder),
+                (from_parent.0.as_str(), from_parent.1.as_str(), &parent),
+                (absolute.as_str(), absolute_out.as_str(), &parent),
+            ];
+            case.run(case.batch(&[]));
+            let billed = case.mock.billed(&case.key);
+            for (manifest, out, cwd) in spellings {
+                let mut cmd = case.command(&case.argv_for(manifest, out, &[]));
+                cmd.current_dir(cwd);
+                case.run(cmd);
+                let now = case.mock.billed(&case.key);
+                if now != billed {
+                    case.problem(format!("batch {manifest} billed {} more", now - billed));
+                }
+            }
+        },
+    );
+    report("the same manifest under other spellings", &[verdict]);
 }
 
 #[test]

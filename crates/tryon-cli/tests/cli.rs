@@ -12,14 +12,13 @@ use std::time::Duration;
 use assert_cmd::cargo::CommandCargoExt as _;
 use common::{
     KEY, assert_has, assert_rerun_sends_nothing, assets, batch, batch_dir, journal_ids, output,
-    text, tryon, write_manifest,
+    run_to, text, tryon, write_manifest,
 };
-use tryon_mock::{FailRule, JobMatch, MockServer, RateLimit, Stages, Timing};
+use tryon_mock::{FailRule, JobMatch, MockServer, RateLimitRule, Stages, Timing};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_writes_a_real_image_and_prints_path_size_and_id() {
-    let server = MockServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
+    let (server, dir) = common::mock_and_dir().await;
     let out = dir.path().join("out.png");
     let mut cmd = tryon(&server);
     cmd.args(["run", "--person"])
@@ -40,7 +39,7 @@ async fn run_writes_a_real_image_and_prints_path_size_and_id() {
     assert!(stdout.contains(&out.display().to_string()), "{stdout}");
     assert!(stdout.contains("KiB") || stdout.contains(" B"), "{stdout}");
     let billed_id = server
-        .journal()
+        .request_log()
         .into_iter()
         .find(|e| e.method == "POST")
         .unwrap();
@@ -51,22 +50,10 @@ async fn run_writes_a_real_image_and_prints_path_size_and_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_json_output_is_machine_readable() {
-    let server = MockServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
+    let (server, dir) = common::mock_and_dir().await;
     let out = dir.path().join("out.webp");
-    let mut cmd = tryon(&server);
-    cmd.args([
-        "--json",
-        "run",
-        "--person",
-        "https://example.com/p.jpg",
-        "--garment",
-        "https://example.com/g.jpg",
-        "--format",
-        "webp",
-        "-o",
-    ])
-    .arg(&out);
+    let mut cmd = run_to(&server, &out);
+    cmd.args(["--json", "--format", "webp"]);
     let result = output(cmd).await;
     assert!(result.status.success(), "{}", text(&result.stderr));
     let json: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
@@ -131,18 +118,8 @@ async fn failed_job_exits_1_with_the_reason() {
     // A real file path: `-o /dev/null` is refused before sending (saving
     // renames a file over the target, which must not replace a device).
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = tryon(&server);
-    cmd.args([
-        "run",
-        "--person",
-        "https://example.com/p.jpg",
-        "--garment",
-        "https://example.com/g.jpg",
-        "--seed",
-        "13",
-        "-o",
-    ])
-    .arg(dir.path().join("out.png"));
+    let mut cmd = run_to(&server, &dir.path().join("out.png"));
+    cmd.args(["--seed", "13"]);
     let result = output(cmd).await;
     assert_eq!(result.status.code(), Some(1));
     assert_has(&result.stderr, "garment not detected");
@@ -151,15 +128,9 @@ async fn failed_job_exits_1_with_the_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_key_exits_3_and_says_how_to_fix_it() {
     let mut cmd = Command::cargo_bin("tryon").unwrap();
-    cmd.env_remove("SEGMIND_API_KEY").args([
-        "run",
-        "--person",
-        "https://example.com/p.jpg",
-        "--garment",
-        "https://example.com/g.jpg",
-        "-o",
-        "x.png",
-    ]);
+    cmd.env_remove("SEGMIND_API_KEY")
+        .args(common::RUN_FROM_URLS)
+        .args(["-o", "x.png"]);
     let result = output(cmd).await;
     assert_eq!(result.status.code(), Some(3));
     let stderr = text(&result.stderr);
@@ -252,13 +223,16 @@ async fn bad_arguments_exit_2_naming_the_field() {
         );
     }
     assert_eq!(server.billed_submits(), 0, "nothing invalid was sent");
-    assert!(server.journal().is_empty(), "no request reached the server");
+    assert!(
+        server.request_log().is_empty(),
+        "no request reached the server"
+    );
 }
 
 /// Request ids the mock accepted (200 submits), from its journal.
 fn accepted_ids(server: &MockServer) -> BTreeSet<String> {
     server
-        .journal()
+        .request_log()
         .into_iter()
         .filter(|e| e.method == "POST" && e.path == "/v2/p-image-try-on" && e.status == Some(200))
         .map(|e| {
@@ -277,7 +251,7 @@ fn accepted_ids(server: &MockServer) -> BTreeSet<String> {
 async fn batch_with_a_failed_row_and_a_429_storm() {
     let server = MockServer::builder()
         .fail(FailRule::new(JobMatch::Seed(13), "no person found"))
-        .rate_limit(RateLimit::new(8.0, 3))
+        .rate_limit(RateLimitRule::new(8.0, 3))
         .record_bodies(true)
         .start()
         .await;
@@ -303,7 +277,7 @@ async fn batch_with_a_failed_row_and_a_429_storm() {
         "{stdout}"
     );
     let throttled = server
-        .journal()
+        .request_log()
         .iter()
         .filter(|e| e.status == Some(429))
         .count();
@@ -399,8 +373,7 @@ async fn batch_killed_mid_run_resumes_and_bills_each_row_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batch_dry_run_validates_and_estimates_without_sending() {
-    let server = MockServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
+    let (server, dir) = common::mock_and_dir().await;
     let manifest = write_manifest(dir.path(), 3, None);
     let result = output(batch(
         &server,
@@ -418,7 +391,7 @@ async fn batch_dry_run_validates_and_estimates_without_sending() {
     // 3 jobs x (0.015 + 0.008) = 0.069
     assert!(stdout.contains("estimated cost: $0.069"), "{stdout}");
     assert!(stdout.contains("estimate"), "{stdout}");
-    assert!(server.journal().is_empty());
+    assert!(server.request_log().is_empty());
     assert!(!dir.path().join("out").exists(), "a dry run writes nothing");
 
     let bad = dir.path().join("bad.csv");

@@ -8,8 +8,10 @@ mod common;
 use std::os::unix::process::ExitStatusExt as _;
 use std::time::Duration;
 
-use common::{batch, batch_dir, journal_ids, output, text, tryon};
-use tryon_mock::MockServer;
+use common::{
+    assert_has, batch, batch_dir, batch_in, journal_ids, output, relative_manifest, text, tryon,
+};
+use tryon_mock::{MockServer, Stages, Timing};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_after_each_journal_write_never_bills_a_row_twice() {
@@ -200,18 +202,27 @@ async fn a_journal_truncated_mid_file_bills_nothing_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_accepted_id_the_journal_cannot_record_is_printed_with_its_recovery() {
     let server = MockServer::start().await;
-    let (_dir, manifest, out_dir) = batch_dir(3, None);
+    let (dir, manifest, out_dir) = batch_dir(3, None);
     std::fs::create_dir(&out_dir).unwrap();
     // The journal is filled so that, under a 4096-byte file size limit,
     // the first row's intent fits exactly and its accepted id does not.
+    // The intent's size is read from a run killed right after writing it
+    // (nothing is sent before the intent is durable).
+    let scratch = dir.path().join("scratch");
+    let mut probe = batch(&server, &manifest, &scratch, &["--concurrency", "1"]);
+    probe.env("TRYON_CHAOS_KILL_AFTER_JOURNAL_WRITES", "1");
+    assert_eq!(output(probe).await.status.signal(), Some(9));
+    let probed = std::fs::read_to_string(scratch.join("tryon-journal.jsonl")).unwrap();
+    let intent = probed.lines().next().unwrap().to_string();
+    assert!(
+        intent.contains(r#""event":"submitting","row":"look-0""#),
+        "{intent}"
+    );
+    assert_eq!(server.billed_submits(), 0);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let intent = format!(
-        r#"{{"event":"submitting","row":"look-0","fingerprint":"{}","at":{now}}}"#,
-        "0".repeat(16)
-    );
     let room = 4096 - (intent.len() + 1);
     let filler_head =
         r#"{"event":"failed","row":"not-in-this-manifest","fingerprint":"f","reason":""#;
@@ -250,4 +261,172 @@ async fn an_accepted_id_the_journal_cannot_record_is_printed_with_its_recovery()
     let rerun = output(batch(&server, &manifest, &out_dir, &[])).await;
     assert!(rerun.status.success(), "{}", text(&rerun.stdout));
     assert_eq!(server.billed_submits(), 3, "{}", text(&rerun.stdout));
+}
+
+/// The one file in `dir` whose name holds `~previous-`.
+fn previous_image(dir: &std::path::Path) -> std::path::PathBuf {
+    let kept: Vec<_> = std::fs::read_dir(dir)
+        .expect("the output folder")
+        .map(|e| e.expect("an entry").path())
+        .filter(|p| p.to_string_lossy().contains("~previous-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    kept[0].clone()
+}
+
+/// Issue 18, item 4: a row edited while its paid job is queued keeps that
+/// job: its image is fetched (no charge) under a name that cannot be taken
+/// for the new one, the run says what changed, and the row is resubmitted
+/// only with --resubmit-changed. (Before the fix the rerun paid for a new
+/// job and never named the old one again.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_pending_row_keeps_its_paid_job() {
+    let server = common::queued_mock().await;
+    let (_dir, sub) = relative_manifest("seed=1");
+    let paid = common::interrupt_after_submit(&server, &sub).await;
+    std::fs::write(
+        sub.join("m.csv"),
+        "id,person,garments,seed\nr1,person.png,person.png,2\n",
+    )
+    .unwrap();
+    server.advance(Duration::from_secs(10));
+
+    let dry = output(batch_in(&server, &sub, "m.csv", "out", &["--dry-run"])).await;
+    assert_has(&dry.stdout, "jobs to submit: 0");
+    assert_has(
+        &dry.stdout,
+        "1 not resubmitted (--resubmit-changed sends them)",
+    );
+    let rerun = output(batch_in(&server, &sub, "m.csv", "out", &[])).await;
+    let (stdout, stderr) = (text(&rerun.stdout), text(&rerun.stderr));
+    assert_eq!(rerun.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert_eq!(server.billed_submits(), 1, "nothing new billed: {stdout}");
+    let kept = previous_image(&sub.join("out"));
+    assert_eq!(
+        kept.file_name().unwrap().to_string_lossy(),
+        format!("r1~previous-{}.png", &paid[..8])
+    );
+    image::open(&kept).expect("the paid image, kept");
+    assert!(
+        !sub.join("out/r1.png").exists(),
+        "not taken for the new row's"
+    );
+    for needed in [
+        format!("changed since its job {paid}"),
+        "garments[0]: garment.png (sha256 ".to_string(),
+        "-> person.png (sha256 ".to_string(),
+        "seed: 1 -> 2".to_string(),
+        "--resubmit-changed".to_string(),
+    ] {
+        assert!(stdout.contains(&needed), "{needed}: {stdout}");
+    }
+
+    server.set_timing(Timing::Fixed(Stages::new(Duration::ZERO, Duration::ZERO)));
+    let asked = output(batch_in(
+        &server,
+        &sub,
+        "m.csv",
+        "out",
+        &["--resubmit-changed"],
+    ))
+    .await;
+    assert!(asked.status.success(), "{}", text(&asked.stdout));
+    assert_eq!(server.billed_submits(), 2, "asked for: the new inputs once");
+    image::open(sub.join("out/r1.png")).expect("the new image");
+    image::open(&kept).expect("the earlier one is still there");
+}
+
+/// Issue 18, item 4: an edited completed row is told for what it is: the
+/// journal knows the image's inputs and says what changed; resubmitting
+/// it (asked) keeps the earlier image under its previous name. (Before the
+/// fix: "out/r1.png exists but the journal does not know it".)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_completed_row_says_what_changed_and_keeps_its_image() {
+    let server = MockServer::start().await;
+    let (dir, manifest, out_dir) = batch_dir(1, None);
+    assert!(
+        output(batch(&server, &manifest, &out_dir, &[]))
+            .await
+            .status
+            .success()
+    );
+    let earlier = std::fs::read(out_dir.join("look-0.png")).unwrap();
+    let edited = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .replace(",1000\n", ",7\n");
+    std::fs::write(&manifest, edited).unwrap();
+
+    let rerun = output(batch(&server, &manifest, &out_dir, &[])).await;
+    let (stdout, stderr) = (text(&rerun.stdout), text(&rerun.stderr));
+    assert_eq!(rerun.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(!stdout.contains("does not know it"), "{stdout}");
+    assert!(
+        stdout.contains("look-0.png is the image of this row's earlier inputs"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("the journal knows them"), "{stdout}");
+    assert!(stdout.contains("seed: 1000 -> 7"), "{stdout}");
+    assert_eq!(server.billed_submits(), 1);
+
+    let asked = output(batch(&server, &manifest, &out_dir, &["--resubmit-changed"])).await;
+    assert!(asked.status.success(), "{}", text(&asked.stdout));
+    assert_eq!(server.billed_submits(), 2);
+    let kept = previous_image(&out_dir);
+    assert_eq!(
+        std::fs::read(&kept).unwrap(),
+        earlier,
+        "the earlier image, moved"
+    );
+    assert_ne!(std::fs::read(out_dir.join("look-0.png")).unwrap(), earlier);
+    // A third run has nothing left to do.
+    let again = output(batch(&server, &manifest, &out_dir, &[])).await;
+    assert!(again.status.success(), "{}", text(&again.stdout));
+    assert_has(&again.stdout, "completed  1 (0 this run, 1 earlier)");
+    assert_eq!(server.billed_submits(), 2);
+    drop(dir);
+}
+
+/// A journal written by tryon before fingerprints hashed the inputs (at
+/// e685f7e, run as `batch m.csv` from the manifest's folder) is still
+/// honoured, from that folder and from its parent: its completed row is
+/// not paid for again. The fingerprint is the one that build wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_written_before_canonical_fingerprints_still_matches() {
+    let server = MockServer::start().await;
+    let (dir, sub) = relative_manifest("");
+    let out = sub.join("out");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::copy(common::assets().join("person.png"), out.join("r1.png")).unwrap();
+    let record = |event: &str, extra: &str| {
+        format!(
+            r#"{{"event":"{event}","row":"r1","fingerprint":"8cb9ead09b45bf0c"{extra},"at":1796346744}}"#
+        )
+    };
+    let journal = [
+        record("submitting", ""),
+        record("submitted", r#","request_id":"old-job""#),
+        record(
+            "completed",
+            r#","request_id":"old-job","output":"out/r1.png","bytes":791555"#,
+        ),
+    ]
+    .join("\n");
+    std::fs::write(out.join("tryon-journal.jsonl"), journal + "\n").unwrap();
+    for (cwd, manifest, out_dir) in [
+        (sub.as_path(), "m.csv", "out"),
+        (dir.path(), "sub/m.csv", "sub/out"),
+    ] {
+        let run = output(batch_in(&server, cwd, manifest, out_dir, &[])).await;
+        let stdout = text(&run.stdout);
+        assert!(
+            run.status.success(),
+            "{manifest}: {stdout}\n{}",
+            text(&run.stderr)
+        );
+        assert!(
+            stdout.contains("completed  1 (0 this run, 1 earlier)"),
+            "{manifest}: {stdout}"
+        );
+    }
+    assert_eq!(server.billed_submits(), 0);
 }

@@ -1,6 +1,7 @@
 //! `tryon parity --target URL`: zero differences against a `tryon mock`,
-//! every planted departure against the drifted upstream (the same server
-//! tryon-mock's proxy tests use), refusals before anything is sent, and
+//! every planted departure against the drifted upstream
+//! (`tryon_mock::test_util::DriftedUpstream`, the one tryon-mock's proxy
+//! tests use), refusals before anything is sent, and
 //! failure modes as report lines or clear errors. All offline, on loopback.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 // The two reports are printed (shown with `--nocapture`): they are the
@@ -8,30 +9,29 @@
 #![allow(clippy::print_stdout)]
 
 mod common;
-#[path = "../../tryon-mock/tests/common/drifted.rs"]
-mod drifted;
 
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 
 use assert_cmd::cargo::CommandCargoExt as _;
 use common::{MockProcess, output, start_mock, text};
 use serde_json::Value;
+use tryon_mock::test_util::DriftedUpstream;
 
-/// The steps every report lists, in order.
-const STEPS: [&str; 12] = [
-    "submit_1",
-    "submit_3",
-    "poll_1",
-    "poll_3",
-    "result_1",
-    "output_1",
-    "result_3",
-    "output_3",
-    "unknown_id",
-    "garments_12",
-    "missing_key",
-    "malformed_body",
+/// The steps every report lists, in order, each with the status a `tryon
+/// mock` answers it with (for a poll, its last answer).
+const EXPECTED: [(&str, u16); 12] = [
+    ("submit_1", 200),
+    ("submit_3", 200),
+    ("poll_1", 200),
+    ("poll_3", 200),
+    ("result_1", 200),
+    ("output_1", 200),
+    ("result_3", 200),
+    ("output_3", 200),
+    ("unknown_id", 404),
+    ("garments_12", 422),
+    ("missing_key", 401),
+    ("malformed_body", 400),
 ];
 
 /// `tryon parity --target TARGET ARGS...`, stdin closed (no terminal),
@@ -60,7 +60,7 @@ async fn against_a_tryon_mock_every_step_is_listed_and_nothing_differs() {
     assert_eq!(run.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains("\ndifferences: 0\n"), "{stdout}");
     assert!(!stdout.contains("DIFF"), "{stdout}");
-    for step in STEPS {
+    for (step, _) in EXPECTED {
         assert!(stdout.contains(&format!("\n  {step} ")), "{step}: {stdout}");
     }
     assert!(
@@ -81,19 +81,19 @@ async fn against_a_tryon_mock_every_step_is_listed_and_nothing_differs() {
     assert_eq!(report["version"], 1);
     assert_eq!(report["difference_count"], 0);
     assert_eq!(report["differences"], serde_json::json!([]));
-    let names: Vec<&str> = report["steps"]
+    let seen: Vec<(&str, u16)> = report["steps"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| s["step"].as_str().unwrap())
+        .map(|s| {
+            let status = s["target"]["answer"]["status"].as_u64().unwrap();
+            (s["step"].as_str().unwrap(), u16::try_from(status).unwrap())
+        })
         .collect();
-    assert_eq!(names, STEPS);
+    assert_eq!(seen, EXPECTED);
     let submit = &report["steps"][0]["target"]["answer"];
-    assert_eq!(submit["status"], 200);
     assert_eq!(submit["body"]["request_id"], "<id>");
     assert_eq!(submit["body"]["status_url"], "<url>");
-    assert_eq!(report["steps"][9]["target"]["answer"]["status"], 422);
-    assert_eq!(report["steps"][10]["target"]["answer"]["status"], 401);
 }
 
 /// `(step, against, pointer, expected, actual)` of every difference.
@@ -176,8 +176,8 @@ fn differences(report: &Value) -> Vec<(String, String, String, String, String)> 
 
 #[tokio::test]
 async fn against_the_drifted_upstream_each_planted_departure_is_reported_and_the_key_never_shown() {
-    let seen = Arc::new(Mutex::new(drifted::Seen::default()));
-    let upstream = drifted::start(Arc::clone(&seen)).await;
+    let drifted = DriftedUpstream::start().await.unwrap();
+    let upstream = drifted.uri();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("parity.json");
     let mut cmd = parity(
@@ -192,7 +192,8 @@ async fn against_the_drifted_upstream_each_planted_departure_is_reported_and_the
             "--report",
         ],
     );
-    cmd.arg(&path).env("SEGMIND_API_KEY", drifted::SECRET);
+    cmd.arg(&path)
+        .env("SEGMIND_API_KEY", DriftedUpstream::SECRET);
     let run = output(cmd).await;
     let (stdout, stderr) = (text(&run.stdout), text(&run.stderr));
     assert_eq!(run.status.code(), Some(7), "{stdout}\n{stderr}");
@@ -232,8 +233,8 @@ async fn against_the_drifted_upstream_each_planted_departure_is_reported_and_the
 
     // Text mode, for the transcript; the same differences, one per line.
     let mut cmd = parity(&upstream, &["--live", "--yes", "--interval", "10ms"]);
-    cmd.env("SEGMIND_API_KEY", drifted::SECRET);
-    *seen.lock().unwrap() = drifted::Seen::default();
+    cmd.env("SEGMIND_API_KEY", DriftedUpstream::SECRET);
+    drifted.reset();
     let text_run = output(cmd).await;
     let shown = text(&text_run.stdout);
     println!(
@@ -251,7 +252,7 @@ async fn against_the_drifted_upstream_each_planted_departure_is_reported_and_the
     );
 
     // The upstream echoed the key in its 429 bodies; no output shows it.
-    let echoed = seen.lock().unwrap().submits > 1;
+    let echoed = drifted.seen().submits > 1;
     assert!(echoed, "the 429s (which echo the key) were answered");
     for (what, t) in [
         ("stdout", stdout),
@@ -261,7 +262,7 @@ async fn against_the_drifted_upstream_each_planted_departure_is_reported_and_the
         ("text stderr", text(&text_run.stderr)),
     ] {
         assert!(
-            !t.contains(drifted::SECRET),
+            !t.contains(DriftedUpstream::SECRET),
             "the key is in the {what}: {t}"
         );
     }
@@ -313,7 +314,11 @@ async fn a_loopback_proxy_with_a_key_in_the_environment_needs_live() {
     assert!(stderr.contains("not a tryon mock"), "{stderr}");
     assert!(stderr.contains("Pass --live"), "{stderr}");
     assert_eq!(upstream.billed_submits(), 0);
-    assert!(upstream.journal().is_empty(), "{:?}", upstream.journal());
+    assert!(
+        upstream.request_log().is_empty(),
+        "{:?}",
+        upstream.request_log()
+    );
     // Without a key, a placeholder goes: nothing can be billed.
     let run = output(parity(
         &proxy.uri(),

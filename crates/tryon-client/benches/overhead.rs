@@ -24,11 +24,7 @@ const WARMUP: usize = 300;
 const ITERATIONS: usize = 3000;
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    rt.block_on(run());
+    common::block_on(run());
 }
 
 #[allow(clippy::too_many_lines, reason = "one straight-line measurement")]

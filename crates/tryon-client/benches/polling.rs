@@ -4,7 +4,7 @@
 //!
 //! Processing times follow the mock's realistic profile
 //! (`RealisticProfile::default()`: 2 s per garment, turbo 1 s per garment
-//! capped at 4 s, ±10 % jitter), drawn here from a seeded generator so the
+//! capped at 4 s, ±10 % jitter), drawn here from a seeded generator (xoshiro256++) so the
 //! bench knows each job's true completion time. Queue waits: none; the
 //! realistic profile's exponential wait (mean 0.5 s, cap 5 s); and a
 //! log-normal spread around 10 s (median 10 s, σ = 0.5). The same draws feed
@@ -24,11 +24,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use tryon_client::{Client, FixedPolling, ModelAwarePolling, PollPolicy, Status, VirtualClock};
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::{RngExt as _, SeedableRng as _};
+use tryon_client::poll::{FixedPolling, ModelAwarePolling, PollPolicy};
+use tryon_client::test_util::VirtualClock;
+use tryon_client::{Client, Status};
 use tryon_mock::{MockClock, MockServer, RealisticProfile, Stages, Timing};
 
 mod common;
-use common::{KEY, next_unit, request};
+use common::{KEY, request};
 
 const JOBS: usize = 50;
 const SEED: u64 = 20_240_601;
@@ -49,14 +53,15 @@ impl Queue {
         }
     }
 
-    fn draw(self, rng: &mut u64, p: &RealisticProfile) -> Duration {
+    fn draw(self, rng: &mut Xoshiro256PlusPlus, p: &RealisticProfile) -> Duration {
         let secs = match self {
             Queue::None => 0.0,
-            Queue::Exponential => (-p.mean_queue_wait.as_secs_f64() * (1.0 - next_unit(rng)).ln())
-                .min(p.max_queue_wait.as_secs_f64()),
+            Queue::Exponential => (-p.mean_queue_wait.as_secs_f64()
+                * (1.0 - rng.random::<f64>()).ln())
+            .min(p.max_queue_wait.as_secs_f64()),
             Queue::LogNormal => {
                 // Box–Muller.
-                let (u1, u2) = (next_unit(rng).max(1e-12), next_unit(rng));
+                let (u1, u2) = (rng.random::<f64>().max(1e-12), rng.random::<f64>());
                 let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
                 (10f64.ln() + 0.5 * z).exp()
             }
@@ -100,14 +105,14 @@ const KINDS: [Kind; 5] = [
     },
 ];
 
-fn processing(kind: Kind, rng: &mut u64, p: &RealisticProfile) -> Duration {
+fn processing(kind: Kind, rng: &mut Xoshiro256PlusPlus, p: &RealisticProfile) -> Duration {
     let n = kind.garments as f64;
     let base = if kind.turbo {
         (p.turbo_per_garment.as_secs_f64() * n).min(p.turbo_max.as_secs_f64())
     } else {
         p.per_garment.as_secs_f64() * n
     };
-    Duration::from_secs_f64(base * (1.0 + p.jitter * (2.0 * next_unit(rng) - 1.0)))
+    Duration::from_secs_f64(base * (1.0 + p.jitter * (2.0 * rng.random::<f64>() - 1.0)))
 }
 
 #[derive(Default, Clone, Copy)]
@@ -178,7 +183,7 @@ async fn measure(policy: impl PollPolicy, kind: Kind, stages: &[Stages]) -> Tota
         t.jobs += 1;
     }
     t.polls = server
-        .journal()
+        .request_log()
         .iter()
         .filter(|e| e.path.ends_with("/status"))
         .count();
@@ -186,11 +191,7 @@ async fn measure(policy: impl PollPolicy, kind: Kind, stages: &[Stages]) -> Tota
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    rt.block_on(run());
+    common::block_on(run());
 }
 
 async fn run() {
@@ -198,7 +199,7 @@ async fn run() {
     let fixed = FixedPolling {
         interval: Duration::from_secs(1),
     };
-    let mut rng = SEED;
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(SEED);
     let (mut all_aware, mut all_fixed) = (Totals::default(), Totals::default());
     println!("### Polling efficiency (virtual time, {JOBS} jobs per row, seed {SEED})");
     println!();

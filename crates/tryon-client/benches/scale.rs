@@ -10,7 +10,8 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
-use tryon_client::{Client, FixedPolling};
+use tryon_client::Client;
+use tryon_client::poll::FixedPolling;
 use tryon_mock::MockServer;
 
 mod common;
@@ -60,7 +61,7 @@ async fn run() {
     }
     let wall = started.elapsed();
     let peak = proc_status_kib("VmHWM:").unwrap_or_default();
-    let calls = server.journal().len();
+    let calls = server.request_log().len();
     let billed = server.billed_submits();
     let rps = calls as f64 / wall.as_secs_f64();
     let peak_mib = peak as f64 / 1024.0;
@@ -98,7 +99,7 @@ async fn run() {
         "| wall time | {:.2} s | < 30 s | {wall_ok} |",
         wall.as_secs_f64()
     );
-    println!("| HTTP requests (mock journal) | {calls} | | |");
+    println!("| HTTP requests (mock request log) | {calls} | | |");
     println!("| requests/s | {rps:.0} | | |");
     println!("| jobs/s | {:.0} | | |", ok as f64 / wall.as_secs_f64());
     println!(

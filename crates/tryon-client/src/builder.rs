@@ -8,14 +8,14 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret as _, SecretString};
 use url::Url;
 
+use crate::client::{Client, Inner};
 use crate::clock::{Clock, SharedClock, TokioClock};
 use crate::error::{Error, Result};
-use crate::limit::{Limiter, PaceLimiter, RateLimit, RateLimiter};
+use crate::job::JobReader;
+use crate::limits::DEFAULT_MAX_DOWNLOAD_BYTES;
 use crate::output::Downloader;
 use crate::poll::{ModelAwarePolling, PollPolicy};
-use crate::retry::RetryPolicy;
-use crate::session::{Client, Parts};
-use crate::transport::Transport;
+use crate::retry::{ApiCaller, Executor, RateLimit, RetryPolicy};
 
 /// The environment variable [`Client::from_env`] reads the key from.
 pub const API_KEY_ENV: &str = "SEGMIND_API_KEY";
@@ -29,8 +29,6 @@ pub const UPLOAD_URL_ENV: &str = "SEGMIND_UPLOAD_URL";
 pub const DEFAULT_BASE_URL: &str = "https://api.segmind.com";
 /// Segmind's asset storage host, which serves `POST /upload-asset`.
 pub const DEFAULT_UPLOAD_BASE_URL: &str = "https://workflows-api.segmind.com";
-/// Default cap on a downloaded output: 50 MiB.
-pub const DEFAULT_MAX_DOWNLOAD_BYTES: u64 = 50 * 1024 * 1024;
 
 const API_KEY_HEADER: &str = "x-api-key";
 
@@ -51,15 +49,6 @@ pub struct ClientBuilder {
     max_download_bytes: u64,
     wait_timeout: Duration,
     rate_limit: Option<RateLimit>,
-    limiter_kind: LimiterKind,
-}
-
-/// Which rate limiter a client gets (the other two only for the bench).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LimiterKind {
-    Adaptive,
-    Legacy,
-    Off,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -93,7 +82,6 @@ impl Default for ClientBuilder {
             max_download_bytes: DEFAULT_MAX_DOWNLOAD_BYTES,
             wait_timeout: Duration::from_mins(10),
             rate_limit: None,
-            limiter_kind: LimiterKind::Adaptive,
         }
     }
 }
@@ -157,7 +145,8 @@ impl ClientBuilder {
         self
     }
 
-    /// How failed calls are retried. Default [`RetryPolicy::default`].
+    /// How failed calls are retried (the rules are on [`RetryPolicy`]).
+    /// Default [`RetryPolicy::default`].
     #[must_use]
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.retry = policy;
@@ -200,7 +189,7 @@ impl ClientBuilder {
     }
 
     /// The clock and sleeper. Default [`TokioClock`]. Tests pass a virtual
-    /// clock (see [`VirtualClock`](crate::VirtualClock)).
+    /// clock (`test_util::VirtualClock`, with the `test-util` feature).
     #[must_use]
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Some(Arc::new(clock));
@@ -228,32 +217,12 @@ impl ClientBuilder {
     /// requests per minute for this API): every API call (submit, status,
     /// result, upload) is then spaced to stay within it from the first
     /// call, and it is never exceeded. Without it the client learns the
-    /// budget from the server's `429`s and `Retry-After`; either way a `429`
-    /// makes the client wait, never give up. Clones of the client (and every
-    /// job of [`Client::run_many`](crate::Client::run_many)) share it.
+    /// budget from the server's `429`s. Clones of the client (and every job
+    /// of [`Client::run_many`](crate::Client::run_many)) share it; what a
+    /// `429` does is in the rules on [`RetryPolicy`].
     #[must_use]
     pub fn rate_limit(mut self, budget: RateLimit) -> Self {
         self.rate_limit = Some(budget);
-        self
-    }
-
-    /// Uses version 0.1's rate limiter instead (a pace that doubles on each
-    /// `429` and halves on each success, with every `429` counting against
-    /// the retry attempts and budget). Only for comparing the two in the
-    /// throughput bench; not part of the supported API.
-    #[doc(hidden)]
-    #[must_use]
-    pub fn legacy_rate_limiter(mut self) -> Self {
-        self.limiter_kind = LimiterKind::Legacy;
-        self
-    }
-
-    /// No rate limiter at all, like the official SDK. Only for comparing
-    /// in the throughput bench; not part of the supported API.
-    #[doc(hidden)]
-    #[must_use]
-    pub fn without_rate_limiter(mut self) -> Self {
-        self.limiter_kind = LimiterKind::Off;
         self
     }
 
@@ -303,22 +272,25 @@ impl ClientBuilder {
         let api = tryon_api::Client::new_with_client(trimmed(&base_url), keyed.clone());
         let upload = tryon_api::Client::new_with_client(trimmed(&upload_base_url), keyed);
         let clock = self.clock.unwrap_or_else(|| Arc::new(TokioClock::new()));
-        let limiter = match self.limiter_kind {
-            LimiterKind::Adaptive => Limiter::Adaptive(RateLimiter::new(self.rate_limit)),
-            LimiterKind::Legacy => Limiter::Legacy(PaceLimiter::default()),
-            LimiterKind::Off => Limiter::Off,
-        };
-        let transport = Arc::new(Transport::new(self.retry, limiter, clock, api_key));
-        Ok(Client::assemble(Parts {
-            downloader: Downloader::new(download, transport.clone(), self.max_download_bytes),
+        let executor = Arc::new(Executor::new(self.retry, self.rate_limit, clock));
+        let caller = Arc::new(ApiCaller::new(executor.clone(), api_key));
+        let downloader = Downloader::new(download, executor, self.max_download_bytes);
+        let jobs = JobReader::new(
+            api.clone(),
+            caller.clone(),
+            self.poll,
+            self.wait_timeout,
+            downloader,
+        );
+        Ok(Client::from_inner(Inner {
             api,
             upload,
-            transport,
+            caller,
+            jobs: Arc::new(jobs),
             base_url,
             upload_base_url,
-            poll: self.poll,
             upload_local_images: self.upload_local_images,
-            wait_timeout: self.wait_timeout,
+            max_download_bytes: self.max_download_bytes,
         }))
     }
 }

@@ -3,15 +3,13 @@
 //!
 //! Every wait in this crate (poll intervals, retry backoff, `Retry-After`,
 //! the shared rate limiter) goes through [`Clock::sleep`], and every deadline
-//! is measured with [`Clock::now`]. Production uses [`TokioClock`]; tests use
-//! [`VirtualClock`], on its own or following another clock's time (a mock
-//! server's) with [`VirtualClock::following`].
+//! is measured with [`Clock::now`]. Production uses [`TokioClock`]; the
+//! clocks tests use are in `test_util.rs`, behind the `test-util` feature.
 
 use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 /// A boxed, sendable future that finishes after a sleep.
@@ -22,10 +20,11 @@ pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// Every wait of a [`Client`](crate::Client) (poll intervals, retry
 /// backoff, `Retry-After`, the shared rate limiter) goes through
 /// [`sleep`](Self::sleep), and every deadline is measured with
-/// [`now`](Self::now). [`TokioClock`] is the default; [`VirtualClock`]
-/// runs waits of any length in no real time, and
-/// [`VirtualClock::following`] adapts any other clock (a mock server's) in
-/// one line.
+/// [`now`](Self::now). [`TokioClock`] is the default. With the
+/// `test-util` feature, `test_util::VirtualClock` runs waits of any length
+/// in no real time and follows any other clock (a mock server's) in one
+/// line, and `test_util::DrivingClock` moves another clock along with a
+/// paused tokio runtime.
 pub trait Clock: Send + Sync + Debug + 'static {
     /// Monotonic time since an arbitrary, fixed origin.
     fn now(&self) -> Duration;
@@ -42,34 +41,9 @@ pub trait Clock: Send + Sync + Debug + 'static {
 
 /// The default clock: `tokio::time` (so `#[tokio::test(start_paused = true)]`
 /// also works with it).
-///
-/// [`driving`](Self::driving) makes it also move another clock (a mock
-/// server's virtual clock) up to its own time whenever it is read. Under a
-/// paused tokio runtime, concurrent sleeps then overlap in virtual time as
-/// they would in real time (unlike [`VirtualClock`], where each sleep adds
-/// to the time): the way to measure many concurrent jobs in no real time.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct TokioClock {
     origin: tokio::time::Instant,
-    driven: Option<Driven>,
-}
-
-/// Another clock moved up to this one's time.
-#[derive(Clone)]
-struct Driven {
-    now: Arc<dyn Fn() -> Duration + Send + Sync>,
-    advance: Arc<dyn Fn(Duration) + Send + Sync>,
-    /// Serialises catching up, so two readers never both advance it.
-    lock: Arc<std::sync::Mutex<()>>,
-}
-
-impl Debug for TokioClock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokioClock")
-            .field("origin", &self.origin)
-            .field("driving", &self.driven.is_some())
-            .finish()
-    }
 }
 
 impl TokioClock {
@@ -77,36 +51,6 @@ impl TokioClock {
     pub fn new() -> Self {
         Self {
             origin: tokio::time::Instant::now(),
-            driven: None,
-        }
-    }
-
-    /// A clock whose origin is now that keeps `target` (read with `now`,
-    /// moved with `advance`) at its own time: every [`Clock::now`] first
-    /// advances `target` by however far it is behind. Start it when
-    /// `target` reads zero. With a paused runtime and a mock server in
-    /// virtual time:
-    ///
-    /// ```
-    /// use tryon_client::TokioClock;
-    /// use tryon_mock::MockClock;
-    /// let mock = MockClock::new_virtual();
-    /// let clock = TokioClock::driving(mock.clone(), MockClock::now, MockClock::advance);
-    /// # let _ = clock;
-    /// ```
-    pub fn driving<S>(target: S, now: fn(&S) -> Duration, advance: fn(&S, Duration)) -> Self
-    where
-        S: Send + Sync + 'static,
-    {
-        let target = Arc::new(target);
-        let read = target.clone();
-        Self {
-            origin: tokio::time::Instant::now(),
-            driven: Some(Driven {
-                now: Arc::new(move || now(&read)),
-                advance: Arc::new(move |d| advance(&target, d)),
-                lock: Arc::default(),
-            }),
         }
     }
 }
@@ -119,185 +63,11 @@ impl Default for TokioClock {
 
 impl Clock for TokioClock {
     fn now(&self) -> Duration {
-        let t = self.origin.elapsed();
-        if let Some(d) = &self.driven {
-            let _guard = d
-                .lock
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let behind = t.saturating_sub((d.now)());
-            if !behind.is_zero() {
-                (d.advance)(behind);
-            }
-        }
-        t
+        self.origin.elapsed()
     }
 
     fn sleep(&self, duration: Duration) -> Sleep {
         Box::pin(tokio::time::sleep(duration))
-    }
-}
-
-/// A virtual clock: `sleep` advances time at once, so waits of any length
-/// take no real time. Clones share the same time.
-///
-/// On its own it starts at zero:
-///
-/// ```
-/// use std::time::Duration;
-/// use tryon_client::{Clock, VirtualClock};
-/// # tokio_test_block_on(async {
-/// let clock = VirtualClock::new();
-/// clock.sleep(Duration::from_secs(90)).await;
-/// assert_eq!(clock.now(), Duration::from_secs(90));
-/// # });
-/// # fn tokio_test_block_on(f: impl std::future::Future<Output = ()>) {
-/// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
-/// # }
-/// ```
-///
-/// [`following`](Self::following) makes it follow time kept elsewhere,
-/// such as `tryon-mock`'s virtual clock, so a client and a mock server
-/// share one virtual time. A job of eleven garments then runs to the end in
-/// no real time:
-///
-/// ```
-/// use std::time::Duration;
-/// use tryon_client::{Client, Image, TryOnRequest, VirtualClock};
-/// use tryon_mock::{MockClock, MockServer};
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), tryon_client::Error> {
-/// let server = MockServer::builder()
-///     .virtual_time()
-///     .stages(Duration::from_secs(3), Duration::from_secs(22))
-///     .start()
-///     .await;
-/// // The whole adapter: sleeping advances the mock's virtual time.
-/// let clock = VirtualClock::following(server.clock(), MockClock::now, MockClock::advance);
-/// let client = Client::builder()
-///     .api_key("sk-test")
-///     .base_url(server.uri())
-///     .clock(clock)
-///     .build()?;
-/// let req = TryOnRequest::builder()
-///     .person(Image::url("https://example.com/person.jpg"))
-///     .garments((0..11).map(|i| Image::url(format!("https://example.com/{i}.jpg"))))
-///     .build()?;
-/// let output = client.run(&req).await?;
-/// assert!(server.now() >= Duration::from_secs(25)); // 25 s passed, virtually
-/// assert!(output.download().await?.starts_with(b"\x89PNG"));
-/// # Ok(())
-/// # }
-/// ```
-#[derive(Clone)]
-pub struct VirtualClock {
-    time: Time,
-}
-
-#[derive(Clone)]
-enum Time {
-    /// Its own time, in nanoseconds since zero.
-    Own(Arc<AtomicU64>),
-    /// Time kept elsewhere, read and advanced through these.
-    Following {
-        now: Arc<dyn Fn() -> Duration + Send + Sync>,
-        advance: Arc<dyn Fn(Duration) + Send + Sync>,
-    },
-}
-
-impl Debug for VirtualClock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kind = match self.time {
-            Time::Own(_) => "own",
-            Time::Following { .. } => "following",
-        };
-        f.debug_struct("VirtualClock")
-            .field("time", &kind)
-            .field("now", &self.now())
-            .finish()
-    }
-}
-
-impl Default for VirtualClock {
-    fn default() -> Self {
-        Self {
-            time: Time::Own(Arc::default()),
-        }
-    }
-}
-
-impl VirtualClock {
-    /// A clock at time zero.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// A clock that follows `source`'s time: [`now`](Clock::now) reads it
-    /// with `now`, and a sleep moves it forward with `advance`. Takes plain
-    /// methods, so any clock adapts without a wrapper type:
-    /// `VirtualClock::following(server.clock(), MockClock::now, MockClock::advance)`.
-    ///
-    /// A sleep advances the source and completes at once, without yielding
-    /// (a clock of its own yields once per sleep). Wall-clock time
-    /// ([`Clock::system_time`]) is the machine's, since a server following
-    /// the same source writes real dates in its `Retry-After` headers.
-    pub fn following<S>(source: S, now: fn(&S) -> Duration, advance: fn(&S, Duration)) -> Self
-    where
-        S: Send + Sync + 'static,
-    {
-        let source = Arc::new(source);
-        let read = source.clone();
-        Self {
-            time: Time::Following {
-                now: Arc::new(move || now(&read)),
-                advance: Arc::new(move |d| advance(&source, d)),
-            },
-        }
-    }
-
-    /// Moves time forward without sleeping.
-    pub fn advance(&self, duration: Duration) {
-        match &self.time {
-            Time::Own(nanos) => {
-                let n = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
-                let _ = nanos.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
-                    Some(t.saturating_add(n))
-                });
-            }
-            Time::Following { advance, .. } => advance(duration),
-        }
-    }
-}
-
-impl Clock for VirtualClock {
-    fn now(&self) -> Duration {
-        match &self.time {
-            Time::Own(nanos) => Duration::from_nanos(nanos.load(Ordering::SeqCst)),
-            Time::Following { now, .. } => now(),
-        }
-    }
-
-    fn sleep(&self, duration: Duration) -> Sleep {
-        self.advance(duration);
-        match self.time {
-            // Yield once so concurrent tasks interleave as they would in
-            // real time.
-            Time::Own(_) => Box::pin(tokio::task::yield_now()),
-            // The source's owner (a mock server) sees the call at once:
-            // concurrent tasks reach it in bursts at one virtual instant,
-            // as they would when their waits end together.
-            Time::Following { .. } => Box::pin(std::future::ready(())),
-        }
-    }
-
-    fn system_time(&self) -> SystemTime {
-        match self.time {
-            Time::Own(_) => {
-                SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000) + self.now()
-            }
-            Time::Following { .. } => SystemTime::now(),
-        }
     }
 }
 

@@ -114,7 +114,8 @@ pub enum Error {
         message: String,
     },
 
-    /// `429` that outlasted the retry policy (or the deadline).
+    /// `429` that outlasted the retry policy (or the deadline); see
+    /// [`RetryPolicy`](crate::RetryPolicy) for when a `429` is waited out.
     #[error("429 Too Many Requests{}: {message}", fmt_retry_after(*retry_after))]
     RateLimited {
         /// The job, when the call was about one.
@@ -236,9 +237,9 @@ fn fmt_request_id(id: Option<&str>) -> String {
 }
 
 impl Error {
-    /// Whether the same call may succeed if made again later.
-    ///
-    /// True for transport errors, `429`, `500`, `502`, `503`, `504`. False for
+    /// Whether the same call may succeed if made again later: true for the
+    /// failures a read is retried on (see
+    /// [`RetryPolicy`](crate::RetryPolicy)). False for
     /// [`Error::AmbiguousSubmit`] (submitting again may pay twice), for
     /// validation, auth and credit errors, and for failed or expired jobs.
     /// A [`Error::Timeout`] is not retryable as such: re-attach instead.

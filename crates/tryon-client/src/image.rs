@@ -4,39 +4,12 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use bytes::Bytes;
+use sha2::Digest as _;
 use tokio::io::AsyncReadExt as _;
 use url::Url;
 
 use crate::error::{Error, Result};
-
-/// Default largest image accepted per input, after decoding: 10 MiB.
-///
-/// *Assumed*: Segmind does not publish a per-image limit; this keeps request
-/// bodies reasonable and is changeable with
-/// [`TryOnRequestBuilder::max_image_bytes`](crate::TryOnRequestBuilder::max_image_bytes).
-pub const DEFAULT_MAX_IMAGE_BYTES: usize = 10 * 1024 * 1024;
-
-/// Largest image input accepted by default, in pixels (width × height, as
-/// its header declares): 25 megapixels.
-///
-/// Why a pixel limit at all: an image's header can declare far more pixels
-/// than its bytes suggest. A 400 KB PNG can declare 20000×20000 (400
-/// megapixels, 1.6 GB once decoded as RGBA), and whoever decodes it (the
-/// service, then every tool that opens the output) pays for the declared
-/// size, so such an input is refused before it is sent (and billed).
-///
-/// Why 25: a 12 MP phone photo (4032×3024) or a 24 MP camera frame
-/// (6000×4000) fits, and 25 MP decoded as RGBA is 100 MB, a bound a server
-/// can afford per image. *Assumed*: Segmind publishes no pixel limit; the
-/// project assumes this one (with [`MAX_IMAGE_SIDE`]) in its contract, and
-/// `tryon-mock` refuses what exceeds it, so the client never sends what the
-/// mock would refuse. Lower it with
-/// [`TryOnRequestBuilder::max_image_pixels`](crate::TryOnRequestBuilder::max_image_pixels).
-pub const DEFAULT_MAX_IMAGE_PIXELS: u64 = 25_000_000;
-
-/// Longest side an image input may declare: 10 000 px (the contract's
-/// assumed limit, with [`DEFAULT_MAX_IMAGE_PIXELS`]).
-pub const MAX_IMAGE_SIDE: u32 = 10_000;
+use crate::limits::{DEFAULT_MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE};
 
 /// An image type this crate recognises from its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -262,6 +235,10 @@ pub struct CheckedImage {
     pub width: u32,
     /// Height in pixels, from the image's header.
     pub height: u32,
+    /// The SHA-256 of its bytes (decoded, for a `data:` URI): what the
+    /// image is, whatever its path or encoding (a batch journal keys its
+    /// rows on it).
+    pub sha256: [u8; 32],
 }
 
 /// An image read, checked and ready to send.
@@ -496,6 +473,7 @@ fn check_bytes(
         bytes: bytes.len() as u64,
         width,
         height,
+        sha256: sha2::Sha256::digest(bytes).into(),
     })
 }
 

@@ -1,16 +1,18 @@
-//! A submitted job: status, waiting, events, result.
+//! A submitted job: status, waiting, events, result; and the narrow
+//! [`JobReader`] a job asks, so a handle never needs the whole client.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::Stream;
 use tracing::Instrument as _;
-use tryon_api::types::JobStatus;
+use tryon_api::types::{JobStatus, ResultResponse, StatusResponse};
 
+use crate::clock::SharedClock;
 use crate::error::{Error, Result};
-use crate::output::Output;
-use crate::poll::{Phase, PollState, budget_bound_delay};
-use crate::session::Client;
-use crate::transport::Deadline;
+use crate::output::{Downloader, Output};
+use crate::poll::{Origin, Phase, PollPolicy, PollState, budget_bound_delay};
+use crate::retry::{ApiCaller, Deadline};
 
 /// Where a job is in its lifecycle.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,38 +59,39 @@ impl std::fmt::Display for Status {
 
 /// A handle on a submitted job. Holds only its id (and what the client
 /// knows about it), so it can be dropped and re-made with
-/// [`Client::job`] at any time within the one-hour retention.
+/// [`Client::job`](crate::Client::job) at any time within the one-hour
+/// retention.
 ///
 /// Status and result URLs are always built from the `request_id` on the
 /// client's configured origin; absolute URLs in the server's answers are
 /// never followed with the key.
 #[derive(Debug, Clone)]
 pub struct Job {
-    client: Client,
+    reader: Arc<JobReader>,
     request_id: String,
     expected: Option<Duration>,
     /// Clock time of submission, or of re-attach.
-    origin: Duration,
-    /// Whether the submit said `QUEUED` at `origin`.
-    submitted_here: bool,
+    origin_at: Duration,
+    /// How the handle came to be: submitted here, or re-attached.
+    origin: Origin,
     span: tracing::Span,
 }
 
 impl Job {
     pub(crate) fn new(
-        client: Client,
+        reader: Arc<JobReader>,
         request_id: String,
         expected: Option<Duration>,
-        submitted_here: bool,
+        origin: Origin,
     ) -> Self {
-        let origin = client.clock().now();
+        let origin_at = reader.clock().now();
         let span = tracing::info_span!("tryon.job", request_id = %request_id);
         Self {
-            client,
+            reader,
             request_id,
             expected,
+            origin_at,
             origin,
-            submitted_here,
             span,
         }
     }
@@ -119,7 +122,7 @@ impl Job {
     }
 
     async fn status_within(&self, deadline: Option<Deadline>) -> Result<Status> {
-        match self.client.read_status(&self.request_id, deadline).await {
+        match self.reader.read_status(&self.request_id, deadline).await {
             Ok(s) => Ok(match s.status {
                 JobStatus::Queued => Status::Queued,
                 JobStatus::Processing => Status::Processing,
@@ -136,7 +139,7 @@ impl Job {
     /// Waits for the job, up to the client's wait timeout, and reads its
     /// result.
     pub async fn wait(&self) -> Result<Output> {
-        self.wait_with(self.client.wait_timeout()).await
+        self.wait_with(self.reader.wait_timeout()).await
     }
 
     /// Waits at most `timeout` from now and reads the result. Never sleeps
@@ -170,7 +173,7 @@ impl Job {
     }
 
     async fn result_within(&self, deadline: Option<Deadline>) -> Result<Output> {
-        let r = self.client.read_result(&self.request_id, deadline).await?;
+        let r = self.reader.read_result(&self.request_id, deadline).await?;
         match r.status {
             JobStatus::Completed => {
                 let url = r.output.filter(|o| !o.trim().is_empty()).ok_or_else(|| {
@@ -185,7 +188,7 @@ impl Job {
                     .and_then(|t| Duration::try_from_secs_f64(t).ok());
                 tracing::info!(?inference_time, "completed");
                 Output::new(
-                    self.client.downloader(),
+                    self.reader.downloader(),
                     self.request_id.clone(),
                     &url,
                     inference_time,
@@ -208,7 +211,7 @@ impl Job {
     ///
     /// A freshly submitted job yields `Queued` first without a call.
     pub fn events(&self) -> impl Stream<Item = Result<Status>> + Send + 'static {
-        self.events_with(self.client.wait_timeout())
+        self.events_with(self.reader.wait_timeout())
     }
 
     /// [`events`](Self::events) with its own timeout from now.
@@ -236,12 +239,8 @@ struct Poller {
 
 impl Poller {
     fn new(job: Job, timeout: Duration) -> Self {
-        let now = job.client.clock().now();
-        let state = PollState::start(
-            now.saturating_sub(job.origin),
-            job.expected,
-            job.submitted_here,
-        );
+        let now = job.reader.clock().now();
+        let state = PollState::start(now.saturating_sub(job.origin_at), job.expected, job.origin);
         Self {
             deadline: Deadline::after(now, timeout),
             state,
@@ -252,7 +251,7 @@ impl Poller {
     }
 
     fn timeout(&self) -> Error {
-        self.job.client.timeout(&self.job.request_id, self.deadline)
+        self.job.reader.timeout(&self.job.request_id, self.deadline)
     }
 
     async fn next(&mut self) -> Option<Result<Status>> {
@@ -260,11 +259,11 @@ impl Poller {
             return None;
         }
         // A fresh submit is known to be queued: say so before any call.
-        if self.emitted.is_none() && self.job.submitted_here && self.state.polls == 0 {
+        if self.emitted.is_none() && self.job.origin == Origin::Submitted && self.state.polls == 0 {
             self.emitted = Some(Status::Queued);
             return Some(Ok(Status::Queued));
         }
-        let clock = self.job.client.clock().clone();
+        let clock = self.job.reader.clock().clone();
         loop {
             let now = clock.now();
             if now >= self.deadline.at {
@@ -275,9 +274,9 @@ impl Poller {
             let delay = if first_contact {
                 Duration::ZERO
             } else {
-                self.state.elapsed = now.saturating_sub(self.job.origin);
-                let planned = self.job.client.next_poll_delay(&self.state);
-                if self.job.client.reads_bound() {
+                self.state.elapsed = now.saturating_sub(self.job.origin_at);
+                let planned = self.job.reader.next_poll_delay(&self.state);
+                if self.job.reader.reads_bound() {
                     planned.max(budget_bound_delay(&self.state))
                 } else {
                     planned
@@ -295,7 +294,7 @@ impl Poller {
                     return Some(Err(e));
                 }
             };
-            let at = clock.now().saturating_sub(self.job.origin);
+            let at = clock.now().saturating_sub(self.job.origin_at);
             self.state.observe(at, status.phase());
             tracing::debug!(polls = self.state.polls, status = %status, "polled");
             if status.is_final() {
@@ -307,5 +306,105 @@ impl Poller {
                 return Some(Ok(status));
             }
         }
+    }
+}
+
+/// What a [`Job`] asks: its status and result reads, the poll policy, the
+/// default wait, and the downloader its [`Output`] gets. One per client,
+/// shared by all of its jobs.
+pub(crate) struct JobReader {
+    api: tryon_api::Client,
+    caller: Arc<ApiCaller>,
+    poll: Arc<dyn PollPolicy>,
+    wait_timeout: Duration,
+    downloader: Downloader,
+}
+
+impl std::fmt::Debug for JobReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobReader")
+            .field("poll", &self.poll)
+            .field("wait_timeout", &self.wait_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JobReader {
+    pub(crate) fn new(
+        api: tryon_api::Client,
+        caller: Arc<ApiCaller>,
+        poll: Arc<dyn PollPolicy>,
+        wait_timeout: Duration,
+        downloader: Downloader,
+    ) -> Self {
+        Self {
+            api,
+            caller,
+            poll,
+            wait_timeout,
+            downloader,
+        }
+    }
+
+    /// The poll policy.
+    pub(crate) fn poll_policy(&self) -> &Arc<dyn PollPolicy> {
+        &self.poll
+    }
+
+    /// How long [`Job::wait`] waits by default.
+    pub(crate) fn wait_timeout(&self) -> Duration {
+        self.wait_timeout
+    }
+
+    fn clock(&self) -> &SharedClock {
+        self.caller.executor().clock()
+    }
+
+    /// The next poll's delay, by the client's poll policy.
+    fn next_poll_delay(&self, state: &PollState) -> Duration {
+        self.poll.next_delay(state)
+    }
+
+    /// Whether status reads now wait for the rate limiter.
+    fn reads_bound(&self) -> bool {
+        self.caller.executor().reads_bound()
+    }
+
+    /// The handle outputs download through.
+    fn downloader(&self) -> Downloader {
+        self.downloader.clone()
+    }
+
+    /// The error of a wait that reached its deadline.
+    fn timeout(&self, request_id: &str, deadline: Deadline) -> Error {
+        self.caller.executor().timeout(request_id, deadline)
+    }
+
+    /// `GET /v2/requests/{id}/status`, on the configured origin.
+    async fn read_status(
+        &self,
+        request_id: &str,
+        deadline: Option<Deadline>,
+    ) -> Result<StatusResponse> {
+        let api = &self.api;
+        self.caller
+            .read(request_id, deadline, move || {
+                api.get_status().request_id(request_id).send()
+            })
+            .await
+    }
+
+    /// `GET /v2/requests/{id}`, on the configured origin.
+    async fn read_result(
+        &self,
+        request_id: &str,
+        deadline: Option<Deadline>,
+    ) -> Result<ResultResponse> {
+        let api = &self.api;
+        self.caller
+            .read(request_id, deadline, move || {
+                api.get_result().request_id(request_id).send()
+            })
+            .await
     }
 }

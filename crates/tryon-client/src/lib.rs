@@ -1,48 +1,51 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
-// Each module is a room of its own; the arrows run one way:
-// builder -> session -> {transport, classify, output}; client -> {session,
-// job}; job -> {session, output, poll}; output -> {transport, reader}.
+// Each module is a room of its own, and the arrows run one way (each
+// module uses only the ones named after it, as a scan of its `crate::`
+// paths shows):
+//   builder -> client, job, limits, output, poll, retry, clock, error
+//   client  -> job, output, order, poll, reader, request, retry, error
+//   job     -> output, poll, retry, clock, error
+//   output  -> reader, image, retry, error
+//   retry   -> clock, error  (executor, classify, budget, rate_limiter)
+//   request -> image, limits, error;  reader -> image;
+//   image   -> limits, error
+//   poll, limits, order, clock, error: none (the tests of poll and order
+//   build requests through the crate root)
+//   test_util (feature `test-util`) -> clock
 mod builder;
-mod classify;
 mod client;
 mod clock;
 mod error;
 mod image;
 mod job;
-mod limit;
+pub mod limits;
 mod order;
 mod output;
-mod poll;
+pub mod poll;
 mod reader;
 mod request;
 mod retry;
-mod session;
-mod transport;
+#[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+pub mod test_util;
 
 pub use builder::{
-    API_KEY_ENV, BASE_URL_ENV, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_DOWNLOAD_BYTES,
-    DEFAULT_UPLOAD_BASE_URL, UPLOAD_URL_ENV,
+    API_KEY_ENV, BASE_URL_ENV, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_UPLOAD_BASE_URL,
+    UPLOAD_URL_ENV,
 };
-pub use clock::{Clock, Sleep, TokioClock, VirtualClock};
+pub use client::Client;
+pub use clock::{Clock, Sleep, TokioClock};
 pub use error::{Error, Result};
-pub use image::{
-    CheckedImage, DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, Image, ImageKind,
-    MAX_IMAGE_SIDE, read_image_file,
-};
+pub use image::{CheckedImage, Image, ImageKind, read_image_file};
 pub use job::{Job, Status};
-pub use limit::RateLimit;
 pub use order::{TailLongestFirst, tail_longest_first};
 pub use output::Output;
-pub use poll::{FixedPolling, ModelAwarePolling, Phase, PollPolicy, PollState};
-pub use request::{
-    Format, MAX_GARMENTS, MAX_OUTPUT_QUALITY, Preflight, TURBO_ADVISED_MAX_GARMENTS, TryOnRequest,
-    TryOnRequestBuilder,
-};
-pub use retry::RetryPolicy;
+pub use request::{Format, MAX_GARMENTS, Preflight, TryOnRequest, TryOnRequestBuilder};
+pub use retry::{RateLimit, RetryPolicy};
 pub use secrecy::SecretString;
-pub use session::Client;
 /// The generated low-level crate, for callers who need the raw wire.
 pub use tryon_api;

@@ -12,8 +12,7 @@ use url::Url;
 use crate::error::{Error, Result};
 use crate::image::ImageKind;
 use crate::reader::read_image;
-use crate::retry::parse_retry_after;
-use crate::transport::{Call, Failure, Retryable, Transport};
+use crate::retry::{Call, Executor, Failure, Retryable, parse_retry_after};
 
 /// A completed job's output: where the image is, and how to fetch it.
 ///
@@ -69,8 +68,8 @@ impl Output {
         self.inference_time
     }
 
-    /// Fetches the image, without the API key, retrying transient errors
-    /// (no answer, `429`, `5xx`, an image cut short) through the client's
+    /// Fetches the image, without the API key, retried as a read by the
+    /// rules on [`RetryPolicy`](crate::RetryPolicy), through the client's
     /// one retry executor and budget.
     pub async fn download(&self) -> Result<Bytes> {
         if self.url.scheme() == "data" {
@@ -132,11 +131,12 @@ fn temp_path(path: &Path) -> PathBuf {
 }
 
 /// The narrow handle an [`Output`] downloads through: an HTTP client that
-/// never carries the key, the size cap, and the client's one transport.
+/// never carries the key, the size cap, and the client's one retry
+/// executor.
 #[derive(Clone)]
 pub(crate) struct Downloader {
     http: reqwest::Client,
-    transport: Arc<Transport>,
+    executor: Arc<Executor>,
     max_bytes: u64,
 }
 
@@ -149,10 +149,10 @@ impl std::fmt::Debug for Downloader {
 }
 
 impl Downloader {
-    pub(crate) fn new(http: reqwest::Client, transport: Arc<Transport>, max_bytes: u64) -> Self {
+    pub(crate) fn new(http: reqwest::Client, executor: Arc<Executor>, max_bytes: u64) -> Self {
         Self {
             http,
-            transport,
+            executor,
             max_bytes,
         }
     }
@@ -164,15 +164,16 @@ impl Downloader {
 
     /// Fetches `url` through the executor, each attempt classified here.
     async fn fetch(&self, request_id: &str, url: &Url) -> Result<Bytes> {
-        self.transport
+        self.executor
             .execute(Call::Download { request_id }, || {
                 self.attempt(request_id, url)
             })
             .await
     }
 
-    /// One attempt, classified: no answer, `429`, `5xx` and an image cut
-    /// short may be retried; any other answer ends the download.
+    /// One attempt, classified as a read by the rules on
+    /// [`RetryPolicy`](crate::RetryPolicy): what may be retried is, any
+    /// other answer ends the download.
     async fn attempt(
         &self,
         request_id: &str,
@@ -199,7 +200,7 @@ impl Downloader {
                 return Err(Failure::Fatal(error));
             }
             let retry_after =
-                parse_retry_after(resp.headers(), self.transport.clock().system_time());
+                parse_retry_after(resp.headers(), self.executor.clock().system_time());
             return Err(Failure::Retry(Retryable {
                 error,
                 retry_after,

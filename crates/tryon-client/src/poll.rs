@@ -37,10 +37,21 @@ pub struct PollState {
     pub processing_polls: u32,
 }
 
+/// How a job handle came to be, which says what a wait knows at its
+/// origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// Submitted by this client: the submit said `QUEUED` at the origin.
+    Submitted,
+    /// Re-attached by id: its status is unknown.
+    Reattached,
+}
+
 impl PollState {
     /// The state when a wait starts, `elapsed` after the job's submission
     /// (or re-attach); a job submitted here is known to be queued at 0.
-    pub(crate) fn start(elapsed: Duration, expected: Option<Duration>, submitted: bool) -> Self {
+    pub(crate) fn start(elapsed: Duration, expected: Option<Duration>, origin: Origin) -> Self {
+        let submitted = origin == Origin::Submitted;
         Self {
             polls: 0,
             elapsed,
@@ -330,7 +341,7 @@ mod tests {
         actual: Duration,
     ) -> (u32, Duration) {
         let done_at = queue + actual;
-        let mut s = PollState::start(Duration::ZERO, Some(expected), true);
+        let mut s = PollState::start(Duration::ZERO, Some(expected), Origin::Submitted);
         loop {
             let t = s.elapsed + policy.next_delay(&s);
             if t >= done_at {
@@ -365,7 +376,15 @@ mod tests {
                 // Compute within the service's spread around the plan
                 // (the mock's realistic profile: ±10 %).
                 for speed in [1.0, 0.9] {
-                    let e = crate::request::expected_duration(garments, false);
+                    let e = crate::TryOnRequest::builder()
+                        .person(crate::Image::url("https://example.com/p.jpg"))
+                        .garments(
+                            (0..garments)
+                                .map(|g| crate::Image::url(format!("https://example.com/{g}.jpg"))),
+                        )
+                        .build()
+                        .expect("a valid request")
+                        .expected_duration();
                     let q = Duration::from_secs_f64(queue);
                     let actual = e.mul_f64(speed);
                     let (ap, ad) = simulate(&aware, e, q, actual);

@@ -5,16 +5,13 @@ use std::time::Duration;
 use tryon_api::types::{OutputFormat, TryOnInput};
 
 use crate::error::{Error, Result};
-use crate::image::{
-    CheckedImage, DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, Image, Limits, Wire,
+use crate::image::{CheckedImage, Image, Limits, Wire};
+use crate::limits::{
+    DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, MAX_OUTPUT_QUALITY,
+    TURBO_ADVISED_MAX_GARMENTS,
 };
 
-/// Most garments one job takes (the API's limit).
-pub const MAX_GARMENTS: usize = 11;
-/// Most garments the API page advises for `turbo`.
-pub const TURBO_ADVISED_MAX_GARMENTS: usize = 4;
-/// Highest `output_quality`.
-pub const MAX_OUTPUT_QUALITY: u8 = 100;
+pub use tryon_api::MAX_GARMENTS;
 
 /// The output image's format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -146,11 +143,41 @@ impl TryOnRequest {
         self.output_format
     }
 
+    /// The `prompt` sent (empty when none was given).
+    pub fn prompt(&self) -> &str {
+        &self.prompt
+    }
+
+    /// The `seed` sent, if any.
+    pub fn seed(&self) -> Option<u64> {
+        self.seed
+    }
+
+    /// The `output_quality` sent (95 unless another was given).
+    pub fn output_quality(&self) -> u8 {
+        self.output_quality
+    }
+
+    /// Whether `preserve_input_size` is on.
+    pub fn preserve_input_size(&self) -> bool {
+        self.preserve_input_size
+    }
+
     /// How long the model is expected to compute, not counting queueing:
     /// about 2 s per garment, and with `turbo` 1 s per garment up to 4 s in
     /// all (the model maker's published ceilings; turbo is the fast mode). Polling is planned around it.
     pub fn expected_duration(&self) -> Duration {
-        expected_duration(self.garments.len(), self.turbo)
+        let garments = u32::try_from(self.garments.len().max(1)).unwrap_or(u32::MAX);
+        let standard = Duration::from_secs(2) * garments;
+        if self.turbo {
+            // "Under 4 s in total" is a ceiling, not a floor: turbo is the
+            // fast mode, planned at half the standard time per garment (1 s,
+            // as the mock's realistic profile has it) up to that ceiling, so
+            // a small turbo job is not polled late.
+            (standard / 2).min(Duration::from_secs(4))
+        } else {
+            standard
+        }
     }
 
     /// Whether any input is a local file or bytes (sent inline or uploaded).
@@ -266,19 +293,6 @@ impl TryOnRequest {
     }
 }
 
-pub(crate) fn expected_duration(garments: usize, turbo: bool) -> Duration {
-    let standard = Duration::from_secs(2) * u32::try_from(garments.max(1)).unwrap_or(u32::MAX);
-    if turbo {
-        // "Under 4 s in total" is a ceiling, not a floor: turbo is the fast
-        // mode, planned at half the standard time per garment (1 s, as the
-        // mock's realistic profile has it) up to that ceiling, so a small
-        // turbo job is not polled late.
-        (standard / 2).min(Duration::from_secs(4))
-    } else {
-        standard
-    }
-}
-
 /// Builder for [`TryOnRequest`]; [`build`](Self::build) checks everything.
 #[derive(Debug, Clone)]
 pub struct TryOnRequestBuilder {
@@ -388,7 +402,8 @@ impl TryOnRequestBuilder {
     }
 
     /// Largest accepted image input, in bytes after decoding. Default
-    /// [`DEFAULT_MAX_IMAGE_BYTES`] (10 MiB).
+    /// [`DEFAULT_MAX_IMAGE_BYTES`](crate::limits::DEFAULT_MAX_IMAGE_BYTES)
+    /// (10 MiB).
     #[must_use]
     pub fn max_image_bytes(mut self, max: usize) -> Self {
         self.limits.max_bytes = max;
@@ -396,7 +411,8 @@ impl TryOnRequestBuilder {
     }
 
     /// Largest accepted image input in pixels (width × height, as its
-    /// header declares). Default [`DEFAULT_MAX_IMAGE_PIXELS`] (25
+    /// header declares). Default
+    /// [`DEFAULT_MAX_IMAGE_PIXELS`](crate::limits::DEFAULT_MAX_IMAGE_PIXELS) (25
     /// megapixels; its doc says why).
     #[must_use]
     pub fn max_image_pixels(mut self, max: u64) -> Self {

@@ -7,13 +7,12 @@
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use tryon_client::{
-    Client, ClientBuilder, Error, Format, Image, ModelAwarePolling, Status, TryOnRequest,
-    VirtualClock,
-};
+use tryon_client::poll::ModelAwarePolling;
+use tryon_client::test_util::VirtualClock;
+use tryon_client::{Client, ClientBuilder, Error, Format, Image, Status, TryOnRequest};
 use tryon_mock::{
-    CONTENT_BLOCKED, Credits, FailRule, Fault, JobMatch, JournalEntry, MockClock, MockConfig,
-    MockServer, PLACEHOLDER_SIZE, RateLimit, RetryAfter, Route,
+    Credits, FailRule, Fault, FaultRoute, JobMatch, MockClock, MockConfig, MockServer,
+    RateLimitRule, RequestLogEntry, RetryAfter,
 };
 
 mod common;
@@ -84,7 +83,10 @@ async fn assert_full_lifecycle(job: &tryon_client::Job) {
 /// placeholder image.
 async fn run_to_placeholder(client: &Client) -> tryon_client::Output {
     let out = client.run(&request(1)).await.unwrap();
-    assert_eq!(png_size(&out.download().await.unwrap()), PLACEHOLDER_SIZE);
+    assert_eq!(
+        png_size(&out.download().await.unwrap()),
+        MockConfig::DEFAULT_OUTPUT_SIZE
+    );
     out
 }
 
@@ -102,11 +104,14 @@ async fn failed_submit(fault: Fault, submits: u64) -> (MockServer, Error) {
 
 /// Asserts that the client sent exactly one submit (never resubmitted).
 fn assert_one_submit(server: &MockServer) {
-    assert_eq!(on_path(&server.journal(), "/v2/p-image-try-on").len(), 1);
+    assert_eq!(
+        on_path(&server.request_log(), "/v2/p-image-try-on").len(),
+        1
+    );
 }
 
 /// Journal entries on one path.
-fn on_path<'a>(journal: &'a [JournalEntry], path: &str) -> Vec<&'a JournalEntry> {
+fn on_path<'a>(journal: &'a [RequestLogEntry], path: &str) -> Vec<&'a RequestLogEntry> {
     journal.iter().filter(|e| e.path == path).collect()
 }
 
@@ -145,7 +150,7 @@ async fn completes_through_queued_processing_completed_and_saves_a_real_image() 
     assert_eq!(png_size(&bytes), (40, 30), "output at the person's size");
 
     // Every API call carried the key; the output download did not.
-    let journal = server.journal();
+    let journal = server.request_log();
     let id = job.request_id();
     for e in &journal {
         if e.path.starts_with("/outputs/") {
@@ -169,7 +174,7 @@ async fn issue3_done_when_lifecycle_real_image_then_expiry() {
     let job = client.submit(&request(1)).await.unwrap();
     assert_full_lifecycle(&job).await;
     let bytes = job.result().await.unwrap().download().await.unwrap();
-    assert_eq!(png_size(&bytes), PLACEHOLDER_SIZE);
+    assert_eq!(png_size(&bytes), MockConfig::DEFAULT_OUTPUT_SIZE);
 
     server.advance(secs(3600));
     let err = job.status().await.unwrap_err();
@@ -180,7 +185,7 @@ async fn issue3_done_when_lifecycle_real_image_then_expiry() {
     assert_eq!(err.status(), Some(404));
     let err = job.result().await.unwrap_err();
     assert!(matches!(err, Error::Expired { .. }), "{err:?}");
-    let journal = server.journal();
+    let journal = server.request_log();
     assert_eq!(
         on_path(&journal, &status_path(job.request_id()))
             .last()
@@ -242,7 +247,7 @@ async fn failed_job_is_error_failed_with_the_mocks_text_and_no_result_fetch() {
         .unwrap();
     for (req, text) in [
         (by_seed, "Garment not detected"),
-        (by_prompt, CONTENT_BLOCKED),
+        (by_prompt, FailRule::CONTENT_BLOCKED),
     ] {
         let err = client.run(&req).await.unwrap_err();
         let Error::Failed { request_id, detail } = &err else {
@@ -251,7 +256,7 @@ async fn failed_job_is_error_failed_with_the_mocks_text_and_no_result_fetch() {
         assert_eq!(detail, text);
         assert!(!err.is_retryable());
         // Read from the 422 status body; the result was never fetched.
-        let journal = server.journal();
+        let journal = server.request_log();
         let polls = on_path(&journal, &status_path(request_id));
         assert_eq!(polls.last().unwrap().status, Some(422));
         assert!(on_path(&journal, &result_path(request_id)).is_empty());
@@ -285,7 +290,7 @@ async fn expiry_mid_wait_is_expired() {
     );
     assert_eq!(err.status(), Some(404));
     // It was seen alive first, then gone.
-    let journal = server.journal();
+    let journal = server.request_log();
     let polls = on_path(&journal, &status_path(job.request_id()));
     assert_eq!(polls.first().unwrap().status, Some(200));
     assert_eq!(polls.last().unwrap().status, Some(404));
@@ -316,7 +321,10 @@ async fn deadline_times_out_with_the_id_then_reattach_finishes() {
         .job(request_id.clone())
         .with_expected_duration(req.expected_duration());
     let out = again.wait().await.unwrap();
-    assert_eq!(png_size(&out.download().await.unwrap()), PLACEHOLDER_SIZE);
+    assert_eq!(
+        png_size(&out.download().await.unwrap()),
+        MockConfig::DEFAULT_OUTPUT_SIZE
+    );
     assert!(server.now() >= secs(25));
     assert_eq!(server.billed_submits(), 1);
 }
@@ -344,7 +352,10 @@ async fn reattach_after_restart_with_a_second_client() {
     assert_full_lifecycle(&job).await;
     let out = job.result().await.unwrap();
     assert_eq!(out.request_id(), id);
-    assert_eq!(png_size(&out.download().await.unwrap()), PLACEHOLDER_SIZE);
+    assert_eq!(
+        png_size(&out.download().await.unwrap()),
+        MockConfig::DEFAULT_OUTPUT_SIZE
+    );
     // An unknown id is Expired too.
     let err = second
         .job("00000000-0000-0000-0000-000000000000")
@@ -359,8 +370,11 @@ async fn reattach_after_restart_with_a_second_client() {
 
 /// After every 429 in `journal`, the next call on an API route came at
 /// least `wait(entry)` later on the mock clock.
-fn assert_waited_after_429s(journal: &[JournalEntry], wait: impl Fn(&JournalEntry) -> Duration) {
-    let api: Vec<&JournalEntry> = journal
+fn assert_waited_after_429s(
+    journal: &[RequestLogEntry],
+    wait: impl Fn(&RequestLogEntry) -> Duration,
+) {
+    let api: Vec<&RequestLogEntry> = journal
         .iter()
         .filter(|e| !e.path.starts_with("/outputs/"))
         .collect();
@@ -383,12 +397,12 @@ async fn storm_of_429_with_retry_after_is_waited_out() {
     let server = server_virtual()
         .stages(secs(1), secs(2))
         .fault(
-            Fault::rate_limited(Route::Status)
+            Fault::rate_limited(FaultRoute::Status)
                 .times(3)
                 .retry_after(RetryAfter::Seconds(4)),
         )
         .fault(
-            Fault::rate_limited(Route::Submit)
+            Fault::rate_limited(FaultRoute::Submit)
                 .times(2)
                 .retry_after(RetryAfter::Seconds(3)),
         )
@@ -397,7 +411,7 @@ async fn storm_of_429_with_retry_after_is_waited_out() {
         .await;
     let client = client(&server);
     let out = client.run(&request(1)).await.unwrap();
-    let journal = server.journal();
+    let journal = server.request_log();
     let submits = on_path(&journal, "/v2/p-image-try-on");
     assert_eq!(
         submits.iter().map(|e| e.status).collect::<Vec<_>>(),
@@ -418,7 +432,7 @@ async fn storm_of_429_with_retry_after_is_waited_out() {
 #[tokio::test]
 async fn mock_rate_limit_bucket_is_honoured() {
     // One token every 4 s, no burst: nearly every call is refused at first.
-    let rate = RateLimit::new(0.25, 1);
+    let rate = RateLimitRule::new(0.25, 1);
     let server = server_virtual()
         .stages(secs(1), secs(2))
         .rate_limit(rate)
@@ -427,7 +441,7 @@ async fn mock_rate_limit_bucket_is_honoured() {
         .await;
     let client = client(&server);
     run_to_placeholder(&client).await;
-    let journal = server.journal();
+    let journal = server.request_log();
     assert!(
         journal.iter().any(|e| e.status == Some(429)),
         "the limit was hit: {journal:?}"
@@ -435,7 +449,7 @@ async fn mock_rate_limit_bucket_is_honoured() {
 
     // Replay the bucket over the journal: each 429 said `Retry-After:
     // ceil(time to the next token)`, and the client waited at least that.
-    let api: Vec<&JournalEntry> = journal
+    let api: Vec<&RequestLogEntry> = journal
         .iter()
         .filter(|e| !e.path.starts_with("/outputs/"))
         .collect();
@@ -460,19 +474,22 @@ async fn mock_rate_limit_bucket_is_honoured() {
 async fn server_errors_then_success_on_status_and_result() {
     let server = server_virtual()
         .stages(secs(1), secs(1))
-        .fault(Fault::server_error(Route::Status, 500))
-        .fault(Fault::server_error(Route::Status, 502))
-        .fault(Fault::server_error(Route::Status, 503).retry_after(RetryAfter::Seconds(1)))
-        .fault(Fault::server_error(Route::Status, 504))
-        .fault(Fault::server_error(Route::Result, 503).times(2))
+        .fault(Fault::server_error(FaultRoute::Status, 500))
+        .fault(Fault::server_error(FaultRoute::Status, 502))
+        .fault(Fault::server_error(FaultRoute::Status, 503).retry_after(RetryAfter::Seconds(1)))
+        .fault(Fault::server_error(FaultRoute::Status, 504))
+        .fault(Fault::server_error(FaultRoute::Result, 503).times(2))
         .expect_submits(1)
         .start()
         .await;
     let client = client(&server);
     let job = client.submit(&request(1)).await.unwrap();
     let out = job.wait().await.unwrap();
-    assert_eq!(png_size(&out.download().await.unwrap()), PLACEHOLDER_SIZE);
-    let journal = server.journal();
+    assert_eq!(
+        png_size(&out.download().await.unwrap()),
+        MockConfig::DEFAULT_OUTPUT_SIZE
+    );
+    let journal = server.request_log();
     let codes = |path: String| -> Vec<Option<u16>> {
         on_path(&journal, &path).iter().map(|e| e.status).collect()
     };
@@ -490,7 +507,7 @@ async fn server_errors_then_success_on_status_and_result() {
 #[tokio::test]
 async fn status_errors_that_outlast_the_retries_keep_their_code() {
     let server = server_virtual()
-        .fault(Fault::server_error(Route::Status, 502).always())
+        .fault(Fault::server_error(FaultRoute::Status, 502).always())
         .start()
         .await;
     let client = client(&server);
@@ -499,7 +516,7 @@ async fn status_errors_that_outlast_the_retries_keep_their_code() {
     assert_eq!(err.status(), Some(502));
     assert!(err.is_retryable());
     assert_eq!(err.request_id(), Some(job.request_id()));
-    let journal = server.journal();
+    let journal = server.request_log();
     assert_eq!(on_path(&journal, &status_path(job.request_id())).len(), 6);
 }
 
@@ -518,7 +535,7 @@ async fn dropped_after_accept_on_submit_is_ambiguous_and_billed_exactly_once() {
     assert!(matches!(err, Error::AmbiguousSubmit { .. }), "{err:?}");
     assert!(!err.is_retryable());
     assert_eq!(server.billed_submits(), 1, "billed once, never twice");
-    let journal = server.journal();
+    let journal = server.request_log();
     let submits = on_path(&journal, "/v2/p-image-try-on");
     assert_eq!(submits.len(), 1, "not submitted again");
     assert_eq!(submits[0].status, None, "the connection was dropped");
@@ -534,7 +551,7 @@ async fn dropped_after_accept_on_submit_is_ambiguous_and_billed_exactly_once() {
 async fn dropped_before_accept_on_submit_is_still_ambiguous_and_not_billed() {
     // The client cannot tell this from a drop after acceptance, so it must
     // not resubmit either; the mock shows nothing was billed.
-    let (server, err) = failed_submit(Fault::drop_before_accept(Route::Submit), 0).await;
+    let (server, err) = failed_submit(Fault::drop_before_accept(FaultRoute::Submit), 0).await;
     assert!(matches!(err, Error::AmbiguousSubmit { .. }), "{err:?}");
     assert_eq!(server.billed_submits(), 0);
     assert_one_submit(&server);
@@ -542,7 +559,7 @@ async fn dropped_before_accept_on_submit_is_still_ambiguous_and_not_billed() {
 
 #[tokio::test]
 async fn a_truncated_submit_answer_is_not_resubmitted() {
-    let (server, err) = failed_submit(Fault::truncated_body(Route::Submit), 1).await;
+    let (server, err) = failed_submit(Fault::truncated_body(FaultRoute::Submit), 1).await;
     // Billed but unreadable: ambiguous (or, in older builds, an invalid
     // response saying so); either way never submitted again.
     assert!(
@@ -561,14 +578,14 @@ async fn a_truncated_submit_answer_is_not_resubmitted() {
 async fn dropped_connections_on_status_and_result_are_retried() {
     let server = server_virtual()
         .stages(secs(1), secs(1))
-        .fault(Fault::drop_before_accept(Route::Status).times(2))
-        .fault(Fault::drop_before_accept(Route::Result))
+        .fault(Fault::drop_before_accept(FaultRoute::Status).times(2))
+        .fault(Fault::drop_before_accept(FaultRoute::Result))
         .expect_submits(1)
         .start()
         .await;
     let client = client(&server);
     let out = run_to_placeholder(&client).await;
-    let journal = server.journal();
+    let journal = server.request_log();
     let polls = on_path(&journal, &status_path(out.request_id()));
     assert_eq!(polls[0].status, None);
     assert_eq!(polls[1].status, None);
@@ -619,7 +636,7 @@ async fn out_of_credits_is_insufficient_credits_and_not_billed() {
     assert!(err.to_string().contains("out of credits"), "{err}");
     assert!(!err.is_retryable());
     assert_eq!(server.billed_submits(), 1);
-    let journal = server.journal();
+    let journal = server.request_log();
     let submits = on_path(&journal, "/v2/p-image-try-on");
     assert_eq!(
         submits.iter().map(|e| e.status).collect::<Vec<_>>(),
@@ -674,7 +691,7 @@ async fn key_never_goes_to_a_foreign_output_host() {
     outputs.assert_calls_async(1).await;
     keyed.assert_calls_async(0).await;
     // Status and result were read from the configured origin, with the key.
-    let journal = server.journal();
+    let journal = server.request_log();
     assert!(!on_path(&journal, &status_path(out.request_id())).is_empty());
     assert_eq!(on_path(&journal, &result_path(out.request_id())).len(), 1);
     assert!(journal.iter().all(|e| e.key.as_deref() == Some(KEY)));
@@ -685,7 +702,7 @@ async fn key_never_goes_to_a_foreign_output_host() {
 
 fn journal_text(server: &MockServer) -> String {
     server
-        .journal()
+        .request_log()
         .iter()
         .map(|e| {
             format!(
@@ -708,7 +725,7 @@ fn journal_text(server: &MockServer) -> String {
 async fn run_many_fifty_jobs_at_eight_under_a_rate_limit() {
     let server = server_virtual()
         .stages(secs(1), secs(2))
-        .rate_limit(RateLimit::new(0.5, 8))
+        .rate_limit(RateLimitRule::new(0.5, 8))
         .expect_submits(50)
         .start()
         .await;
@@ -726,7 +743,7 @@ async fn run_many_fifty_jobs_at_eight_under_a_rate_limit() {
     done.sort_unstable();
     assert_eq!(done, (0..50).collect::<Vec<_>>());
     assert_eq!(server.billed_submits(), 50, "billed exactly once per job");
-    let journal = server.journal();
+    let journal = server.request_log();
     assert!(journal.iter().any(|e| e.status == Some(429)), "a storm hit");
     assert_eq!(
         on_path(&journal, "/v2/p-image-try-on")
@@ -757,7 +774,7 @@ async fn local_images_uploaded_through_the_mock() {
         .unwrap();
     let out = client.run(&photo_request(24, 36)).await.unwrap();
     assert_eq!(png_size(&out.download().await.unwrap()), (24, 36));
-    let journal = server.journal();
+    let journal = server.request_log();
     let uploads = on_path(&journal, "/upload-asset");
     assert_eq!(uploads.len(), 1);
     assert_eq!(uploads[0].key.as_deref(), Some(KEY));

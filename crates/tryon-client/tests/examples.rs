@@ -107,7 +107,7 @@ async fn example_run_saves_the_image() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("saved"));
     // The local person photo went inline; the output came from the mock
     // without the key.
-    let journal = server.journal();
+    let journal = server.request_log();
     assert!(
         journal
             .iter()

@@ -16,9 +16,10 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use tryon_client::{Client, Error, Image, TryOnRequest, VirtualClock};
+use tryon_client::test_util::VirtualClock;
+use tryon_client::{Client, Error, Image, TryOnRequest};
 use tryon_mock::{
-    Credits, FailRule, Fault, FaultKind, JobMatch, MockClock, MockServer, RetryAfter, Route,
+    Credits, FailRule, Fault, FaultKind, FaultRoute, JobMatch, MockClock, MockServer, RetryAfter,
 };
 
 const KEY: &str = "sk-fault-matrix";
@@ -124,9 +125,9 @@ fn download(e: &Error, code: Option<u16>) -> bool {
 fn cases() -> Vec<Case> {
     let mut v = Vec::new();
     let gets = [
-        ("status", Route::Status),
-        ("result", Route::Result),
-        ("output", Route::Output),
+        ("status", FaultRoute::Status),
+        ("result", FaultRoute::Result),
+        ("output", FaultRoute::Output),
     ];
 
     // 429, with and without Retry-After.
@@ -146,7 +147,7 @@ fn cases() -> Vec<Case> {
                 None => f,
             }
         };
-        v.push(case(name, "submit", vec![f(Route::Submit)], ok(), 1));
+        v.push(case(name, "submit", vec![f(FaultRoute::Submit)], ok(), 1));
         for (rname, route) in gets {
             v.push(case(name, rname, vec![f(route)], ok(), 1));
         }
@@ -155,12 +156,12 @@ fn cases() -> Vec<Case> {
     v.push(case(
         &n429,
         "submit",
-        vec![Fault::rate_limited(Route::Submit).times(N)],
+        vec![Fault::rate_limited(FaultRoute::Submit).times(N)],
         err("RateLimited", |e| matches!(e, Error::RateLimited { .. })),
         0,
     ));
     for (rname, route) in gets {
-        let expect = if route == Route::Output {
+        let expect = if route == FaultRoute::Output {
             err("Download(429)", |e| download(e, Some(429)))
         } else {
             err("RateLimited(id)", |e| {
@@ -193,7 +194,7 @@ fn cases() -> Vec<Case> {
         v.push(case(
             code.to_string(),
             "submit",
-            vec![Fault::server_error(Route::Submit, code)],
+            vec![Fault::server_error(FaultRoute::Submit, code)],
             once,
             billed_once,
         ));
@@ -206,7 +207,7 @@ fn cases() -> Vec<Case> {
         v.push(case(
             format!("{code} ×{N}"),
             "submit",
-            vec![Fault::server_error(Route::Submit, code).times(N)],
+            vec![Fault::server_error(FaultRoute::Submit, code).times(N)],
             many,
             0,
         ));
@@ -219,10 +220,10 @@ fn cases() -> Vec<Case> {
                 1,
             ));
             let many = match (route, code) {
-                (Route::Output, 500) => err("Download(500)", |e| download(e, Some(500))),
-                (Route::Output, 502) => err("Download(502)", |e| download(e, Some(502))),
-                (Route::Output, 503) => err("Download(503)", |e| download(e, Some(503))),
-                (Route::Output, _) => err("Download(504)", |e| download(e, Some(504))),
+                (FaultRoute::Output, 500) => err("Download(500)", |e| download(e, Some(500))),
+                (FaultRoute::Output, 502) => err("Download(502)", |e| download(e, Some(502))),
+                (FaultRoute::Output, 503) => err("Download(503)", |e| download(e, Some(503))),
+                (FaultRoute::Output, _) => err("Download(504)", |e| download(e, Some(504))),
                 (_, 500) => err("Api(500, id)", |e| api(e, 500, true)),
                 (_, 502) => err("Api(502, id)", |e| api(e, 502, true)),
                 (_, 503) => err("Api(503, id)", |e| api(e, 503, true)),
@@ -273,7 +274,7 @@ fn cases() -> Vec<Case> {
     v.push(case(
         "dropped before accept",
         "submit",
-        vec![Fault::drop_before_accept(Route::Submit)],
+        vec![Fault::drop_before_accept(FaultRoute::Submit)],
         ambiguous(),
         0,
     ));
@@ -296,7 +297,7 @@ fn cases() -> Vec<Case> {
             format!("dropped before accept ×{N}"),
             rname,
             vec![Fault::drop_before_accept(route).times(N)],
-            if route == Route::Output {
+            if route == FaultRoute::Output {
                 err("Download", |e| download(e, None))
             } else {
                 err("Transport(id)", |e| {
@@ -306,7 +307,10 @@ fn cases() -> Vec<Case> {
             1,
         ));
     }
-    for (rname, route) in [("status", Route::Status), ("result", Route::Result)] {
+    for (rname, route) in [
+        ("status", FaultRoute::Status),
+        ("result", FaultRoute::Result),
+    ] {
         v.push(case(
             "dropped after answer",
             rname,
@@ -321,7 +325,7 @@ fn cases() -> Vec<Case> {
         case(
             "slow (300 ms > 100 ms timeout)",
             "submit",
-            vec![Fault::latency(Route::Submit, SLOW).times(1)],
+            vec![Fault::latency(FaultRoute::Submit, SLOW).times(1)],
             ambiguous(),
             0,
         )
@@ -342,14 +346,23 @@ fn cases() -> Vec<Case> {
 
     // Bodies that are not JSON, or cut short.
     for (name, f) in [
-        ("body not JSON", Fault::not_json as fn(Route) -> Fault),
+        ("body not JSON", Fault::not_json as fn(FaultRoute) -> Fault),
         (
             "truncated body",
-            Fault::truncated_body as fn(Route) -> Fault,
+            Fault::truncated_body as fn(FaultRoute) -> Fault,
         ),
     ] {
-        v.push(case(name, "submit", vec![f(Route::Submit)], ambiguous(), 1));
-        for (rname, route) in [("status", Route::Status), ("result", Route::Result)] {
+        v.push(case(
+            name,
+            "submit",
+            vec![f(FaultRoute::Submit)],
+            ambiguous(),
+            1,
+        ));
+        for (rname, route) in [
+            ("status", FaultRoute::Status),
+            ("result", FaultRoute::Result),
+        ] {
             v.push(case(
                 name,
                 rname,
@@ -365,7 +378,7 @@ fn cases() -> Vec<Case> {
     v.push(case(
         "body not an image (HTML)",
         "output",
-        vec![Fault::not_json(Route::Output)],
+        vec![Fault::not_json(FaultRoute::Output)],
         err("Download", |e| download(e, None) && has_id(e)),
         1,
     ));
@@ -373,7 +386,7 @@ fn cases() -> Vec<Case> {
     v.push(case(
         "truncated body",
         "output",
-        vec![Fault::truncated_body(Route::Output)],
+        vec![Fault::truncated_body(FaultRoute::Output)],
         ok(),
         1,
     ));
@@ -386,7 +399,7 @@ fn cases() -> Vec<Case> {
         case(
             "truncated body",
             "v1 run",
-            vec![Fault::truncated_body(Route::Run)],
+            vec![Fault::truncated_body(FaultRoute::Run)],
             ambiguous(),
             1,
         )
@@ -407,14 +420,14 @@ fn cases() -> Vec<Case> {
     v.push(case(
         "404 expired",
         "result",
-        vec![Fault::server_error(Route::Result, 404).always()],
+        vec![Fault::server_error(FaultRoute::Result, 404).always()],
         err("Expired(id)", |e| matches!(e, Error::Expired { .. })),
         1,
     ));
     v.push(case(
         "404 expired",
         "output",
-        vec![Fault::server_error(Route::Output, 404).always()],
+        vec![Fault::server_error(FaultRoute::Output, 404).always()],
         err("Download(404)", |e| download(e, Some(404))),
         1,
     ));
@@ -433,7 +446,7 @@ fn cases() -> Vec<Case> {
     v.push(case(
         "422 FAILED",
         "result",
-        vec![Fault::server_error(Route::Result, 422).always()],
+        vec![Fault::server_error(FaultRoute::Result, 422).always()],
         err("Failed(id)", |e| matches!(e, Error::Failed { .. })),
         1,
     ));
@@ -462,7 +475,7 @@ fn cases() -> Vec<Case> {
     v.push(case(
         "401",
         "result",
-        vec![Fault::server_error(Route::Result, 401).always()],
+        vec![Fault::server_error(FaultRoute::Result, 401).always()],
         err("Unauthorized", |e| matches!(e, Error::Unauthorized { .. })),
         1,
     ));
@@ -478,7 +491,10 @@ fn cases() -> Vec<Case> {
         )
         .setup(Setup::NoCredits),
     );
-    for (rname, route) in [("status", Route::Status), ("result", Route::Result)] {
+    for (rname, route) in [
+        ("status", FaultRoute::Status),
+        ("result", FaultRoute::Result),
+    ] {
         v.push(case(
             "406",
             rname,

@@ -10,10 +10,9 @@ use std::time::Duration;
 
 use common::png::{crc32, png, png_header_only, png_size};
 use common::{PNG, client, serve, submitted};
-use tryon_client::{
-    DEFAULT_MAX_IMAGE_PIXELS, Error, Image, ImageKind, MAX_IMAGE_SIDE, TryOnRequest,
-    TryOnRequestBuilder, VirtualClock,
-};
+use tryon_client::limits::{DEFAULT_MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE};
+use tryon_client::test_util::VirtualClock;
+use tryon_client::{Error, Image, ImageKind, TryOnRequest, TryOnRequestBuilder};
 
 fn garment() -> Image {
     Image::url("https://example.com/shirt.jpg")
@@ -238,8 +237,11 @@ fn the_test_png_helpers_agree() {
 /// refuses: one assumed limit, held equal here so the two cannot drift.
 #[test]
 fn the_pixel_limits_are_the_mocks() {
-    assert_eq!(DEFAULT_MAX_IMAGE_PIXELS, tryon_mock::MAX_INPUT_PIXELS);
-    assert_eq!(MAX_IMAGE_SIDE, tryon_mock::MAX_INPUT_SIDE);
+    assert_eq!(
+        DEFAULT_MAX_IMAGE_PIXELS,
+        tryon_mock::limits::MAX_INPUT_PIXELS
+    );
+    assert_eq!(MAX_IMAGE_SIDE, tryon_mock::limits::MAX_INPUT_SIDE);
 }
 
 #[tokio::test]

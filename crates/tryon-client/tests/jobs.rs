@@ -9,7 +9,8 @@ use std::time::Duration;
 use common::*;
 use futures::StreamExt as _;
 use httpmock::prelude::*;
-use tryon_client::{Clock as _, Error, Status, VirtualClock};
+use tryon_client::test_util::VirtualClock;
+use tryon_client::{Clock as _, Error, Status};
 
 const STATUS: &str = "/v2/requests/5b9f0e62-8c51-4a64-9a3e-6ad1f2f0c9d4/status";
 const RESULT: &str = "/v2/requests/5b9f0e62-8c51-4a64-9a3e-6ad1f2f0c9d4";

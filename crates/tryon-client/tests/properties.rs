@@ -12,11 +12,11 @@ use common::PNG;
 
 use proptest::prelude::*;
 use proptest::test_runner::{TestCaseError, TestRunner};
-use tryon_client::{
-    Client, Error, Image, ImageKind, MAX_GARMENTS, MAX_OUTPUT_QUALITY, ModelAwarePolling,
-    PollPolicy, PollState, RetryPolicy, TryOnRequest, VirtualClock,
-};
-use tryon_mock::{Fault, MockClock, MockServer, RetryAfter, Route, Stages, Timing};
+use tryon_client::limits::MAX_OUTPUT_QUALITY;
+use tryon_client::poll::{ModelAwarePolling, PollPolicy, PollState};
+use tryon_client::test_util::VirtualClock;
+use tryon_client::{Client, Error, Image, ImageKind, MAX_GARMENTS, RetryPolicy, TryOnRequest};
+use tryon_mock::{Fault, FaultRoute, MockClock, MockServer, RetryAfter, Stages, Timing};
 
 fn garments(n: usize) -> impl Iterator<Item = Image> {
     (0..n).map(|i| Image::url(format!("https://example.com/g{i}.jpg")))
@@ -337,7 +337,7 @@ fn retries_never_pass_the_deadline() {
         server.clear_faults();
         let outcome = rt.block_on(async {
             let job = client.submit(&one_garment()).await.unwrap();
-            let mut fault = Fault::server_error(Route::Status, code).always();
+            let mut fault = Fault::server_error(FaultRoute::Status, code).always();
             if let Some(s) = retry_after {
                 fault = fault.retry_after(RetryAfter::Seconds(s));
             }

@@ -7,8 +7,9 @@
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use tryon_client::{Client, Image, RateLimit, TokioClock, TryOnRequest};
-use tryon_mock::{Fault, MockClock, MockServer, RetryAfter, Route};
+use tryon_client::test_util::DrivingClock;
+use tryon_client::{Client, ClientBuilder, Image, RateLimit, RetryPolicy, TryOnRequest};
+use tryon_mock::{Fault, FaultRoute, MockClock, MockServer, RetryAfter};
 
 const KEY: &str = "sk-rate-test";
 
@@ -24,15 +25,33 @@ fn request(i: u64) -> TryOnRequest {
 }
 
 fn client(server: &MockServer, budget: Option<RateLimit>) -> Client {
-    let clock = TokioClock::driving(server.clock(), MockClock::now, MockClock::advance);
-    let mut b = Client::builder()
-        .api_key(KEY)
-        .base_url(server.uri())
-        .clock(clock);
+    let mut b = builder(server);
     if let Some(budget) = budget {
         b = b.rate_limit(budget);
     }
     b.build().unwrap()
+}
+
+/// A client builder on `server`, driving its virtual clock.
+fn builder(server: &MockServer) -> ClientBuilder {
+    let clock = DrivingClock::new(server.clock(), MockClock::now, MockClock::advance);
+    Client::builder()
+        .api_key(KEY)
+        .base_url(server.uri())
+        .clock(clock)
+}
+
+/// A storm of `429`s on the status reads (`fault`, on jobs of 2 s), and a
+/// client on it with `policy`.
+async fn storm(fault: Fault, policy: RetryPolicy) -> (MockServer, Client) {
+    let server = MockServer::builder()
+        .virtual_time()
+        .stages(Duration::ZERO, Duration::from_secs(2))
+        .fault(fault)
+        .start()
+        .await;
+    let client = builder(&server).retry_policy(policy).build().unwrap();
+    (server, client)
 }
 
 /// Runs `n` jobs at `concurrency`; returns (failures, 429s after the
@@ -54,7 +73,7 @@ async fn run(
         }
     }
     let later: Vec<_> = server
-        .journal()
+        .request_log()
         .into_iter()
         .filter(|e| e.path.starts_with("/v2/") && e.at >= Duration::from_mins(1))
         .collect();
@@ -75,7 +94,7 @@ async fn run_many_under_a_token_bucket_learns_the_budget_and_completes_every_job
         .realistic()
         // Enough workers that the budget, not the server, is the bound.
         .workers(10_000)
-        .rate_limit(tryon_mock::RateLimit::new(500.0 / 60.0, 10))
+        .rate_limit(tryon_mock::RateLimitRule::new(500.0 / 60.0, 10))
         .start()
         .await;
     let client = client(&server, None);
@@ -91,12 +110,12 @@ async fn run_many_under_a_token_bucket_learns_the_budget_and_completes_every_job
     );
     let budget = client.rate_budget().expect("a budget learned from 429s");
     assert!(
-        (400.0..=520.0).contains(&budget.per_minute()),
+        (400.0..=520.0).contains(&budget.requests_per_minute()),
         "learned {budget}"
     );
     #[allow(clippy::cast_precision_loss)]
     let per_min = n as f64 / minutes;
-    let j = server.journal();
+    let j = server.request_log();
     eprintln!(
         "minutes {minutes:.2} requests {} 429 {} status {} budget {budget}",
         j.len(),
@@ -113,43 +132,29 @@ async fn a_configured_budget_is_kept_from_the_first_call() {
         .realistic()
         // Enough workers that the budget, not the server, is the bound.
         .workers(10_000)
-        .rate_limit(tryon_mock::RateLimit::new(1.0, 1))
+        .rate_limit(tryon_mock::RateLimitRule::new(1.0, 1))
         .start()
         .await;
     let client = client(&server, Some("60/min".parse().unwrap()));
     let (failures, _, _, _) = run(&server, &client, 20, 8).await;
     assert_eq!(failures, 0);
     let refused = server
-        .journal()
+        .request_log()
         .iter()
         .filter(|e| e.status == Some(429))
         .count();
     assert_eq!(refused, 0, "paced at the budget, never refused");
-    assert_eq!(client.rate_budget().unwrap().per_minute(), 60.0);
+    assert_eq!(client.rate_budget().unwrap().requests_per_minute(), 60.0);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_429_storm_with_retry_after_never_runs_the_attempts_dry() {
     // Twenty 429s in a row on the status read: more than the six attempts
     // and, at five tokens each, enough to drain a budget of 50.
-    let server = MockServer::builder()
-        .virtual_time()
-        .stages(Duration::ZERO, Duration::from_secs(2))
-        .fault(
-            Fault::rate_limited(Route::Status)
-                .retry_after(RetryAfter::Seconds(1))
-                .times(20),
-        )
-        .start()
-        .await;
-    let clock = TokioClock::driving(server.clock(), MockClock::now, MockClock::advance);
-    let client = Client::builder()
-        .api_key(KEY)
-        .base_url(server.uri())
-        .clock(clock)
-        .retry_policy(tryon_client::RetryPolicy::default().with_budget(50, 5))
-        .build()
-        .unwrap();
+    let fault = Fault::rate_limited(FaultRoute::Status)
+        .retry_after(RetryAfter::Seconds(1))
+        .times(20);
+    let (server, client) = storm(fault, RetryPolicy::default().with_budget(50, 5)).await;
     let out = client.run(&request(1)).await;
     assert!(out.is_ok(), "{out:?}");
     assert_eq!(server.billed_submits(), 1);
@@ -161,28 +166,14 @@ async fn a_429_storm_with_retry_after_never_runs_the_attempts_dry() {
 /// attempts.
 #[tokio::test(start_paused = true)]
 async fn a_429_storm_with_retry_after_zero_ends_with_the_attempts() {
-    let server = MockServer::builder()
-        .virtual_time()
-        .stages(Duration::ZERO, Duration::from_secs(2))
-        .fault(
-            Fault::rate_limited(Route::Status)
-                .retry_after(RetryAfter::Seconds(0))
-                .always(),
-        )
-        .start()
-        .await;
-    let clock = TokioClock::driving(server.clock(), MockClock::now, MockClock::advance);
-    let client = Client::builder()
-        .api_key(KEY)
-        .base_url(server.uri())
-        .clock(clock)
-        .retry_policy(tryon_client::RetryPolicy::default().with_max_attempts(3))
-        .build()
-        .unwrap();
+    let fault = Fault::rate_limited(FaultRoute::Status)
+        .retry_after(RetryAfter::Seconds(0))
+        .always();
+    let (server, client) = storm(fault, RetryPolicy::default().with_max_attempts(3)).await;
     let err = client.run(&request(1)).await.unwrap_err();
     assert_eq!(err.status(), Some(429), "{err:?}");
     let status_reads = server
-        .journal()
+        .request_log()
         .iter()
         .filter(|e| e.path.ends_with("/status"))
         .count();
@@ -202,7 +193,7 @@ async fn a_limit_on_submits_only_never_slows_the_status_polls() {
         .virtual_time()
         .realistic()
         .workers(10_000)
-        .rate_limit(tryon_mock::RateLimit::new(1.0, 10).submits_only())
+        .rate_limit(tryon_mock::RateLimitRule::new(1.0, 10).submits_only())
         .start()
         .await;
     let client = client(&server, None);
@@ -210,7 +201,7 @@ async fn a_limit_on_submits_only_never_slows_the_status_polls() {
     let (failures, _, _, minutes) = run(&server, &client, n, 32).await;
     assert_eq!(failures, 0);
     assert_eq!(server.billed_submits(), n, "each job billed exactly once");
-    let journal = server.journal();
+    let journal = server.request_log();
     let refused_reads = journal
         .iter()
         .filter(|e| e.method == "GET" && e.status == Some(429))

@@ -12,7 +12,8 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use common::*;
-use tryon_client::{Client, Error, VirtualClock};
+use tryon_client::test_util::VirtualClock;
+use tryon_client::{Client, Error};
 
 /// A `MakeWriter` into a shared buffer, to read what was logged.
 #[derive(Clone, Default)]

@@ -17,8 +17,6 @@
 use serde_json::Value;
 use tryon_client::{Error, Image, TryOnRequest, TryOnRequestBuilder};
 
-const SPEC: &str = include_str!("../../../openapi/segmind-tryon.yaml");
-
 /// Keywords that constrain a value (as opposed to describing it).
 const CONSTRAINTS: &[&str] = &[
     "minItems",
@@ -36,7 +34,7 @@ const CONSTRAINTS: &[&str] = &[
 ];
 
 fn spec() -> Value {
-    serde_yaml::from_str(SPEC).unwrap()
+    serde_yaml::from_str(tryon_api::SPEC).unwrap()
 }
 
 /// Follows one local `$ref` (`#/a/b/c`) inside `root`.

@@ -4,7 +4,8 @@
 mod common;
 
 use common::*;
-use tryon_client::{Error, Format, Image, TryOnRequest, VirtualClock};
+use tryon_client::test_util::VirtualClock;
+use tryon_client::{Error, Format, Image, TryOnRequest};
 
 fn url(i: usize) -> Image {
     Image::url(format!("https://example.com/{i}.jpg"))

@@ -11,7 +11,8 @@ use std::time::Duration;
 use common::*;
 use futures::StreamExt as _;
 use httpmock::prelude::*;
-use tryon_client::{Client, Format, Image, TryOnRequest, VirtualClock};
+use tryon_client::test_util::VirtualClock;
+use tryon_client::{Client, Format, Image, TryOnRequest};
 
 #[tokio::test]
 async fn submit_body_and_headers_are_exact() {

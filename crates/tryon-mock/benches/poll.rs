@@ -6,7 +6,7 @@
 //!
 //! Every server answers the same body: the `COMPLETED` status of a real job
 //! the mock ran (`GET /v2/requests/{id}/status`). The mock computes it per
-//! request (lookup, clock, serialization, journal); httpmock and hyper
+//! request (lookup, clock, serialization, request log); httpmock and hyper
 //! serve it as a fixed string. The load generator runs in this process on a
 //! 2-worker tokio runtime, shared with the mock and hyper servers (httpmock
 //! serves from its own thread). Each simulated client has its own

@@ -1,6 +1,6 @@
 //! Memory of retained jobs: RSS before and after 100 000 jobs are submitted
 //! over HTTP (64 concurrent keep-alive clients, the real submit path:
-//! validation, job store, billing, journal) and kept (virtual clock, 1 h
+//! validation, job store, billing, request log) and kept (virtual clock, 1 h
 //! retention, so none expire).
 //!
 //! `cargo bench -p tryon-mock --bench rss` (`RSS_BENCH_JOBS` to change the
@@ -93,11 +93,11 @@ fn main() {
         let after = proc_status_kib("VmRSS");
         let peak = proc_status_kib("VmHWM");
         println!(
-            "{jobs} jobs submitted over HTTP in {:.1} s ({:.0}/s); retained: {}; journal entries: {}",
+            "{jobs} jobs submitted over HTTP in {:.1} s ({:.0}/s); retained: {}; request-log entries: {}",
             took.as_secs_f64(),
             jobs as f64 / took.as_secs_f64(),
             server.job_count(),
-            server.journal().len()
+            server.request_log().len()
         );
         println!(
             "VmRSS before: {:.1} MiB, after: {:.1} MiB (+{:.1} MiB, {:.0} bytes/job); VmHWM {:.1} MiB; target < 200 MiB: {}",

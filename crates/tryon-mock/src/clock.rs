@@ -66,7 +66,7 @@ impl MockClock {
 
     /// Moves the clock forward by `by`. Jobs whose stage ends within the
     /// window change state at once; nothing runs in the background. The
-    /// clock stops at [`MAX_CLOCK_SECS`](crate::MAX_CLOCK_SECS) (100 years)
+    /// clock stops at [`MAX_CLOCK_SECS`](crate::limits::MAX_CLOCK_SECS) (100 years)
     /// of advances; see [`try_advance`](Self::try_advance) to be told.
     pub fn advance(&self, by: Duration) {
         let _ = self.add(by, true);
@@ -74,7 +74,7 @@ impl MockClock {
 
     /// Moves the clock forward by `by`, or refuses (and leaves it as it
     /// is) when the advances would pass
-    /// [`MAX_CLOCK_SECS`](crate::MAX_CLOCK_SECS).
+    /// [`MAX_CLOCK_SECS`](crate::limits::MAX_CLOCK_SECS).
     ///
     /// # Errors
     /// A message naming the bound.

@@ -1,6 +1,6 @@
 //! Scenario configuration: lifecycle timing, failure rules, limits and
-//! credits. Every type here is a plain value, deserializable from TOML (see
-//! the README's "Standalone" section) and settable from the builder.
+//! credits. Every type here is a plain value, deserializable from TOML (the
+//! standalone mock's `--config` file) and settable from the builder.
 
 use std::fmt;
 use std::sync::Arc;
@@ -140,10 +140,10 @@ pub struct FailRule {
     pub error: String,
 }
 
-/// The error text of a responsible-AI block.
-pub const CONTENT_BLOCKED: &str = "Content blocked by the safety filter";
-
 impl FailRule {
+    /// The error text of a responsible-AI block.
+    pub const CONTENT_BLOCKED: &'static str = "Content blocked by the safety filter";
+
     /// Matching jobs fail with `error`.
     pub fn new(matches: JobMatch, error: impl Into<String>) -> Self {
         Self {
@@ -153,9 +153,9 @@ impl FailRule {
     }
 
     /// Matching jobs fail the way a responsible-AI / content block does
-    /// (`FAILED`, error [`CONTENT_BLOCKED`]).
+    /// (`FAILED`, error [`CONTENT_BLOCKED`](Self::CONTENT_BLOCKED)).
     pub fn content_block(matches: JobMatch) -> Self {
-        Self::new(matches, CONTENT_BLOCKED)
+        Self::new(matches, Self::CONTENT_BLOCKED)
     }
 }
 
@@ -164,7 +164,7 @@ impl FailRule {
 /// `Retry-After` in whole seconds until the next token. Buckets refill on the
 /// mock clock, so virtual time refills them too.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct RateLimit {
+pub struct RateLimitRule {
     /// Tokens added per second.
     pub per_second: f64,
     /// Bucket size: how many requests may come at once.
@@ -181,7 +181,7 @@ pub struct RateLimit {
     pub window_secs: Option<f64>,
 }
 
-/// Which requests a [`RateLimit`] counts.
+/// Which requests a [`RateLimitRule`] counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RateScope {
@@ -202,7 +202,7 @@ impl RateScope {
     }
 }
 
-impl RateLimit {
+impl RateLimitRule {
     /// `per_second` tokens a second, bursts of up to `burst`, on every
     /// keyed request.
     pub fn new(per_second: f64, burst: u32) -> Self {
@@ -324,7 +324,7 @@ pub struct MockConfig {
     /// missing key is always 401.
     pub keys: Option<Vec<String>>,
     /// Token bucket per key. Default: none.
-    pub rate_limit: Option<RateLimit>,
+    pub rate_limit: Option<RateLimitRule>,
     /// Credits per key. Default: unlimited.
     pub credits: Option<Credits>,
     /// Jobs that end `FAILED`.
@@ -333,11 +333,13 @@ pub struct MockConfig {
     pub faults: Vec<Fault>,
     /// Largest accepted request body; larger ones get 413. Default 16 MiB.
     pub max_body_bytes: usize,
-    /// How many journal entries are kept (oldest dropped first). Default
-    /// 100 000. Billing counters are kept separately and never dropped.
-    pub journal_capacity: usize,
-    /// Keep a copy of every JSON response body in the journal (for schema
-    /// checks). Default false.
+    /// How many request-log entries are kept (oldest dropped first).
+    /// Default 100 000. Billing counters are kept separately and never
+    /// dropped. TOML also takes this key's first name, `journal_capacity`.
+    #[serde(alias = "journal_capacity")]
+    pub request_log_capacity: usize,
+    /// Keep a copy of every JSON response body in the request log (for
+    /// schema checks). Default false.
     pub record_bodies: bool,
     /// Width and height of an output whose person photo's size is not
     /// preserved (or is unknown). Default 64×96, small so tests stay fast;
@@ -362,6 +364,12 @@ pub struct MockConfig {
     pub header_timeout: Duration,
 }
 
+impl MockConfig {
+    /// The default [`output_size`](Self::output_size): 64×96, small on
+    /// purpose, so tests stay fast.
+    pub const DEFAULT_OUTPUT_SIZE: (u32, u32) = (64, 96);
+}
+
 impl Default for MockConfig {
     fn default() -> Self {
         Self {
@@ -375,9 +383,9 @@ impl Default for MockConfig {
             fail_rules: Vec::new(),
             faults: Vec::new(),
             max_body_bytes: 16 * 1024 * 1024,
-            journal_capacity: 100_000,
+            request_log_capacity: 100_000,
             record_bodies: false,
-            output_size: crate::render::PLACEHOLDER_SIZE,
+            output_size: Self::DEFAULT_OUTPUT_SIZE,
             public_url: None,
             max_uploads: 1000,
             max_upload_bytes: 256 * 1024 * 1024,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 /// A group of endpoints a [`Fault`] applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Route {
+pub enum FaultRoute {
     /// `POST /v2/p-image-try-on`.
     Submit,
     /// `GET /v2/requests/{id}/status`.
@@ -25,9 +25,9 @@ pub enum Route {
     Any,
 }
 
-impl Route {
-    pub(crate) fn covers(self, other: Route) -> bool {
-        self == Route::Any || self == other
+impl FaultRoute {
+    pub(crate) fn covers(self, other: FaultRoute) -> bool {
+        self == FaultRoute::Any || self == other
     }
 }
 
@@ -36,10 +36,10 @@ impl Route {
 #[serde(rename_all = "snake_case")]
 pub enum RetryAfter {
     /// `Retry-After: <seconds>` (at most
-    /// [`MAX_RETRY_AFTER_SECS`](crate::MAX_RETRY_AFTER_SECS)).
+    /// [`MAX_RETRY_AFTER_SECS`](crate::limits::MAX_RETRY_AFTER_SECS)).
     Seconds(u64),
     /// `Retry-After: <HTTP date>`, this many seconds after the (real) now
-    /// (at most [`MAX_RETRY_AFTER_SECS`](crate::MAX_RETRY_AFTER_SECS)).
+    /// (at most [`MAX_RETRY_AFTER_SECS`](crate::limits::MAX_RETRY_AFTER_SECS)).
     HttpDate(u64),
 }
 
@@ -71,7 +71,7 @@ pub enum FaultKind {
         retry_after: Option<RetryAfter>,
     },
     /// Wait this long (real time) before handling the call (at most
-    /// [`MAX_LATENCY_SECS`](crate::MAX_LATENCY_SECS); the latencies of all
+    /// [`MAX_LATENCY_SECS`](crate::limits::MAX_LATENCY_SECS); the latencies of all
     /// matching faults add up to at most that too).
     Latency(#[serde(with = "crate::secs")] Duration),
     /// Close the connection without a response before handling the call:
@@ -93,18 +93,18 @@ pub enum FaultKind {
 ///
 /// ```
 /// use std::time::Duration;
-/// use tryon_mock::{Fault, RetryAfter, Route};
+/// use tryon_mock::{Fault, RetryAfter, FaultRoute};
 ///
 /// // The next two status polls answer 503 with `Retry-After: 1`.
-/// let f = Fault::server_error(Route::Status, 503).times(2).retry_after(RetryAfter::Seconds(1));
+/// let f = Fault::server_error(FaultRoute::Status, 503).times(2).retry_after(RetryAfter::Seconds(1));
 /// // Every call is 50 ms slower.
-/// let g = Fault::latency(Route::Any, Duration::from_millis(50));
+/// let g = Fault::latency(FaultRoute::Any, Duration::from_millis(50));
 /// # let _ = (f, g);
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fault {
     /// Where the fault applies.
-    pub route: Route,
+    pub route: FaultRoute,
     /// What it does.
     pub kind: FaultKind,
     /// How many calls it affects; `None` for every call until cleared.
@@ -114,7 +114,7 @@ pub struct Fault {
 
 impl Fault {
     /// A fault of `kind` on `route` for the next call.
-    pub fn new(route: Route, kind: FaultKind) -> Self {
+    pub fn new(route: FaultRoute, kind: FaultKind) -> Self {
         Self {
             route,
             kind,
@@ -123,7 +123,7 @@ impl Fault {
     }
 
     /// The next call on `route` answers `code` (500, 502, 503, 504, …).
-    pub fn server_error(route: Route, code: u16) -> Self {
+    pub fn server_error(route: FaultRoute, code: u16) -> Self {
         Self::new(
             route,
             FaultKind::Status {
@@ -135,13 +135,13 @@ impl Fault {
 
     /// The next call on `route` answers 429 (add a `Retry-After` with
     /// [`retry_after`](Self::retry_after)).
-    pub fn rate_limited(route: Route) -> Self {
+    pub fn rate_limited(route: FaultRoute) -> Self {
         Self::server_error(route, 429)
     }
 
     /// Every call on `route` waits `delay` first (until cleared or limited
     /// with [`times`](Self::times)).
-    pub fn latency(route: Route, delay: Duration) -> Self {
+    pub fn latency(route: FaultRoute, delay: Duration) -> Self {
         Self {
             times: None,
             ..Self::new(route, FaultKind::Latency(delay))
@@ -150,23 +150,23 @@ impl Fault {
 
     /// The next call on `route` has its connection closed before it is
     /// handled (not billed).
-    pub fn drop_before_accept(route: Route) -> Self {
+    pub fn drop_before_accept(route: FaultRoute) -> Self {
         Self::new(route, FaultKind::DropBeforeAccept)
     }
 
     /// The next successful submit is accepted and billed, then its connection
     /// is closed without a response.
     pub fn drop_after_accept() -> Self {
-        Self::new(Route::Submit, FaultKind::DropAfterAccept)
+        Self::new(FaultRoute::Submit, FaultKind::DropAfterAccept)
     }
 
     /// The next call on `route` gets a body that is not JSON.
-    pub fn not_json(route: Route) -> Self {
+    pub fn not_json(route: FaultRoute) -> Self {
         Self::new(route, FaultKind::NotJson)
     }
 
     /// The next call on `route` gets a truncated JSON body.
-    pub fn truncated_body(route: Route) -> Self {
+    pub fn truncated_body(route: FaultRoute) -> Self {
         Self::new(route, FaultKind::TruncatedBody)
     }
 

@@ -9,23 +9,9 @@ use bytes::Bytes;
 use image::{ImageEncoder, ImageReader, Limits, Rgba, RgbaImage, imageops};
 use tryon_api::types::{OutputFormat, TryOnInput};
 
+use crate::limits::{MAX_INPUT_PIXELS, MAX_INPUT_SIDE, MAX_OUTPUT_SIDE};
 use crate::sync::lock;
 
-/// Size of the generated image when the person photo is unknown or its size
-/// is not preserved. Small on purpose, so tests stay fast.
-pub const PLACEHOLDER_SIZE: (u32, u32) = (64, 96);
-/// Longest side of an output with `preserve_input_size`; larger photos are
-/// scaled down to this.
-pub const MAX_SIDE: u32 = 2048;
-
-/// Most pixels an input image (person, garment, pose) may declare in its
-/// header: 25 megapixels (a 6000x4000 camera photo fits). A submit whose
-/// inline or uploaded image declares more is refused with 422 naming the
-/// field, before anything is decoded or billed; an image the mock only
-/// knows by an outside URL is never fetched, so never checked.
-pub const MAX_INPUT_PIXELS: u64 = 25_000_000;
-/// Longest side an input image may declare: 10 000 px.
-pub const MAX_INPUT_SIDE: u32 = 10_000;
 /// Most memory the decoder may allocate for one input image: 128 MiB (a
 /// 25 MP RGBA image is 100 MB).
 const MAX_DECODE_ALLOC: u64 = 128 * 1024 * 1024;
@@ -245,14 +231,17 @@ fn render_input(input: &RenderInput) -> Result<Vec<u8>, String> {
         (Some(p), true) => {
             let (pw, ph) = p.dimensions();
             let longest = pw.max(ph).max(1);
-            if longest > MAX_SIDE {
-                let scale = f64::from(MAX_SIDE) / f64::from(longest);
+            if longest > MAX_OUTPUT_SIDE {
+                let scale = f64::from(MAX_OUTPUT_SIDE) / f64::from(longest);
                 (scaled(pw, scale), scaled(ph, scale))
             } else {
                 (pw.max(1), ph.max(1))
             }
         }
-        _ => (size.0.clamp(1, MAX_SIDE), size.1.clamp(1, MAX_SIDE)),
+        _ => (
+            size.0.clamp(1, MAX_OUTPUT_SIDE),
+            size.1.clamp(1, MAX_OUTPUT_SIDE),
+        ),
     };
     let mut canvas = match person {
         Some(p) if p.dimensions() == (w, hgt) => p,
@@ -337,7 +326,7 @@ fn key_out_background(tile: &mut RgbaImage) {
 }
 
 fn scaled(v: u32, scale: f64) -> u32 {
-    // Bounded by MAX_SIDE by construction.
+    // Bounded by MAX_OUTPUT_SIDE by construction.
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let s = (f64::from(v) * scale).round().max(1.0) as u32;
     s
@@ -375,6 +364,7 @@ fn encode(img: &RgbaImage, format: OutputFormat, quality: i64) -> Result<Vec<u8>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::MockConfig;
 
     fn input(seed: u64, format: OutputFormat) -> TryOnInput {
         serde_json::from_value(serde_json::json!({
@@ -389,13 +379,22 @@ mod tests {
     #[test]
     fn deterministic_and_decodable_in_every_format() {
         for format in [OutputFormat::Png, OutputFormat::Jpg, OutputFormat::Webp] {
-            let a = render(&input(7, format), PLACEHOLDER_SIZE, &|_| None).unwrap();
-            let b = render(&input(7, format), PLACEHOLDER_SIZE, &|_| None).unwrap();
-            let c = render(&input(8, format), PLACEHOLDER_SIZE, &|_| None).unwrap();
+            let a = render(&input(7, format), MockConfig::DEFAULT_OUTPUT_SIZE, &|_| {
+                None
+            })
+            .unwrap();
+            let b = render(&input(7, format), MockConfig::DEFAULT_OUTPUT_SIZE, &|_| {
+                None
+            })
+            .unwrap();
+            let c = render(&input(8, format), MockConfig::DEFAULT_OUTPUT_SIZE, &|_| {
+                None
+            })
+            .unwrap();
             assert_eq!(a, b);
             assert_ne!(a, c);
             let img = image::load_from_memory(&a).unwrap();
-            assert_eq!((img.width(), img.height()), PLACEHOLDER_SIZE);
+            assert_eq!((img.width(), img.height()), MockConfig::DEFAULT_OUTPUT_SIZE);
         }
     }
 

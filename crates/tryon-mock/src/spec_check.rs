@@ -1,6 +1,6 @@
-//! Checks response bodies against the crate's two `OpenAPI` 3.0 documents
-//! (feature `spec-check`): `openapi/segmind-tryon.yaml` for the API and
-//! `openapi/tryon-mock-control.yaml` for the control API under `/__mock/`.
+//! Checks response bodies against two `OpenAPI` 3.0 documents (feature
+//! `spec-check`): the API spec, [`tryon_api::SPEC`], and the control API's
+//! document under `/__mock/`, [`CONTROL_SPEC`](crate::CONTROL_SPEC).
 //! The mock calls [`check_response`] on every JSON body it sends; tests can
 //! call it on bodies of their own.
 //!
@@ -23,30 +23,28 @@
 //! multipart request fields, is ignored, as JSON Schema says of formats an
 //! implementation does not know.
 
-use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
 use serde_json::{Value, json};
 
 mod at;
 mod formats;
+mod report;
 
 use at::{SchemaAt, Step};
 use formats::{format_departure, pattern_matches};
-
-/// The API spec, as packaged with this crate: a copy of the workspace's
-/// `openapi/segmind-tryon.yaml`, kept identical by a test
-/// (`tests/images_and_schema.rs`, `the_packaged_spec_is_the_workspace_spec`).
-pub(crate) const SPEC_YAML: &str = include_str!("../openapi/segmind-tryon.yaml");
-
-/// The control API's document, packaged the same way (a copy of the
-/// workspace's `openapi/tryon-mock-control.yaml`, kept identical by the same
-/// test).
-const CONTROL_YAML: &str = include_str!("../openapi/tryon-mock-control.yaml");
+pub use report::{Checked, SpecReport};
 
 /// Where the control API lives; its answers are checked against
-/// [`CONTROL_YAML`], every other path against [`SPEC_YAML`].
+/// [`CONTROL_SPEC`](crate::CONTROL_SPEC), every other path against
+/// [`tryon_api::SPEC`].
 const CONTROL_PREFIX: &str = "/__mock/";
+
+/// How messages name the API spec.
+const SPEC_NAME: &str = "tryon-api's openapi/segmind-tryon.yaml";
+
+/// How messages name the control API's document.
+const CONTROL_NAME: &str = "tryon-mock's openapi/tryon-mock-control.yaml";
 
 /// Parses a compiled-in document once.
 ///
@@ -55,20 +53,20 @@ const CONTROL_PREFIX: &str = "/__mock/";
 fn parsed(cell: &'static OnceLock<Value>, name: &str, text: &str) -> &'static Value {
     cell.get_or_init(|| {
         serde_yaml::from_str(text)
-            .unwrap_or_else(|e| panic!("tryon-mock: openapi/{name} does not parse: {e}"))
+            .unwrap_or_else(|e| panic!("tryon-mock: {name} does not parse: {e}"))
     })
 }
 
 /// The API spec the checks use.
 pub(crate) fn spec() -> &'static Value {
     static SPEC: OnceLock<Value> = OnceLock::new();
-    parsed(&SPEC, "segmind-tryon.yaml", SPEC_YAML)
+    parsed(&SPEC, SPEC_NAME, tryon_api::SPEC)
 }
 
 /// The control API's document the checks use.
 fn control() -> &'static Value {
     static CONTROL: OnceLock<Value> = OnceLock::new();
-    parsed(&CONTROL, "tryon-mock-control.yaml", CONTROL_YAML)
+    parsed(&CONTROL, CONTROL_NAME, crate::CONTROL_SPEC)
 }
 
 /// Responses the mock sends that the spec does not list for their
@@ -85,59 +83,6 @@ fn control() -> &'static Value {
 /// own 401 is declared in the control document, so it is checked as
 /// documented.
 pub const EXCEPTIONS: &[(&str, &str, u16)] = &[];
-
-/// How a body was checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Checked {
-    /// Against the spec's schema for this operation and status.
-    Documented,
-    /// An entry of [`EXCEPTIONS`], as an `ErrorBody`; holds
-    /// `"METHOD template status"`.
-    Exception(String),
-    /// A path outside the spec (`/outputs/…`, `/assets/…`, unknown paths),
-    /// as an `ErrorBody`.
-    OffSpec,
-    /// A status a test injected with a fault, as an `ErrorBody`; holds
-    /// `"METHOD path status"`.
-    Injected(String),
-}
-
-/// What a server's spec check saw ([`MockServer::spec_report`](crate::MockServer::spec_report)).
-#[derive(Debug, Clone, Default)]
-#[non_exhaustive]
-pub struct SpecReport {
-    /// JSON bodies checked.
-    pub checked: u64,
-    /// Status codes of the checked bodies.
-    pub statuses: BTreeSet<u16>,
-    /// The [`EXCEPTIONS`] that were used, as `"METHOD template status"`.
-    pub exceptions: BTreeSet<String>,
-    /// Bodies on paths outside the spec (checked as `ErrorBody`).
-    pub off_spec: u64,
-    /// Statuses injected by a fault, as `"METHOD path status"` (their
-    /// bodies checked as `ErrorBody`).
-    pub injected: BTreeSet<String>,
-    /// Every problem found; non-empty fails the server's drop.
-    pub violations: Vec<String>,
-}
-
-impl SpecReport {
-    pub(crate) fn record(&mut self, status: u16, result: Result<Checked, Vec<String>>) {
-        self.checked += 1;
-        self.statuses.insert(status);
-        match result {
-            Ok(Checked::Documented) => {}
-            Ok(Checked::Exception(e)) => {
-                self.exceptions.insert(e);
-            }
-            Ok(Checked::OffSpec) => self.off_spec += 1,
-            Ok(Checked::Injected(e)) => {
-                self.injected.insert(e);
-            }
-            Err(mut errors) => self.violations.append(&mut errors),
-        }
-    }
-}
 
 /// One departure from a schema: where, what the document says, what came.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -473,17 +418,42 @@ pub fn check_injected(
     status: u16,
     body: &[u8],
 ) -> Result<Checked, Vec<String>> {
-    let spec = document_for(path);
     let at = format!("{method} {path} {status} (injected)");
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| vec![format!("{at}: body is not JSON: {e}")])?;
+    let value = parse(&at, body)?;
+    judge(
+        document_for(path),
+        &error_body(),
+        &value,
+        &at,
+        Checked::Injected(format!("{method} {path} {status}")),
+    )
+}
+
+/// `body` as JSON, or the message that it is not (after `at`).
+fn parse(at: &str, body: &[u8]) -> Result<Value, Vec<String>> {
+    serde_json::from_slice(body).map_err(|e| vec![format!("{at}: body is not JSON: {e}")])
+}
+
+/// The schema every error answer has: the document's `ErrorBody`.
+fn error_body() -> Value {
+    json!({"$ref": "#/components/schemas/ErrorBody"})
+}
+
+/// `checked` if `value` matches `schema` of `doc`; else every problem,
+/// each after `at`.
+fn judge(
+    doc: &Value,
+    schema: &Value,
+    value: &Value,
+    at: &str,
+    checked: Checked,
+) -> Result<Checked, Vec<String>> {
     let mut errors = Vec::new();
-    let error_body = json!({"$ref": "#/components/schemas/ErrorBody"});
-    validate(spec, &error_body, &value, "", &mut errors);
+    validate(doc, schema, value, "", &mut errors);
     if errors.is_empty() {
-        Ok(Checked::Injected(format!("{method} {path} {status}")))
+        Ok(checked)
     } else {
-        Err(messages(&at, errors))
+        Err(messages(at, errors))
     }
 }
 
@@ -514,12 +484,11 @@ pub fn check_response(
 ) -> Result<Checked, Vec<String>> {
     let spec = document_for(path);
     let at = format!("{method} {path} {status}");
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| vec![format!("{at}: body is not JSON: {e}")])?;
+    let value = parse(&at, body)?;
     // The legacy poll URL is not in the spec; the mock serves it as the v2
     // result, so it is checked as that.
     let path = path.replace("/v1/requests/", "/v2/requests/");
-    let error_body = json!({"$ref": "#/components/schemas/ErrorBody"});
+    let error_body = error_body();
     let (schema, checked) = match template(spec, &path) {
         None => (error_body, Checked::OffSpec),
         Some(t) => {
@@ -557,13 +526,7 @@ pub fn check_response(
             document_name(spec)
         )]);
     }
-    let mut errors = Vec::new();
-    validate(spec, &schema, &value, "", &mut errors);
-    if errors.is_empty() {
-        Ok(checked)
-    } else {
-        Err(messages(&at, errors))
-    }
+    judge(spec, &schema, &value, &at, checked)
 }
 
 /// The control document's rule for 401: every path but `/__mock/health`
@@ -576,9 +539,9 @@ fn unauthorized_rule(template: &str) -> bool {
 /// The file a parsed document came from, for messages.
 fn document_name(doc: &Value) -> &'static str {
     if std::ptr::eq(doc, control()) {
-        "openapi/tryon-mock-control.yaml"
+        CONTROL_NAME
     } else {
-        "openapi/segmind-tryon.yaml"
+        SPEC_NAME
     }
 }
 

@@ -3,10 +3,8 @@
 //! `garment_images: 12 given, at most 11 allowed`.
 
 use serde_json::{Map, Value};
+use tryon_api::MAX_GARMENTS;
 use tryon_api::types::{TryOnInput, UploadAssetRequest, UploadAssetRequestDataUrlsItem};
-
-/// Most garments one job takes.
-pub const MAX_GARMENTS: usize = 11;
 
 /// Why a body was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]

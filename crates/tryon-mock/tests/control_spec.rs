@@ -1,36 +1,27 @@
-//! The control API against its contract, `openapi/tryon-mock-control.yaml`:
+//! The control API against its contract, [`tryon_mock::CONTROL_SPEC`]:
 //! every documented operation is called with its example (and with bodies
 //! that must be refused), and the mock's own spec check (feature
 //! `spec-check`, on in these tests) judges each answer's status and JSON
 //! body against the document, exactly as it judges the API's answers against
-//! `openapi/segmind-tryon.yaml`; every control route the mock serves is
-//! documented; and the Python package's table of calls
-//! (`python/src/tryon_mock/control_routes.json`) is exactly the document's
-//! operations. (That each example matches its own schema is a unit test of
-//! `spec_check`, whose validator is private.)
+//! [`tryon_api::SPEC`]. (That every control route the mock serves is
+//! documented is a unit test of `http::control`, whose route table is
+//! private; the Python package's table of calls is generated from the
+//! document by `cargo xtask codegen`; that each example matches its own
+//! schema is a unit test of `spec_check`, whose validator is private.)
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde_json::Value;
-use tryon_mock::{Credits, Fault, MockServer, RetryAfter, Route};
+use tryon_mock::{Credits, Fault, FaultRoute, MockServer, RetryAfter};
 
 const METHODS: [&str; 5] = ["get", "post", "put", "delete", "patch"];
 
-fn repo_file(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(relative)
-}
-
 fn document() -> Value {
-    let path = repo_file("openapi/tryon-mock-control.yaml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    serde_yaml::from_str(&text).unwrap()
+    serde_yaml::from_str(tryon_mock::CONTROL_SPEC).unwrap()
 }
 
 /// One operation of the document.
@@ -65,13 +56,13 @@ fn operations(doc: &Value) -> Vec<Operation<'_>> {
 const TOKEN: &str = "control-token-7c1e";
 
 /// A mock with something in every collection: a billed job with a balance
-/// (journal, billing) and a fault from the config (kept across resets);
+/// (request log, billing) and a fault from the config (kept across resets);
 /// with `token`, its control API needs it.
 async fn seeded_server(token: Option<&str>) -> MockServer {
     let mut builder = MockServer::builder()
         .virtual_time()
         .credits(Credits::with_balance(10.0))
-        .fault(Fault::server_error(Route::Result, 503).retry_after(RetryAfter::Seconds(2)));
+        .fault(Fault::server_error(FaultRoute::Result, 503).retry_after(RetryAfter::Seconds(2)));
     if let Some(token) = token {
         builder = builder.control_token(token);
     }
@@ -110,7 +101,7 @@ fn assert_all_documented(server: &MockServer, calls: u64, what: &str) {
     let report = server.spec_report();
     assert!(
         report.violations.is_empty(),
-        "{what}: answers that do not match openapi/tryon-mock-control.yaml:\n{}",
+        "{what}: answers that do not match tryon_mock::CONTROL_SPEC:\n{}",
         report.violations.join("\n")
     );
     assert_eq!(report.checked, 1 + calls, "{what}: answers checked");
@@ -327,34 +318,4 @@ async fn methods_the_document_does_not_list_are_not_served() {
     assert!(report.violations.is_empty(), "{:#?}", report.violations);
     assert_eq!(report.exceptions, refused);
     assert_eq!(report.off_spec, 1);
-}
-
-#[test]
-fn every_control_route_the_mock_serves_is_documented_and_nothing_else() {
-    let doc = document();
-    let documented: BTreeSet<(String, String)> = operations(&doc)
-        .iter()
-        .map(|op| (op.method.to_uppercase(), op.path.clone()))
-        .collect();
-    let served: BTreeSet<(String, String)> = tryon_mock::control_routes()
-        .iter()
-        .map(|(m, p)| ((*m).to_string(), (*p).to_string()))
-        .collect();
-    assert_eq!(
-        served, documented,
-        "the mock's control routes and openapi/tryon-mock-control.yaml differ"
-    );
-}
-
-#[test]
-fn the_python_wrapper_calls_exactly_the_documented_operations() {
-    let doc = document();
-    let documented: BTreeMap<String, (String, String)> = operations(&doc)
-        .into_iter()
-        .map(|op| (op.id, (op.method.to_uppercase(), op.path)))
-        .collect();
-    let text =
-        std::fs::read_to_string(repo_file("python/src/tryon_mock/control_routes.json")).unwrap();
-    let python: BTreeMap<String, (String, String)> = serde_json::from_str(&text).unwrap();
-    assert_eq!(python, documented);
 }

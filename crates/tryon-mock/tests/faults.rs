@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::*;
 use serde_json::json;
 use tryon_mock::{
-    CONTENT_BLOCKED, Credits, FailRule, Fault, JobMatch, MockServer, RateLimit, RetryAfter, Route,
+    Credits, FailRule, Fault, FaultRoute, JobMatch, MockServer, RateLimitRule, RetryAfter,
 };
 
 #[tokio::test]
@@ -117,7 +117,10 @@ async fn failure_rules_serve_422_with_the_failed_body() {
     let blocked = submit_id(&uri, &b).await;
     let fine = submit_id(&uri, &body(1)).await;
     server.advance(Duration::from_secs(1));
-    for (id, text) in [(&seeded, "unlucky seed"), (&blocked, CONTENT_BLOCKED)] {
+    for (id, text) in [
+        (&seeded, "unlucky seed"),
+        (&blocked, FailRule::CONTENT_BLOCKED),
+    ] {
         for (code, v) in [status_of(&uri, id).await, result_of(&uri, id).await] {
             assert_eq!(code, 422);
             assert_eq!(v["status"], "FAILED");
@@ -156,7 +159,7 @@ async fn every_nth_job_fails_and_rules_change_at_runtime() {
 async fn token_bucket_per_key_with_retry_after() {
     let server = MockServer::builder()
         .virtual_time()
-        .rate_limit(RateLimit::new(0.5, 2))
+        .rate_limit(RateLimitRule::new(0.5, 2))
         .start()
         .await;
     let uri = server.uri();
@@ -194,7 +197,7 @@ async fn server_errors_for_the_next_n_calls() {
     let server = MockServer::builder()
         .virtual_time()
         .fault(
-            Fault::server_error(Route::Status, 503)
+            Fault::server_error(FaultRoute::Status, 503)
                 .times(2)
                 .retry_after(RetryAfter::Seconds(7)),
         )
@@ -209,7 +212,7 @@ async fn server_errors_for_the_next_n_calls() {
     }
     assert_eq!(status_of(&uri, &id).await.0, 200);
     for code in [500, 502, 504] {
-        server.push_fault(Fault::server_error(Route::Submit, code));
+        server.push_fault(Fault::server_error(FaultRoute::Submit, code));
         assert_eq!(submit_status(&uri, &body(1)).await, code);
     }
     assert_eq!(server.billed_submits(), 1);
@@ -219,12 +222,13 @@ async fn server_errors_for_the_next_n_calls() {
 async fn rate_limited_fault_with_http_date_or_without_header() {
     let server = MockServer::start().await;
     let uri = server.uri();
-    server.push_fault(Fault::rate_limited(Route::Submit).retry_after(RetryAfter::HttpDate(30)));
+    server
+        .push_fault(Fault::rate_limited(FaultRoute::Submit).retry_after(RetryAfter::HttpDate(30)));
     let r = post(&uri, "/v2/p-image-try-on", &body(1)).await;
     assert_eq!(r.status(), 429);
     let date = r.headers()["retry-after"].to_str().unwrap().to_string();
     assert!(httpdate::parse_http_date(&date).is_ok(), "{date}");
-    server.push_fault(Fault::rate_limited(Route::Any));
+    server.push_fault(Fault::rate_limited(FaultRoute::Any));
     let r = post(&uri, "/v2/p-image-try-on", &body(1)).await;
     assert_eq!(r.status(), 429);
     assert!(r.headers().get("retry-after").is_none());
@@ -237,7 +241,7 @@ async fn latency_is_added() {
     // A sleep never ends early, so the call cannot take less than the
     // latency: without the fault this takes a few milliseconds and fails.
     let latency = Duration::from_millis(250);
-    server.push_fault(Fault::latency(Route::Submit, latency).times(1));
+    server.push_fault(Fault::latency(FaultRoute::Submit, latency).times(1));
     let started = std::time::Instant::now();
     let r = post(&server.uri(), "/v2/p-image-try-on", &body(1)).await;
     let took = started.elapsed();
@@ -248,14 +252,14 @@ async fn latency_is_added() {
 #[tokio::test]
 async fn dropped_connection_before_accept_is_not_billed() {
     let server = MockServer::builder()
-        .fault(Fault::drop_before_accept(Route::Submit))
+        .fault(Fault::drop_before_accept(FaultRoute::Submit))
         .start()
         .await;
     let r = try_post(&server.uri(), "/v2/p-image-try-on", &body(1)).await;
     assert!(r.is_err(), "{r:?}");
     assert_eq!(server.billed_submits(), 0);
     assert_eq!(server.job_count(), 0);
-    assert_eq!(server.journal()[0].status, None);
+    assert_eq!(server.request_log()[0].status, None);
 }
 
 #[tokio::test]
@@ -278,11 +282,11 @@ async fn bodies_that_are_not_json_or_truncated() {
     let server = MockServer::builder().virtual_time().start().await;
     let uri = server.uri();
     let id = submit_id(&uri, &body(1)).await;
-    server.push_fault(Fault::not_json(Route::Status));
+    server.push_fault(Fault::not_json(FaultRoute::Status));
     let r = get(&format!("{uri}/v2/requests/{id}/status")).await;
     assert_eq!(r.headers()["content-type"], "text/html");
     assert!(serde_json::from_slice::<serde_json::Value>(&r.bytes().await.unwrap()).is_err());
-    server.push_fault(Fault::truncated_body(Route::Status).times(2));
+    server.push_fault(Fault::truncated_body(FaultRoute::Status).times(2));
     for _ in 0..2 {
         let r = get(&format!("{uri}/v2/requests/{id}/status")).await;
         assert_eq!(r.status(), 200);
@@ -333,14 +337,15 @@ async fn control_api_drives_the_mock() {
     .await;
     assert_eq!(r.status(), 200);
     assert_eq!(status_of(&uri, &id).await.0, 503);
-    let journal = control_get(&uri, "/__mock/journal").await;
-    assert_eq!(journal.as_array().unwrap().len(), 3);
+    let log = control_get(&uri, "/__mock/request_log").await;
+    assert_eq!(log.as_array().unwrap().len(), 3);
     // A fingerprint of the key, never a piece of it.
-    assert_eq!(
-        journal[0]["key_fingerprint"],
-        tryon_mock::key_fingerprint(KEY)
-    );
-    assert!(!journal.to_string().contains("sk-t"), "{journal}");
+    let logged = &server.request_log()[0];
+    assert_eq!(logged.key.as_deref(), Some(KEY));
+    assert_eq!(log[0]["key_fingerprint"], logged.key_fingerprint().unwrap());
+    assert!(!log.to_string().contains("sk-t"), "{log}");
+    // The request log's first name answers the same.
+    assert_eq!(control_get(&uri, "/__mock/journal").await, log);
     let billing = control_get(&uri, &format!("/__mock/billing?key={KEY}")).await;
     assert_eq!(billing["billed_submits_for_key"], 1);
     assert_eq!(

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::{Value, json};
-use tryon_mock::{FailRule, Fault, JobMatch, MockServer, Route};
+use tryon_mock::{FailRule, Fault, FaultRoute, JobMatch, MockServer};
 
 async fn completed_output(server: &MockServer, body: &Value) -> (String, Vec<u8>) {
     let uri = server.uri();
@@ -130,7 +130,7 @@ async fn every_body_sent_matches_the_spec() {
         .max_body_bytes(64 * 1024)
         .fail(FailRule::content_block(JobMatch::Seed(66)))
         .credits(tryon_mock::Credits::with_balance(0.02))
-        .rate_limit(tryon_mock::RateLimit::new(100.0, 1000))
+        .rate_limit(tryon_mock::RateLimitRule::new(100.0, 1000))
         .start()
         .await;
     let uri = server.uri();
@@ -187,15 +187,15 @@ async fn every_body_sent_matches_the_spec() {
         &json!({"data_urls": [png_data_uri(2, 2, [0, 0, 0])]}),
     )
     .await;
-    server.set_rate_limit(Some(tryon_mock::RateLimit::new(0.0, 1)));
+    server.set_rate_limit(Some(tryon_mock::RateLimitRule::new(0.0, 1)));
     get(&format!("{uri}/v2/requests/{id}/status")).await;
     get(&format!("{uri}/v2/requests/{id}/status")).await;
     server.set_rate_limit(None);
     for code in [500, 502, 504] {
-        server.push_fault(Fault::server_error(Route::Result, code));
+        server.push_fault(Fault::server_error(FaultRoute::Result, code));
         result_of(&uri, &id).await;
     }
-    server.push_fault(Fault::server_error(Route::Status, 503));
+    server.push_fault(Fault::server_error(FaultRoute::Status, 503));
     status_of(&uri, &id).await;
 
     let report = server.spec_report();
@@ -250,7 +250,7 @@ async fn bodies_off_the_spec_are_caught_and_injected_statuses_are_the_tests_choi
     // ...while one a test injects is its choice: only the body is checked,
     // so fault tests run with the check on, across the whole workspace.
     let server = MockServer::builder().virtual_time().start().await;
-    server.push_fault(Fault::server_error(Route::Submit, 503));
+    server.push_fault(Fault::server_error(FaultRoute::Submit, 503));
     post(&server.uri(), "/v2/p-image-try-on", &body(1)).await;
     let report = server.spec_report();
     assert!(report.violations.is_empty(), "{report:?}");
@@ -258,28 +258,4 @@ async fn bodies_off_the_spec_are_caught_and_injected_statuses_are_the_tests_choi
         report.injected.into_iter().collect::<Vec<_>>(),
         ["POST /v2/p-image-try-on 503"]
     );
-}
-
-/// The crate packages its own copies of the API spec and of the control
-/// API's document (so `cargo package` needs nothing outside the crate); each
-/// must be the workspace's, byte for byte. Outside the workspace (a packaged
-/// crate) there is nothing to compare.
-#[test]
-fn the_packaged_spec_is_the_workspace_spec() {
-    let crate_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    for name in ["segmind-tryon.yaml", "tryon-mock-control.yaml"] {
-        let root = crate_dir.join("../../openapi").join(name);
-        let packaged = std::fs::read_to_string(crate_dir.join("openapi").join(name)).unwrap();
-        match std::fs::read_to_string(&root) {
-            Ok(workspace) => assert!(
-                workspace == packaged,
-                "crates/tryon-mock/openapi/{name} differs from openapi/{name}: \
-                 cp openapi/{name} crates/tryon-mock/openapi/"
-            ),
-            Err(e) => assert!(
-                !crate_dir.join("../../Cargo.toml").exists(),
-                "the workspace's openapi/{name} cannot be read: {e}"
-            ),
-        }
-    }
 }

@@ -1,4 +1,4 @@
-//! Lifecycle, virtual time, retention, workers, journal, billing and
+//! Lifecycle, virtual time, retention, workers, request log, billing and
 //! expectations.
 #![allow(clippy::unwrap_used)]
 
@@ -57,7 +57,7 @@ async fn job_runs_queued_processing_completed_then_expires() {
     let decoded = image::load_from_memory(&image.bytes().await.unwrap()).unwrap();
     assert_eq!(
         (decoded.width(), decoded.height()),
-        tryon_mock::PLACEHOLDER_SIZE
+        tryon_mock::MockConfig::DEFAULT_OUTPUT_SIZE
     );
 
     server.advance(Duration::from_hours(1));
@@ -174,7 +174,7 @@ async fn realistic_profile_is_about_two_seconds_per_garment() {
 }
 
 #[tokio::test]
-async fn journal_and_billing_per_key() {
+async fn request_log_and_billing_per_key() {
     let server = MockServer::builder().virtual_time().start().await;
     let uri = server.uri();
     submit(&uri, &body(1)).await;
@@ -188,13 +188,13 @@ async fn journal_and_billing_per_key() {
     assert_eq!(server.billed_submits_for("sk-other"), 1);
     assert_eq!(server.billed_submits_for("sk-nobody"), 0);
 
-    let journal = server.journal();
-    assert_eq!(journal.len(), 3);
-    assert_eq!(journal[0].method, "POST");
-    assert_eq!(journal[0].path, "/v2/p-image-try-on");
-    assert_eq!(journal[0].key.as_deref(), Some(KEY));
-    assert_eq!(journal[2].status, Some(422));
-    let debug = format!("{journal:?}");
+    let log = server.request_log();
+    assert_eq!(log.len(), 3);
+    assert_eq!(log[0].method, "POST");
+    assert_eq!(log[0].path, "/v2/p-image-try-on");
+    assert_eq!(log[0].key.as_deref(), Some(KEY));
+    assert_eq!(log[2].status, Some(422));
+    let debug = format!("{log:?}");
     assert!(!debug.contains(KEY), "key leaked in Debug: {debug}");
 }
 
@@ -219,7 +219,7 @@ async fn reset_forgets_jobs_and_billing() {
     let id = submit_id(&uri, &body(1)).await;
     server.reset();
     assert_eq!(server.billed_submits(), 0);
-    assert!(server.journal().is_empty());
+    assert!(server.request_log().is_empty());
     assert_eq!(status_of(&uri, &id).await.0, 404);
 }
 

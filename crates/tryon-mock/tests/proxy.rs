@@ -10,17 +10,17 @@
 )]
 
 mod common;
-#[path = "common/drifted.rs"]
-mod drifted;
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use drifted::{SECRET, Seen};
 use serde_json::{Value, json};
-use tryon_mock::{DRIFT_HEADER, DriftRecord, MockServer, Proxy, ProxyOptions};
+use tryon_mock::test_util::DriftedUpstream;
+use tryon_mock::{DriftRecord, MockServer, Proxy, ProxyOptions};
+
+const SECRET: &str = DriftedUpstream::SECRET;
 
 fn loopback() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
@@ -42,8 +42,22 @@ async fn call(
     r.send().await.unwrap()
 }
 
+/// [`call`] with the drifted upstream's (and the mock's) key.
+async fn keyed(method: &str, url: &str, body: Option<&Value>) -> reqwest::Response {
+    call(method, url, Some(SECRET), body).await
+}
+
+/// The status of an answer through the proxy, and its drift count.
+fn seen(r: &reqwest::Response) -> (u16, usize) {
+    (r.status().as_u16(), drift_of(r))
+}
+
 fn drift_of(r: &reqwest::Response) -> usize {
-    r.headers()[DRIFT_HEADER].to_str().unwrap().parse().unwrap()
+    r.headers()[Proxy::DRIFT_HEADER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -59,14 +73,8 @@ async fn the_official_flows_pass_through_the_proxy_with_zero_drift() {
     let p = proxy.uri();
     let body = common::body(2);
 
-    let r = call(
-        "POST",
-        &format!("{p}/v2/p-image-try-on"),
-        Some(SECRET),
-        Some(&body),
-    )
-    .await;
-    assert_eq!((r.status().as_u16(), drift_of(&r)), (200, 0));
+    let r = keyed("POST", &format!("{p}/v2/p-image-try-on"), Some(&body)).await;
+    assert_eq!(seen(&r), (200, 0));
     let submitted: Value = r.json().await.unwrap();
     assert_eq!(submitted["status"], "QUEUED");
     let id = submitted["request_id"].as_str().unwrap().to_string();
@@ -77,21 +85,15 @@ async fn the_official_flows_pass_through_the_proxy_with_zero_drift() {
         );
     }
     let status_url = submitted["status_url"].as_str().unwrap().to_string();
-    let r = call("GET", &status_url, Some(SECRET), None).await;
-    assert_eq!((r.status().as_u16(), drift_of(&r)), (200, 0));
+    let r = keyed("GET", &status_url, None).await;
+    assert_eq!(seen(&r), (200, 0));
     assert_eq!(r.json::<Value>().await.unwrap()["status"], "QUEUED");
 
     mock.advance(Duration::from_mins(10));
-    let r = call("GET", &status_url, Some(SECRET), None).await;
+    let r = keyed("GET", &status_url, None).await;
     assert_eq!(r.json::<Value>().await.unwrap()["status"], "COMPLETED");
-    let r = call(
-        "GET",
-        submitted["response_url"].as_str().unwrap(),
-        Some(SECRET),
-        None,
-    )
-    .await;
-    assert_eq!((r.status().as_u16(), drift_of(&r)), (200, 0));
+    let r = keyed("GET", submitted["response_url"].as_str().unwrap(), None).await;
+    assert_eq!(seen(&r), (200, 0));
     let result: Value = r.json().await.unwrap();
     let output = result["output"].as_str().unwrap();
     assert!(
@@ -99,16 +101,11 @@ async fn the_official_flows_pass_through_the_proxy_with_zero_drift() {
         "{result}"
     );
     // Bytes through the proxy equal the mock's own.
-    let direct: Value = call(
-        "GET",
-        &format!("{}/v2/requests/{id}", mock.uri()),
-        Some(SECRET),
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let direct: Value = keyed("GET", &format!("{}/v2/requests/{id}", mock.uri()), None)
+        .await
+        .json()
+        .await
+        .unwrap();
     let direct_bytes = common::client()
         .get(direct["output"].as_str().unwrap())
         .send()
@@ -118,39 +115,21 @@ async fn the_official_flows_pass_through_the_proxy_with_zero_drift() {
         .await
         .unwrap();
     let r = call("GET", output, None, None).await;
-    assert_eq!((r.status().as_u16(), drift_of(&r)), (200, 0));
+    assert_eq!(seen(&r), (200, 0));
     assert_eq!(r.headers()["content-type"], "image/png");
     assert_eq!(r.bytes().await.unwrap(), direct_bytes);
     // Legacy poll URL.
-    let r = call(
-        "GET",
-        submitted["poll_url"].as_str().unwrap(),
-        Some(SECRET),
-        None,
-    )
-    .await;
-    assert_eq!((r.status().as_u16(), drift_of(&r)), (200, 0));
+    let r = keyed("GET", submitted["poll_url"].as_str().unwrap(), None).await;
+    assert_eq!(seen(&r), (200, 0));
 
     // v1 run: image bytes.
-    let r = call(
-        "POST",
-        &format!("{p}/v1/p-image-try-on"),
-        Some(SECRET),
-        Some(&body),
-    )
-    .await;
-    assert_eq!((r.status().as_u16(), drift_of(&r)), (200, 0));
+    let r = keyed("POST", &format!("{p}/v1/p-image-try-on"), Some(&body)).await;
+    assert_eq!(seen(&r), (200, 0));
     assert_eq!(r.headers()["content-type"], "image/png");
     // Upload (the upload host defaults to the --proxy URL here).
     let upload = json!({"data_urls": [common::png_data_uri(4, 4, [9, 9, 9])]});
-    let r = call(
-        "POST",
-        &format!("{p}/upload-asset"),
-        Some(SECRET),
-        Some(&upload),
-    )
-    .await;
-    assert_eq!((r.status().as_u16(), drift_of(&r)), (200, 0));
+    let r = keyed("POST", &format!("{p}/upload-asset"), Some(&upload)).await;
+    assert_eq!(seen(&r), (200, 0));
     assert_eq!(
         r.json::<Value>().await.unwrap()["file_urls"]
             .as_array()
@@ -181,11 +160,7 @@ async fn the_official_flows_pass_through_the_proxy_with_zero_drift() {
         ("POST", "/v2/p-image-try-on", None, Some(&body), 401),
     ] {
         let via = call(method, &format!("{p}{path}"), key, body).await;
-        assert_eq!(
-            (via.status().as_u16(), drift_of(&via)),
-            (code, 0),
-            "{method} {path}"
-        );
+        assert_eq!(seen(&via), (code, 0), "{method} {path}");
         let direct = call(method, &format!("{}{path}", mock.uri()), key, body).await;
         assert_eq!(via.bytes().await.unwrap(), direct.bytes().await.unwrap());
     }
@@ -228,17 +203,16 @@ async fn every_departure_of_a_drifted_upstream_is_reported_once_and_the_key_stay
     // land here too; none may hold the key either.
     tracing::subscriber::set_global_default(subscriber).unwrap();
 
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let upstream = drifted::start(Arc::clone(&seen)).await;
-    let proxy = Proxy::start(ProxyOptions::new(&upstream), loopback())
+    let drifted = DriftedUpstream::start().await.unwrap();
+    let proxy = Proxy::start(ProxyOptions::new(drifted.uri()), loopback())
         .await
         .unwrap();
     let p = proxy.uri();
     let body = common::body(1);
     let submit = format!("{p}/v2/p-image-try-on");
 
-    let r = call("POST", &submit, Some(SECRET), Some(&body)).await;
-    assert_eq!((r.status().as_u16(), drift_of(&r)), (200, 0));
+    let r = keyed("POST", &submit, Some(&body)).await;
+    assert_eq!(seen(&r), (200, 0));
     let submitted: Value = r.json().await.unwrap();
     assert_eq!(
         submitted["status_url"],
@@ -247,12 +221,10 @@ async fn every_departure_of_a_drifted_upstream_is_reported_once_and_the_key_stay
     let status_url = format!("{p}/v2/requests/job-1/status");
     let mut counts = Vec::new();
     for _ in 0..3 {
-        counts.push(drift_of(
-            &call("GET", &status_url, Some(SECRET), None).await,
-        ));
+        counts.push(drift_of(&keyed("GET", &status_url, None).await));
     }
     assert_eq!(counts, [0, 1, 1], "rename, then backwards");
-    let r = call("GET", &format!("{p}/v2/requests/job-1"), Some(SECRET), None).await;
+    let r = keyed("GET", &format!("{p}/v2/requests/job-1"), None).await;
     assert_eq!(drift_of(&r), 0);
     let output = r.json::<Value>().await.unwrap()["output"]
         .as_str()
@@ -262,22 +234,16 @@ async fn every_departure_of_a_drifted_upstream_is_reported_once_and_the_key_stay
         output.starts_with(&format!("{p}/__proxy/outputs/")),
         "{output}"
     );
-    let r = call("GET", &output, Some(SECRET), None).await;
-    assert_eq!((r.status().as_u16(), drift_of(&r)), (200, 1));
-    let r = call("POST", &submit, Some(SECRET), Some(&body)).await;
-    assert_eq!((r.status().as_u16(), drift_of(&r)), (429, 1));
-    let r = call(
-        "POST",
-        &format!("{p}/v1/p-image-try-on"),
-        Some(SECRET),
-        Some(&body),
-    )
-    .await;
-    assert_eq!((r.status().as_u16(), drift_of(&r)), (418, 1));
+    let r = keyed("GET", &output, None).await;
+    assert_eq!(seen(&r), (200, 1));
+    let r = keyed("POST", &submit, Some(&body)).await;
+    assert_eq!(seen(&r), (429, 1));
+    let r = keyed("POST", &format!("{p}/v1/p-image-try-on"), Some(&body)).await;
+    assert_eq!(seen(&r), (418, 1));
     // A wrong key: a documented 401, no drift; the upstream's echo of the
     // key reaches the caller (it is their own), but no record.
     let r = call("POST", &submit, Some("sk-wrong"), Some(&body)).await;
-    assert_eq!((r.status().as_u16(), drift_of(&r)), (401, 0));
+    assert_eq!(seen(&r), (401, 0));
 
     let records = proxy.drift();
     let got: Vec<(String, String, u16, String, String, String)> = records
@@ -380,7 +346,7 @@ async fn every_departure_of_a_drifted_upstream_is_reported_once_and_the_key_stay
     ] {
         assert!(!text.contains(SECRET), "the key is in the {what}: {text}");
     }
-    let seen = seen.lock().unwrap();
+    let seen = drifted.seen();
     let to_output: Vec<_> = seen
         .requests
         .iter()

@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use serde_json::json;
-use tryon_mock::{MockServer, RateLimit};
+use tryon_mock::{MockServer, RateLimitRule};
 
 const SUBMIT: &str = "/v2/p-image-try-on";
 
@@ -16,7 +16,7 @@ const SUBMIT: &str = "/v2/p-image-try-on";
 async fn submits_only_limits_submits_and_lets_reads_through() {
     let server = MockServer::builder()
         .virtual_time()
-        .rate_limit(RateLimit::new(1.0, 1).submits_only())
+        .rate_limit(RateLimitRule::new(1.0, 1).submits_only())
         .start()
         .await;
     let uri = server.uri();
@@ -40,7 +40,7 @@ async fn submits_only_limits_submits_and_lets_reads_through() {
 async fn a_window_allows_its_count_then_says_when_it_ends() {
     let server = MockServer::builder()
         .virtual_time()
-        .rate_limit(RateLimit::new(0.5, 1).per_window(Duration::from_secs(10)))
+        .rate_limit(RateLimitRule::new(0.5, 1).per_window(Duration::from_secs(10)))
         .start()
         .await;
     let uri = server.uri();

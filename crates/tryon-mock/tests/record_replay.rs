@@ -18,10 +18,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tryon_mock::{
-    FailRule, JobMatch, MockServer, Proxy, ProxyOptions, RECORDING_FORMAT, REPLAY_MISS_STATUS,
-    Replay, ReplayOptions,
-};
+use tryon_mock::{FailRule, JobMatch, MockServer, Proxy, ProxyOptions, Replay, ReplayOptions};
 
 const SECRET: &str = "sk-record-secret-5d1e8b";
 
@@ -256,14 +253,14 @@ async fn a_recorded_run_replays_with_the_same_ids_statuses_bodies_and_bytes() {
 
     // A third identical submit: both recorded jobs were handed out.
     let r = common::post_with_key(SECRET, &base, "/v2/p-image-try-on", &one_garment()).await;
-    assert_eq!(r.status().as_u16(), REPLAY_MISS_STATUS);
+    assert_eq!(r.status().as_u16(), Replay::MISS_STATUS);
     assert!(r.text().await.unwrap().contains("all 2 recorded job(s)"));
 
     // A near miss names the nearest request and the field.
     let mut other = common::body(3);
     other["garment_images"][2] = "https://example.com/scarf.jpg".into();
     let r = common::post_with_key(SECRET, &base, "/v2/p-image-try-on", &other).await;
-    assert_eq!(r.status().as_u16(), REPLAY_MISS_STATUS);
+    assert_eq!(r.status().as_u16(), Replay::MISS_STATUS);
     let text = r.json::<Value>().await.unwrap()["error"]
         .as_str()
         .unwrap()
@@ -279,7 +276,7 @@ async fn a_recorded_run_replays_with_the_same_ids_statuses_bodies_and_bytes() {
     let mut signed = common::body(3);
     signed["garment_images"][2] = "https://example.com/skirt.jpg?sig=2".into();
     let r = common::post_with_key(SECRET, &base, "/v2/p-image-try-on", &signed).await;
-    assert_eq!(r.status().as_u16(), REPLAY_MISS_STATUS);
+    assert_eq!(r.status().as_u16(), Replay::MISS_STATUS);
     assert!(r.text().await.unwrap().contains("handed out already"));
 
     // The key: in no file of the recording, in no log line.
@@ -326,7 +323,7 @@ async fn recording_the_same_flow_twice_differs_only_in_ids_and_times() {
     }
     let manifest: Value =
         serde_json::from_slice(&std::fs::read(a.path().join("recording.json")).unwrap()).unwrap();
-    assert_eq!(manifest["format"], RECORDING_FORMAT);
+    assert_eq!(manifest["format"], Replay::RECORDING_FORMAT);
     // Diff-friendly, as docs/RECORDING.md promises: every JSON file is
     // pretty-printed with its keys sorted and a final newline.
     for (name, content) in files(a.path()) {
@@ -397,7 +394,7 @@ async fn an_unknown_format_version_is_refused_naming_it() {
     let manifest = dir.path().join("recording.json");
     let text = std::fs::read_to_string(&manifest)
         .unwrap()
-        .replace(RECORDING_FORMAT, "tryon-recording/9");
+        .replace(Replay::RECORDING_FORMAT, "tryon-recording/9");
     std::fs::write(&manifest, text).unwrap();
     let e = Replay::start(ReplayOptions::new(dir.path()), loopback())
         .await
@@ -405,7 +402,8 @@ async fn an_unknown_format_version_is_refused_naming_it() {
     assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
     let e = e.to_string();
     assert!(
-        e.contains("\"tryon-recording/9\" is not supported") && e.contains(RECORDING_FORMAT),
+        e.contains("\"tryon-recording/9\" is not supported")
+            && e.contains(Replay::RECORDING_FORMAT),
         "{e}"
     );
 }
@@ -607,7 +605,7 @@ async fn the_tryon_mock_binary_replays_and_refuses_an_unknown_version() {
     let manifest = dir.path().join("recording.json");
     let text = std::fs::read_to_string(&manifest)
         .unwrap()
-        .replace(RECORDING_FORMAT, "tryon-recording/0");
+        .replace(Replay::RECORDING_FORMAT, "tryon-recording/0");
     std::fs::write(&manifest, text).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tryon-mock"))
         .args(["--port", "0", "--replay"])
@@ -676,11 +674,13 @@ async fn the_replay_clock_is_the_mock_control_api_with_its_token_and_bounds() {
     assert!(r.text().await.unwrap().contains("seconds: -1 given"));
     assert_eq!(replay.clock().now(), Duration::from_millis(2500));
     assert_eq!(common::health(&base).await, 200);
-    let r = common::client()
-        .get(format!("{base}/__mock/journal"))
-        .bearer_auth("tok")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 404);
+    for path in ["/__mock/request_log", "/__mock/journal"] {
+        let r = common::client()
+            .get(format!("{base}{path}"))
+            .bearer_auth("tok")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 404, "{path}");
+    }
 }

@@ -1,10 +1,11 @@
 """The control-API operations this package calls, by operation id.
 
-They live in ``control_routes.json`` beside this file, which a Rust test
-(``crates/tryon-mock/tests/control_spec.rs``) compares with
-``openapi/tryon-mock-control.yaml``: every entry must be an operation of that
-document with the same method and path, and every operation of the document
-must be here. ``MockServer`` sends every control call through this table.
+They live in ``control_routes.json`` beside this file, which ``cargo xtask
+codegen`` generates from the control API's document
+(``crates/tryon-mock/openapi/tryon-mock-control.yaml``, the one copy) and
+``cargo xtask codegen --check`` holds to it: one entry per operation of the
+document, with its method and path. ``MockServer`` sends every control call
+through this table.
 """
 
 from __future__ import annotations
@@ -18,6 +19,6 @@ ROUTES: dict[str, tuple[str, str]] = {
     operation: (method, path)
     for operation, (method, path) in json.loads(
         Path(__file__).with_name("control_routes.json").read_text(encoding="utf-8")
-    ).items()
+    )["routes"].items()
 }
 """Operation id -> (HTTP method, path), e.g. ``"getNow": ("GET", "/__mock/now")``."""

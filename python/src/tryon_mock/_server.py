@@ -62,7 +62,7 @@ path to a TOML file, or ``None`` for the mock's defaults."""
 
 
 class JournalEntry(TypedDict):
-    """One request the mock received (``GET /__mock/journal``)."""
+    """One request the mock received (``GET /__mock/request_log``)."""
 
     at: float
     """Arrival time on the mock clock, in seconds."""
@@ -117,7 +117,7 @@ class Fault(_FaultBase, total=False):
 
 class DriftRecord(TypedDict):
     """One place where a proxy's upstream departed from the API's spec
-    (``openapi/segmind-tryon.yaml``), or from the job lifecycle."""
+    (``openapi/segmind-tryon.yaml`` of the ``tryon-api`` crate), or from the job lifecycle."""
 
     operation: str
     """The spec's operation id, e.g. ``get_status``."""
@@ -598,13 +598,14 @@ class MockServer:
         return float(self._control("advance", {"seconds": seconds})["now"])
 
     def reset(self) -> None:
-        """Forget jobs, journal, billing and uploads, and restore the
+        """Forget jobs, the request log, billing and uploads, and restore the
         configured faults (``POST /__mock/reset``). The clock keeps its time."""
         self._control("reset")
 
     def journal(self) -> list[JournalEntry]:
-        """Every request the mock received, oldest first (keys as fingerprints)."""
-        entries: list[JournalEntry] = self._control("getJournal")
+        """Every request the mock received, oldest first (keys as
+        fingerprints): the mock's request log (``GET /__mock/request_log``)."""
+        entries: list[JournalEntry] = self._control("getRequestLog")
         return entries
 
     def drift(self) -> Drift:

@@ -1,21 +1,24 @@
 //! Running the planned rows with bounded concurrency, journaling each step
 //! through the one journal writer.
 
-use std::sync::Arc;
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures::StreamExt as _;
 use indicatif::ProgressBar;
 use tryon_client::{Client, Error, Job};
 
-use super::plan::Plan;
-use super::report::{EXPIRED, Outcome, recovery};
+use super::plan::{Keep, Plan, RowPlan};
+use super::report::{Kept, Outcome, RowResult};
+use super::status::EXPIRED;
 use super::validate::Prepared;
-use crate::exit::{Code, code_of};
+use crate::exit::{Code, code_of, describe};
 use crate::journal::{Event, Kind, Writer};
 use crate::manifest::Row;
+use crate::output::Throttle;
 use crate::report::Thumbnailer;
 use crate::term;
 
@@ -37,24 +40,62 @@ pub struct Run {
     pub failed: AtomicUsize,
     /// Rows in flight.
     pub in_flight: AtomicUsize,
+    /// Rows whose submit is under way (waiting for its slot or answer).
+    pub submitting: AtomicUsize,
+    /// Reasons rows were not sent, each with the first row it was said of:
+    /// a reason is said in full once.
+    pub not_sent: Mutex<HashMap<String, String>>,
+    /// When to print the next "still waiting" line (lines mode).
+    pub heartbeat: Throttle,
     /// Makes the report's thumbnails of saved outputs, off this path.
     pub thumbnails: Arc<Thumbnailer>,
 }
 
+impl Run {
+    /// Shared state for a batch on `client`, writing `journal`.
+    pub fn new(
+        client: Client,
+        journal: Writer,
+        timeout: Duration,
+        bar: ProgressBar,
+        lines: bool,
+        thumbnails: Arc<Thumbnailer>,
+    ) -> Self {
+        Self {
+            client,
+            journal,
+            timeout,
+            halt: OnceLock::new(),
+            bar,
+            lines,
+            failed: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            submitting: AtomicUsize::new(0),
+            not_sent: Mutex::new(HashMap::new()),
+            heartbeat: Throttle::new(HEARTBEAT),
+            thumbnails,
+        }
+    }
+}
+
+/// In lines mode, after this long with nothing said, a line says what the
+/// batch is waiting for.
+const HEARTBEAT: Duration = Duration::from_secs(30);
+
 /// Run every row's plan, `concurrency` at a time, in the order of
-/// [`start_order`]; one outcome per row. When `stop` completes first (the
-/// run was interrupted), the rows still in flight are dropped where they
-/// stand, as a kill would leave them (the journal has what each reached),
-/// and have no outcome.
+/// [`start_order`]; one result per row, in manifest order. When `stop`
+/// completes first (the run was interrupted), the rows still in flight
+/// are dropped where they stand, as a kill would leave them (the journal
+/// has what each reached), and have no result.
 pub async fn execute(
     run: &Arc<Run>,
     rows: &Arc<Vec<Row>>,
     prepared: &Arc<Vec<Prepared>>,
-    plans: Vec<Plan>,
+    plans: Vec<RowPlan>,
     concurrency: usize,
     stop: impl Future<Output = ()>,
-) -> Vec<Option<Outcome>> {
-    let mut outcomes: Vec<Option<Outcome>> = (0..rows.len()).map(|_| None).collect();
+) -> Vec<Option<RowResult>> {
+    let mut results: Vec<Option<RowResult>> = (0..rows.len()).map(|_| None).collect();
     let order = start_order(plans, prepared, concurrency);
     let mut stream = futures::stream::iter(order)
         .map(|(index, (plan, _))| {
@@ -62,22 +103,24 @@ pub async fn execute(
             let rows = Arc::clone(rows);
             let prepared = Arc::clone(prepared);
             async move {
-                let outcome = run.process(&rows[index], &prepared[index], plan).await;
-                (index, outcome)
+                let result = run.process(&rows[index], &prepared[index], plan).await;
+                (index, result)
             }
         })
         .buffer_unordered(concurrency);
     let mut stop = std::pin::pin!(stop);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             next = stream.next() => match next {
-                Some((index, outcome)) => outcomes[index] = Some(outcome),
+                Some((index, result)) => results[index] = Some(result),
                 None => break,
             },
+            _ = tick.tick() => run.beat(),
             () = &mut stop => break,
         }
     }
-    outcomes
+    results
 }
 
 /// The order rows start in, each with its index: manifest order, except
@@ -86,19 +129,19 @@ pub async fn execute(
 /// job that started last. A row that only reads or reports counts as
 /// taking no time.
 pub fn start_order(
-    plans: Vec<Plan>,
+    plans: Vec<RowPlan>,
     prepared: &[Prepared],
     concurrency: usize,
-) -> impl Iterator<Item = (usize, (Plan, Duration))> + use<> {
-    let keyed: Vec<(Plan, Duration)> = plans
+) -> impl Iterator<Item = (usize, (RowPlan, Duration))> + use<> {
+    let keyed: Vec<(RowPlan, Duration)> = plans
         .into_iter()
         .enumerate()
         .map(|(index, plan)| {
-            let expected = match plan {
-                Plan::Done(_) | Plan::Refetch(_) | Plan::Expired(_) => Duration::ZERO,
-                _ => prepared
+            let expected = match plan.plan {
+                Plan::Submit | Plan::Attach(_) => prepared
                     .get(index)
                     .map_or(Duration::ZERO, |p| p.request.expected_duration()),
+                _ => Duration::ZERO,
             };
             (plan, expected)
         })
@@ -121,85 +164,56 @@ impl Run {
         let _ = self.halt.set((reason.to_string(), code));
     }
 
-    fn say(&self, line: &str) {
-        if self.lines {
-            self.bar.suspend(|| term::err_line(line));
-        }
-    }
-
-    fn refresh(&self) {
-        // The budget the client keeps to: configured with --rate, or
-        // learned from 429s.
-        let budget = self
-            .client
-            .rate_budget()
-            .map(|b| format!(" · budget {b}"))
-            .unwrap_or_default();
-        self.bar.set_message(format!(
-            "failed {} · in flight {}{budget}",
-            self.failed.load(Ordering::Relaxed),
-            self.in_flight.load(Ordering::Relaxed)
-        ));
-    }
-
-    async fn process(&self, row: &Row, prepared: &Prepared, plan: Plan) -> Outcome {
+    async fn process(&self, row: &Row, prepared: &Prepared, plan: RowPlan) -> RowResult {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         self.refresh();
-        let outcome = self.process_inner(row, prepared, plan).await;
-        self.in_flight.fetch_sub(1, Ordering::Relaxed);
-        let id = term::inline(&row.id);
-        match &outcome {
-            Outcome::Completed { path, .. } => {
+        if let Some(note) = &plan.note {
+            self.tell(note);
+        }
+        let mut kept = Vec::new();
+        let mut blocked = None;
+        for keep in &plan.keep {
+            let outcome = self.keep(row, prepared, keep).await;
+            if let Outcome::Completed { path, .. } = &outcome {
                 self.thumbnails.add(path);
-                self.say(&format!("row {id}: completed -> {}", path.display()));
             }
-            Outcome::Failed { reason, .. } => {
-                self.failed.fetch_add(1, Ordering::Relaxed);
-                self.say(&format!("row {id}: FAILED: {}", term::inline(reason)));
-            }
-            Outcome::Pending {
-                request_id, reason, ..
-            } => {
-                self.say(&format!(
-                    "row {id}: not collected ({}); rerun to re-attach to {}",
-                    term::inline(reason),
-                    term::inline(request_id)
+            if keep.from.is_some() && !matches!(outcome, Outcome::Completed { .. }) {
+                blocked = Some(format!(
+                    "the earlier image {} could not be kept as {}, so the new one is not submitted",
+                    keep.from
+                        .as_deref()
+                        .map_or_else(String::new, |p| p.display().to_string()),
+                    keep.to.display()
                 ));
             }
-            Outcome::Unsaved {
-                request_id,
-                output,
-                reason,
-            } => {
-                // Always said, bar or not: this is a paid result to fetch.
-                self.bar.suspend(|| {
-                    term::err_line(&format!(
-                        "row {id}: accepted as {} but not saved ({}); fetch it with: {}",
-                        term::inline(request_id),
-                        term::inline(reason),
-                        recovery(request_id, output)
-                    ));
-                });
-            }
-            Outcome::Ambiguous { reason } => self.say(&format!(
-                "row {id}: submit outcome unknown, not resubmitted: {}",
-                term::inline(reason)
-            )),
-            Outcome::NotSent { reason, .. } => {
-                self.say(&format!("row {id}: not sent: {}", term::inline(reason)));
-            }
-            Outcome::OutputExists { path } => self.say(&format!(
-                "row {id}: {} exists but the journal does not know it; not resubmitted (--overwrite sends it)",
-                path.display()
-            )),
+            kept.push(Kept {
+                request_id: keep.request_id.clone(),
+                outcome,
+            });
         }
+        let outcome = match blocked {
+            Some(reason) => Outcome::NotSent {
+                reason,
+                code: Code::Unsaved,
+                stopped: false,
+            },
+            None => self.process_inner(row, prepared, plan.plan, &kept).await,
+        };
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.report(row, &outcome);
         self.bar.inc(1);
         self.refresh();
-        outcome
+        RowResult { outcome, kept }
     }
 
-    async fn process_inner(&self, row: &Row, prepared: &Prepared, plan: Plan) -> Outcome {
-        let fingerprint = row.fingerprint();
+    async fn process_inner(
+        &self,
+        row: &Row,
+        prepared: &Prepared,
+        plan: Plan,
+        kept: &[Kept],
+    ) -> Outcome {
+        let fingerprint = &prepared.fingerprint;
         let job = match plan {
             Plan::Attach(request_id) | Plan::Refetch(request_id) => {
                 self.say(&format!(
@@ -211,19 +225,93 @@ impl Run {
                     .job(request_id)
                     .with_expected_duration(prepared.request.expected_duration())
             }
-            Plan::Submit => match self.submit_row(row, &fingerprint, prepared).await {
+            Plan::Submit => match self.submit_row(row, prepared).await {
                 Ok(job) => job,
                 Err(outcome) => return outcome,
             },
             Plan::Expired(request_id) => {
                 let reason = EXPIRED.to_string();
-                return self.fail(row, &fingerprint, Some(request_id), reason).await;
+                return self.fail(row, fingerprint, Some(request_id), reason).await;
+            }
+            Plan::Changed(changed) => {
+                let kept = kept.iter().find_map(|k| match &k.outcome {
+                    Outcome::Completed { path, .. } if k.request_id == changed.request_id => {
+                        Some(path.clone())
+                    }
+                    _ => None,
+                });
+                return Outcome::Changed {
+                    request_id: changed.request_id,
+                    changes: changed.changes,
+                    earlier_output: changed.earlier_output,
+                    kept,
+                };
             }
             // Done, failed, ambiguous or skipped in an earlier run: it only
             // reports.
             settled => return Outcome::of_plan(settled, &prepared.output),
         };
-        self.collect(row, &fingerprint, prepared, &job).await
+        self.collect(row, fingerprint, &job, &prepared.output).await
+    }
+
+    /// Keep an earlier version's image under its previous name: move it
+    /// there from the row's output path, or fetch it from its job (no new
+    /// charge). Its records go under the earlier version's fingerprint.
+    async fn keep(&self, row: &Row, prepared: &Prepared, keep: &Keep) -> Outcome {
+        let Some(from) = &keep.from else {
+            self.say(&format!(
+                "row {}: fetching the image of its earlier job {} (the row was edited since)",
+                term::inline(&row.id),
+                term::inline(&keep.request_id)
+            ));
+            let job = self
+                .client
+                .job(&keep.request_id)
+                .with_expected_duration(prepared.request.expected_duration());
+            let outcome = self.collect(row, &keep.fingerprint, &job, &keep.to).await;
+            if let Outcome::Completed { path, .. } = &outcome {
+                self.tell(&format!(
+                    "row {}: kept the image of its earlier job {} as {}",
+                    term::inline(&row.id),
+                    term::inline(&keep.request_id),
+                    path.display()
+                ));
+            }
+            return outcome;
+        };
+        // Moved first, then recorded: should the record not be written,
+        // the image is still found under its previous name.
+        let moved = std::fs::rename(from, &keep.to)
+            .and_then(|()| std::fs::symlink_metadata(&keep.to).map(|m| m.len()));
+        let bytes = match moved {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                let reason = format!(
+                    "cannot move {} to {}: {e}",
+                    from.display(),
+                    keep.to.display()
+                );
+                return Outcome::Unsaved {
+                    request_id: keep.request_id.clone(),
+                    output: keep.to.clone(),
+                    reason,
+                };
+            }
+        };
+        let record = Event::new(Kind::Completed, &row.id, &keep.fingerprint)
+            .request_id(&keep.request_id)
+            .output(&keep.to, bytes);
+        if let Err(reason) = self.record(record).await {
+            return Outcome::Unsaved {
+                request_id: keep.request_id.clone(),
+                output: keep.to.clone(),
+                reason: format!("moved, but {reason}"),
+            };
+        }
+        Outcome::Completed {
+            path: keep.to.clone(),
+            earlier: true,
+        }
     }
 
     /// Record a final failure in the journal.
@@ -240,27 +328,31 @@ impl Run {
         Outcome::Failed { request_id, reason }
     }
 
-    /// Submit a row: the intent is durable in the journal before the POST
-    /// is sent, and the request id before anything waits on it.
-    async fn submit_row(
-        &self,
-        row: &Row,
-        fingerprint: &str,
-        prepared: &Prepared,
-    ) -> Result<Job, Outcome> {
+    /// Submit a row: the intent (with what it sends) is durable in the
+    /// journal before the POST is sent, and the request id before anything
+    /// waits on it.
+    async fn submit_row(&self, row: &Row, prepared: &Prepared) -> Result<Job, Outcome> {
+        let fingerprint = &prepared.fingerprint;
         if let Some((reason, code)) = self.halt.get() {
             return Err(Outcome::NotSent {
-                reason: format!("the batch stopped submitting: {reason}"),
+                reason: reason.clone(),
                 code: *code,
+                stopped: true,
             });
         }
-        self.record(Event::new(Kind::Submitting, &row.id, fingerprint))
+        let intent =
+            Event::new(Kind::Submitting, &row.id, fingerprint).inputs(prepared.inputs.to_value());
+        self.record(intent)
             .await
             .map_err(|reason| Outcome::NotSent {
                 reason,
                 code: Code::Unsaved,
+                stopped: false,
             })?;
-        match self.client.submit(&prepared.request).await {
+        self.submitting.fetch_add(1, Ordering::Relaxed);
+        let submitted = self.client.submit(&prepared.request).await;
+        self.submitting.fetch_sub(1, Ordering::Relaxed);
+        match submitted {
             Ok(job) => {
                 let submitted =
                     Event::new(Kind::Submitted, &row.id, fingerprint).request_id(job.request_id());
@@ -288,25 +380,23 @@ impl Run {
             }
             Err(e) => {
                 let code = code_of(&e);
-                if code == Code::Auth {
-                    self.stop(&format!("account error: {e}"), code);
-                }
                 let reason = e.to_string();
+                if code == Code::Auth {
+                    self.stop(&reason, code);
+                }
                 let event = Event::new(Kind::Rejected, &row.id, fingerprint).reason(&reason);
                 let _ = self.record(event).await;
-                Err(Outcome::NotSent { reason, code })
+                Err(Outcome::NotSent {
+                    reason,
+                    code,
+                    stopped: false,
+                })
             }
         }
     }
 
-    /// Wait for an accepted job and save its output.
-    async fn collect(
-        &self,
-        row: &Row,
-        fingerprint: &str,
-        prepared: &Prepared,
-        job: &Job,
-    ) -> Outcome {
+    /// Wait for an accepted job and save its output at `path`.
+    async fn collect(&self, row: &Row, fingerprint: &str, job: &Job, path: &Path) -> Outcome {
         let request_id = job.request_id().to_string();
         let output = match job.wait_with(self.timeout).await {
             Ok(output) => output,
@@ -322,14 +412,13 @@ impl Run {
                 return Outcome::Pending {
                     request_id,
                     code: code_of(&e),
-                    reason: e.to_string(),
+                    reason: describe(&e, self.timeout, self.client.rate_budget()),
                 };
             }
         };
-        let path = &prepared.output;
         let unsaved = |reason: String| Outcome::Unsaved {
             request_id: request_id.clone(),
-            output: path.clone(),
+            output: path.to_path_buf(),
             reason,
         };
         match output.save(path).await {
@@ -341,7 +430,7 @@ impl Run {
                     return unsaved(format!("saved, but {reason}"));
                 }
                 Outcome::Completed {
-                    path: path.clone(),
+                    path: path.to_path_buf(),
                     earlier: false,
                 }
             }
@@ -354,7 +443,7 @@ impl Run {
             Err(e) => Outcome::Pending {
                 request_id,
                 code: code_of(&e),
-                reason: e.to_string(),
+                reason: describe(&e, self.timeout, self.client.rate_budget()),
             },
         }
     }
@@ -368,25 +457,42 @@ mod tests {
 
     use super::*;
 
-    fn prepared(garments: usize) -> Prepared {
-        Prepared {
-            request: TryOnRequest::builder()
-                .person(Image::url("https://example.com/p.jpg"))
-                .garments((0..garments).map(|g| Image::url(format!("https://example.com/{g}.jpg"))))
-                .build()
-                .unwrap(),
-            output: PathBuf::from("out.png"),
+    async fn prepared(garments: usize) -> Prepared {
+        let request = TryOnRequest::builder()
+            .person(Image::url("https://example.com/p.jpg"))
+            .garments((0..garments).map(|g| Image::url(format!("https://example.com/{g}.jpg"))))
+            .build()
+            .unwrap();
+        let checked = request.preflight().await.unwrap();
+        let row = crate::manifest::parse(
+            Path::new("m.csv"),
+            "person,garments\nhttps://example.com/p.jpg,https://example.com/0.jpg\n",
+            Path::new("."),
+        )
+        .unwrap()
+        .remove(0);
+        Prepared::new(&row, request, &checked, PathBuf::from("out.png"))
+    }
+
+    fn plan(plan: Plan) -> RowPlan {
+        RowPlan {
+            plan,
+            keep: Vec::new(),
+            note: None,
         }
     }
 
-    #[test]
-    fn the_last_rows_start_longest_first_and_finished_rows_take_no_time() {
+    #[tokio::test]
+    async fn the_last_rows_start_longest_first_and_finished_rows_take_no_time() {
         // Garments per row: 1, 11, 1, 3, 11, 1; the last row finished in an
         // earlier run (it only reports).
-        let prepared: Vec<Prepared> = [1, 11, 1, 3, 11, 1].into_iter().map(prepared).collect();
-        let mut plans: Vec<Plan> = (0..5).map(|_| Plan::Submit).collect();
-        plans.push(Plan::Done(PathBuf::from("done.png")));
-        let order: Vec<usize> = start_order(plans, &prepared, 3).map(|(i, _)| i).collect();
+        let mut rows = Vec::new();
+        for garments in [1, 11, 1, 3, 11, 1] {
+            rows.push(prepared(garments).await);
+        }
+        let mut plans: Vec<RowPlan> = (0..5).map(|_| plan(Plan::Submit)).collect();
+        plans.push(plan(Plan::Done(PathBuf::from("done.png"))));
+        let order: Vec<usize> = start_order(plans, &rows, 3).map(|(i, _)| i).collect();
         // Rows 0..3 in manifest order, then the last three: 11 garments,
         // 3 garments, then the finished row.
         assert_eq!(order, [0, 1, 2, 4, 3, 5]);

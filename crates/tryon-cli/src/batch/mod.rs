@@ -3,43 +3,48 @@
 //!
 //! The rooms: [`validate`] checks every row before anything is sent,
 //! [`plan`] decides what to do with each row from the journal and the disk,
-//! [`execute`] runs the plans, [`dry_run`] reports them instead, and
-//! [`report`] tallies how the rows ended. [`page`] fills the report page
+//! [`execute`] runs the plans (saying what it does through [`lines`]),
+//! [`dry_run`] reports them instead, and [`report`] tallies how the rows
+//! ended, by [`status`]. [`page`] fills the report page
 //! (`DIR/report.html`) from the same rules, at the end of every run (see
-//! [`interrupt`] for Ctrl-C) and for `tryon report DIR` ([`report_dir`]); [`record`] keeps
-//! what the journal does not say about the last run.
+//! [`interrupt`] for Ctrl-C) and for `tryon report DIR` ([`report_dir`]);
+//! [`record`] keeps what the journal does not say about the last run.
 
 mod dry_run;
 mod execute;
 mod interrupt;
+mod lines;
 mod page;
 mod plan;
 mod record;
 mod report;
 mod report_dir;
+mod status;
 mod validate;
 
 pub use report_dir::report_page;
 
 use std::io::IsTerminal as _;
-use std::sync::Arc;
-use std::sync::OnceLock;
-use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, OnceLock};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::{BatchArgs, Cli};
-use crate::commands::session_with;
+use crate::commands::connect_with;
 use crate::exit::{CliError, Code};
 use crate::journal;
 use crate::manifest;
-use crate::output::emit;
+use crate::output::{Throttle, emit};
 use crate::term;
+
+/// In lines mode, how often checking a long manifest says how far it got.
+const CHECKING_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// `tryon batch`.
 pub async fn batch(cli: &Cli, args: &BatchArgs) -> Result<Code, CliError> {
     let rows = manifest::load(&args.manifest).map_err(|e| CliError::usage(e.to_string()))?;
-    let prepared = validate::validate(&args.manifest, &rows, &args.out_dir).await?;
+    let terminal = std::io::stderr().is_terminal() && !cli.json;
+    let prepared = check(cli, args, &rows, terminal).await?;
     if args.dry_run {
         return dry_run::dry_run(cli, args, &rows, &prepared);
     }
@@ -50,62 +55,49 @@ pub async fn batch(cli: &Cli, args: &BatchArgs) -> Result<Code, CliError> {
         term::err_line(&report);
     }
 
-    let session = session_with(cli, args.mock, false, args.rate).await?;
+    let backend = connect_with(cli, args.mock, false, args.rate).await?;
     let (writer, events, note) = journal::open(&args.out_dir).map_err(damaged)?;
     if let Some(note) = note {
         term::err_line(&note);
     }
     let journal_path = writer.path().to_path_buf();
-    let outputs: Vec<_> = prepared.iter().map(|p| p.output.clone()).collect();
-    let plans = plan::plan_rows(&rows, &outputs, &events, args, journal::now_secs());
-    let (thumbnails, record) = page::before_run(args, &rows, &plans, &outputs);
-    let work = plans
-        .iter()
-        .filter(|p| {
-            matches!(
-                p,
-                plan::Plan::Submit | plan::Plan::Attach(_) | plan::Plan::Refetch(_)
-            )
-        })
-        .count();
+    let plans = plan::plan_rows(&rows, &prepared, &events, args, journal::now_secs());
+    let work = dry_run::to_run(&plans);
+    let (thumbnails, record) = page::before_run(args, &rows, &prepared, &plans);
 
-    let terminal = std::io::stderr().is_terminal() && !cli.json;
-    let bar = if terminal {
-        ProgressBar::with_draw_target(Some(work as u64), ProgressDrawTarget::stderr())
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{bar:30.cyan/blue} {pos}/{len} done · {msg} · {per_sec} · ETA {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    let bar = progress_bar(
+        terminal,
+        work,
+        "{bar:30.cyan/blue} {pos}/{len} done · {msg} · {per_sec} · ETA {eta}",
     );
-    if !terminal && !cli.json {
-        term::err_line(&format!(
-            "batch: {} rows, {work} to run (concurrency {}), journal {}",
-            rows.len(),
-            args.concurrency,
-            journal_path.display()
-        ));
+    if !cli.json {
+        if !terminal {
+            term::err_line(&format!(
+                "batch: {} rows, {work} to run (concurrency {}), journal {}",
+                rows.len(),
+                args.concurrency,
+                journal_path.display()
+            ));
+        }
+        for line in dry_run::pacing(args, work) {
+            term::err_line(&line);
+        }
     }
-    let run = Arc::new(execute::Run {
-        client: session.client.clone(),
-        journal: writer,
-        timeout: args.timeout,
-        halt: OnceLock::new(),
+    let run = Arc::new(execute::Run::new(
+        backend.client.clone(),
+        writer,
+        args.timeout,
         bar,
-        lines: !terminal,
-        failed: AtomicUsize::new(0),
-        in_flight: AtomicUsize::new(0),
-        thumbnails: Arc::clone(&thumbnails),
-    });
+        !terminal,
+        Arc::clone(&thumbnails),
+    ));
     let rows = Arc::new(rows);
+    let prepared = Arc::new(prepared);
     let signal = OnceLock::new();
-    let mut outcomes = execute::execute(
+    let mut results = execute::execute(
         &run,
         &rows,
-        &Arc::new(prepared),
+        &prepared,
         plans,
         usize::from(args.concurrency),
         async {
@@ -118,21 +110,65 @@ pub async fn batch(cli: &Cli, args: &BatchArgs) -> Result<Code, CliError> {
     // Every record durable (the writer drains its queue) before the page
     // reads the journal.
     drop(run);
-    drop(session);
+    drop(backend);
 
     let stopped_by = signal.get().copied();
     let written = page::after_run(page::Finished {
         args,
         rows: &rows,
-        outputs: &outputs,
-        outcomes: &mut outcomes,
+        prepared: &prepared,
+        results: &mut results,
         record,
         stopped_by,
         thumbnails: &thumbnails,
     })
     .await;
-    let (mut summary, code) = report::summarize(&rows, outcomes, journal_path, journal_error);
+    let (mut summary, code) = report::summarize(&rows, results, journal_path, journal_error);
     summary.report = Some(written);
     emit(cli.json, &report::summary_text(&summary), &summary);
     Ok(stopped_by.unwrap_or(code))
+}
+
+/// A bar of `len` steps drawn on stderr with `template` on a terminal;
+/// hidden otherwise.
+fn progress_bar(terminal: bool, len: usize, template: &str) -> ProgressBar {
+    let bar = if terminal {
+        ProgressBar::with_draw_target(Some(len as u64), ProgressDrawTarget::stderr())
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// Validate every row, showing how far it got: a bar on a terminal, else
+/// a line every [`CHECKING_EVERY`] (100 000 rows with local images take
+/// over a minute: each image is read, checked and hashed).
+async fn check(
+    cli: &Cli,
+    args: &BatchArgs,
+    rows: &[manifest::Row],
+    terminal: bool,
+) -> Result<Vec<validate::Prepared>, CliError> {
+    let total = rows.len();
+    let bar = progress_bar(
+        terminal,
+        total,
+        "checking rows {bar:30.cyan/blue} {pos}/{len} (local images read and checked before anything is sent) · ETA {eta}",
+    );
+    let every = Throttle::new(CHECKING_EVERY);
+    let quiet = cli.json || terminal;
+    let progress = |n: usize| {
+        bar.set_position(n as u64);
+        if !quiet && every.due() {
+            term::err_line(&format!(
+                "batch: checked {n} of {total} rows (local images are read and checked before anything is sent)"
+            ));
+        }
+    };
+    let prepared = validate::validate(&args.manifest, rows, &args.out_dir, &progress).await;
+    bar.finish_and_clear();
+    prepared
 }

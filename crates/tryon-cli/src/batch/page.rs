@@ -1,9 +1,11 @@
 //! A batch's report page, filled from the rules the terminal summary uses:
 //! each row's [`Outcome`] (this run's, or for a row it did not act on the
-//! one its [`Plan`] calls for), its [`Status`], the [`recovery`] and
-//! [`rerun`] commands and the [`estimate`] of its cost. Written at the end
-//! of every run ([`after_run`]) and by `tryon report DIR` ([`report`]) from
-//! the journal and the files alone.
+//! one its [`Plan`] calls for) and the earlier images it kept ([`Kept`]),
+//! its [`Status`], the [`recovery`] and [`rerun`] commands and the
+//! [`estimate`] of its cost; which journal records are the row as it is
+//! now is the plan's rule ([`current`]). Written at the end of every run
+//! ([`after_run`]) and by `tryon report DIR` ([`report`]) from the journal
+//! and the files alone.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -12,16 +14,17 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use super::dry_run::estimate;
 use super::interrupt;
-use super::plan::{Plan, plan_rows};
+use super::plan::{Plan, RowPlan, current, histories, on_disk, plan_rows};
 use super::record::RunRecord;
-use super::report::{Outcome, ReportPage, Status, recovery, rerun};
+use super::report::{Kept, Outcome, ReportPage, RowResult, recovery};
+use super::status::{EARLIER_HELP, NOT_TRIED, Status, rerun};
+use super::validate::Prepared;
 use crate::cli::BatchArgs;
 use crate::exit::Code;
 use crate::input;
-use crate::journal::{self, Event, Kind};
+use crate::journal::{self, Event, History, Kind, RowState};
 use crate::manifest::Row;
-use crate::names;
-use crate::report::{self, Page, Picture, Tally, Thumbnailer};
+use crate::report::{self, Earlier, Page, Picture, Tally, Thumbnailer};
 use crate::term;
 
 /// What a page is made of.
@@ -29,16 +32,16 @@ pub(super) struct Sources<'a> {
     pub(super) out_dir: &'a Path,
     pub(super) manifest: &'a Path,
     pub(super) rows: &'a [Row],
-    pub(super) outputs: &'a [PathBuf],
-    pub(super) outcomes: &'a [&'a Outcome],
+    pub(super) prepared: &'a [Prepared],
+    pub(super) results: &'a [&'a RowResult],
     pub(super) events: &'a [Event],
     pub(super) record: Option<&'a RunRecord>,
     pub(super) prices: (f64, f64),
     pub(super) notes: Vec<String>,
 }
 
-/// What the journal says of one row's jobs (records with its current
-/// fingerprint only, as the plan reads them).
+/// What the journal says of one row's jobs (the records of the row as it
+/// is now only, as the plan reads them).
 #[derive(Debug, Default)]
 struct Jobs<'a> {
     /// Each job the service accepted, by id, in order.
@@ -47,12 +50,6 @@ struct Jobs<'a> {
     accepted: Option<u64>,
     /// When it ended (completed or failed).
     ended: Option<u64>,
-}
-
-/// Where a row's image goes (the rule `validate` applies).
-pub(super) fn output_of(out_dir: &Path, row: &Row) -> PathBuf {
-    let format = row.fields().ok().and_then(|f| f.format).unwrap_or_default();
-    out_dir.join(names::file_name(&row.id, format.extension()))
 }
 
 /// A manifest value as the page shows it: a local file, or a URL (a
@@ -102,24 +99,68 @@ fn command_label(status: Status) -> &'static str {
         Status::Failed => "try it again (billed as a new job)",
         Status::NotSent => "submit it",
         Status::Skipped => "submit it anyway, replacing the file (billed)",
+        Status::Changed => {
+            "submit the new inputs (billed as a new job; the earlier image is kept under its previous name)"
+        }
     }
+}
+
+/// The images of a row's earlier jobs: those this run kept (or tried to),
+/// then those the journal says earlier runs kept that are still there, in
+/// the summary's words ([`Kept::reason`]). An earlier image still at the
+/// row's own output path is its result, not listed.
+fn earlier_images(result: &RowResult, history: Option<&History>, output: &Path) -> Vec<Earlier> {
+    let recorded = history.into_iter().flat_map(|history| {
+        history
+            .earlier
+            .iter()
+            .filter_map(|version| match &version.state {
+                Some(RowState::Completed {
+                    output: kept,
+                    request_id,
+                    ..
+                }) if kept != output
+                    && history.owns(kept, &version.fingerprint)
+                    && on_disk(kept) =>
+                {
+                    Some(Kept {
+                        request_id: request_id.clone(),
+                        outcome: Outcome::Completed {
+                            path: kept.clone(),
+                            earlier: true,
+                        },
+                    })
+                }
+                _ => None,
+            })
+    });
+    let recorded: Vec<Kept> = recorded
+        .filter(|k| result.kept.iter().all(|r| r.request_id != k.request_id))
+        .collect();
+    result
+        .kept
+        .iter()
+        .chain(&recorded)
+        .map(|kept| Earlier {
+            picture: kept.path().map_or_else(
+                || Picture::Absent("not kept".to_string()),
+                |path| Picture::File(path.to_path_buf()),
+            ),
+            note: format!("earlier job {}: {}", kept.request_id, kept.reason().0),
+        })
+        .collect()
 }
 
 /// The page of a batch.
 #[allow(clippy::too_many_lines)] // one fact after another
 pub(super) fn build(s: &Sources<'_>) -> Page {
     let (first, extra) = s.prices;
-    let fingerprints: HashMap<&str, String> = s
-        .rows
-        .iter()
-        .map(|r| (r.id.as_str(), r.fingerprint()))
-        .collect();
+    let mut is_current = current(s.rows, s.prepared);
     let mut jobs: HashMap<&str, Jobs<'_>> = HashMap::new();
     let mut others: HashSet<&str> = HashSet::new();
     for event in s.events {
-        let current = fingerprints.get(event.row.as_str()) == Some(&event.fingerprint);
         let id = event.request_id.as_deref();
-        if !current {
+        if !is_current(&event.row, &event.fingerprint) {
             others.extend(id);
             continue;
         }
@@ -138,18 +179,22 @@ pub(super) fn build(s: &Sources<'_>) -> Page {
     // Fetch commands want paths that work from anywhere.
     let absolute = std::path::absolute(s.out_dir).unwrap_or_else(|_| s.out_dir.to_path_buf());
     let manifest = std::path::absolute(s.manifest).unwrap_or_else(|_| s.manifest.to_path_buf());
+    let histories = histories(s.rows, s.prepared, s.events, s.out_dir);
     let mut counts: HashMap<Status, usize> = HashMap::new();
     let (mut spent, mut accepted, mut garments) = (0.0, 0usize, 0usize);
-    let (mut unknown, mut unknown_max) = (0usize, 0.0);
+    let (mut unknown, mut unknown_max, mut kept) = (0usize, 0.0, 0usize);
     let mut rows = Vec::with_capacity(s.rows.len());
-    for ((row, outcome), output) in s.rows.iter().zip(s.outcomes).zip(s.outputs) {
+    for ((row, result), prepared) in s.rows.iter().zip(s.results).zip(s.prepared) {
+        let (outcome, output) = (&result.outcome, &prepared.output);
         let status = outcome.status();
         *counts.entry(status).or_default() += 1;
         let empty = Jobs::default();
         let journal = jobs.get(row.id.as_str()).unwrap_or(&empty);
         let mut ids = journal.ids.clone();
-        // A job whose id the journal could not record is paid for too.
+        // A job whose id the journal could not record is paid for too (an
+        // edited row's id is its earlier version's job, not this one's).
         if let Some(id) = outcome.request_id()
+            && status != Status::Changed
             && !ids.contains(&id)
         {
             ids.push(id);
@@ -184,7 +229,7 @@ pub(super) fn build(s: &Sources<'_>) -> Page {
             1 => facts.push(format!("{} (estimate)", dollars(cost))),
             n => facts.push(format!("{n} jobs, {} (estimate)", dollars(cost))),
         }
-        let result = match outcome {
+        let picture = match outcome {
             Outcome::Completed { .. } | Outcome::OutputExists { .. } => {
                 Picture::File(output.clone())
             }
@@ -193,7 +238,16 @@ pub(super) fn build(s: &Sources<'_>) -> Page {
             Outcome::Unsaved { .. } => Picture::Absent("paid for, not saved".into()),
             Outcome::Ambiguous { .. } => Picture::Absent("submit outcome unknown".into()),
             Outcome::NotSent { .. } => Picture::Absent("not sent".into()),
+            Outcome::Changed {
+                earlier_output: Some(earlier),
+                ..
+            } => Picture::File(earlier.clone()),
+            Outcome::Changed { .. } => {
+                Picture::Absent("edited since its job: not resubmitted".into())
+            }
         };
+        let earlier = earlier_images(result, histories.get(&row.id), output);
+        kept += earlier.len();
         let output = absolute.join(output.file_name().unwrap_or_default());
         let command = match (status, outcome.request_id()) {
             (Status::Unsaved | Status::Pending, Some(id)) => Some(recovery(id, &output)),
@@ -207,16 +261,22 @@ pub(super) fn build(s: &Sources<'_>) -> Page {
             person: picture_of(&row.person),
             garments: row.garments.iter().map(|g| picture_of(g)).collect(),
             pose: row.reference_pose.as_deref().map(picture_of),
-            result,
+            result: picture,
             facts,
             prompt: row.prompt.clone(),
             // An unsaved row's reason ends with its fetch command, which
             // the page shows on its own line.
             message: match outcome {
                 Outcome::Unsaved { reason, .. } => Some(reason.clone()),
+                Outcome::NotSent {
+                    reason,
+                    stopped: true,
+                    ..
+                } => Some(format!("{reason} ({NOT_TRIED})")),
                 other => other.reason(),
             },
             command: command.map(|c| (command_label(status).to_string(), c)),
+            earlier,
         });
     }
     let mut facts = vec![
@@ -269,6 +329,12 @@ pub(super) fn build(s: &Sources<'_>) -> Page {
             ),
         ));
     }
+    if kept > 0 {
+        facts.push((
+            "earlier images".to_string(),
+            format!("{kept} ({EARLIER_HELP})"),
+        ));
+    }
     if !others.is_empty() {
         facts.push((
             "other jobs".to_string(),
@@ -313,24 +379,38 @@ fn key(status: Status) -> String {
     status.name().replace(' ', "-")
 }
 
-/// Fill the outcome of each row `outcomes` lacks (the run was interrupted
+/// Fill the result of each row `results` lacks (the run was interrupted
 /// before it finished them) from the journal as it is now, the way a rerun
-/// would read it.
+/// would read it: the plan's outcome, and the earlier images it would
+/// still fetch.
 pub(super) fn settle(
-    outcomes: &mut [Option<Outcome>],
+    results: &mut [Option<RowResult>],
     rows: &[Row],
-    outputs: &[PathBuf],
+    prepared: &[Prepared],
     events: &[Event],
     args: &BatchArgs,
 ) {
-    if outcomes.iter().all(Option::is_some) {
+    if results.iter().all(Option::is_some) {
         return;
     }
-    let plans = plan_rows(rows, outputs, events, args, journal::now_secs());
-    for ((slot, plan), output) in outcomes.iter_mut().zip(plans).zip(outputs) {
-        if slot.is_none() {
-            *slot = Some(Outcome::of_plan(plan, output));
+    let plans = plan_rows(rows, prepared, events, args, journal::now_secs());
+    for ((slot, plan), prepared) in results.iter_mut().zip(plans).zip(prepared) {
+        if slot.is_some() {
+            continue;
         }
+        let kept = plan
+            .keep
+            .iter()
+            .filter(|keep| keep.from.is_none())
+            .map(|keep| Kept {
+                request_id: keep.request_id.clone(),
+                outcome: Outcome::of_plan(Plan::Attach(keep.request_id.clone()), &keep.to),
+            })
+            .collect();
+        *slot = Some(RowResult {
+            outcome: Outcome::of_plan(plan.plan, &prepared.output),
+            kept,
+        });
     }
 }
 
@@ -340,10 +420,10 @@ pub struct Finished<'a> {
     pub args: &'a BatchArgs,
     /// The manifest's rows.
     pub rows: &'a [Row],
-    /// Where each row's image goes.
-    pub outputs: &'a [PathBuf],
-    /// Each row's outcome; `None` for a row the run did not finish.
-    pub outcomes: &'a mut [Option<Outcome>],
+    /// Each row validated: where its image goes, what it sends.
+    pub prepared: &'a [Prepared],
+    /// Each row's result; `None` for a row the run did not finish.
+    pub results: &'a mut [Option<RowResult>],
     /// The record written when it started.
     pub record: Option<RunRecord>,
     /// The signal's code, when one stopped it.
@@ -358,11 +438,11 @@ pub struct Finished<'a> {
 pub fn before_run(
     args: &BatchArgs,
     rows: &[Row],
-    plans: &[Plan],
-    outputs: &[PathBuf],
+    prepared: &[Prepared],
+    plans: &[RowPlan],
 ) -> (Arc<Thumbnailer>, Option<RunRecord>) {
     let thumbnails = Arc::new(Thumbnailer::start(&args.out_dir, 1));
-    prefetch(&thumbnails, rows, plans, outputs);
+    prefetch(&thumbnails, rows, prepared, plans);
     let record = RunRecord {
         manifest: std::path::absolute(&args.manifest).unwrap_or_else(|_| args.manifest.clone()),
         started: journal::now_secs(),
@@ -403,7 +483,7 @@ async fn write_after(run: Finished<'_>) -> Result<PathBuf, String> {
         ));
         Vec::new()
     });
-    settle(run.outcomes, run.rows, run.outputs, &events, run.args);
+    settle(run.results, run.rows, run.prepared, &events, run.args);
     let record = run.record.map(|mut record| {
         record.finished = Some(journal::now_secs());
         record.stopped_by = run.stopped_by.map(|code| {
@@ -427,18 +507,18 @@ async fn write_after(run: Finished<'_>) -> Result<PathBuf, String> {
                 .to_string(),
         );
     }
-    let not_run = Outcome::not_run();
-    let outcomes: Vec<&Outcome> = run
-        .outcomes
+    let not_run = RowResult::not_run();
+    let results: Vec<&RowResult> = run
+        .results
         .iter()
-        .map(|o| o.as_ref().unwrap_or(&not_run))
+        .map(|r| r.as_ref().unwrap_or(&not_run))
         .collect();
     let page = build(&Sources {
         out_dir: dir,
         manifest: &run.args.manifest,
         rows: run.rows,
-        outputs: run.outputs,
-        outcomes: &outcomes,
+        prepared: run.prepared,
+        results: &results,
         events: &events,
         record: record.as_ref(),
         prices: (run.args.price_first, run.args.price_extra),
@@ -454,9 +534,10 @@ async fn write_after(run: Finished<'_>) -> Result<PathBuf, String> {
 }
 
 /// Queue for `thumbnails` what a run knows it will show before it starts:
-/// every local input, and the outputs of rows done in earlier runs.
-fn prefetch(thumbnails: &Thumbnailer, rows: &[Row], plans: &[Plan], outputs: &[PathBuf]) {
-    for ((row, plan), output) in rows.iter().zip(plans).zip(outputs) {
+/// every local input, and the outputs of rows done in earlier runs (or
+/// edited since, their earlier image still there).
+fn prefetch(thumbnails: &Thumbnailer, rows: &[Row], prepared: &[Prepared], plans: &[RowPlan]) {
+    for ((row, plan), prepared) in rows.iter().zip(plans).zip(prepared) {
         let inputs = std::iter::once(&row.person)
             .chain(&row.garments)
             .chain(&row.reference_pose);
@@ -465,8 +546,14 @@ fn prefetch(thumbnails: &Thumbnailer, rows: &[Row], plans: &[Plan], outputs: &[P
                 thumbnails.add(&path);
             }
         }
-        if matches!(plan, Plan::Done(_) | Plan::OutputExists(_)) {
-            thumbnails.add(output);
+        match &plan.plan {
+            Plan::Done(_) | Plan::OutputExists(_) => thumbnails.add(&prepared.output),
+            Plan::Changed(changed) => {
+                if let Some(earlier) = &changed.earlier_output {
+                    thumbnails.add(earlier);
+                }
+            }
+            _ => {}
         }
     }
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::plan::Plan;
+use super::status::{EARLIER_HELP, EXPIRED, NOT_TRIED, Status};
 use crate::exit::Code;
 use crate::manifest::Row;
 use crate::term;
@@ -51,82 +52,81 @@ pub enum Outcome {
         reason: String,
         /// The exit code this calls for.
         code: Code,
+        /// Not tried: the batch had stopped submitting, for `reason`.
+        stopped: bool,
     },
     /// Not submitted: its output file exists though the journal does not
     /// know it (`--overwrite` submits it).
     OutputExists { path: PathBuf },
+    /// Edited since its earlier job, which has a result; not resubmitted
+    /// (`--resubmit-changed` submits it).
+    Changed {
+        /// The earlier job.
+        request_id: String,
+        /// What changed.
+        changes: String,
+        /// The earlier image at the row's output path.
+        earlier_output: Option<PathBuf>,
+        /// Where this run kept the earlier image, if it fetched it.
+        kept: Option<PathBuf>,
+    },
 }
 
-/// How a row stands, as the summary counts it and the report page files
-/// it: one per [`Outcome`] ([`Outcome::status`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Status {
-    /// Its image is saved.
-    Completed,
-    /// The job failed (FAILED, blocked, expired).
-    Failed,
-    /// Accepted, not collected.
-    Pending,
-    /// Paid for, not saved.
-    Unsaved,
-    /// The submit's outcome is unknown.
-    Ambiguous,
-    /// Not accepted.
-    NotSent,
-    /// Its output file exists though the journal does not know it.
-    Skipped,
+/// An earlier version's image this run kept (or tried to).
+#[derive(Debug)]
+pub struct Kept {
+    /// The earlier job.
+    pub request_id: String,
+    /// `Completed` with where it is kept, or why it is not.
+    pub outcome: Outcome,
 }
 
-impl Status {
-    /// Every status, in the summary's order.
-    pub const ALL: [Status; 7] = [
-        Status::Completed,
-        Status::Failed,
-        Status::Pending,
-        Status::Unsaved,
-        Status::Ambiguous,
-        Status::NotSent,
-        Status::Skipped,
-    ];
+/// What a row came to: its outcome, and the earlier images it kept.
+#[derive(Debug)]
+pub struct RowResult {
+    pub outcome: Outcome,
+    pub kept: Vec<Kept>,
+}
 
-    /// Its name, as the summary prints it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Status::Completed => "completed",
-            Status::Failed => "failed",
-            Status::Pending => "pending",
-            Status::Unsaved => "unsaved",
-            Status::Ambiguous => "ambiguous",
-            Status::NotSent => "not sent",
-            Status::Skipped => "skipped",
+impl RowResult {
+    /// A row the run never got to.
+    pub fn not_run() -> RowResult {
+        RowResult {
+            outcome: Outcome::not_run(),
+            kept: Vec::new(),
         }
     }
+}
 
-    /// What it means and what to do, as the summary explains it.
-    pub fn help(self) -> Option<&'static str> {
-        match self {
-            Status::Completed | Status::Failed => None,
-            Status::Pending => Some("accepted, not collected: rerun to re-attach"),
-            Status::Unsaved => Some("paid for, not saved: fetch each with the command shown"),
-            Status::Ambiguous => {
-                Some("submit outcome unknown: not resubmitted; --resubmit-ambiguous sends again")
-            }
-            Status::NotSent => Some("rerun to submit"),
-            Status::Skipped => Some(
-                "output file exists, not in the journal: not resubmitted; --overwrite sends again",
+impl Kept {
+    /// What became of the earlier image, for people, and the exit code it
+    /// calls for.
+    pub fn reason(&self) -> (String, Code) {
+        match &self.outcome {
+            Outcome::Completed { path, .. } => (format!("kept as {}", path.display()), Code::Ok),
+            Outcome::Pending { reason, code, .. } => (
+                format!("not collected ({reason}); rerun to collect it"),
+                *code,
             ),
+            Outcome::Unsaved { output, reason, .. } => (
+                format!(
+                    "{reason}; fetch it with: {}",
+                    recovery(&self.request_id, output)
+                ),
+                Code::Unsaved,
+            ),
+            Outcome::Failed { reason, .. } => {
+                (format!("the earlier job failed: {reason}"), Code::Ok)
+            }
+            other => (format!("{other:?}"), Code::Ok),
         }
     }
 
-    /// The flag a rerun needs to act on a row in this status (`Some("")`
-    /// when a plain rerun does; `None` when there is nothing to do).
-    pub fn rerun_flag(self) -> Option<&'static str> {
-        match self {
-            Status::Completed | Status::Unsaved => None,
-            Status::Pending | Status::NotSent => Some(""),
-            Status::Failed => Some("--retry-failed"),
-            Status::Ambiguous => Some("--resubmit-ambiguous"),
-            Status::Skipped => Some("--overwrite"),
+    /// Where the earlier image is, when it is kept.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.outcome {
+            Outcome::Completed { path, .. } => Some(path),
+            _ => None,
         }
     }
 }
@@ -137,6 +137,7 @@ impl Outcome {
         Outcome::NotSent {
             reason: "not run".into(),
             code: Code::Network,
+            stopped: false,
         }
     }
 
@@ -150,6 +151,7 @@ impl Outcome {
             Outcome::Ambiguous { .. } => Status::Ambiguous,
             Outcome::NotSent { .. } => Status::NotSent,
             Outcome::OutputExists { .. } => Status::Skipped,
+            Outcome::Changed { .. } => Status::Changed,
         }
     }
 
@@ -161,6 +163,7 @@ impl Outcome {
             Outcome::Pending { code, .. } | Outcome::NotSent { code, .. } => *code,
             Outcome::Unsaved { .. } => Code::Unsaved,
             Outcome::Ambiguous { .. } => Code::Network,
+            Outcome::Changed { .. } => Code::Usage,
         }
     }
 
@@ -168,11 +171,17 @@ impl Outcome {
     pub fn request_id(&self) -> Option<&str> {
         match self {
             Outcome::Failed { request_id, .. } => request_id.as_deref(),
-            Outcome::Pending { request_id, .. } | Outcome::Unsaved { request_id, .. } => {
-                Some(request_id)
-            }
+            Outcome::Pending { request_id, .. }
+            | Outcome::Unsaved { request_id, .. }
+            | Outcome::Changed { request_id, .. } => Some(request_id),
             _ => None,
         }
+    }
+
+    /// Whether it was not tried: the batch had stopped submitting (its
+    /// reason says why).
+    pub fn stopped(&self) -> bool {
+        matches!(self, Outcome::NotSent { stopped: true, .. })
     }
 
     /// Why the row stands so, for people (`None` for a completed row);
@@ -193,6 +202,17 @@ impl Outcome {
                 recovery(request_id, output)
             )),
             Outcome::OutputExists { path } => Some(format!("{} exists", path.display())),
+            Outcome::Changed {
+                request_id,
+                changes,
+                earlier_output,
+                kept,
+            } => Some(changed_text(
+                request_id,
+                changes,
+                earlier_output.as_deref(),
+                kept.as_deref(),
+            )),
         }
     }
 
@@ -204,6 +224,7 @@ impl Outcome {
             Plan::Submit => Outcome::NotSent {
                 reason: "not submitted yet".to_string(),
                 code: Code::Network,
+                stopped: false,
             },
             Plan::Attach(request_id) => Outcome::Pending {
                 request_id,
@@ -229,26 +250,14 @@ impl Outcome {
                 reason: EXPIRED.to_string(),
             },
             Plan::OutputExists(path) => Outcome::OutputExists { path },
+            Plan::Changed(changed) => Outcome::Changed {
+                request_id: changed.request_id,
+                changes: changed.changes,
+                earlier_output: changed.earlier_output,
+                kept: None,
+            },
         }
     }
-}
-
-/// Why a job accepted over an hour ago and never collected is failed.
-pub const EXPIRED: &str = "accepted more than an hour ago and never collected; the service no longer keeps it (rerun with --retry-failed to submit again)";
-
-/// The command a rerun of the batch is: `tryon batch MANIFEST --out-dir
-/// DIR`, with `flag` when one is given.
-pub fn rerun(manifest: &Path, out_dir: &Path, flag: &str) -> String {
-    let mut command = format!(
-        "tryon batch {} --out-dir {}",
-        manifest.display(),
-        out_dir.display()
-    );
-    if !flag.is_empty() {
-        command.push(' ');
-        command.push_str(flag);
-    }
-    command
 }
 
 /// The command that fetches an accepted job's image, at no charge: `wait`,
@@ -260,6 +269,33 @@ pub fn recovery(request_id: &str, output: &Path) -> String {
         term::inline(request_id),
         output.display()
     )
+}
+
+/// The line for an edited row that was not resubmitted.
+pub fn changed_text(
+    request_id: &str,
+    changes: &str,
+    earlier_output: Option<&Path>,
+    kept: Option<&Path>,
+) -> String {
+    let id = term::inline(request_id);
+    let changes = term::inline(changes);
+    let mut text = match earlier_output {
+        Some(output) => format!(
+            "{} is the image of this row's earlier inputs (job {id}); the journal knows them, and the row \
+             changed since: {changes}",
+            output.display()
+        ),
+        None => format!("changed since its job {id}: {changes}"),
+    };
+    if let Some(kept) = kept {
+        let _ = write!(text, "; that job's image is kept as {}", kept.display());
+    }
+    text.push_str(
+        ". Not resubmitted: --resubmit-changed sends the new inputs (a new charge), \
+         keeping the earlier image",
+    );
+    text
 }
 
 /// What a batch prints at the end (text or JSON).
@@ -274,6 +310,9 @@ pub struct Summary {
     ambiguous: Vec<RowReport>,
     not_sent: Vec<RowReport>,
     output_exists: Vec<RowReport>,
+    changed: Vec<RowReport>,
+    /// Earlier versions' images kept under their previous names.
+    kept: Vec<RowReport>,
     journal: PathBuf,
     #[serde(skip_serializing_if = "Option::is_none")]
     journal_error: Option<String>,
@@ -302,13 +341,16 @@ struct RowReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     request_id: Option<String>,
     reason: String,
+    /// Not tried: the batch had stopped submitting (`reason` says why).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stopped: bool,
 }
 
-/// Tally the outcomes; the exit code is the most serious one seen (see
-/// [`Code::rank`]). A row with no outcome was not run.
+/// Tally the results; the exit code is the most serious one seen (see
+/// [`Code::rank`]). A row with no result was not run.
 pub fn summarize(
     rows: &[Row],
-    outcomes: Vec<Option<Outcome>>,
+    results: Vec<Option<RowResult>>,
     journal: PathBuf,
     journal_error: Option<String>,
 ) -> (Summary, Code) {
@@ -323,15 +365,29 @@ pub fn summarize(
         journal_error,
         ..Summary::default()
     };
-    for (row, outcome) in rows.iter().zip(outcomes) {
-        let outcome = outcome.unwrap_or_else(Outcome::not_run);
-        if outcome.code().rank() > code.rank() {
-            code = outcome.code();
+    let mut worst = |c: Code| {
+        if c.rank() > code.rank() {
+            code = c;
         }
+    };
+    for (row, result) in rows.iter().zip(results) {
+        let RowResult { outcome, kept } = result.unwrap_or_else(RowResult::not_run);
+        for kept in kept {
+            let (reason, kept_code) = kept.reason();
+            worst(kept_code);
+            summary.kept.push(RowReport {
+                row: row.id.clone(),
+                request_id: Some(kept.request_id),
+                reason,
+                stopped: false,
+            });
+        }
+        worst(outcome.code());
         let report = RowReport {
             row: row.id.clone(),
             request_id: outcome.request_id().map(str::to_string),
             reason: outcome.reason().unwrap_or_default(),
+            stopped: outcome.stopped(),
         };
         let list = match outcome.status() {
             Status::Completed => {
@@ -348,13 +404,18 @@ pub fn summarize(
             Status::Ambiguous => &mut summary.ambiguous,
             Status::NotSent => &mut summary.not_sent,
             Status::Skipped => &mut summary.output_exists,
+            Status::Changed => &mut summary.changed,
         };
         list.push(report);
     }
     (summary, code)
 }
 
-/// The summary for people.
+/// At most this many row ids are listed for one reason shared by several.
+const LISTED: usize = 20;
+
+/// The summary for people. Rows that ended for the same reason are said
+/// once, with their count and ids (the JSON summary lists every row).
 pub fn summary_text(s: &Summary) -> String {
     let mut text = format!(
         "batch: {} rows\n  completed  {} ({} this run, {} earlier)",
@@ -370,24 +431,28 @@ pub fn summary_text(s: &Summary) -> String {
         (Status::Ambiguous, "ambiguous rows", &s.ambiguous),
         (Status::NotSent, "rows not sent", &s.not_sent),
         (Status::Skipped, "skipped rows", &s.output_exists),
+        (Status::Changed, "changed rows", &s.changed),
     ];
     for (status, _, list) in lists {
+        if list.is_empty() && !status.counted_at_zero() {
+            continue;
+        }
         let _ = write!(text, "\n  {:<10} {}", status.name(), list.len());
         if let Some(help) = status.help() {
             let _ = write!(text, " ({help})");
         }
     }
-    for (_, title, list) in lists {
-        if list.is_empty() {
-            continue;
-        }
-        let _ = write!(text, "\n{title}:");
-        for r in list {
-            let _ = write!(text, "\n  {}", term::inline(&r.row));
-            if let Some(id) = &r.request_id {
-                let _ = write!(text, " ({})", term::inline(id));
-            }
-            let _ = write!(text, ": {}", term::inline(&r.reason));
+    if !s.kept.is_empty() {
+        let _ = write!(text, "\n  earlier    {} ({EARLIER_HELP})", s.kept.len());
+    }
+    let titled = lists
+        .iter()
+        .map(|(_, title, list)| (*title, *list))
+        .chain([("earlier images", &s.kept)]);
+    for (title, list) in titled {
+        if !list.is_empty() {
+            let _ = write!(text, "\n{title}:");
+            write_grouped(&mut text, list);
         }
     }
     let _ = write!(text, "\njournal: {}", s.journal.display());
@@ -414,6 +479,49 @@ pub fn summary_text(s: &Summary) -> String {
     text
 }
 
+/// Each reason once: alone with its row, or with the count and ids of
+/// every row that shares it.
+fn write_grouped(text: &mut String, list: &[RowReport]) {
+    let mut groups: Vec<(&str, Vec<&RowReport>)> = Vec::new();
+    for report in list {
+        match groups.iter_mut().find(|(r, _)| *r == report.reason) {
+            Some((_, members)) => members.push(report),
+            None => groups.push((&report.reason, vec![report])),
+        }
+    }
+    let name = |r: &RowReport| match &r.request_id {
+        Some(id) => format!("{} ({})", term::inline(&r.row), term::inline(id)),
+        None => term::inline(&r.row).into_owned(),
+    };
+    for (reason, members) in groups {
+        let stopped = members.iter().filter(|r| r.stopped).count();
+        let note = match stopped {
+            0 => String::new(),
+            n if n == members.len() => format!(" ({NOT_TRIED})"),
+            n => format!(" ({n} of them not tried: the batch stopped submitting after it)"),
+        };
+        if let [only] = members.as_slice() {
+            let _ = write!(text, "\n  {}: {}{note}", name(only), term::inline(reason));
+            continue;
+        }
+        let _ = write!(
+            text,
+            "\n  {} rows: {}{note}\n    ",
+            members.len(),
+            term::inline(reason)
+        );
+        let shown: Vec<String> = members.iter().take(LISTED).map(|r| name(r)).collect();
+        text.push_str(&shown.join(", "));
+        if members.len() > LISTED {
+            let _ = write!(
+                text,
+                " and {} more (--json lists every row)",
+                members.len() - LISTED
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,24 +534,30 @@ mod tests {
             Path::new("."),
         )
         .unwrap();
+        let result = |outcome| {
+            Some(RowResult {
+                outcome,
+                kept: Vec::new(),
+            })
+        };
         let outcomes = vec![
-            Some(Outcome::Unsaved {
+            result(Outcome::Unsaved {
                 request_id: "r-1".into(),
                 output: PathBuf::from("out/a.png"),
                 reason: "disk full".into(),
             }),
-            Some(Outcome::of_plan(
+            result(Outcome::of_plan(
                 Plan::Attach("r-2".into()),
                 Path::new("out/b.png"),
             )),
             None,
         ];
         assert_eq!(
-            outcomes[0].as_ref().map(Outcome::status),
+            outcomes[0].as_ref().map(|r| r.outcome.status()),
             Some(Status::Unsaved)
         );
         assert_eq!(
-            outcomes[1].as_ref().map(Outcome::status),
+            outcomes[1].as_ref().map(|r| r.outcome.status()),
             Some(Status::Pending)
         );
         let (summary, code) = summarize(&rows, outcomes, PathBuf::from("out/j"), None);

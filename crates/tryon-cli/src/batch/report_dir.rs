@@ -1,5 +1,7 @@
 //! `tryon report DIR`: a batch's report page again, from its journal and
-//! its files alone. No client is built (no network, no key). The journal
+//! its files alone. No client is built (no network, no key). The rows are
+//! checked as a run checks them (local images read and hashed: a row's
+//! journal records are found by what it sends). The journal
 //! is read without a lock, so a running batch is never in its way: records
 //! are whole lines appended one at a time (a torn last one is left out),
 //! so the read is a consistent snapshot, and the page says a batch is
@@ -7,13 +9,15 @@
 
 use std::collections::HashMap;
 use std::ffi::OsString;
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::page::{Sources, build, output_of, settle};
+use super::page::{Sources, build, settle};
 use super::record::RunRecord;
-use super::report::{Outcome, Status};
+use super::report::RowResult;
+use super::status::Status;
 use crate::cli::{BatchArgs, Cli, Command, ReportArgs};
 use crate::exit::{CliError, Code};
 use crate::journal;
@@ -131,20 +135,21 @@ pub async fn report_page(cli: &Cli, args: &ReportArgs) -> Result<Code, CliError>
             .or(recorded.map(|r| r.price_extra))
             .unwrap_or(defaults.price_extra),
     );
-    let outputs: Vec<PathBuf> = rows.iter().map(|r| output_of(dir, r)).collect();
-    let mut outcomes: Vec<Option<Outcome>> = rows.iter().map(|_| None).collect();
-    settle(&mut outcomes, &rows, &outputs, &found.events, &defaults);
-    let not_run = Outcome::not_run();
-    let outcomes: Vec<&Outcome> = outcomes
+    let terminal = std::io::stderr().is_terminal() && !cli.json;
+    let prepared = super::check(cli, &defaults, &rows, terminal).await?;
+    let mut results: Vec<Option<RowResult>> = rows.iter().map(|_| None).collect();
+    settle(&mut results, &rows, &prepared, &found.events, &defaults);
+    let not_run = RowResult::not_run();
+    let results: Vec<&RowResult> = results
         .iter()
-        .map(|o| o.as_ref().unwrap_or(&not_run))
+        .map(|r| r.as_ref().unwrap_or(&not_run))
         .collect();
     let page = build(&Sources {
         out_dir: dir,
         manifest: &found.manifest,
         rows: &rows,
-        outputs: &outputs,
-        outcomes: &outcomes,
+        prepared: &prepared,
+        results: &results,
         events: &found.events,
         record: recorded,
         prices,
@@ -156,8 +161,8 @@ pub async fn report_page(cli: &Cli, args: &ReportArgs) -> Result<Code, CliError>
         .await
         .map_err(|why| CliError::new(Code::Unsaved, format!("cannot write the report: {why}")))?;
     let mut statuses = HashMap::new();
-    for outcome in &outcomes {
-        *statuses.entry(outcome.status().name()).or_default() += 1;
+    for result in &results {
+        *statuses.entry(result.outcome.status().name()).or_default() += 1;
     }
     let counts: Vec<String> = Status::ALL
         .iter()

@@ -38,8 +38,9 @@ pub struct Event {
     pub kind: Kind,
     /// The row id from the manifest.
     pub row: String,
-    /// The row's fingerprint when this was written (see `Row::fingerprint`):
-    /// records of a row edited since are ignored.
+    /// The row's fingerprint when this was written (see
+    /// [`crate::fingerprint`]): records under another fingerprint are of an
+    /// earlier version of the row (it was edited since).
     pub fingerprint: String,
     /// The job's id, once the service gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -53,6 +54,11 @@ pub struct Event {
     /// Why (`failed`, `rejected`, `ambiguous`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// What the row sends (`submitting`), as [`crate::fingerprint::Inputs`]
+    /// JSON: so that a row edited since can be told what changed. Kept as
+    /// plain JSON here, so that no shape of it can make a record unreadable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<serde_json::Value>,
     /// Unix seconds when it was written.
     pub at: u64,
 }
@@ -68,6 +74,7 @@ impl Event {
             output: None,
             bytes: None,
             reason: None,
+            inputs: None,
             at: now_secs(),
         }
     }
@@ -83,6 +90,13 @@ impl Event {
     #[must_use]
     pub fn reason(mut self, reason: impl Into<String>) -> Self {
         self.reason = Some(reason.into());
+        self
+    }
+
+    /// With the row's inputs.
+    #[must_use]
+    pub fn inputs(mut self, inputs: serde_json::Value) -> Self {
+        self.inputs = Some(inputs);
         self
     }
 
@@ -141,47 +155,116 @@ pub fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Fold a journal's events into one state per row id. Events for a row whose
-/// fingerprint differs from `current` (the row was edited since) are ignored.
+/// What the journal says of one version of a row: its records under one
+/// fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    /// The fingerprint.
+    pub fingerprint: String,
+    /// Where its records leave it (`None`: refused, nothing accepted).
+    pub state: Option<RowState>,
+    /// The inputs its first record that has them carries.
+    pub inputs: Option<serde_json::Value>,
+}
+
+/// What the journal says of one row id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct History {
+    /// The state of the row as it is now (its current fingerprints).
+    pub current: Option<RowState>,
+    /// Earlier versions (other fingerprints: the row was edited since), in
+    /// the order they first appear.
+    pub earlier: Vec<Version>,
+    /// For each output path a `completed` record named: the fingerprint of
+    /// the last one, whose image the file holds.
+    pub owners: HashMap<PathBuf, String>,
+}
+
+impl History {
+    /// Whether the file at `path` holds the image of the version with
+    /// `fingerprint` (the last `completed` record naming `path` is its).
+    pub fn owns(&self, path: &Path, fingerprint: &str) -> bool {
+        self.owners.get(path).is_some_and(|f| f == fingerprint)
+    }
+}
+
+/// Fold a journal's events into one [`History`] per row id. `is_current`
+/// says which of a row's fingerprints are the row as it is now (there may
+/// be several: the form this version writes, and forms older versions
+/// wrote for the same inputs); records under any other are an earlier
+/// version's.
 pub fn fold<'a>(
     events: impl IntoIterator<Item = &'a Event>,
-    current: &HashMap<String, String>,
-) -> HashMap<String, RowState> {
-    let mut states = HashMap::new();
+    mut is_current: impl FnMut(&str, &str) -> bool,
+) -> HashMap<String, History> {
+    let mut rows: HashMap<String, History> = HashMap::new();
+    let mut current: HashMap<(&str, &str), bool> = HashMap::new();
     for event in events {
-        let row = event.row.as_str();
-        if current.get(row) != Some(&event.fingerprint) {
+        let (row, fingerprint) = (event.row.as_str(), event.fingerprint.as_str());
+        let now = *current
+            .entry((row, fingerprint))
+            .or_insert_with(|| is_current(row, fingerprint));
+        let history = rows.entry(row.to_string()).or_default();
+        if event.kind == Kind::Completed
+            && let Some(output) = &event.output
+        {
+            history
+                .owners
+                .insert(output.clone(), fingerprint.to_string());
+        }
+        if now {
+            apply(&mut history.current, event);
             continue;
         }
-        let reason = || event.reason.clone().unwrap_or_default();
-        let state = match (event.kind, &event.request_id, &event.output) {
-            (Kind::Rejected, ..) => {
-                states.remove(row);
-                continue;
-            }
-            (Kind::Submitting, ..) => RowState::Ambiguous {
-                reason: "the run stopped while this row's submit was in flight; the service may have accepted it".to_string(),
-            },
-            (Kind::Submitted, Some(request_id), _) => RowState::Live {
-                request_id: request_id.clone(),
-                at: event.at,
-            },
-            (Kind::Completed, Some(request_id), Some(output)) => RowState::Completed {
-                output: output.clone(),
-                request_id: request_id.clone(),
-                at: match states.get(row) {
-                    Some(RowState::Live { at, .. }) => *at,
-                    _ => event.at,
-                },
-            },
-            (Kind::Failed, ..) => RowState::Failed { reason: reason() },
-            (Kind::Ambiguous, ..) => RowState::Ambiguous { reason: reason() },
-            // `check` refused these when reading; never guess a state.
-            (Kind::Submitted | Kind::Completed, ..) => RowState::Ambiguous {
-                reason: "an incomplete journal record".to_string(),
-            },
-        };
-        states.insert(row.to_string(), state);
+        let found = history
+            .earlier
+            .iter()
+            .position(|v| v.fingerprint == fingerprint);
+        let index = found.unwrap_or_else(|| {
+            history.earlier.push(Version {
+                fingerprint: fingerprint.to_string(),
+                state: None,
+                inputs: None,
+            });
+            history.earlier.len() - 1
+        });
+        let version = &mut history.earlier[index];
+        if version.inputs.is_none() {
+            version.inputs.clone_from(&event.inputs);
+        }
+        apply(&mut version.state, event);
     }
-    states
+    rows
+}
+
+/// One record's effect on a version's state.
+fn apply(state: &mut Option<RowState>, event: &Event) {
+    let reason = || event.reason.clone().unwrap_or_default();
+    *state = Some(match (event.kind, &event.request_id, &event.output) {
+        (Kind::Rejected, ..) => {
+            *state = None;
+            return;
+        }
+        (Kind::Submitting, ..) => RowState::Ambiguous {
+            reason: "the run stopped while this row's submit was in flight; the service may have accepted it".to_string(),
+        },
+        (Kind::Submitted, Some(request_id), _) => RowState::Live {
+            request_id: request_id.clone(),
+            at: event.at,
+        },
+        (Kind::Completed, Some(request_id), Some(output)) => RowState::Completed {
+            output: output.clone(),
+            request_id: request_id.clone(),
+            at: match state {
+                Some(RowState::Live { at, .. }) => *at,
+                _ => event.at,
+            },
+        },
+        (Kind::Failed, ..) => RowState::Failed { reason: reason() },
+        (Kind::Ambiguous, ..) => RowState::Ambiguous { reason: reason() },
+        // `check` refused these when reading; never guess a state.
+        (Kind::Submitted | Kind::Completed, ..) => RowState::Ambiguous {
+            reason: "an incomplete journal record".to_string(),
+        },
+    });
 }

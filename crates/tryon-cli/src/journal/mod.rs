@@ -17,6 +17,16 @@
 //! | `submitted`, older | reports it expired (the service keeps jobs 1 h) |
 //! | `submitting` or `ambiguous` (the POST may have reached the server, no id was recorded) | reports it; `--resubmit-ambiguous` sends it again, at the risk of a second charge |
 //!
+//! A row's records are those under its fingerprint (what it sends, see
+//! [`crate::fingerprint`]; the form older versions wrote is recognised
+//! too). Records under another fingerprint are an earlier version of an
+//! edited row: their paid job is kept, never dropped (see
+//! `batch::plan`). A `submitting` record carries the row's `inputs`, so
+//! that an edited row can be told what changed. Outputs are found in the
+//! journal's folder by their file names, whatever spelling of `--out-dir`
+//! wrote them. The journal itself is a regular file in `--out-dir`, never
+//! a link.
+//!
 //! Damage is handled by [`mod@scan`]: only a torn last record (what a crash
 //! mid-write leaves) is repaired, anything else refuses to run.
 
@@ -28,7 +38,7 @@ mod writer;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
-pub use event::{Event, Kind, RETENTION, RowState, fold, now_secs};
+pub use event::{Event, History, Kind, RETENTION, RowState, Version, fold, now_secs};
 use scan::bytes_of;
 pub use scan::{Damage, scan};
 pub use writer::Writer;
@@ -64,11 +74,13 @@ pub fn open(dir: &Path) -> Result<(Writer, Vec<Event>, Option<String>), Damage> 
     let io = |e: std::io::Error| Damage::io(&path, &e);
     // `bytes_of` first: it refuses a journal that is not a regular file.
     let _ = bytes_of(&path)?;
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .map_err(io)?;
+    let file = open_append(&path).map_err(|e| {
+        if is_link_refusal(&e) {
+            scan::link(&path)
+        } else {
+            io(e)
+        }
+    })?;
     // Two runs on one journal could each submit the same row: the lock is
     // held (by the writer's handle) until this run ends.
     if !lock(&file).map_err(io)? {
@@ -113,6 +125,33 @@ fn held_by_another(file: &File) -> bool {
 #[cfg(not(unix))]
 fn held_by_another(_file: &File) -> bool {
     false
+}
+
+/// Open (creating) the journal for appending, never through a link: a
+/// link swapped in after `bytes_of` looked is refused by the open itself.
+fn open_append(path: &Path) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let nofollow = rustix::fs::OFlags::NOFOLLOW.bits();
+        options.custom_flags(i32::try_from(nofollow).unwrap_or(0));
+    }
+    options.open(path)
+}
+
+/// Whether an open failed because the path is a link (`O_NOFOLLOW`).
+fn is_link_refusal(error: &std::io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        error.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = error;
+        false
+    }
 }
 
 /// Take an exclusive advisory lock on `file` without waiting: `false`

@@ -7,11 +7,11 @@
 //! never taken for "never sent"), and a request id found there is printed
 //! with the command that fetches its result. The damaged file is kept
 //! beside the new one as `tryon-journal.jsonl.damaged-<unix seconds>`;
-//! the new journal replaces the old one atomically (temp file, fsync,
-//! rename), so a crash during the repair leaves one or the other.
+//! the new journal replaces the old one atomically
+//! ([`crate::output::write_replacing`]), so a crash during the repair
+//! leaves one or the other.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::Path;
 
 use super::event::{Event, Kind, now_secs};
@@ -21,7 +21,6 @@ use crate::term;
 /// Repair the journal at `path` if it is damaged; returns a report for
 /// stderr, or `None` when there was nothing to repair.
 pub fn repair(path: &Path) -> Result<Option<String>, Damage> {
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let name = path
         .file_name()
         .map_or_else(|| "journal".into(), |n| n.to_string_lossy().into_owned());
@@ -73,20 +72,12 @@ pub fn repair(path: &Path) -> Result<Option<String>, Damage> {
     }
     let saved = path.with_file_name(format!("{name}.damaged-{}", now_secs()));
     std::fs::copy(path, &saved).map_err(io)?;
-    let temp = path.with_file_name(format!("{name}.repair"));
     let mut text = Vec::new();
     for event in &kept {
         serde_json::to_writer(&mut text, event).map_err(|e| io(std::io::Error::other(e)))?;
         text.push(b'\n');
     }
-    let mut file = std::fs::File::create(&temp).map_err(io)?;
-    file.write_all(&text)
-        .and_then(|()| file.sync_all())
-        .map_err(io)?;
-    std::fs::rename(&temp, path).map_err(io)?;
-    if let Ok(folder) = std::fs::File::open(dir) {
-        let _ = folder.sync_all();
-    }
+    crate::output::write_replacing(path, &text).map_err(io)?;
     Ok(Some(format!(
         "journal {}: repaired: kept {} records, dropped {dropped} damaged lines (the damaged file is saved as {}){report}",
         path.display(),

@@ -197,15 +197,33 @@ impl Scan {
 
 /// The bytes of the journal at `path`; none if there is no journal. Only
 /// a regular file is read (a FIFO or `/dev/zero` in its place would never
-/// end).
+/// end), and never through a link (see [`link`]).
 pub(super) fn bytes_of(path: &Path) -> Result<Vec<u8>, Damage> {
-    match std::fs::metadata(path) {
+    match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(Damage::io(path, &e)),
+        Ok(meta) if meta.file_type().is_symlink() => Err(link(path)),
         Ok(meta) if !meta.is_file() => Err(Damage::io(
             path,
             &std::io::Error::other("not a regular file"),
         )),
         Ok(_) => std::fs::read(path).map_err(|e| Damage::io(path, &e)),
     }
+}
+
+/// The refusal of a journal that is a symbolic link: records of money
+/// spent are appended only to a regular file inside `--out-dir`, never
+/// through a link to a file elsewhere (which another run, or another user,
+/// may own).
+pub(super) fn link(path: &Path) -> Damage {
+    let target = std::fs::read_link(path)
+        .map(|t| format!(" (to {})", t.display()))
+        .unwrap_or_default();
+    Damage::io(
+        path,
+        &std::io::Error::other(format!(
+            "is a symbolic link{target}; tryon writes its journal only as a regular file in \
+             --out-dir, never through a link: put the file itself there (or use another --out-dir)"
+        )),
+    )
 }

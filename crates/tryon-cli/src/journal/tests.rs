@@ -9,6 +9,14 @@ fn fp(rows: &[(&str, &str)]) -> HashMap<String, String> {
         .collect()
 }
 
+/// The current state of each row, `current` giving each row's fingerprint.
+fn states(events: &[Event], current: &HashMap<String, String>) -> HashMap<String, RowState> {
+    fold(events, |row, f| current.get(row).is_some_and(|c| c == f))
+        .into_iter()
+        .filter_map(|(row, history)| history.current.map(|state| (row, state)))
+        .collect()
+}
+
 fn event(kind: Kind, row: &str) -> Event {
     Event {
         at: 1,
@@ -31,10 +39,9 @@ fn fold_keeps_the_last_event_per_row_and_ignores_edited_rows() {
             .request_id("r-d")
             .output(Path::new("d.png"), 9),
     ];
-    let states = fold(
-        &events,
-        &fp(&[("a", "1"), ("b", "1"), ("c", "new"), ("d", "1")]),
-    );
+    let current = fp(&[("a", "1"), ("b", "1"), ("c", "new"), ("d", "1")]);
+    let histories = fold(&events, |row, f| current[row] == f);
+    let states = states(&events, &current);
     assert_eq!(
         states["a"],
         RowState::Live {
@@ -44,6 +51,19 @@ fn fold_keeps_the_last_event_per_row_and_ignores_edited_rows() {
     );
     assert!(matches!(states["b"], RowState::Ambiguous { .. }));
     assert!(!states.contains_key("c"), "an edited row is new");
+    assert_eq!(
+        histories["c"].earlier,
+        [Version {
+            fingerprint: "old".into(),
+            state: Some(RowState::Live {
+                request_id: "r-c".into(),
+                at: 1
+            }),
+            inputs: None,
+        }],
+        "and its earlier job is not forgotten"
+    );
+    assert!(histories["d"].owns(Path::new("d.png"), "1"));
     assert_eq!(
         states["d"],
         RowState::Completed {
@@ -123,7 +143,7 @@ fn every_prefix_of_a_real_journal_opens_safely() {
             whole,
             "cut {cut}"
         );
-        let states = fold(&scanned.events, &current);
+        let states = states(&scanned.events, &current);
         for record in &whole {
             // A row with an intent or an accepted id on disk is never
             // taken for one that was never sent (unless the service
@@ -236,7 +256,7 @@ async fn a_last_record_without_newline_is_kept_and_a_torn_one_cut() {
     let (_, events, note) = open(dir.path()).unwrap();
     assert!(note.is_none());
     assert_eq!(events.len(), 4);
-    let states = fold(&events, &fp(&[("a", "1"), ("b", "1"), ("c", "1")]));
+    let states = states(&events, &fp(&[("a", "1"), ("b", "1"), ("c", "1")]));
     assert!(matches!(states["b"], RowState::Ambiguous { .. }));
 }
 
@@ -257,7 +277,7 @@ fn repair_keeps_parseable_records_and_marks_named_rows_ambiguous() {
     assert!(report.contains("row `b` marked ambiguous"), "{report}");
     assert!(report.contains("tryon wait r-b -o FILE"), "{report}");
     let events = read(dir.path()).unwrap();
-    let states = fold(&events, &fp(&[("a", "1"), ("b", "1")]));
+    let states = states(&events, &fp(&[("a", "1"), ("b", "1")]));
     assert!(
         matches!(states["b"], RowState::Ambiguous { .. }),
         "{states:?}"

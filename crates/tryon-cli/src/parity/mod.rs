@@ -97,7 +97,10 @@ pub async fn parity(cli: &Cli, args: &ParityArgs) -> Result<Code, CliError> {
     };
     match &args.report {
         Some(path) => {
-            std::fs::write(path, format!("{}\n", text.trim_end())).map_err(|e| {
+            // Never through a link: a report is written beside it and
+            // renamed over it.
+            let bytes = format!("{}\n", text.trim_end());
+            crate::output::write_replacing(path, bytes.as_bytes()).map_err(|e| {
                 CliError::new(
                     Code::Unsaved,
                     format!("cannot write the report to {}: {e}", path.display()),

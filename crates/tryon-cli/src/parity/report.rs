@@ -73,7 +73,7 @@ impl Report {
         let mut out = format!(
             "tryon parity report (version {})\n\
              target: {}{}\n\
-             each answer is checked against openapi/segmind-tryon.yaml and the job lifecycle \
+             each answer is checked against the API spec (tryon-api's openapi/segmind-tryon.yaml) and the job lifecycle \
              (validating proxy) and compared with the tryon mock's answer to the same step; \
              ids, URLs, timestamps and timings are masked\n",
             self.version,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tryon_client::SecretString;
-use tryon_mock::{DRIFT_HEADER, DriftRecord, MockServer, Proxy};
+use tryon_mock::{DriftRecord, MockServer, Proxy};
 
 use super::normalise;
 
@@ -23,7 +23,7 @@ const GARMENT: &str = "https://segmind-resources.s3.amazonaws.com/input/p-image-
 
 /// Most bytes of an answer read (an output image is a few MiB): what the
 /// validating proxy every step goes through passes at most.
-const MAX_ANSWER: usize = tryon_mock::MAX_PROXY_BODY;
+const MAX_ANSWER: usize = tryon_mock::limits::MAX_PROXY_BODY;
 
 /// Most characters of an error's text kept for the report.
 const MAX_TEXT: usize = 200;
@@ -259,10 +259,10 @@ impl Side<'_> {
             .map_err(|e| format!("no answer from the proxy: {}", e.without_url()))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = tryon_mock::read_capped(response, MAX_ANSWER)
+        let body = tryon_mock::capped::read_response(response, MAX_ANSWER)
             .await
             .map_err(|e| format!("the answer: {e}"))?;
-        if !headers.contains_key(DRIFT_HEADER) {
+        if !headers.contains_key(Proxy::DRIFT_HEADER) {
             // The proxy's own answer: the target was not reached.
             let text = serde_json::from_slice::<Value>(&body)
                 .ok()

@@ -102,6 +102,7 @@ a.ph{color:#0969da;text-decoration:none}a.ph:hover{text-decoration:underline}
 .to{align-self:center;color:#8c959f;font-size:20px;padding:0 2px}
 .msg,.cmd{grid-column:1/-1;margin:0;white-space:pre-wrap;word-break:break-word;border-radius:4px;padding:6px 8px;font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 .msg{background:#fff8f8;border:1px solid #ffcecb}
+.kept{grid-column:1/-1;margin:0;padding-left:18px;font-size:12px;color:#57606a}
 .cmd{background:#f6f8fa;border:1px solid #d0d7de}.cmd span{display:block;color:#57606a;font-family:system-ui,sans-serif}
 footer{padding:0 24px 24px;color:#57606a;font-size:12px}
 ";
@@ -218,13 +219,7 @@ fn render_row(
     put(out, name, MAX_NAME);
     out.push_str("</span>");
     if !row.facts.is_empty() {
-        out.push_str("<ul>");
-        for fact in &row.facts {
-            out.push_str("<li>");
-            put(out, fact, MAX_NAME);
-            out.push_str("</li>");
-        }
-        out.push_str("</ul>");
+        list(out, "<ul>", row.facts.iter().map(String::as_str), MAX_NAME);
     }
     if let Some(prompt) = &row.prompt {
         out.push_str("<p class=\"prompt\">prompt: ");
@@ -246,11 +241,18 @@ fn render_row(
     }
     out.push_str("<span class=\"to\" aria-hidden=\"true\">→</span>");
     picture(out, &row.result, "result", thumbs);
+    for earlier in &row.earlier {
+        picture(out, &earlier.picture, "earlier", thumbs);
+    }
     out.push_str("</div>");
     if let Some(message) = &row.message {
         out.push_str("<pre class=\"msg\">");
         put(out, message, MAX_MESSAGE);
         out.push_str("</pre>");
+    }
+    if !row.earlier.is_empty() {
+        let notes = row.earlier.iter().map(|e| e.note.as_str());
+        list(out, "<ul class=\"kept\">", notes, MAX_MESSAGE);
     }
     if let Some((label, command)) = &row.command {
         out.push_str("<pre class=\"cmd\"><span>");
@@ -261,6 +263,18 @@ fn render_row(
         out.push_str("</pre>");
     }
     out.push_str("</section>\n");
+}
+
+/// A list: `open` (this file's own `<ul>` literal), then each item as text,
+/// cut at `max` characters.
+fn list<'a>(out: &mut String, open: &str, items: impl Iterator<Item = &'a str>, max: usize) {
+    out.push_str(open);
+    for item in items {
+        out.push_str("<li>");
+        put(out, item, max);
+        out.push_str("</li>");
+    }
+    out.push_str("</ul>");
 }
 
 /// One image of a row: a thumbnail, a link for a URL, or a box saying why
@@ -329,11 +343,11 @@ fn url_safe(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'/')
 }
 
-/// The result's thumbnail links to the full image, by its file name (the
-/// outputs sit beside the page), percent-encoded but for the characters
-/// output names are made of.
+/// The result's thumbnail (and an earlier job's kept image) links to the
+/// full image, by its file name (the outputs sit beside the page),
+/// percent-encoded but for the characters output names are made of.
 fn result_link(label: &str, path: &Path) -> Option<String> {
-    if label != "result" {
+    if label != "result" && label != "earlier" {
         return None;
     }
     let name = path.file_name()?.as_encoded_bytes();
@@ -370,7 +384,7 @@ fn short_url(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::Tally;
+    use super::super::{Earlier, Tally};
     use super::*;
 
     #[test]
@@ -435,6 +449,10 @@ mod tests {
                 prompt: Some(evil.to_string()),
                 message: Some(evil.to_string()),
                 command: Some((evil.to_string(), evil.to_string())),
+                earlier: vec![Earlier {
+                    picture: Picture::Absent(evil.to_string()),
+                    note: evil.to_string(),
+                }],
             }],
         }
     }

@@ -92,6 +92,18 @@ pub struct Row {
     pub message: Option<String>,
     /// What to run next, with a label saying what it does.
     pub command: Option<(String, String)>,
+    /// The images of its earlier jobs kept beside the outputs (an edited
+    /// row's), each with what became of it.
+    pub earlier: Vec<Earlier>,
+}
+
+/// An image of an edited row's earlier job.
+#[derive(Debug, Clone)]
+pub struct Earlier {
+    /// The kept image, or why there is none.
+    pub picture: Picture,
+    /// What became of it.
+    pub note: String,
 }
 
 /// An image of a row.
@@ -113,6 +125,7 @@ impl Page {
                 .chain(&row.garments)
                 .chain(&row.pose)
                 .chain(std::iter::once(&row.result))
+                .chain(row.earlier.iter().map(|e| &e.picture))
                 .filter_map(|picture| match picture {
                     Picture::File(path) => Some(path.as_path()),
                     _ => None,

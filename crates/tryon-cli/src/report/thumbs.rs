@@ -244,8 +244,8 @@ fn shrink(bytes: &[u8]) -> Result<Vec<u8>, String> {
         .with_guessed_format()
         .map_err(|e| e.to_string())?;
     let mut limits = image::Limits::default();
-    limits.max_image_width = Some(tryon_client::MAX_IMAGE_SIDE);
-    limits.max_image_height = Some(tryon_client::MAX_IMAGE_SIDE);
+    limits.max_image_width = Some(tryon_client::limits::MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(tryon_client::limits::MAX_IMAGE_SIDE);
     limits.max_alloc = Some(MAX_DECODE_ALLOC);
     reader.limits(limits);
     let image = reader.decode().map_err(|e| format!("cannot decode: {e}"))?;

@@ -50,6 +50,89 @@ pub(crate) fn batch(
     cmd
 }
 
+/// `tryon batch MANIFEST --out-dir OUT_DIR EXTRA...` run in `dir`, both
+/// paths as given (relative to `dir`, or absolute).
+pub(crate) fn batch_in(
+    server: &MockServer,
+    dir: &Path,
+    manifest: &str,
+    out_dir: &str,
+    extra: &[&str],
+) -> Command {
+    let mut cmd = batch(server, Path::new(manifest), Path::new(out_dir), extra);
+    cmd.current_dir(dir);
+    cmd
+}
+
+/// A temporary folder holding `sub/m.csv`, one row `r1` whose images are
+/// the workspace's samples copied beside it and named relatively (so how
+/// the manifest's path is typed is how they are joined). `extra_columns`
+/// (`seed=7`) adds columns with their values. Returns the folder and `sub`.
+pub(crate) fn relative_manifest(extra_columns: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let sub = dir.path().join("sub");
+    std::fs::create_dir(&sub).expect("sub");
+    for name in ["person.png", "garment.png"] {
+        std::fs::copy(assets().join(name), sub.join(name)).expect("copied");
+    }
+    let (head, values) = extra_columns
+        .split_once('=')
+        .map_or((String::new(), String::new()), |(h, v)| {
+            (format!(",{h}"), format!(",{v}"))
+        });
+    std::fs::write(
+        sub.join("m.csv"),
+        format!("id,person,garments{head}\nr1,person.png,garment.png{values}\n"),
+    )
+    .expect("manifest written");
+    (dir, sub)
+}
+
+/// A mock on a virtual clock: accepted jobs stay queued until the test
+/// advances it (1 s queued, 2 s processing).
+pub(crate) async fn queued_mock() -> MockServer {
+    MockServer::builder()
+        .virtual_time()
+        .stages(
+            std::time::Duration::from_secs(1),
+            std::time::Duration::from_secs(2),
+        )
+        .start()
+        .await
+}
+
+/// Runs `batch m.csv --out-dir out` in `dir` (see [`relative_manifest`])
+/// and kills it (SIGKILL, its own chaos hook) right after its second
+/// journal record, the first row's accepted id, is durable: its job is
+/// paid for and queued. Returns that request id.
+pub(crate) async fn interrupt_after_submit(server: &MockServer, dir: &Path) -> String {
+    use std::os::unix::process::ExitStatusExt as _;
+    let mut first = batch_in(server, dir, "m.csv", "out", &[]);
+    first.env("TRYON_CHAOS_KILL_AFTER_JOURNAL_WRITES", "2");
+    let killed = output(first).await;
+    assert_eq!(killed.status.signal(), Some(9), "{}", text(&killed.stderr));
+    journal_ids(&dir.join("out"))
+        .get("r1")
+        .and_then(|ids| ids.first().cloned())
+        .expect("r1's accepted id in the journal")
+}
+
+/// `run` of a one-garment try-on from URLs (`-o` to follow).
+pub(crate) const RUN_FROM_URLS: [&str; 5] = [
+    "run",
+    "--person",
+    "https://example.com/p.jpg",
+    "--garment",
+    "https://example.com/g.jpg",
+];
+
+/// `tryon run` of a one-garment try-on from URLs, saving to `out`.
+pub(crate) fn run_to(server: &MockServer, out: &Path) -> Command {
+    let mut cmd = tryon(server);
+    cmd.args(RUN_FROM_URLS).arg("-o").arg(out);
+    cmd
+}
+
 /// Reruns the batch and checks that it sends nothing: it exits `code`,
 /// reports its `done` completed rows as all done earlier, and the mock has
 /// billed `billed` submits in all.
@@ -137,13 +220,26 @@ pub(crate) fn journal_ids(out_dir: &Path) -> HashMap<String, Vec<String>> {
 }
 
 /// A `tryon mock` child process, killed (SIGKILL) and reaped when dropped.
-pub(crate) struct MockProcess(std::process::Child);
+pub(crate) struct MockProcess {
+    child: std::process::Child,
+    ready: serde_json::Value,
+}
 
 impl MockProcess {
     /// Kills it now (SIGKILL: nothing it has not finished gets written).
     pub(crate) fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Its readiness line: `{"url": ..., "control": ...}`.
+    pub(crate) fn ready(&self) -> &serde_json::Value {
+        &self.ready
+    }
+
+    /// Its stderr, when it was started with one to read.
+    pub(crate) fn stderr(&mut self) -> Option<std::process::ChildStderr> {
+        self.child.stderr.take()
     }
 }
 
@@ -156,6 +252,12 @@ impl Drop for MockProcess {
 /// Starts `tryon mock --port 0 --json ARGS` (stderr discarded); returns it
 /// and its base URL, read from its readiness line.
 pub(crate) fn start_mock(args: &[&str]) -> (MockProcess, String) {
+    start_mock_with(args, std::process::Stdio::null())
+}
+
+/// [`start_mock`] with its stderr going to `stderr` (`Stdio::piped()` to
+/// read it with [`MockProcess::stderr`]).
+pub(crate) fn start_mock_with(args: &[&str], stderr: std::process::Stdio) -> (MockProcess, String) {
     use std::io::BufRead as _;
     let mut child = Command::cargo_bin("tryon")
         .expect("the tryon binary is built")
@@ -164,7 +266,7 @@ pub(crate) fn start_mock(args: &[&str]) -> (MockProcess, String) {
         .args(["--port", "0", "--json"])
         .env_remove("RUST_LOG")
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("tryon mock starts");
     let mut line = String::new();
@@ -174,5 +276,21 @@ pub(crate) fn start_mock(args: &[&str]) -> (MockProcess, String) {
     let ready: serde_json::Value =
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("readiness line {line:?}: {e}"));
     let url = ready["url"].as_str().expect("a url").to_string();
-    (MockProcess(child), url)
+    (MockProcess { child, ready }, url)
+}
+
+/// `tryon` with the key set and `url` as its base URL (for a mock child).
+pub(crate) fn tryon_at(url: &str) -> Command {
+    let mut cmd = Command::cargo_bin("tryon").expect("the tryon binary is built");
+    cmd.env("SEGMIND_API_KEY", KEY)
+        .env_remove("RUST_LOG")
+        .args(["--base-url", url]);
+    cmd
+}
+
+/// A mock on this test's runtime and a temporary folder, the start of
+/// most tests here.
+pub(crate) async fn mock_and_dir() -> (MockServer, tempfile::TempDir) {
+    let server = MockServer::start().await;
+    (server, tempfile::tempdir().expect("a temporary folder"))
 }

@@ -256,7 +256,7 @@ f.addEventListener('load', async () => {{
 }
 
 /// What a person would see of a report, as JSON: every row's id, status,
-/// texts and thumbnails (each box's background loaded into an image of
+/// texts (the notes on its kept earlier images too) and thumbnails (each box's background loaded into an image of
 /// the harness's: its `naturalWidth`, 0 unless it decodes; and where the
 /// box is), the links, the document's title and scripts, and how many
 /// rows each filter shows.
@@ -292,6 +292,7 @@ const INSPECT: &str = r#"
                  box: [Math.round(at.x), Math.round(at.y), Math.round(at.width), Math.round(at.height)] };
       }),
       placeholders: [...r.querySelectorAll('.ph')].map(p => p.textContent),
+      kept: [...r.querySelectorAll('.kept li')].map(l => l.textContent),
       links: [...r.querySelectorAll('a')].map(a => a.getAttribute('href')),
     }));
     out.textContent = hex(JSON.stringify({

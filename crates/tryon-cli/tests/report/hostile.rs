@@ -6,19 +6,10 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::time::Duration;
 
 use super::common::{assets, batch, output, text};
+use super::tryon_report as report;
 use tryon_mock::MockServer;
-
-/// `tryon report ARGS` with no key, bounded in time.
-fn report(args: &[&std::ffi::OsStr]) -> std::process::Output {
-    let mut cmd = assert_cmd::Command::cargo_bin("tryon").expect("the tryon binary");
-    cmd.env_remove("SEGMIND_API_KEY").arg("report").args(args);
-    cmd.timeout(Duration::from_mins(1))
-        .output()
-        .expect("tryon report runs")
-}
 
 fn mkfifo(path: &Path) {
     let made = std::process::Command::new("mkfifo")

@@ -10,6 +10,7 @@
 mod common;
 
 mod browser;
+mod edited;
 mod hostile;
 mod runs;
 
@@ -62,6 +63,15 @@ fn catalog(dir: &Path) -> PathBuf {
     let path = dir.join("manifest.csv");
     std::fs::write(&path, csv).expect("manifest written");
     path
+}
+
+/// `tryon report ARGS` with no key, bounded in time.
+fn tryon_report(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    let mut cmd = assert_cmd::Command::cargo_bin("tryon").expect("the tryon binary");
+    cmd.env_remove("SEGMIND_API_KEY").arg("report").args(args);
+    cmd.timeout(Duration::from_mins(1))
+        .output()
+        .expect("tryon report runs")
 }
 
 fn rows_by_id(seen: &Value) -> std::collections::HashMap<String, Value> {

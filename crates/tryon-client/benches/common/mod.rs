@@ -1,4 +1,4 @@
-//! Shared by the client's bench binaries: a request,
+//! Shared by the client's bench binaries: a request, a runtime,
 //! statistics and the process's peak memory.
 #![allow(dead_code, unreachable_pub)]
 
@@ -9,11 +9,19 @@ use tryon_client::{Image, TryOnRequest};
 /// The API key the benches send to the mock.
 pub const KEY: &str = "sk-bench";
 
+/// The person image every bench request names.
+pub const PERSON_URL: &str = "https://example.com/person.jpg";
+
+/// The URL of garment `i` in a bench request.
+pub fn garment_url(i: usize) -> String {
+    format!("https://example.com/g{i}.jpg")
+}
+
 /// A valid request with URL inputs, `garments` garments.
 pub fn request(garments: usize, turbo: bool, seed: u64) -> TryOnRequest {
     TryOnRequest::builder()
-        .person(Image::url("https://example.com/person.jpg"))
-        .garments((0..garments).map(|i| Image::url(format!("https://example.com/g{i}.jpg"))))
+        .person(Image::url(PERSON_URL))
+        .garments((0..garments).map(|i| Image::url(garment_url(i))))
         .turbo(turbo)
         .seed(seed)
         .build()
@@ -56,14 +64,11 @@ pub fn us(d: Duration) -> String {
     format!("{:.1} µs", d.as_secs_f64() * 1e6)
 }
 
-/// A deterministic uniform draw in `[0, 1)` (splitmix64, as the mock uses).
-pub fn next_unit(state: &mut u64) -> f64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^= z >> 31;
-    #[allow(clippy::cast_precision_loss)]
-    let v = (z >> 11) as f64 / (1u64 << 53) as f64;
-    v
+/// Runs `run` to its end on a current-thread tokio runtime.
+pub fn block_on<F: std::future::Future>(run: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(run)
 }

@@ -16,7 +16,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 pub mod png;
 
-use tryon_client::{Client, ClientBuilder, Image, RetryPolicy, TryOnRequest, VirtualClock};
+use tryon_client::test_util::VirtualClock;
+use tryon_client::{Client, ClientBuilder, Image, RetryPolicy, TryOnRequest};
 
 pub const KEY: &str = "sk-test-SECRET-0123456789";
 pub const ID: &str = "5b9f0e62-8c51-4a64-9a3e-6ad1f2f0c9d4";

@@ -22,7 +22,7 @@ async fn main() {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(tryon_mock::LogWriter::stderr)
+        .with_writer(tryon_mock::logging::LogWriter::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let options = match parse(std::env::args().skip(1)) {

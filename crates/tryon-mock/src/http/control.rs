@@ -2,8 +2,6 @@
 //! thin layer over the same [`State`] methods [`MockServer`](crate::MockServer)
 //! calls. Every value is checked (422 naming the field and the bound).
 
-use std::sync::OnceLock;
-
 use bytes::Bytes;
 use hyper::header;
 use hyper::{Method, Request, StatusCode};
@@ -11,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::{Reply, error, json_response, method_not_allowed, read_body};
-use crate::config::{FailRule, RateLimit};
+use crate::config::{FailRule, RateLimitRule};
 use crate::fault::Fault;
 use crate::state::State;
 
@@ -26,14 +24,16 @@ struct Call<'a> {
 
 type Handler = fn(&State, &Call<'_>) -> Reply;
 
-/// Every control route: method, path, handler. The only list; the public
-/// [`control_routes`] is read from it.
+/// Every control route: method, path, handler. The only list; the control
+/// document (`CONTROL_SPEC`) documents exactly these (a unit test below).
 const ROUTES: &[(&str, &str, Handler)] = &[
     ("GET", "/__mock/health", health),
     ("GET", "/__mock/now", now),
     ("POST", "/__mock/advance", advance),
     ("POST", "/__mock/reset", reset),
-    ("GET", "/__mock/journal", journal),
+    ("GET", "/__mock/request_log", request_log),
+    // The request log's first name, kept for existing callers.
+    ("GET", "/__mock/journal", request_log),
     ("GET", "/__mock/drift", drift),
     ("GET", "/__mock/billing", billing),
     ("GET", "/__mock/faults", list_faults),
@@ -43,19 +43,6 @@ const ROUTES: &[(&str, &str, Handler)] = &[
     ("PUT", "/__mock/rate_limit", rate_limit),
     ("PUT", "/__mock/keys", keys),
 ];
-
-/// Every route of the control API as `(method, path)`, e.g.
-/// `("POST", "/__mock/advance")`: what the server answers, for tests that
-/// compare it with a description of the control API. `GET /__mock/health`
-/// answers 200 once the server is ready and needs no control token.
-///
-/// ```
-/// assert!(tryon_mock::control_routes().contains(&("GET", "/__mock/health")));
-/// ```
-pub fn control_routes() -> &'static [(&'static str, &'static str)] {
-    static LIST: OnceLock<Vec<(&'static str, &'static str)>> = OnceLock::new();
-    LIST.get_or_init(|| ROUTES.iter().map(|(m, p, _)| (*m, *p)).collect())
-}
 
 /// Whether the request carries the control token (`Authorization: Bearer
 /// <token>`), when one is set.
@@ -198,19 +185,19 @@ fn reset(state: &State, _: &Call<'_>) -> Reply {
     ok(&clock_now(state))
 }
 
-fn journal(state: &State, _: &Call<'_>) -> Reply {
-    json_response(StatusCode::OK, &state.journal())
+fn request_log(state: &State, _: &Call<'_>) -> Reply {
+    json_response(StatusCode::OK, &state.request_log())
 }
 
 fn billing(state: &State, call: &Call<'_>) -> Reply {
     // Percent-decoded: a key may hold `+`, `&`, `%` or spaces.
     let key = form_urlencoded::parse(call.query.as_bytes())
         .find_map(|(name, value)| (name == "key").then_some(value));
-    let (total, for_key) = state.billing(key.as_deref());
-    let mut v = json!({ "billed_submits": total });
-    if let Some((n, balance)) = for_key {
-        v["billed_submits_for_key"] = n.into();
-        if let Some(b) = balance {
+    let billing = state.billing(key.as_deref());
+    let mut v = json!({ "billed_submits": billing.total });
+    if let Some(k) = billing.key {
+        v["billed_submits_for_key"] = k.billed.into();
+        if let Some(b) = k.balance {
             v["balance"] = b.into();
         }
     }
@@ -249,7 +236,7 @@ fn fail_rules(state: &State, call: &Call<'_>) -> Reply {
 }
 
 fn rate_limit(state: &State, call: &Call<'_>) -> Reply {
-    let rate = match typed::<Option<RateLimit>>(call, "rate_limit") {
+    let rate = match typed::<Option<RateLimitRule>>(call, "rate_limit") {
         Ok(r) => r,
         Err(r) => return r,
     };
@@ -272,10 +259,29 @@ fn keys(state: &State, call: &Call<'_>) -> Reply {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
+    /// Moved from `tests/control_spec.rs` (which read the table through a
+    /// public `control_routes()` kept only for it).
     #[test]
-    fn the_route_list_is_the_table() {
-        let routes = super::control_routes();
-        assert_eq!(routes.len(), super::ROUTES.len());
-        assert!(routes.contains(&("POST", "/__mock/advance")));
+    fn every_control_route_the_mock_serves_is_documented_and_nothing_else() {
+        let doc: serde_json::Value = serde_yaml::from_str(crate::CONTROL_SPEC).unwrap();
+        let mut documented = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in ["get", "post", "put", "delete", "patch"] {
+                if item.get(method).is_some() {
+                    documented.insert((method.to_uppercase(), path.clone()));
+                }
+            }
+        }
+        let served: BTreeSet<(String, String)> = super::ROUTES
+            .iter()
+            .map(|(m, p, _)| ((*m).to_string(), (*p).to_string()))
+            .collect();
+        assert_eq!(served.len(), super::ROUTES.len(), "a route listed twice");
+        assert_eq!(
+            served, documented,
+            "the mock's control routes and tryon_mock::CONTROL_SPEC differ"
+        );
     }
 }

@@ -1,5 +1,5 @@
 //! The HTTP front, by layer: [`conn`] accepts and bounds connections,
-//! [`pipeline`] runs every request through faults, auth, the journal and the
+//! [`pipeline`] runs every request through faults, auth, the request log and the
 //! spec check, [`routes`] names the API's endpoints, [`api`] answers them and
 //! [`control`] is the `/__mock/` API.
 

@@ -1,6 +1,6 @@
 //! What every request goes through: the control API's token, faults
 //! (latency, injected statuses, dropped connections, mangled bodies), the
-//! journal and the spec check, around the handlers in [`api`](super::api).
+//! request log and the spec check, around the handlers in [`api`](super::api).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,10 +11,10 @@ use hyper::{Request, Response, StatusCode};
 
 use super::routes::classify;
 use super::{Reply, api, control, error, with_retry_after};
-use crate::MAX_RECORDED_BODY;
 use crate::fault::FaultKind;
-use crate::journal::JournalEntry;
-use crate::state::State;
+use crate::limits::MAX_RECORDED_BODY;
+use crate::request_log::RequestLogEntry;
+use crate::state::{CallFaults, State};
 use crate::sync::lock;
 
 /// Returned to hyper to close a connection without a response.
@@ -89,14 +89,15 @@ pub(crate) async fn handle(
     let has_body = declares_body(req.headers());
     let endpoint = classify(&method, &path);
     let route = endpoint.route();
-    let (latency, action, drop_after) = match route {
-        Some(r) => state.take_faults(r),
-        None => (std::time::Duration::ZERO, None, false),
-    };
+    let CallFaults {
+        latency,
+        action,
+        drop_after_accept,
+    } = route.map(|r| state.take_faults(r)).unwrap_or_default();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let journal = |status: Option<u16>, body: Option<Bytes>| JournalEntry {
+    let entry = |status: Option<u16>, body: Option<Bytes>| RequestLogEntry {
         at,
         method: method.to_string(),
         path: path.clone(),
@@ -107,7 +108,7 @@ pub(crate) async fn handle(
     let is_injected = matches!(action, Some(FaultKind::Status { .. }));
     let response = match &action {
         Some(FaultKind::DropBeforeAccept) => {
-            state.record(journal(None, None));
+            state.log_request(entry(None, None));
             tracing::info!(%method, %path, "dropped connection (fault, before accept)");
             return Err(DropConnection);
         }
@@ -120,11 +121,11 @@ pub(crate) async fn handle(
         response
     };
     let status = response.status();
-    if drop_after && status == StatusCode::OK {
+    if drop_after_accept && status == StatusCode::OK {
         if let Some(r) = route {
             state.consume_drop_after(r);
         }
-        state.record(journal(None, None));
+        state.log_request(entry(None, None));
         tracing::info!(%method, %path, "dropped connection (fault, after accept)");
         return Err(DropConnection);
     }
@@ -143,7 +144,7 @@ pub(crate) async fn handle(
         body.slice(..body.len().min(MAX_RECORDED_BODY))
     });
     let response = mangle(response, action.as_ref());
-    state.record(journal(Some(status.as_u16()), recorded));
+    state.log_request(entry(Some(status.as_u16()), recorded));
     tracing::info!(
         %method,
         %path,

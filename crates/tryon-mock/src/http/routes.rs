@@ -1,9 +1,9 @@
 //! The API's endpoints: which method and path is which, and which
-//! [`Route`] its faults are on.
+//! [`FaultRoute`] its faults are on.
 
 use hyper::Method;
 
-use crate::fault::Route;
+use crate::fault::FaultRoute;
 
 pub(crate) enum Endpoint<'a> {
     Submit,
@@ -19,14 +19,14 @@ pub(crate) enum Endpoint<'a> {
 }
 
 impl Endpoint<'_> {
-    pub(crate) fn route(&self) -> Option<Route> {
+    pub(crate) fn route(&self) -> Option<FaultRoute> {
         Some(match self {
-            Endpoint::Submit => Route::Submit,
-            Endpoint::Run => Route::Run,
-            Endpoint::Status(_) => Route::Status,
-            Endpoint::Result(_) => Route::Result,
-            Endpoint::Upload => Route::Upload,
-            Endpoint::Output(_) | Endpoint::Asset(_) => Route::Output,
+            Endpoint::Submit => FaultRoute::Submit,
+            Endpoint::Run => FaultRoute::Run,
+            Endpoint::Status(_) => FaultRoute::Status,
+            Endpoint::Result(_) => FaultRoute::Result,
+            Endpoint::Upload => FaultRoute::Upload,
+            Endpoint::Output(_) | Endpoint::Asset(_) => FaultRoute::Output,
             Endpoint::MethodNotAllowed(_) | Endpoint::NotFound => return None,
         })
     }

@@ -1,5 +1,5 @@
-//! Drift: how an upstream response departs from
-//! `openapi/segmind-tryon.yaml`, judged by the spec check's one validator.
+//! Drift: how an upstream response departs from the API spec
+//! ([`tryon_api::SPEC`]), judged by the spec check's one validator.
 //!
 //! Pointers are JSON pointers into the response seen as one document,
 //! `{"status": …, "headers": {…}, "body": …}`: `/status` is the HTTP status,
@@ -11,10 +11,8 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::limits::MAX_DRIFT_RECORDS;
 use crate::spec_check::{Problem, resolve, spec, template, validate};
-
-/// Most drift records kept; later ones are counted, not stored.
-pub const MAX_DRIFT_RECORDS: usize = 10_000;
 
 /// Most characters of a response body kept as a record's example.
 const MAX_EXAMPLE: usize = 1024;

@@ -90,7 +90,7 @@ pub(crate) async fn send(
         .map_err(|e| format!("upstream request failed: {}", e.without_url()))?;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    let body = read_capped(response, limit)
+    let body = crate::capped::read_response(response, limit)
         .await
         .map_err(|e| format!("upstream answer: {e}"))?;
     Ok(Answer {
@@ -98,29 +98,6 @@ pub(crate) async fn send(
         headers,
         body,
     })
-}
-
-/// Reads the body of `response`, at most `limit` bytes: a declared or
-/// actual length over it is refused without reading on.
-///
-/// # Errors
-/// `more than LIMIT bytes`, or the answer broke off (the URL left out).
-pub async fn read_capped(mut response: reqwest::Response, limit: usize) -> Result<Bytes, String> {
-    if response.content_length().is_some_and(|n| n > limit as u64) {
-        return Err(format!("more than {limit} bytes"));
-    }
-    let mut buf = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| format!("it broke off: {}", e.without_url()))?
-    {
-        if buf.len() + chunk.len() > limit {
-            return Err(format!("more than {limit} bytes"));
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(Bytes::from(buf))
 }
 
 /// Output URLs rewritten to the proxy, both ways.

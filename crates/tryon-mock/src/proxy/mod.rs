@@ -1,7 +1,7 @@
 //! The validating proxy (feature `proxy`): serves the API's routes,
 //! forwards each request to the real service with the caller's own key, and
-//! records every way the answer departs from `openapi/segmind-tryon.yaml`
-//! or the contract's job lifecycle as a [`DriftRecord`].
+//! records every way the answer departs from the API spec
+//! ([`tryon_api::SPEC`]) or the contract's job lifecycle as a [`DriftRecord`].
 //!
 //! [`forward`] talks to the upstream, [`drift`] judges one answer against
 //! the spec, [`lifecycle`] judges a job's answers against each other.
@@ -19,38 +19,27 @@ use bytes::Bytes;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
+pub use drift::DriftRecord;
 use drift::{DriftLog, Exchange};
-pub use drift::{DriftRecord, MAX_DRIFT_RECORDS};
-pub use forward::read_capped;
 pub(crate) use forward::{OUTPUT_PREFIX, Outputs, rewrite};
 use lifecycle::Lifecycle;
 
 use crate::http::conn::{Answers, Serving, bind};
 use crate::http::control::carries_token;
 use crate::http::{Reply, error, json_response, read_body};
+use crate::limits::{DEFAULT_RECORD_LIMIT, MAX_PROXY_BODY};
 use crate::record::writer::{Capture, Recorder};
 use crate::sync::lock;
-
-/// The real service's API host; its upload host is
-/// [`SEGMIND_UPLOAD`].
-pub const SEGMIND_API: &str = "https://api.segmind.com";
-
-/// The real service's upload host (`POST /upload-asset`).
-pub const SEGMIND_UPLOAD: &str = "https://workflows-api.segmind.com";
-
-/// The response header counting the drift records one response produced.
-pub const DRIFT_HEADER: &str = "x-tryon-drift";
-
-/// Largest request or upstream answer the proxy passes: 64 MiB.
-pub const MAX_PROXY_BODY: usize = 64 * 1024 * 1024;
 
 /// How the proxy is set up.
 #[derive(Debug, Clone)]
 pub struct ProxyOptions {
-    /// The API host to forward to (`--proxy URL`), e.g. [`SEGMIND_API`].
+    /// The API host to forward to (`--proxy URL`), e.g.
+    /// [`SEGMIND_API`](Self::SEGMIND_API).
     pub upstream: String,
-    /// The upload host (`--proxy-upload URL`). Default: [`SEGMIND_UPLOAD`]
-    /// when `upstream` is [`SEGMIND_API`], else `upstream` itself.
+    /// The upload host (`--proxy-upload URL`). Default:
+    /// [`SEGMIND_UPLOAD`](Self::SEGMIND_UPLOAD) when `upstream` is
+    /// [`SEGMIND_API`](Self::SEGMIND_API), else `upstream` itself.
     pub upload: Option<String>,
     /// Leave `output` URLs pointing at the upstream's CDN
     /// (`--keep-output-urls`) instead of through the proxy.
@@ -62,16 +51,23 @@ pub struct ProxyOptions {
     /// Bound on each upstream exchange. Default 120 s.
     pub timeout: Duration,
     /// Record every exchange into this directory (`--record DIR`), in the
-    /// format [`RECORDING_FORMAT`](crate::RECORDING_FORMAT) that
+    /// format [`RECORDING_FORMAT`](crate::Replay::RECORDING_FORMAT) that
     /// [`Replay`](crate::Replay) serves. It is created if missing and must
     /// not hold a recording yet. Default: no recording.
     pub record: Option<PathBuf>,
     /// Most bytes the recording may hold (`--record-limit`). Default
-    /// [`DEFAULT_RECORD_LIMIT`](crate::DEFAULT_RECORD_LIMIT).
+    /// [`DEFAULT_RECORD_LIMIT`].
     pub record_limit: u64,
 }
 
 impl ProxyOptions {
+    /// The real service's API host; its upload host is
+    /// [`SEGMIND_UPLOAD`](Self::SEGMIND_UPLOAD).
+    pub const SEGMIND_API: &'static str = "https://api.segmind.com";
+
+    /// The real service's upload host (`POST /upload-asset`).
+    pub const SEGMIND_UPLOAD: &'static str = "https://workflows-api.segmind.com";
+
     /// Options forwarding to `upstream`, every other value its default.
     pub fn new(upstream: impl Into<String>) -> Self {
         Self {
@@ -82,7 +78,7 @@ impl ProxyOptions {
             control_token: None,
             timeout: Duration::from_mins(2),
             record: None,
-            record_limit: crate::record::DEFAULT_RECORD_LIMIT,
+            record_limit: DEFAULT_RECORD_LIMIT,
         }
     }
 }
@@ -130,6 +126,10 @@ impl std::fmt::Debug for Proxy {
 }
 
 impl Proxy {
+    /// The response header counting the drift records one response
+    /// produced (`0` for an answer that matched the spec).
+    pub const DRIFT_HEADER: &'static str = "x-tryon-drift";
+
     /// Binds `addr` and serves until dropped.
     ///
     /// # Errors
@@ -139,7 +139,9 @@ impl Proxy {
         let upstream = base_url("--proxy", &options.upstream)?;
         let upload = match &options.upload {
             Some(u) => base_url("--proxy-upload", u)?,
-            None if upstream == SEGMIND_API => SEGMIND_UPLOAD.to_string(),
+            None if upstream == ProxyOptions::SEGMIND_API => {
+                ProxyOptions::SEGMIND_UPLOAD.to_string()
+            }
             None => upstream.clone(),
         };
         let public = options
@@ -185,7 +187,7 @@ impl Proxy {
         self.addr
     }
 
-    /// Every drift record so far (at most [`MAX_DRIFT_RECORDS`]).
+    /// Every drift record so far (at most [`MAX_DRIFT_RECORDS`](crate::limits::MAX_DRIFT_RECORDS)).
     pub fn drift(&self) -> Vec<DriftRecord> {
         lock(&self.shared.drift).records.clone()
     }
@@ -439,6 +441,6 @@ fn finish(
     }
     reply
         .headers_mut()
-        .insert(DRIFT_HEADER, HeaderValue::from(n));
+        .insert(Proxy::DRIFT_HEADER, HeaderValue::from(n));
     reply
 }

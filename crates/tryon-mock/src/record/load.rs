@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 
 use super::body::sha256_hex;
 use super::{Body, Exchange, JobTimeline, Manifest, RECORDING_FORMAT};
-use crate::proxy::MAX_PROXY_BODY;
+use crate::limits::MAX_PROXY_BODY;
 
 /// A recording in memory.
 #[derive(Debug)]

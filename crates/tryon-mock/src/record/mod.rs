@@ -24,13 +24,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// The version a recording declares in `recording.json`'s `format`; a
-/// recording with any other value is refused, naming it.
-pub const RECORDING_FORMAT: &str = "tryon-recording/1";
-
-/// Default bound on the bytes a recording may hold (`--record-limit`):
-/// 1 GiB. Once reached, later exchanges are proxied but not recorded, and an
-/// error is logged once.
-pub const DEFAULT_RECORD_LIMIT: u64 = 1024 * 1024 * 1024;
+/// recording with any other value is refused, naming it. Public as
+/// `Replay::RECORDING_FORMAT`.
+pub(crate) const RECORDING_FORMAT: &str = "tryon-recording/1";
 
 /// `recording.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -16,7 +16,7 @@ use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
 use serde_json::Value;
 
-use super::{REPLAY_MISS_STATUS, Shared};
+use super::{Replay, Shared};
 use crate::http::{Reply, error, json_response};
 use crate::proxy::{OUTPUT_PREFIX, job_id, rewrite};
 use crate::record::body::{differences, normalize};
@@ -112,7 +112,7 @@ fn post(shared: &Shared, asked: &Asked<'_>, same_route: impl Fn(&&Exchange) -> b
     let mut handed = lock(&shared.handed);
     let Some(next) = jobs.iter().find(|e| !handed.contains(&e.seq)) else {
         return error(
-            StatusCode::from_u16(REPLAY_MISS_STATUS).unwrap_or(StatusCode::CONFLICT),
+            StatusCode::from_u16(Replay::MISS_STATUS).unwrap_or(StatusCode::CONFLICT),
             format!(
                 "replay: all {} recorded job(s) for this {} {} were handed out already",
                 jobs.len(),
@@ -132,7 +132,7 @@ fn post(shared: &Shared, asked: &Asked<'_>, same_route: impl Fn(&&Exchange) -> b
 /// The near-miss error: the nearest recorded request of the route and each
 /// field that differs.
 fn miss(asked: &Asked<'_>, candidates: &[&Exchange], got: &Body) -> Reply {
-    let status = StatusCode::from_u16(REPLAY_MISS_STATUS).unwrap_or(StatusCode::CONFLICT);
+    let status = StatusCode::from_u16(Replay::MISS_STATUS).unwrap_or(StatusCode::CONFLICT);
     let nearest = candidates
         .iter()
         .map(|e| (e, differences(&e.request.body, got)))

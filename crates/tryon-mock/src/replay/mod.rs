@@ -1,7 +1,7 @@
 //! Replay (feature `proxy`): serves a recording made with `--record` with
 //! no upstream. A submit that matches a recorded one gets the recorded job
 //! (id, status sequence at the recorded offsets, result, output bytes); a
-//! request nothing matches gets [`REPLAY_MISS_STATUS`] naming the nearest
+//! request nothing matches gets [`Replay::MISS_STATUS`] naming the nearest
 //! recorded request and how it differs. Served through the mock's own
 //! connection layer; `/__mock/health`, `/__mock/now` and `/__mock/advance`
 //! work as on the mock.
@@ -19,17 +19,9 @@ use hyper::{Method, Request, StatusCode};
 use crate::clock::MockClock;
 use crate::http::conn::{Answers, Serving, bind};
 use crate::http::{Reply, error, read_body};
-use crate::proxy::MAX_PROXY_BODY;
+use crate::limits::{MAX_PROXY_BODY, MAX_REPLAY_SPEED};
 use crate::record::load::{Recording, load};
 use crate::state::State;
-
-/// The status of a request the recording has no match for: `409 Conflict`,
-/// which clients do not retry and the API itself never sends, so a replay
-/// miss cannot be mistaken for the service's own answer.
-pub const REPLAY_MISS_STATUS: u16 = 409;
-
-/// Most a replay's timing may be sped up or slowed down (`--replay-speed`).
-pub const MAX_REPLAY_SPEED: f64 = 1000.0;
 
 /// How a replay is set up.
 #[derive(Debug, Clone)]
@@ -98,6 +90,17 @@ impl std::fmt::Debug for Replay {
 }
 
 impl Replay {
+    /// The status of a request the recording has no match for: `409
+    /// Conflict`, which clients do not retry and the API itself never
+    /// sends, so a replay miss cannot be mistaken for the service's own
+    /// answer.
+    pub const MISS_STATUS: u16 = 409;
+
+    /// The version a recording declares in `recording.json`'s `format`
+    /// (what `--record` writes); a recording with any other value is
+    /// refused, naming it.
+    pub const RECORDING_FORMAT: &'static str = crate::record::RECORDING_FORMAT;
+
     /// Loads the recording and serves it on `addr` until dropped.
     ///
     /// # Errors

@@ -71,7 +71,7 @@ fn the_validator_rejects_what_the_control_schemas_exclude() {
     }
     assert!(!check(doc, &schema("Now"), &json!({"now": "3"})).is_empty());
     assert!(!check(doc, &schema("Now"), &json!({"now": -1.0})).is_empty());
-    let rate = schema("RateLimit");
+    let rate = schema("RateLimitRule");
     assert!(!check(doc, &rate, &json!({"per_second": 0, "burst": 1})).is_empty());
     assert!(check(doc, &rate, &json!({"per_second": 0.5, "burst": 1})).is_empty());
     assert!(check(doc, &rate, &Value::Null).is_empty());
@@ -285,13 +285,13 @@ fn a_format_departure_is_found_in_an_answer() {
 fn pattern_is_matched_and_refused() {
     let doc = control();
     let entry = |fingerprint: Value| json!({"at": 0.0, "method": "GET", "path": "/", "key_fingerprint": fingerprint, "status": 200});
-    let journal = schema("JournalEntry");
+    let log_entry = schema("RequestLogEntry");
     assert_eq!(
-        check(doc, &journal, &entry(json!("fp:2c1a9e0b7d3f4a56"))),
+        check(doc, &log_entry, &entry(json!("fp:2c1a9e0b7d3f4a56"))),
         Vec::<String>::new()
     );
     assert_eq!(
-        check(doc, &journal, &entry(Value::Null)),
+        check(doc, &log_entry, &entry(Value::Null)),
         Vec::<String>::new()
     );
     for bad in [
@@ -300,7 +300,7 @@ fn pattern_is_matched_and_refused() {
         "sk-test",
         "xfp:2c1a9e0b7d3f4a56",
     ] {
-        let errs = check(doc, &journal, &entry(json!(bad)));
+        let errs = check(doc, &log_entry, &entry(json!(bad)));
         assert_eq!(errs.len(), 1, "{bad}: {errs:?}");
         assert!(
             errs[0]

@@ -1,7 +1,8 @@
-//! Per-server state: jobs, billing, buckets, faults, journal. Job status is
-//! derived from the clock when asked, so nothing runs in the background.
+//! Per-server state: jobs, billing, buckets, faults, the request log, and
+//! the checks and setters both [`MockServer`](crate::MockServer) and the
+//! control API call. Job status is derived from the clock when asked, so
+//! nothing runs in the background.
 
-use std::cmp::Reverse;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -10,26 +11,57 @@ use bytes::Bytes;
 use tryon_api::types::TryOnInput;
 use uuid::Uuid;
 
-mod parts;
+mod billing;
+mod buckets;
+mod jobs;
+mod uploads;
 
-use parts::next_unit;
-pub(crate) use parts::{
-    Accepted, Asset, Assets, Billing, Bucket, Job, JobView, Jobs, Refusal, canonical_id,
-    take_from_bucket, take_from_window,
-};
+use billing::Billing;
+use buckets::{Bucket, take_from_bucket, take_from_window};
+pub(crate) use jobs::{Accepted, JobView, canonical_id};
+use jobs::{Job, Jobs, failure_for};
+use uploads::{Asset, Assets};
 
 use crate::clock::MockClock;
-use crate::config::{
-    Credits, FailRule, JobMatch, MockConfig, RateLimit, RateScope, Stages, Timing,
-};
-use crate::fault::{Fault, FaultKind, Route};
-use crate::journal::JournalEntry;
-use crate::limits;
+use crate::config::{Credits, FailRule, MockConfig, RateLimitRule, RateScope, Timing};
+use crate::fault::{Fault, FaultKind, FaultRoute};
 use crate::render::{self, Render, RenderInput};
+use crate::request_log::RequestLogEntry;
 use crate::sync::lock;
+use crate::{checks, limits};
 
 pub(crate) struct ActiveFault {
     pub(crate) fault: Fault,
+}
+
+/// What the faults on a route do to one call (see [`State::take_faults`]).
+#[derive(Debug, Default)]
+pub(crate) struct CallFaults {
+    /// The latency of every matching latency fault, summed (at most
+    /// [`MAX_LATENCY_SECS`](limits::MAX_LATENCY_SECS)).
+    pub(crate) latency: Duration,
+    /// At most one other fault, consumed: a status, a drop before accept,
+    /// a mangled body.
+    pub(crate) action: Option<FaultKind>,
+    /// A `DropAfterAccept` fault matches; it is consumed only if the call
+    /// succeeds ([`State::consume_drop_after`]).
+    pub(crate) drop_after_accept: bool,
+}
+
+/// What the auth / limits / credits checks decided.
+#[derive(Clone, Copy)]
+pub(crate) enum Refusal {
+    Unauthorized(&'static str),
+    RateLimited { retry_after_secs: u64 },
+    NoCredits,
+}
+
+/// The realistic timing's seed, or 1.
+fn seed_of(timing: &Timing) -> u64 {
+    match timing {
+        Timing::Realistic(p) => p.seed,
+        _ => 1,
+    }
 }
 
 pub(crate) struct Settings {
@@ -37,12 +69,12 @@ pub(crate) struct Settings {
     pub(crate) workers: Option<usize>,
     pub(crate) retention: Duration,
     pub(crate) keys: Option<Vec<String>>,
-    pub(crate) rate_limit: Option<RateLimit>,
+    pub(crate) rate_limit: Option<RateLimitRule>,
     pub(crate) credits: Option<Credits>,
     pub(crate) fail_rules: Vec<FailRule>,
     pub(crate) faults: Vec<ActiveFault>,
     pub(crate) max_body_bytes: usize,
-    pub(crate) journal_capacity: usize,
+    pub(crate) request_log_capacity: usize,
     pub(crate) record_bodies: bool,
     pub(crate) output_size: (u32, u32),
     pub(crate) max_uploads: usize,
@@ -66,7 +98,7 @@ impl Settings {
                 .map(|fault| ActiveFault { fault })
                 .collect(),
             max_body_bytes: c.max_body_bytes,
-            journal_capacity: c.journal_capacity,
+            request_log_capacity: c.request_log_capacity,
             record_bodies: c.record_bodies,
             output_size: c.output_size,
             max_uploads: c.max_uploads,
@@ -80,7 +112,7 @@ pub(crate) struct State {
     pub(crate) initial: MockConfig,
     pub(crate) settings: Mutex<Settings>,
     pub(crate) jobs: Mutex<Jobs>,
-    pub(crate) journal: Mutex<VecDeque<JournalEntry>>,
+    pub(crate) request_log: Mutex<VecDeque<RequestLogEntry>>,
     pub(crate) billing: Mutex<Billing>,
     pub(crate) buckets: Mutex<HashMap<String, Bucket>>,
     pub(crate) assets: Mutex<Assets>,
@@ -103,19 +135,12 @@ impl State {
         base_url: String,
         control_token: Option<String>,
     ) -> Self {
-        let rng = match &config.timing {
-            Timing::Realistic(p) => p.seed,
-            _ => 1,
-        };
         Self {
             clock,
             settings: Mutex::new(Settings::from_config(&config)),
+            jobs: Mutex::new(Jobs::new(seed_of(&config.timing))),
             initial: config,
-            jobs: Mutex::new(Jobs {
-                rng,
-                ..Jobs::default()
-            }),
-            journal: Mutex::new(VecDeque::new()),
+            request_log: Mutex::new(VecDeque::new()),
             billing: Mutex::new(Billing::default()),
             buckets: Mutex::new(HashMap::new()),
             assets: Mutex::new(Assets::default()),
@@ -128,20 +153,13 @@ impl State {
     }
 
     /// Back to the configuration the server started with: no jobs, no
-    /// journal, no billing, no uploads, initial faults, and the clock's
+    /// request log, no billing, no uploads, initial faults, and the clock's
     /// advances taken back.
     pub(crate) fn reset(&self) {
         self.clock.reset();
         *lock(&self.settings) = Settings::from_config(&self.initial);
-        let rng = match &self.initial.timing {
-            Timing::Realistic(p) => p.seed,
-            _ => 1,
-        };
-        *lock(&self.jobs) = Jobs {
-            rng,
-            ..Jobs::default()
-        };
-        lock(&self.journal).clear();
+        *lock(&self.jobs) = Jobs::new(seed_of(&self.initial.timing));
+        lock(&self.request_log).clear();
         *lock(&self.billing) = Billing::default();
         lock(&self.buckets).clear();
         *lock(&self.assets) = Assets::default();
@@ -181,34 +199,9 @@ impl State {
         }
     }
 
-    /// Charges `key` for a job with `garments` garments, or refuses.
-    pub(crate) fn charge(&self, key: &str, garments: usize) -> Result<(), Refusal> {
-        let Some(credits) = lock(&self.settings).credits.clone() else {
-            return Ok(());
-        };
-        let cost = credits.cost(garments);
-        let mut billing = lock(&self.billing);
-        let balance = billing
-            .balances
-            .entry(key.to_string())
-            .or_insert(credits.balance);
-        // A tiny tolerance so that float sums like 0.015 * n still pay.
-        if *balance + 1e-9 < cost {
-            return Err(Refusal::NoCredits);
-        }
-        *balance -= cost;
-        Ok(())
-    }
-
-    pub(crate) fn bill(&self, key: &str) {
-        let mut billing = lock(&self.billing);
-        billing.total += 1;
-        *billing.per_key.entry(key.to_string()).or_insert(0) += 1;
-    }
-
-    /// Decides stages and outcome of a newly accepted job, and stores it.
-    /// Returns its id and `Some(error)` if it will fail.
-    /// `render` is what the output is drawn from (see [`RenderInput`]).
+    /// Decides a newly accepted job (its stages, whether it fails, when a
+    /// worker starts it) and stores it. `render` is what the output is
+    /// drawn from (see [`RenderInput`]).
     pub(crate) fn accept(&self, input: &TryOnInput, render: RenderInput) -> Accepted {
         let (timing, workers, retention, rules) = {
             let s = lock(&self.settings);
@@ -220,59 +213,15 @@ impl State {
             )
         };
         let now = self.clock.now();
-        let id = Uuid::new_v4();
         let mut jobs = lock(&self.jobs);
-        jobs.accepted += 1;
-        let nth = jobs.accepted;
-        let stages = match &timing {
-            Timing::Fixed(s) => *s,
-            Timing::PerRequest(f) => limits::clamp_stages((f.0)(input)),
-            Timing::Realistic(p) => {
-                let u1 = next_unit(&mut jobs.rng);
-                let u2 = next_unit(&mut jobs.rng);
-                let wait = (-p.mean_queue_wait.as_secs_f64() * (1.0 - u1).ln())
-                    .min(p.max_queue_wait.as_secs_f64())
-                    .max(0.0);
-                #[allow(clippy::cast_precision_loss)]
-                let n = input.garment_images.len().max(1) as f64;
-                let base = if input.turbo {
-                    (p.turbo_per_garment.as_secs_f64() * n).min(p.turbo_max.as_secs_f64())
-                } else {
-                    p.per_garment.as_secs_f64() * n
-                };
-                let processing = (base * (1.0 + p.jitter * (2.0 * u2 - 1.0))).max(0.0);
-                Stages::new(
-                    Duration::try_from_secs_f64(wait).unwrap_or_default(),
-                    Duration::try_from_secs_f64(processing).unwrap_or_default(),
-                )
-            }
-        };
-        let failure = rules
-            .iter()
-            .find(|r| match &r.matches {
-                JobMatch::Seed(s) => input.seed == Some(*s),
-                JobMatch::PromptContains(t) => input.prompt.contains(t.as_str()),
-                JobMatch::EveryNth(n) => *n > 0 && nth.is_multiple_of(*n),
-                JobMatch::All => true,
-            })
-            .map(|r| r.error.clone());
-        // Every sum saturates: stage lengths and retention are bounded, but
-        // no value may make time arithmetic panic.
-        let ready = now.saturating_add(stages.queued);
-        let started = match workers {
-            Some(w) if w > 0 => {
-                let free = if jobs.workers.len() < w {
-                    Duration::ZERO
-                } else {
-                    jobs.workers.pop().map_or(Duration::ZERO, |Reverse(t)| t)
-                };
-                let start = ready.max(free);
-                jobs.workers
-                    .push(Reverse(start.saturating_add(stages.processing)));
-                start
-            }
-            _ => ready,
-        };
+        let nth = jobs.count_accepted();
+        let stages = jobs.stages_for(&timing, input);
+        let failure = failure_for(&rules, input, nth);
+        let started = jobs.schedule(
+            workers,
+            now.saturating_add(stages.queued),
+            stages.processing,
+        );
         let render = failure.is_none().then(|| Render::new(render));
         let job = Job {
             submitted: now,
@@ -283,18 +232,18 @@ impl State {
             format: input.output_format.unwrap_or_default(),
             render: render.clone(),
         };
-        jobs.map.insert(id, job);
-        jobs.since_sweep += 1;
-        if jobs.since_sweep >= 4096 {
-            jobs.since_sweep = 0;
-            jobs.map.retain(|_, j| j.expires > now);
-        }
+        let id = jobs.store(job, now);
         Accepted {
             id,
             failure,
             stages,
             render,
         }
+    }
+
+    /// How many jobs are stored (expired ones are removed lazily).
+    pub(crate) fn job_count(&self) -> usize {
+        lock(&self.jobs).map.len()
     }
 
     /// Looks a job up; `None` if unknown or expired (expired jobs are
@@ -324,14 +273,14 @@ impl State {
     /// Takes the faults for a call on `route`: the summed latency and at
     /// most one other fault (consumed). `DropAfterAccept` is only peeked;
     /// see [`State::consume_drop_after`].
-    pub(crate) fn take_faults(&self, route: Route) -> (Duration, Option<FaultKind>, bool) {
+    pub(crate) fn take_faults(&self, route: FaultRoute) -> CallFaults {
         let mut s = lock(&self.settings);
         if s.faults.is_empty() {
-            return (Duration::ZERO, None, false);
+            return CallFaults::default();
         }
         let mut latency = Duration::ZERO;
         let mut action = None;
-        let mut drop_after = false;
+        let mut drop_after_accept = false;
         for f in &mut s.faults {
             if !f.fault.route.covers(route) {
                 continue;
@@ -343,7 +292,7 @@ impl State {
                         *t = t.saturating_sub(1);
                     }
                 }
-                FaultKind::DropAfterAccept => drop_after = true,
+                FaultKind::DropAfterAccept => drop_after_accept = true,
                 kind if action.is_none() => {
                     action = Some(kind.clone());
                     if let Some(t) = &mut f.fault.times {
@@ -354,11 +303,14 @@ impl State {
             }
         }
         s.faults.retain(|f| f.fault.times != Some(0));
-        let latency = latency.min(Duration::from_secs(limits::MAX_LATENCY_SECS));
-        (latency, action, drop_after)
+        CallFaults {
+            latency: latency.min(Duration::from_secs(limits::MAX_LATENCY_SECS)),
+            action,
+            drop_after_accept,
+        }
     }
 
-    pub(crate) fn consume_drop_after(&self, route: Route) {
+    pub(crate) fn consume_drop_after(&self, route: FaultRoute) {
         let mut s = lock(&self.settings);
         if let Some(f) = s
             .faults
@@ -371,9 +323,9 @@ impl State {
         s.faults.retain(|f| f.fault.times != Some(0));
     }
 
-    pub(crate) fn record(&self, entry: JournalEntry) {
-        let cap = lock(&self.settings).journal_capacity;
-        let mut j = lock(&self.journal);
+    pub(crate) fn log_request(&self, entry: RequestLogEntry) {
+        let cap = lock(&self.settings).request_log_capacity;
+        let mut j = lock(&self.request_log);
         if cap == 0 {
             return;
         }
@@ -400,7 +352,7 @@ impl State {
 
     pub(crate) fn push_faults(&self, faults: Vec<Fault>) -> Result<usize, String> {
         let mut s = lock(&self.settings);
-        limits::faults(&faults, s.faults.len())?;
+        checks::faults(&faults, s.faults.len())?;
         s.faults
             .extend(faults.into_iter().map(|fault| ActiveFault { fault }));
         Ok(s.faults.len())
@@ -419,7 +371,7 @@ impl State {
     }
 
     pub(crate) fn set_fail_rules(&self, rules: Vec<FailRule>) -> Result<(), String> {
-        limits::fail_rules(&rules)?;
+        checks::fail_rules(&rules)?;
         lock(&self.settings).fail_rules = rules;
         Ok(())
     }
@@ -428,50 +380,38 @@ impl State {
         let mut s = lock(&self.settings);
         let mut rules = s.fail_rules.clone();
         rules.push(rule);
-        limits::fail_rules(&rules)?;
+        checks::fail_rules(&rules)?;
         s.fail_rules = rules;
         Ok(())
     }
 
-    pub(crate) fn set_rate_limit(&self, limit: Option<RateLimit>) -> Result<(), String> {
-        limits::rate_limit(limit.as_ref())?;
+    pub(crate) fn set_rate_limit(&self, limit: Option<RateLimitRule>) -> Result<(), String> {
+        checks::rate_limit(limit.as_ref())?;
         lock(&self.settings).rate_limit = limit;
         lock(&self.buckets).clear();
         Ok(())
     }
 
     pub(crate) fn set_keys(&self, keys: Option<Vec<String>>) -> Result<(), String> {
-        limits::keys(keys.as_deref())?;
+        checks::keys(keys.as_deref())?;
         lock(&self.settings).keys = keys;
         Ok(())
     }
 
     pub(crate) fn set_credits(&self, credits: Option<Credits>) -> Result<(), String> {
-        limits::credits(credits.as_ref())?;
+        checks::credits(credits.as_ref())?;
         lock(&self.settings).credits = credits;
         Ok(())
     }
 
     pub(crate) fn set_timing(&self, timing: Timing) -> Result<(), String> {
-        limits::timing(&timing)?;
+        checks::timing(&timing)?;
         lock(&self.settings).timing = timing;
         Ok(())
     }
 
-    pub(crate) fn journal(&self) -> Vec<JournalEntry> {
-        lock(&self.journal).iter().cloned().collect()
-    }
-
-    /// Billed jobs in all, and for `key` with its balance.
-    pub(crate) fn billing(&self, key: Option<&str>) -> (u64, Option<(u64, Option<f64>)>) {
-        let b = lock(&self.billing);
-        let for_key = key.map(|k| {
-            (
-                b.per_key.get(k).copied().unwrap_or(0),
-                b.balances.get(k).copied(),
-            )
-        });
-        (b.total, for_key)
+    pub(crate) fn request_log(&self) -> Vec<RequestLogEntry> {
+        lock(&self.request_log).iter().cloned().collect()
     }
 
     /// Resolves an image reference to its bytes when the mock holds them:

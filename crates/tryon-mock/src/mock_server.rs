@@ -7,10 +7,12 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 use crate::clock::MockClock;
-use crate::config::{Credits, FailRule, MockConfig, RateLimit, RealisticProfile, Stages, Timing};
+use crate::config::{
+    Credits, FailRule, MockConfig, RateLimitRule, RealisticProfile, Stages, Timing,
+};
 use crate::fault::Fault;
 use crate::http::conn::{ConnLimits, accept_loop, bind};
-use crate::journal::JournalEntry;
+use crate::request_log::RequestLogEntry;
 use crate::state::State;
 use crate::sync::lock;
 
@@ -120,7 +122,7 @@ impl MockServerBuilder {
     }
 
     /// A token bucket per key. Default: no limit.
-    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
+    pub fn rate_limit(mut self, limit: RateLimitRule) -> Self {
         self.config.rate_limit = Some(limit);
         self
     }
@@ -149,7 +151,7 @@ impl MockServerBuilder {
         self
     }
 
-    /// Keeps JSON response bodies in the journal. Default false.
+    /// Keeps JSON response bodies in the request log. Default false.
     pub fn record_bodies(mut self, on: bool) -> Self {
         self.config.record_bodies = on;
         self
@@ -296,39 +298,37 @@ impl MockServer {
     }
 
     /// Moves the clock forward (also in real-time mode, on top of real
-    /// time); it stops at [`MAX_CLOCK_SECS`](crate::MAX_CLOCK_SECS).
+    /// time); it stops at [`MAX_CLOCK_SECS`](crate::limits::MAX_CLOCK_SECS).
     pub fn advance(&self, by: Duration) {
         self.state.clock.advance(by);
     }
 
-    /// Every request so far (the newest `journal_capacity` of them).
-    pub fn journal(&self) -> Vec<JournalEntry> {
-        self.state.journal()
+    /// Every request so far (the newest `request_log_capacity` of them).
+    pub fn request_log(&self) -> Vec<RequestLogEntry> {
+        self.state.request_log()
     }
 
     /// Billed jobs, for all keys: accepted v2 submits plus successful v1
     /// runs (a submit whose connection was dropped after acceptance counts).
     pub fn billed_submits(&self) -> u64 {
-        self.state.billing(None).0
+        self.state.billing(None).total
     }
 
     /// Billed jobs for one key.
     pub fn billed_submits_for(&self, key: &str) -> u64 {
-        self.state.billing(Some(key)).1.map_or(0, |(n, _)| n)
+        self.state.billing(Some(key)).key.map_or(0, |k| k.billed)
     }
 
     /// The remaining credit balance of `key`, when credits are configured
     /// and the key has been charged or set.
     pub fn balance(&self, key: &str) -> Option<f64> {
-        self.state.billing(Some(key)).1.and_then(|(_, b)| b)
+        self.state.billing(Some(key)).key.and_then(|k| k.balance)
     }
 
     /// Sets the credit balance of `key` (credits must be configured to be
     /// enforced).
     pub fn set_balance(&self, key: &str, balance: f64) {
-        lock(&self.state.billing)
-            .balances
-            .insert(key.to_string(), balance);
+        self.state.set_balance(key, balance);
     }
 
     /// Expects exactly `n` billed jobs by the time the server is dropped
@@ -358,7 +358,7 @@ impl MockServer {
             let violations = &lock(report).violations;
             assert!(
                 violations.is_empty(),
-                "tryon-mock: {} response bod(y/ies) did not match openapi/segmind-tryon.yaml: {violations:#?}",
+                "tryon-mock: {} response bod(y/ies) did not match their document (tryon_api::SPEC, or tryon_mock::CONTROL_SPEC under /__mock/): {violations:#?}",
                 violations.len()
             );
         }
@@ -366,8 +366,8 @@ impl MockServer {
             let got = self.billed_submits();
             assert!(
                 got == n,
-                "tryon-mock: expected {n} billed submit(s), got {got}; journal: {:#?}",
-                self.journal()
+                "tryon-mock: expected {n} billed submit(s), got {got}; request log: {:#?}",
+                self.request_log()
             );
         }
     }
@@ -376,8 +376,8 @@ impl MockServer {
     ///
     /// # Panics
     /// If the fault is out of bounds (a latency over
-    /// [`MAX_LATENCY_SECS`](crate::MAX_LATENCY_SECS), a status outside
-    /// 400..=599, …) or [`MAX_FAULTS`](crate::MAX_FAULTS) are active: a
+    /// [`MAX_LATENCY_SECS`](crate::limits::MAX_LATENCY_SECS), a status outside
+    /// 400..=599, …) or [`MAX_FAULTS`](crate::limits::MAX_FAULTS) are active: a
     /// test's own mistake, named in the message.
     pub fn push_fault(&self, fault: Fault) {
         expect_valid(self.state.push_faults(vec![fault]));
@@ -405,7 +405,7 @@ impl MockServer {
     ///
     /// # Panics
     /// If the limit is not finite or out of bounds.
-    pub fn set_rate_limit(&self, limit: Option<RateLimit>) {
+    pub fn set_rate_limit(&self, limit: Option<RateLimitRule>) {
         expect_valid(self.state.set_rate_limit(limit));
     }
 
@@ -428,17 +428,17 @@ impl MockServer {
     /// Sets the timing for jobs submitted from now on.
     ///
     /// # Panics
-    /// If a stage is longer than [`MAX_DURATION_SECS`](crate::MAX_DURATION_SECS).
+    /// If a stage is longer than [`MAX_DURATION_SECS`](crate::limits::MAX_DURATION_SECS).
     pub fn set_timing(&self, timing: Timing) {
         expect_valid(self.state.set_timing(timing));
     }
 
     /// How many jobs are stored (expired ones are removed lazily).
     pub fn job_count(&self) -> usize {
-        lock(&self.state.jobs).map.len()
+        self.state.job_count()
     }
 
-    /// Back to the starting configuration: no jobs, journal, billing or
+    /// Back to the starting configuration: no jobs, request log, billing or
     /// uploads; initial faults and rules; the clock's advances taken back
     /// (a virtual clock reads zero again).
     pub fn reset(&self) {

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use crate::config::MockConfig;
-use crate::server::MockServer;
+use crate::mock_server::MockServer;
 
 /// What [`serve`] takes: the flags of both binaries.
 #[derive(Debug, Clone)]
@@ -46,7 +46,7 @@ pub struct ServeOptions {
     /// (`--record DIR`; see `ProxyOptions::record`).
     pub record: Option<PathBuf>,
     /// With `--record`, most bytes recorded (`--record-limit BYTES`;
-    /// default `DEFAULT_RECORD_LIMIT`, 1 GiB).
+    /// default [`DEFAULT_RECORD_LIMIT`](crate::limits::DEFAULT_RECORD_LIMIT)).
     pub record_limit: Option<u64>,
     /// Serve this recording instead of a mock, with no upstream
     /// (`--replay DIR`; see `Replay`, feature `proxy`). `config` is then
@@ -90,7 +90,7 @@ fn note(text: &str) {
 /// Runs the mock standalone until SIGTERM or SIGINT (then returns `Ok`, so
 /// the process exits 0): real time unless the config says `virtual_time`,
 /// one `tracing` line per request (install a subscriber writing through
-/// [`LogWriter`](crate::LogWriter) to see them), the spec check off.
+/// [`LogWriter`](crate::logging::LogWriter) to see them), the spec check off.
 ///
 /// Once it listens it prints one line on stdout (see
 /// [`ServeOptions::json`]) and nothing else there; `GET /__mock/health`

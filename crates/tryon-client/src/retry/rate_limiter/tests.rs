@@ -6,10 +6,41 @@ fn secs(s: f64) -> Duration {
 }
 
 #[test]
+fn rates_show_in_the_unit_that_reads_best_and_parse_back() {
+    for (given, shown) in [
+        ("1/h", "1/h"),
+        ("5/min", "5/min"),
+        ("500/min", "500/min"),
+        ("20/s", "20/s"),
+        ("1.5/min", "1.5/min"),
+    ] {
+        let rate: RateLimit = given.parse().unwrap();
+        assert_eq!(rate.to_string(), shown, "{given}");
+        let back: RateLimit = shown.parse().unwrap();
+        assert!((back.requests_per_minute() - rate.requests_per_minute()).abs() < 1e-9);
+    }
+}
+
+#[test]
 fn rates_parse_and_bad_ones_name_the_field() {
-    assert_eq!("500/min".parse::<RateLimit>().unwrap().per_minute(), 500.0);
-    assert_eq!(" 2 / s ".parse::<RateLimit>().unwrap().per_minute(), 120.0);
-    assert_eq!("3600/h".parse::<RateLimit>().unwrap().per_minute(), 60.0);
+    assert_eq!(
+        "500/min"
+            .parse::<RateLimit>()
+            .unwrap()
+            .requests_per_minute(),
+        500.0
+    );
+    assert_eq!(
+        " 2 / s "
+            .parse::<RateLimit>()
+            .unwrap()
+            .requests_per_minute(),
+        120.0
+    );
+    assert_eq!(
+        "3600/h".parse::<RateLimit>().unwrap().requests_per_minute(),
+        60.0
+    );
     for bad in [
         "", "500", "0/min", "-1/s", "x/min", "5/day", "NaN/s", "inf/s",
     ] {
@@ -109,7 +140,7 @@ fn a_class_refused_later_joins_the_limit_measured_over_both() {
 
 #[test]
 fn a_configured_budget_paces_every_class_together_and_is_never_exceeded() {
-    let l = RateLimiter::new(RateLimit::per_minute_budget(600.0).ok());
+    let l = RateLimiter::new(RateLimit::per_minute(600.0).ok());
     let mut now = secs(0.0);
     for i in 0..100 {
         let route = [Route::Submit, Route::Read, Route::Upload][i % 3];
@@ -119,7 +150,7 @@ fn a_configured_budget_paces_every_class_together_and_is_never_exceeded() {
     }
     // 100 calls of any class at 10/s from t=0 take 9.9 s.
     assert!((now.as_secs_f64() - 9.9).abs() < 1e-6, "{now:?}");
-    assert_eq!(l.budget().unwrap().per_minute(), 600.0);
+    assert_eq!(l.budget().unwrap().requests_per_minute(), 600.0);
     // A 429 on a submit still teaches the submits a limit under it,
     // and waiting successes grow it back, never above 10/s.
     let t = l.reserve(now, Route::Submit);
@@ -131,7 +162,7 @@ fn a_configured_budget_paces_every_class_together_and_is_never_exceeded() {
         now += t.wait;
         l.succeeded(now, t);
     }
-    assert_eq!(l.budget().unwrap().per_minute(), 600.0);
+    assert_eq!(l.budget().unwrap().requests_per_minute(), 600.0);
 }
 
 #[test]

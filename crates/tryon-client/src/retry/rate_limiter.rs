@@ -37,21 +37,16 @@
 //! Why one learned limit over the refused classes rather than one per
 //! class: where one budget covers every keyed request (the common case),
 //! limits learned per class each probe the shared budget on their own, and
-//! their sum overshoots it (8 % of calls refused in the token-bucket test of
-//! `tests/rate_limit.rs`, against under 2 % with one limit).
+//! their sum overshoots it.
 //!
 //! Slots are spaced evenly (no burst), which also keeps a per-window limit
 //! happy. The `429`'d call itself retries after its `Retry-After` through a
-//! fresh slot (see `transport.rs`).
-
-mod legacy;
+//! fresh slot (see `executor.rs`).
 
 use std::collections::VecDeque;
 use std::str::FromStr;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
-
-pub(crate) use legacy::PaceLimiter;
 
 use crate::error::{Error, Result};
 
@@ -76,8 +71,9 @@ const MAX_SAMPLES: usize = 16_384;
 /// ```
 /// use tryon_client::RateLimit;
 /// let r: RateLimit = "500/min".parse()?;
-/// assert_eq!(r.per_minute(), 500.0);
-/// assert_eq!(RateLimit::per_second(2.0)?.per_minute(), 120.0);
+/// assert_eq!(r.requests_per_minute(), 500.0);
+/// assert_eq!(RateLimit::per_second(2.0)?.requests_per_minute(), 120.0);
+/// assert_eq!(RateLimit::per_minute(120.0)?, RateLimit::per_second(2.0)?);
 /// # Ok::<(), tryon_client::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -107,7 +103,7 @@ impl RateLimit {
     ///
     /// # Errors
     /// [`Error::Config`] naming `rate_limit` and the bounds.
-    pub fn per_minute_budget(n: f64) -> Result<Self> {
+    pub fn per_minute(n: f64) -> Result<Self> {
         Self::per_second(n / 60.0).map(|_| Self { per_minute: n })
     }
 
@@ -117,14 +113,27 @@ impl RateLimit {
     }
 
     /// Requests per minute.
-    pub fn per_minute(&self) -> f64 {
+    pub fn requests_per_minute(&self) -> f64 {
         self.per_minute
     }
 }
 
 impl std::fmt::Display for RateLimit {
+    /// In the unit that reads best, the way [`FromStr`] takes it back:
+    /// `20/s` from 600 a minute up, `1.5/min` down to one a minute, `1/h`
+    /// below that (so a rate of one an hour never shows as `0/min`).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:.0}/min", self.per_minute())
+        let per_minute = self.requests_per_minute();
+        let (n, unit) = if per_minute >= 600.0 {
+            (per_minute / 60.0, "s")
+        } else if per_minute >= 1.0 {
+            (per_minute, "min")
+        } else {
+            (per_minute * 60.0, "h")
+        };
+        let n = format!("{n:.2}");
+        let n = n.trim_end_matches('0').trim_end_matches('.');
+        write!(f, "{n}/{unit}")
     }
 }
 
@@ -148,7 +157,7 @@ impl FromStr for RateLimit {
             "h" | "hour" => n / 60.0,
             _ => return Err(bad()),
         };
-        Self::per_minute_budget(per_minute)
+        Self::per_minute(per_minute)
     }
 }
 
@@ -193,18 +202,6 @@ pub(crate) struct Ticket {
     /// Whether the learned limit bound (the call had to wait for its
     /// slot): only such a success tells the limit it may grow.
     waited: bool,
-}
-
-impl Ticket {
-    /// A ticket that never waits (the limiters that do not plan slots).
-    fn free(route: Route, wait: Duration) -> Self {
-        Self {
-            wait,
-            route,
-            epoch: None,
-            waited: false,
-        }
-    }
 }
 
 /// What the limiter knows of one [`Route`].
@@ -433,76 +430,6 @@ impl RateLimiter {
             let grown = rate * factor;
             s.rate = Some(s.ceiling.map_or(grown, |c| grown.min(c)));
         }
-    }
-}
-
-/// Which limiter a client uses.
-#[derive(Debug)]
-pub(crate) enum Limiter {
-    /// The adaptive token bucket (the default).
-    Adaptive(RateLimiter),
-    /// Version 0.1's pace limiter, for comparison in the bench only.
-    Legacy(PaceLimiter),
-    /// No limiter at all (the official SDK's pattern), for the bench only.
-    Off,
-}
-
-impl Limiter {
-    pub(crate) fn reserve(&self, now: Duration, route: Route) -> Ticket {
-        match self {
-            Limiter::Adaptive(l) => l.reserve(now, route),
-            Limiter::Legacy(l) => Ticket::free(route, l.reserve(now)),
-            Limiter::Off => Ticket::free(route, Duration::ZERO),
-        }
-    }
-
-    pub(crate) fn still_valid(&self, ticket: Ticket) -> bool {
-        match self {
-            Limiter::Adaptive(l) => l.still_valid(ticket),
-            Limiter::Legacy(_) | Limiter::Off => true,
-        }
-    }
-
-    pub(crate) fn throttled(
-        &self,
-        now: Duration,
-        sent_at: Duration,
-        ticket: Ticket,
-        retry_after: Option<Duration>,
-    ) {
-        match self {
-            Limiter::Adaptive(l) => l.throttled(now, ticket, retry_after),
-            Limiter::Legacy(l) => l.throttled(now, sent_at, retry_after),
-            Limiter::Off => {}
-        }
-    }
-
-    pub(crate) fn succeeded(&self, now: Duration, ticket: Ticket) {
-        match self {
-            Limiter::Adaptive(l) => l.succeeded(now, ticket),
-            Limiter::Legacy(l) => l.succeeded(),
-            Limiter::Off => {}
-        }
-    }
-
-    pub(crate) fn budget(&self) -> Option<RateLimit> {
-        match self {
-            Limiter::Adaptive(l) => l.budget(),
-            Limiter::Legacy(_) | Limiter::Off => None,
-        }
-    }
-
-    pub(crate) fn binding(&self, now: Duration, route: Route) -> bool {
-        match self {
-            Limiter::Adaptive(l) => l.binding(now, route),
-            Limiter::Legacy(_) | Limiter::Off => false,
-        }
-    }
-
-    /// Whether a `429` with `Retry-After` is a free retry (the adaptive
-    /// limiter) or costs an attempt like any failure (version 0.1).
-    pub(crate) fn waits_out_429s(&self) -> bool {
-        matches!(self, Limiter::Adaptive(_))
     }
 }
 

@@ -5,35 +5,17 @@
 //! answer: the API classifier in `classify.rs`, the downloader for output
 //! hosts) turns one attempt's outcome into a [`Failure`] that says whether
 //! the call may be retried; this executor alone decides whether it *is*
-//! retried (attempts left, the client-wide retry budget, `Retry-After`, the
-//! deadline) and how long to wait; the shared [`Limiter`] paces API calls
-//! at the account's budget, configured or learned from `429`s per class of
-//! call (submits, reads, uploads).
-//!
-//! **A `429` with a `Retry-After` the policy allows is a reason to wait,
-//! never to give up**: it is retried after that wait through a fresh slot
-//! of the limiter, and it costs neither an attempt nor the retry budget (the
-//! server said when to come back, and the limiter has slowed that class of
-//! calls).
-//! Reads still end at their deadline. A `429` without `Retry-After`, or
-//! with `Retry-After: 0` (which would make the wait a hot loop against the
-//! server), counts like any other failure.
-//!
-//! **`Retry-After` longer than the policy allows** (see
-//! [`RetryPolicy::with_max_retry_after`](crate::RetryPolicy::with_max_retry_after))
-//! ends the retries at once, for every kind of request: the server said not
-//! to come back sooner, so retrying earlier on a backoff would ignore it,
-//! and waiting longer than the policy allows is the caller's decision (a
-//! `429` error carries the wait in [`Error::retry_after`]).
+//! retried and how long to wait, by the rules on
+//! [`RetryPolicy`](crate::RetryPolicy), drawing on the client-wide
+//! [`RetryBudget`] and waiting for the shared [`RateLimiter`]'s slots.
 
 use std::time::Duration;
 
-use secrecy::{ExposeSecret as _, SecretString};
-
+use super::RetryPolicy;
+use super::budget::RetryBudget;
+use super::rate_limiter::{RateLimit, RateLimiter, Route, Ticket};
 use crate::clock::SharedClock;
 use crate::error::Error;
-use crate::limit::{Limiter, RateLimit, Route, Ticket};
-use crate::retry::{RetryBudget, RetryPolicy};
 
 /// Clock time after which no sleep may end, and when the wait began (to
 /// report how long it lasted).
@@ -146,37 +128,35 @@ pub(crate) enum Failure<E> {
 
 /// Retries, budget, rate limiter and clock: shared by every clone of a
 /// client, so one budget and one pace cover all of its requests.
-pub(crate) struct Transport {
-    retry: RetryPolicy,
+pub(crate) struct Executor {
+    policy: RetryPolicy,
     budget: RetryBudget,
-    limiter: Limiter,
+    limiter: RateLimiter,
     clock: SharedClock,
-    /// Only to scrub it from text a server sends back.
-    api_key: SecretString,
 }
 
-impl std::fmt::Debug for Transport {
+impl std::fmt::Debug for Executor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Transport")
-            .field("retry", &self.retry)
+        f.debug_struct("Executor")
+            .field("policy", &self.policy)
             .field("clock", &self.clock)
             .finish_non_exhaustive()
     }
 }
 
-impl Transport {
+impl Executor {
+    /// An executor with a full retry budget and a rate limiter that keeps to
+    /// `rate_limit` when given.
     pub(crate) fn new(
-        retry: RetryPolicy,
-        limiter: Limiter,
+        policy: RetryPolicy,
+        rate_limit: Option<RateLimit>,
         clock: SharedClock,
-        api_key: SecretString,
     ) -> Self {
         Self {
-            budget: RetryBudget::new(retry.budget),
-            retry,
-            limiter,
+            budget: RetryBudget::new(policy.budget),
+            limiter: RateLimiter::new(rate_limit),
+            policy,
             clock,
-            api_key,
         }
     }
 
@@ -184,8 +164,8 @@ impl Transport {
         &self.clock
     }
 
-    pub(crate) fn retry_policy(&self) -> &RetryPolicy {
-        &self.retry
+    pub(crate) fn policy(&self) -> &RetryPolicy {
+        &self.policy
     }
 
     /// The request budget applied now (configured or learned), if any.
@@ -199,20 +179,8 @@ impl Transport {
         self.limiter.binding(self.clock.now(), Route::Read)
     }
 
-    /// Removes the key from text that came from a server, in case a server
-    /// echoes it back.
-    pub(crate) fn scrub(&self, text: &str) -> String {
-        let key = self.api_key.expose_secret();
-        if key.len() >= 4 && text.contains(key) {
-            text.replace(key, "[REDACTED]")
-        } else {
-            text.to_string()
-        }
-    }
-
     /// Makes attempts with `attempt` until one succeeds, its classifier
-    /// calls the failure fatal, or the policy, the budget or the deadline
-    /// ends the retries.
+    /// calls the failure fatal, or the rules end the retries.
     pub(crate) async fn execute<T, E, F, Fut>(&self, call: Call<'_>, mut attempt: F) -> Result<T, E>
     where
         E: From<Error>,
@@ -222,7 +190,6 @@ impl Transport {
         let mut n: u32 = 1;
         loop {
             let ticket = self.wait_turn(call).await?;
-            let sent_at = self.clock.now();
             let retryable = match attempt().await {
                 Ok(v) => {
                     if let Some(ticket) = ticket {
@@ -238,14 +205,13 @@ impl Transport {
                 && let Some(ticket) = ticket
             {
                 self.limiter
-                    .throttled(self.clock.now(), sent_at, ticket, retryable.retry_after);
+                    .throttled(self.clock.now(), ticket, retryable.retry_after);
             }
             let free = retryable.throttled
                 && ticket.is_some()
-                && self.limiter.waits_out_429s()
                 && retryable
                     .retry_after
-                    .is_some_and(|d| !d.is_zero() && d <= self.retry.max_retry_after);
+                    .is_some_and(|d| !d.is_zero() && d <= self.policy.max_retry_after);
             let delay = self.retry_delay(call, n, retryable, free)?;
             self.clock.sleep(delay).await;
             if !free {
@@ -278,8 +244,8 @@ impl Transport {
     }
 
     /// The wait before retry number `n`, or the error that ends the call.
-    /// A `free` retry (a `429` with an allowed `Retry-After`) skips the
-    /// attempt count and the budget.
+    /// A `free` retry (an API call's `429` with an allowed `Retry-After`)
+    /// skips the attempt count and the budget.
     fn retry_delay(
         &self,
         call: Call<'_>,
@@ -290,22 +256,22 @@ impl Transport {
         let Retryable {
             error, retry_after, ..
         } = r;
-        if !free && n >= self.retry.max_attempts {
+        if !free && n >= self.policy.max_attempts {
             tracing::warn!(attempt = n, error = %error, "giving up: retry attempts exhausted");
             return Err(error);
         }
-        if retry_after.is_some_and(|d| d > self.retry.max_retry_after) {
+        if retry_after.is_some_and(|d| d > self.policy.max_retry_after) {
             tracing::warn!(
                 ?retry_after,
                 "giving up: Retry-After longer than the policy allows"
             );
             return Err(error);
         }
-        if !free && !self.budget.withdraw(self.retry.retry_cost) {
+        if !free && !self.budget.withdraw(self.policy.retry_cost) {
             tracing::warn!(error = %error, "giving up: client retry budget exhausted");
             return Err(error);
         }
-        let delay = retry_after.unwrap_or_else(|| self.retry.backoff(n));
+        let delay = retry_after.unwrap_or_else(|| self.policy.backoff(n));
         if let Some((request_id, deadline)) = call.deadline()
             && self.clock.now() + delay > deadline.at
         {

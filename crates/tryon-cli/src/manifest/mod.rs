@@ -12,6 +12,10 @@
 //! look-2,https://example.com/p.jpg,https://example.com/a.jpg|https://example.com/b.jpg,,,,webp,90
 //! ```
 //!
+//! An unknown column or key is refused in both, naming the nearest known
+//! field (`sed`: did you mean `seed`?), and a value of the wrong type is
+//! refused naming its field ([`from_csv`], [`from_jsonl`]).
+//!
 //! Relative file paths are resolved against the manifest's own folder, so a
 //! manifest and its images can move together.
 
@@ -19,70 +23,13 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+mod from_csv;
+mod from_jsonl;
+mod row;
 
-use crate::input::{self, Fields};
-use crate::names;
+pub use row::{Row, Typed};
 
-/// One try-on to run, as the manifest gives it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Row {
-    /// 1-based line (JSONL) or record number (CSV, header excluded) in the
-    /// manifest, for error messages.
-    #[serde(skip)]
-    pub line: usize,
-    /// The row's name: the `id` field, or `row-<line>` when absent. Unique
-    /// within a manifest; the journal keys on it.
-    #[serde(default)]
-    pub id: String,
-    /// The person image: a URL or a path.
-    pub person: String,
-    /// The garment images, in order.
-    pub garments: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prompt: Option<String>,
-    /// `reference_pose`: a URL or a path.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reference_pose: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seed: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub turbo: Option<bool>,
-    /// `output_format` by name (`png`, `jpg`, `webp`); checked when the
-    /// request is built.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub format: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quality: Option<u8>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub preserve_input_size: Option<bool>,
-}
-
-impl Row {
-    /// A stable fingerprint of what the row asks for (FNV-1a over its
-    /// canonical JSON). The journal stores it so that a row edited between
-    /// two runs is treated as a new job instead of re-attaching to the old
-    /// one.
-    pub fn fingerprint(&self) -> String {
-        let canonical = serde_json::to_vec(self).unwrap_or_default();
-        format!("{:016x}", names::fnv1a(&canonical))
-    }
-
-    /// The row's fields, for building its request.
-    pub fn fields(&self) -> Result<Fields<'_>, tryon_client::Error> {
-        Ok(Fields {
-            person: &self.person,
-            garments: self.garments.iter().map(String::as_str).collect(),
-            prompt: self.prompt.as_deref(),
-            reference_pose: self.reference_pose.as_deref(),
-            seed: self.seed,
-            turbo: self.turbo.unwrap_or(false),
-            format: self.format.as_deref().map(str::parse).transpose()?,
-            quality: self.quality,
-            preserve_input_size: self.preserve_input_size.unwrap_or(false),
-        })
-    }
-}
+use crate::input;
 
 /// A manifest that could not be read; names the line and the field.
 #[derive(Debug)]
@@ -142,8 +89,8 @@ pub fn parse(path: &Path, text: &str, base: &Path) -> Result<Vec<Row>, ManifestE
         message,
     };
     let mut rows = match kind_of(path, text) {
-        Kind::Jsonl => parse_jsonl(text).map_err(|(line, m)| err(Some(line), m))?,
-        Kind::Csv => parse_csv(text).map_err(|(line, m)| err(line, m))?,
+        Kind::Jsonl => from_jsonl::parse(text).map_err(|(line, m)| err(Some(line), m))?,
+        Kind::Csv => from_csv::parse(text).map_err(|(line, m)| err(line, m))?,
     };
     if rows.is_empty() {
         return Err(err(None, "no rows".to_string()));
@@ -171,6 +118,12 @@ pub fn parse(path: &Path, text: &str, base: &Path) -> Result<Vec<Row>, ManifestE
                 ),
             ));
         }
+        row.base = base.to_path_buf();
+        row.typed = Typed {
+            person: row.person.trim().to_string(),
+            garments: row.garments.iter().map(|g| g.trim().to_string()).collect(),
+            reference_pose: row.reference_pose.as_deref().map(|p| p.trim().to_string()),
+        };
         row.person = resolve(base, &row.person);
         if let Some(pose) = &mut row.reference_pose {
             *pose = resolve(base, pose);
@@ -183,134 +136,12 @@ pub fn parse(path: &Path, text: &str, base: &Path) -> Result<Vec<Row>, ManifestE
 }
 
 /// URLs pass through; anything else is a path, made relative to `base`.
-fn resolve(base: &Path, value: &str) -> String {
+pub fn resolve(base: &Path, value: &str) -> String {
     let value = value.trim();
     if input::is_url(value) || Path::new(value).is_absolute() {
         value.to_string()
     } else {
         base.join(value).to_string_lossy().into_owned()
-    }
-}
-
-fn parse_jsonl(text: &str) -> Result<Vec<Row>, (usize, String)> {
-    let mut rows = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        let number = index + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let mut row: Row = serde_json::from_str(line).map_err(|e| (number, json_message(&e)))?;
-        row.line = number;
-        rows.push(row);
-    }
-    Ok(rows)
-}
-
-fn json_message(e: &serde_json::Error) -> String {
-    // serde's text already names the field ("missing field `person`",
-    // "invalid type: string \"x\", expected u64"); drop its line/column,
-    // which refer to the single line, not the file.
-    let text = e.to_string();
-    match text.rfind(" at line ") {
-        Some(at) => text[..at].to_string(),
-        None => text,
-    }
-}
-
-fn parse_csv(text: &str) -> Result<Vec<Row>, (Option<usize>, String)> {
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
-    let headers = reader
-        .headers()
-        .map_err(|e| (None, format!("header: {e}")))?
-        .clone();
-    for required in ["person", "garments"] {
-        if !headers.iter().any(|h| h == required) {
-            return Err((
-                None,
-                format!("header: required column `{required}` is missing"),
-            ));
-        }
-    }
-    let known = [
-        "id",
-        "person",
-        "garments",
-        "prompt",
-        "reference_pose",
-        "seed",
-        "turbo",
-        "format",
-        "quality",
-        "preserve_input_size",
-    ];
-    if let Some(unknown) = headers.iter().find(|h| !known.contains(h)) {
-        return Err((
-            None,
-            format!(
-                "header: unknown column `{unknown}` (known: {})",
-                known.join(", ")
-            ),
-        ));
-    }
-    let mut rows = Vec::new();
-    for (index, record) in reader.records().enumerate() {
-        let number = index + 1;
-        let record = record.map_err(|e| (Some(number), e.to_string()))?;
-        let get = |name: &str| -> Option<&str> {
-            headers
-                .iter()
-                .position(|h| h == name)
-                .and_then(|i| record.get(i))
-                .filter(|v| !v.is_empty())
-        };
-        let at = |message: String| (Some(number), message);
-        let row = Row {
-            line: number,
-            id: get("id").unwrap_or_default().to_string(),
-            person: get("person").unwrap_or_default().to_string(),
-            garments: get("garments")
-                .map(|g| {
-                    g.split('|')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default(),
-            prompt: get("prompt").map(str::to_string),
-            reference_pose: get("reference_pose").map(str::to_string),
-            seed: get("seed")
-                .map(|v| {
-                    v.parse()
-                        .map_err(|_| at(format!("seed: `{v}` is not a non-negative integer")))
-                })
-                .transpose()?,
-            turbo: get("turbo")
-                .map(|v| parse_bool("turbo", v).map_err(at))
-                .transpose()?,
-            format: get("format").map(str::to_string),
-            quality: get("quality")
-                .map(|v| {
-                    v.parse()
-                        .map_err(|_| at(format!("quality: `{v}` is not an integer from 0 to 100")))
-                })
-                .transpose()?,
-            preserve_input_size: get("preserve_input_size")
-                .map(|v| parse_bool("preserve_input_size", v).map_err(at))
-                .transpose()?,
-        };
-        rows.push(row);
-    }
-    Ok(rows)
-}
-
-fn parse_bool(field: &str, value: &str) -> Result<bool, String> {
-    match value.to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" => Ok(true),
-        "false" | "0" | "no" => Ok(false),
-        _ => Err(format!("{field}: `{value}` is not true or false")),
     }
 }
 
@@ -363,10 +194,84 @@ mod tests {
             Path::new("/m"),
         )
         .unwrap_err();
-        assert!(
-            bad.to_string()
-                .starts_with("m.jsonl row 1: invalid value: integer `300`"),
-            "{bad}"
+        assert_eq!(
+            bad.to_string(),
+            "m.jsonl row 1: quality: `300` is not an integer from 0 to 100",
+            "the CSV reader's words"
+        );
+    }
+
+    #[test]
+    fn jsonl_refuses_unknown_fields_naming_the_nearest_and_types_naming_the_field() {
+        let line = |json: &str| {
+            parse(Path::new("m.jsonl"), json, Path::new("/m"))
+                .unwrap_err()
+                .to_string()
+        };
+        let base = r#""person":"p.png","garments":["g.png"]"#;
+        let refused = [
+            (
+                format!("{{{base},\"sed\":7}}"),
+                "unknown field `sed`; did you mean `seed`?",
+            ),
+            (
+                format!("{{{base},\"promt\":\"red\"}}"),
+                "unknown field `promt`; did you mean `prompt`?",
+            ),
+            (
+                format!("{{{base},\"output_quality\":80}}"),
+                "unknown field `output_quality`; did you mean `quality`?",
+            ),
+            (
+                format!("{{{base},\"colour\":\"red\"}}"),
+                "unknown field `colour` (known: id, person,",
+            ),
+            (
+                r#"{"person":"p.png","garments":"g.png"}"#.to_string(),
+                r#"garments: expected a list of images, found the string "g.png"; write ["g.png"]"#,
+            ),
+            (
+                r#"{"person":"p.png","garments":["g.png",3]}"#.to_string(),
+                "garments[1]: expected a string, found the number 3",
+            ),
+            (
+                format!("{{{base},\"seed\":\"42\"}}"),
+                r#"seed: expected a non-negative integer, found the string "42"; write it without quotes"#,
+            ),
+            (
+                format!("{{{base},\"seed\":-1}}"),
+                "seed: `-1` is not a non-negative integer",
+            ),
+            (
+                format!("{{{base},\"turbo\":\"true\"}}"),
+                r#"turbo: expected true or false, found the string "true"; write it without quotes"#,
+            ),
+            (
+                format!("{{{base},\"id\":7}}"),
+                "id: expected a string, found the number 7",
+            ),
+            (
+                r#"["p.png",["g.png"]]"#.to_string(),
+                "row 1: expected an object such as",
+            ),
+            (
+                "{\"person\":".to_string(),
+                "row 1: not JSON (EOF while parsing",
+            ),
+        ];
+        for (json, expected) in refused {
+            let message = line(&json);
+            assert!(message.contains(expected), "{json}: {message}");
+        }
+        let ok = parse(
+            Path::new("m.jsonl"),
+            &format!("{{{base},\"seed\":null,\"turbo\":true,\"quality\":0}}"),
+            Path::new("/m"),
+        )
+        .unwrap();
+        assert_eq!(
+            (ok[0].seed, ok[0].turbo, ok[0].quality),
+            (None, Some(true), Some(0))
         );
     }
 
@@ -391,6 +296,18 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("unknown column `colour`")
+        );
+        assert!(
+            csv("person,garment\np,g\n")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown column `garment`; did you mean `garments`?")
+        );
+        assert!(
+            csv("person,garments,sed\np,g,1\n")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown column `sed`; did you mean `seed`?")
         );
         assert!(
             csv("id,person,garments\na,p,g\na,p,g\n")
@@ -420,20 +337,5 @@ mod tests {
             rows[0].garments,
             vec!["/data/ééé/chemise.png", "DATA:image/png;base64,AA"]
         );
-    }
-
-    #[test]
-    fn fingerprint_changes_with_content_only() {
-        let rows = csv("id,person,garments\na,p,g\n").unwrap();
-        let mut edited = rows[0].clone();
-        assert_eq!(rows[0].fingerprint(), edited.fingerprint());
-        edited.line = 99;
-        assert_eq!(
-            rows[0].fingerprint(),
-            edited.fingerprint(),
-            "line is not content"
-        );
-        edited.seed = Some(1);
-        assert_ne!(rows[0].fingerprint(), edited.fingerprint());
     }
 }

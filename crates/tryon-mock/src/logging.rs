@@ -1,4 +1,8 @@
-//! A log writer that never breaks serving.
+//! The log writer both binaries (`tryon-mock` and `tryon`) hand their
+//! `tracing` subscriber: one that never breaks serving, or a command, when
+//! stderr is a closed pipe. Public for those two binaries (and for any
+//! program that runs [`serve`](crate::serve) itself); the mock's library
+//! code does not log through it.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,7 +21,7 @@ static STDERR_CLOSED: AtomicBool = AtomicBool::new(false);
 /// `tracing_subscriber::fmt::MakeWriter` as it is:
 ///
 /// ```text
-/// tracing_subscriber::fmt().with_writer(tryon_mock::LogWriter::stderr).init();
+/// tracing_subscriber::fmt().with_writer(tryon_mock::logging::LogWriter::stderr).init();
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LogWriter;
