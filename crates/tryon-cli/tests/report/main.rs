@@ -364,22 +364,19 @@ async fn hostile_text_in_ids_prompts_and_errors_stays_text_in_chromium() {
         .start()
         .await;
     let dir = tempfile::tempdir().unwrap();
-    let mut jsonl = String::new();
-    for (id, prompt, seed) in [(script, attribute, 1), (attribute, script, 14)] {
-        jsonl.push_str(
-            &serde_json::json!({
+    let rows = [(script, attribute, 1), (attribute, script, 14)];
+    let manifest = common::write_jsonl(
+        dir.path(),
+        rows.into_iter().map(|(id, prompt, seed)| {
+            serde_json::json!({
                 "id": id,
                 "person": assets().join("person.png"),
                 "garments": [assets().join("garment.png")],
                 "prompt": prompt,
                 "seed": seed,
             })
-            .to_string(),
-        );
-        jsonl.push('\n');
-    }
-    let manifest = dir.path().join("m.jsonl");
-    std::fs::write(&manifest, jsonl).unwrap();
+        }),
+    );
     let out_dir = dir.path().join("out");
     let run = output(batch(&server, &manifest, &out_dir, &[])).await;
     assert_eq!(run.status.code(), Some(1), "{}", text(&run.stdout));
