@@ -159,3 +159,47 @@ def test_drift_seen_while_recording_is_a_warning(pytester: pytest.Pytester, monk
         ]
     )
     assert (pytester.path / "recordings" / "teapot" / "recording.json").is_file()  # it passed: kept
+
+
+def test_an_incomplete_or_empty_recording_never_replaces_a_good_one(
+    pytester: pytest.Pytester, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before: the plugin moved in whatever the proxy wrote (no exchanges,
+    # `.tmp` files), and every replay after answered 409.
+    before = files(project)
+    marker = 'replay="recordings/try_on"'
+    assert marker in TRY_ON
+    # Room for the submit's exchange only: the rest are lost.
+    pytester.makepyfile(test_try_on=TRY_ON.replace(marker, marker + ", record_limit=1500"))
+    instant = {"timing": {"mode": "fixed", "queued": 0.0, "processing": 0.0}}
+    with tm.MockServer(config=instant) as upstream:
+        monkeypatch.setenv(RECORD_ENV, upstream.url)
+        monkeypatch.setenv("SEGMIND_API_KEY", "sk-rerecord-incomplete")
+        result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            f"*the new recording of {project}/try_on is not used (the old recording is kept): "
+            "it is incomplete: * exchange(s) were proxied but not recorded "
+            "(first: the recording reached --record-limit (1500 bytes))*"
+        ]
+    )
+    assert files(project) == before
+
+    pytester.makepyfile(
+        test_try_on=f"""
+        import pytest
+
+        @pytest.mark.tryon_mock({marker})
+        def test_sends_nothing(tryon_mock):
+            assert tryon_mock.mode == "proxy"
+        """
+    )
+    with tm.MockServer() as upstream:
+        monkeypatch.setenv(RECORD_ENV, upstream.url)
+        result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*is not used (the old recording is kept): it holds no exchanges*"])
+    assert files(project) == before
+    # No half-written directory beside it either.
+    assert sorted(p.name for p in project.iterdir()) == ["try_on"]

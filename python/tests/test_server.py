@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 import tomllib
 import urllib.error
 import urllib.request
@@ -226,6 +227,8 @@ def test_every_control_call_is_a_documented_operation(monkeypatch: pytest.Monkey
         mock.set_rate_limit(None)
         mock.set_keys(["sk-a"])
         mock.set_keys(None)
+        mock.set_result_before_completion("not_found")
+        mock.set_result_before_completion("status")
         mock.reset()
     operations = {op for op, _ in used}
     # Readiness uses health (or, before it exists, now).
@@ -275,3 +278,121 @@ def test_every_public_name_is_exported_where_type_checkers_see_it(tmp_path: Path
     )
     out, err, status = api.run(["--strict", "--cache-dir", str(tmp_path / "cache"), str(user)])
     assert status == 0, out + err
+
+
+def _dead(pid: int) -> bool:
+    """Whether process ``pid`` is gone (or a zombie no one has reaped yet:
+    an orphan's exit is reaped by whichever process adopted it)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in ("Z", "X")
+
+
+def _dies_within(pid: int, seconds: float) -> bool:
+    """Polls until ``pid`` is gone, at most ``seconds`` (a bound, not a wait
+    for time to pass: it returns as soon as the process has exited)."""
+    deadline = time.monotonic() + seconds
+    while not _dead(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def _leftover_configs(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.glob("tryon-mock-*.toml"))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_the_mock_dies_with_its_python_process_and_leaves_no_config(tmp_path: Path) -> None:
+    # Before: the mock kept serving under PID 1 after `kill -9` of the
+    # Python process that started it, its temporary TOML left behind.
+    script = textwrap.dedent(
+        """
+        import sys, time
+        import tryon_mock
+        mock = tryon_mock.MockServer(config={"virtual_time": True}).start()
+        print(mock._proc.pid, flush=True)
+        time.sleep(600)
+        """
+    )
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert child.stdout is not None
+        mock_pid = int(child.stdout.readline())
+        assert not _dead(mock_pid)
+        child.kill()  # SIGKILL: no finalizer, no atexit
+        child.wait(timeout=30)
+        assert _dies_within(mock_pid, 30), f"mock {mock_pid} outlived its parent"
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert _leftover_configs(tmp_path) == []
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_sigterm_to_a_pytest_run_stops_its_mock(tmp_path: Path) -> None:
+    # What CI does when a job is cancelled.
+    (tmp_path / "test_waits.py").write_text(
+        textwrap.dedent(
+            """
+            import time
+            import pytest
+
+            @pytest.mark.tryon_mock(config={"virtual_time": True})
+            def test_waits(tryon_mock):
+                with open("mock.pid", "w") as f:
+                    f.write(str(tryon_mock._proc.pid))
+                time.sleep(600)
+            """
+        )
+    )
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    run = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_waits.py"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        pid_file = tmp_path / "mock.pid"
+        deadline = time.monotonic() + 60
+        while not pid_file.is_file() or not pid_file.read_text():
+            assert run.poll() is None and time.monotonic() < deadline, "the test never started its mock"
+            time.sleep(0.02)
+        mock_pid = int(pid_file.read_text())
+        run.terminate()
+        run.wait(timeout=30)
+        assert _dies_within(mock_pid, 30), f"mock {mock_pid} outlived the cancelled pytest run"
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert _leftover_configs(tmp_path) == []
+
+
+def test_a_stopped_mock_starts_again() -> None:
+    # Before: "MockServer.start(): already started".
+    mock = tm.MockServer(config={"virtual_time": True})
+    with mock:
+        assert mock.advance(5) == 5.0
+        first = mock.url
+    with mock:
+        assert mock.running
+        assert mock.now() == 0.0  # a new process, fresh state
+        assert mock.url.startswith("http://127.0.0.1:")
+    assert first.startswith("http://127.0.0.1:")
+
+
+def test_a_control_call_after_stop_says_the_mock_is_not_running() -> None:
+    # Before: a bare urllib URLError (connection refused).
+    with tm.MockServer() as mock:
+        pass
+    with pytest.raises(tm.MockError, match=r"advance: the mock at http://127\.0\.0\.1:\d+ is not running \(it was stopped\)"):
+        mock.advance(1)
+    with pytest.raises(tm.MockError, match="not running"):
+        tm.MockServer().now()

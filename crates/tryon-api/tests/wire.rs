@@ -329,12 +329,7 @@ async fn undeclared_503_is_an_unexpected_response_with_its_status() {
             then.status(503).body("overloaded");
         })
         .await;
-    let err = client(&server)
-        .submit_try_on()
-        .body(input())
-        .send()
-        .await
-        .unwrap_err();
+    let err = submit_error(&server).await;
     assert_eq!(err.status().map(|s| s.as_u16()), Some(503));
     assert!(matches!(err, Error::UnexpectedResponse(_)), "{err:?}");
 }
@@ -446,4 +441,90 @@ fn every_example_in_the_contract_decodes() {
     assert_eq!(plain.error, "Unauthorized");
     // A status the spec does not know is a decode error, not a silent default.
     assert!(serde_json::from_value::<StatusResponse>(json!({"status": "PAUSED"})).is_err());
+}
+
+/// A submit to `server` that must fail.
+async fn submit_error(server: &MockServer) -> Error<ErrorBody> {
+    client(server)
+        .submit_try_on()
+        .body(input())
+        .send()
+        .await
+        .expect_err("the submit fails")
+}
+
+/// The reason the answer reader gave for a body error.
+fn unreadable(err: &Error<ErrorBody>) -> tryon_api::UnreadableAnswer {
+    match err {
+        Error::ResponseBodyError(e) => tryon_api::UnreadableAnswer::find(e)
+            .cloned()
+            .unwrap_or_else(|| panic!("no reason in {e:?}")),
+        other => panic!("expected ResponseBodyError, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_error_page_that_is_not_the_services_error_body_keeps_its_status() {
+    // Without the answer reader this was InvalidResponsePayload, which has
+    // no status: a gateway's 502 page looked like an unreadable 200.
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method(POST).path("/v2/p-image-try-on");
+            then.status(502)
+                .header("content-type", "text/html")
+                .header("retry-after", "3")
+                .body("<html>502 Bad Gateway</html>");
+        })
+        .await;
+    let err = submit_error(&server).await;
+    match unreadable(&err) {
+        tryon_api::UnreadableAnswer::NotServiceError {
+            status,
+            headers,
+            body,
+        } => {
+            assert_eq!(status, 502);
+            assert_eq!(headers["retry-after"], "3");
+            assert_eq!(&body[..], b"<html>502 Bad Gateway</html>");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_json_answer_over_the_cap_is_not_read() {
+    let server = MockServer::start_async().await;
+    let big = format!(
+        r#"{{"status":"QUEUED","request_id":"{ID}","pad":"{}"}}"#,
+        "x".repeat(tryon_api::MAX_JSON_BYTES)
+    );
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path(format!("/v2/requests/{ID}/status"));
+            then.status(200)
+                .header("content-type", "application/json")
+                .body(big);
+        })
+        .await;
+    let err = client(&server)
+        .get_status()
+        .request_id(ID)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        unreadable(&err),
+        tryon_api::UnreadableAnswer::TooLarge {
+            operation: "get_status",
+            status: 200,
+            limit: tryon_api::MAX_JSON_BYTES,
+        }
+    );
+    assert!(
+        unreadable(&err)
+            .to_string()
+            .contains("over 1048576 bytes, the most a JSON answer may hold"),
+        "{err}"
+    );
 }

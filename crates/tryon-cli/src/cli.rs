@@ -17,15 +17,17 @@ Exit codes:
   6  a local write failed (the output file or the batch journal): submitting stopped,
      and each job already paid for is printed with the command that fetches its
      image without paying for a new job (`tryon result ID -o PATH`, or for a batch
-     row that may still be queued `tryon wait ID -o PATH`)
+     row that may still be queued `tryon wait ID -o PATH`); for `tryon mock --record`,
+     the recording lost exchanges (it is marked incomplete and a replay refuses it)
   7  `tryon parity`: the target differs from the spec, the job lifecycle or the mock
      (the report lists each difference)
   130, 143  a batch stopped by Ctrl-C (SIGINT) or SIGTERM: it printed its summary and
      wrote its report; rows in flight stand as a kill would leave them (rerun to go on)";
 
 const PARITY_HELP: &str = "\
-Steps: submit_1, submit_3 (the only billed ones), poll_1, poll_3, result_1, output_1,
-result_3, output_3, unknown_id, garments_12, missing_key, malformed_body. Each answer goes
+Steps: submit_1, submit_3 (the only billed ones), result_early (the result URL before
+completion), poll_1, poll_3, result_1, output_1, result_3, output_3, unknown_id,
+garments_12, missing_key, malformed_body. Each answer goes
 through a validating proxy (checked against the API spec, tryon-api's
 openapi/segmind-tryon.yaml, and the job lifecycle) and is compared with the in-process mock's answer to the same step.
 
@@ -286,6 +288,7 @@ pub struct ReportArgs {
 }
 
 /// `tryon mock`.
+#[allow(clippy::struct_excessive_bools)] // each is a command-line flag
 #[derive(Debug, Args)]
 pub struct MockArgs {
     /// Port to listen on (0 picks a free one).
@@ -346,6 +349,11 @@ pub struct MockArgs {
     /// and --replay).
     #[arg(long)]
     pub virtual_time: bool,
+    /// Stop (as on SIGTERM) once stdin reaches its end: a program that
+    /// starts the mock with a pipe as its stdin and dies, however, takes
+    /// the mock with it.
+    #[arg(long)]
+    pub exit_with_parent: bool,
 }
 
 /// `tryon parity`.

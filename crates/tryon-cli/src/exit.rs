@@ -23,7 +23,8 @@ pub enum Code {
     /// anything already paid for is printed with its request id and the
     /// command that fetches it (`tryon result ID -o PATH` for a finished
     /// `run`, `tryon wait ID -o PATH` for a batch row that may still be
-    /// queued).
+    /// queued). For `tryon mock --record`: the recording lost exchanges
+    /// (marked incomplete; a replay refuses it).
     Unsaved = 6,
     /// 7: `tryon parity` found differences between the target and the
     /// spec, the job lifecycle or the mock.
@@ -85,7 +86,19 @@ impl CliError {
     }
 }
 
-/// `error: ` and the message: the one place the prefix is added.
+/// The secrets no error message may show: the API key (set once, by
+/// [`protect`]) and, always, URL credentials.
+static SECRETS: std::sync::OnceLock<tryon_client::tryon_api::redact::Secrets> =
+    std::sync::OnceLock::new();
+
+/// Makes every [`CliError`] shown hide `key` in any encoding (see
+/// [`tryon_client::tryon_api::redact`]). Called once, at start.
+pub fn protect(key: Option<&str>) {
+    let _ = SECRETS.set(tryon_client::tryon_api::redact::Secrets::new(key));
+}
+
+/// `error: ` and the message, with its secrets taken out (URL credentials,
+/// signed-URL parameters, the key): the one place both are done.
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // `strip_prefix`: a message written with the prefix by hand (as
@@ -94,6 +107,10 @@ impl fmt::Display for CliError {
             .message
             .strip_prefix("error: ")
             .unwrap_or(&self.message);
+        let message = match SECRETS.get() {
+            Some(secrets) => secrets.redact(message),
+            None => tryon_client::tryon_api::redact::Secrets::default().redact(message),
+        };
         write!(f, "error: {message}")
     }
 }

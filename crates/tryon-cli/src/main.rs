@@ -35,6 +35,7 @@ use crate::exit::Code;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    exit::protect(std::env::var(&cli.api_key_env).ok().as_deref());
     init_tracing(cli.verbose, matches!(cli.command, Command::Mock(_)));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

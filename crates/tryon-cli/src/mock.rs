@@ -28,9 +28,15 @@ pub async fn serve(args: &MockArgs) -> Result<Code, CliError> {
         replay: args.replay.clone(),
         replay_speed: args.replay_speed,
         virtual_time: args.virtual_time,
+        exit_with_parent: args.exit_with_parent,
     };
     tryon_mock::serve(options).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::InvalidInput {
+        if tryon_mock::RecordingIncomplete::in_error(&e).is_some() {
+            CliError::new(Code::Unsaved, format!("error: {e}"))
+        } else if matches!(
+            e.kind(),
+            std::io::ErrorKind::InvalidInput | std::io::ErrorKind::AlreadyExists
+        ) {
             CliError::usage(format!("error: {e}"))
         } else {
             CliError::new(

@@ -79,8 +79,13 @@ fn base_url(line: &str) -> String {
 
 impl Mock {
     fn start() -> Self {
+        Self::spawn(&["mock", "--port", "0"])
+    }
+
+    /// `tryon ARGS`, a server that prints its URL first (a mock, a proxy).
+    fn spawn(args: &[&str]) -> Self {
         let mut child = Command::new(TRYON)
-            .args(["mock", "--port", "0"])
+            .args(args)
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -826,4 +831,149 @@ fn journal_truncated_at_every_byte() {
         note: None,
     };
     report("journal truncated at every byte offset", &[verdict]);
+}
+
+// ---- through the validating proxy ---------------------------------------
+
+#[test]
+fn a_lost_answer_through_the_proxy_is_never_billed_again() {
+    // The upstream bills the submit, then drops the connection: the answer
+    // is lost between the upstream and the proxy. The proxy used to answer
+    // 502 of its own, the batch journaled the row `rejected` ("not sent")
+    // and the second run billed it again.
+    let upstream = Mock::start();
+    let added = upstream.post(
+        "/__mock/faults",
+        r#"{"route": "submit", "kind": "drop_after_accept", "times": 1}"#,
+    );
+    assert!(added.contains(" 200 "), "{added}");
+    let proxy = Mock::spawn(&["mock", "--port", "0", "--proxy", &upstream.url]);
+    let mut case = Case::new(
+        "through the proxy: upstream drop_after_accept, two batch runs",
+        &proxy,
+        1,
+    );
+    case.run(case.batch(&[]));
+    let events: Vec<String> = case
+        .journal()
+        .iter()
+        .filter_map(|l| l["event"].as_str().map(str::to_string))
+        .collect();
+    if !events.iter().any(|e| e == "ambiguous") || events.iter().any(|e| e == "rejected") {
+        case.problem(format!(
+            "the lost answer was journaled {events:?}, not ambiguous"
+        ));
+    }
+    case.run(case.batch(&[]));
+    let billed = upstream.billed(&case.key);
+    if billed != 1 {
+        case.problem(format!("billed {billed}, not 1"));
+    }
+    if upstream.panicked() || proxy.panicked() {
+        case.problem("the upstream or the proxy panicked".into());
+    }
+    let completed = usize::from(image::open(case.output_of("r1")).is_ok());
+    let verdict = Verdict {
+        scenario: case.name.clone(),
+        runs: case.runs,
+        billed,
+        rows: format!("{completed}/1"),
+        problems: std::mem::take(&mut case.problems),
+        note: Some("the row is reported ambiguous, never sent again".into()),
+    };
+    report("a lost answer through the validating proxy", &[verdict]);
+}
+
+#[test]
+fn a_full_disk_leaves_no_part_files() {
+    // A save that fails part way (here: EFBIG under RLIMIT_FSIZE, as a
+    // full disk fails with ENOSPC) used to leave its `.NAME.XXXX.part`
+    // temporary file behind, empty or cut short.
+    let mock = Mock::start();
+    let mut case = Case::new("part files", &mock, 1);
+    // Images the mock does not hold: it renders an output of its default
+    // size, far over one block of the file-size limit.
+    let argv: Vec<OsString> = [
+        "sh",
+        "-c",
+        r#"trap "" XFSZ; ulimit -f 1; exec "$@""#,
+        "sh",
+        TRYON,
+        "--base-url",
+        &mock.url,
+        "run",
+        "--person",
+        "https://example.com/p.jpg",
+        "--garment",
+        "https://example.com/g.jpg",
+        "-o",
+        "out.png",
+    ]
+    .iter()
+    .map(OsString::from)
+    .collect();
+    let ran = case.run(case.command(&argv));
+    assert_eq!(ran.status.code(), Some(6), "{}", ran.stderr);
+    let parts: Vec<String> = std::fs::read_dir(case.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            Path::new(n)
+                .extension()
+                .is_some_and(|x| x.eq_ignore_ascii_case("part"))
+        })
+        .collect();
+    assert!(parts.is_empty(), "left behind: {parts:?}");
+}
+
+#[test]
+fn a_wrong_key_on_large_rows_leaves_no_row_ambiguous() {
+    // The mock refuses the key before it reads a 2 MB body; it used to
+    // close with the body unread, the connection was reset, and rows never
+    // billed were journaled `ambiguous` (2 of 20), not `rejected`.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("keys.toml");
+    std::fs::write(&config, "keys = [\"sk-good\"]\n").unwrap();
+    let mock = Mock::spawn(&["mock", "--port", "0", "--config", config.to_str().unwrap()]);
+    let case = Case::new("wrong key, 20 large rows", &mock, 20);
+    // An 800 KB photo (noise does not compress) as person and garment.
+    let photo = case.dir.path().join("big.png");
+    let noise: Vec<u8> = (0..600u32 * 450 * 3)
+        .map(|i| u8::try_from(i.wrapping_mul(2_654_435_761) >> 24).unwrap())
+        .collect();
+    image::RgbImage::from_raw(600, 450, noise)
+        .unwrap()
+        .save(&photo)
+        .unwrap();
+    assert!(std::fs::metadata(&photo).unwrap().len() > 700_000);
+    let mut manifest = String::new();
+    for id in &case.rows {
+        let row = serde_json::json!({"id": id, "person": photo, "garments": [photo]});
+        writeln!(manifest, "{row}").unwrap();
+    }
+    std::fs::write(case.dir.path().join("m.jsonl"), manifest).unwrap();
+    let mut case = case;
+    let ran = case.run(case.batch(&[]));
+    assert_eq!(ran.status.code(), Some(3), "{}", ran.stderr);
+    let events: Vec<(String, String)> = case
+        .journal()
+        .iter()
+        .map(|l| {
+            (
+                l["row"].as_str().unwrap_or_default().to_string(),
+                l["event"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let ambiguous: Vec<&(String, String)> =
+        events.iter().filter(|(_, e)| e == "ambiguous").collect();
+    assert!(
+        ambiguous.is_empty(),
+        "never-billed rows left ambiguous: {ambiguous:?}"
+    );
+    // A 401 stops the batch; every row it sent is journaled refused.
+    let count = |kind: &str| events.iter().filter(|(_, e)| e == kind).count();
+    assert!(count("submitting") >= 1, "{events:?}");
+    assert_eq!(count("rejected"), count("submitting"), "{events:?}");
+    assert_eq!(mock.get("/__mock/billing")["billed_submits"], 0);
 }

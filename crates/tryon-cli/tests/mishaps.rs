@@ -581,3 +581,39 @@ async fn waits_that_give_up_say_why_in_the_shells_words() {
     assert!(stderr.contains("re-attach with: tryon wait "), "{stderr}");
     assert!(!stderr.contains("client.job"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_messages_never_print_a_url_password_or_the_key() {
+    // Before: `error: invalid client configuration: base_url:
+    // "https://user:hunter2@host:99999" is not a valid URL`, and the same
+    // for `tryon parity --target`.
+    let key = common::KEY;
+    let cases: [&[&str]; 3] = [
+        &[
+            "--base-url",
+            "https://user:hunter2@host:99999",
+            "status",
+            "5b9f0e62-8c51-4a64-9a3e-6ad1f2f0c9d4",
+        ],
+        &["parity", "--target", "https://user:hunter2@host.example/x"],
+        &[
+            "--base-url",
+            "https://host.example:99999/?token=hunter2",
+            "status",
+            "5b9f0e62-8c51-4a64-9a3e-6ad1f2f0c9d4",
+        ],
+    ];
+    for args in cases {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("tryon"));
+        cmd.env("SEGMIND_API_KEY", key).args(args);
+        let result = output(cmd).await;
+        let stderr = text(&result.stderr);
+        assert_eq!(result.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.starts_with("error: "), "{stderr}");
+        assert!(
+            !stderr.contains("hunter2") && !stderr.contains(key),
+            "{args:?}: {stderr}"
+        );
+        assert!(stderr.contains("[REDACTED]"), "{args:?}: {stderr}");
+    }
+}

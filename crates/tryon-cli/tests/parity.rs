@@ -19,9 +19,10 @@ use tryon_mock::test_util::DriftedUpstream;
 
 /// The steps every report lists, in order, each with the status a `tryon
 /// mock` answers it with (for a poll, its last answer).
-const EXPECTED: [(&str, u16); 12] = [
+const EXPECTED: [(&str, u16); 13] = [
     ("submit_1", 200),
     ("submit_3", 200),
+    ("result_early", 200),
     ("poll_1", 200),
     ("poll_3", 200),
     ("result_1", 200),
@@ -94,6 +95,42 @@ async fn against_a_tryon_mock_every_step_is_listed_and_nothing_differs() {
     let submit = &report["steps"][0]["target"]["answer"];
     assert_eq!(submit["body"]["request_id"], "<id>");
     assert_eq!(submit["body"]["status_url"], "<url>");
+}
+
+/// The step "result URL before completion" settles the contract's
+/// assumption: a target whose result URL answers 404 before completion
+/// (a `tryon mock` told so) differs on that step alone, as a status, and
+/// every other step still matches.
+#[tokio::test]
+async fn a_target_whose_result_url_answers_404_before_completion_differs_on_result_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mock.toml");
+    // Jobs that take a while, so the step surely comes before completion.
+    std::fs::write(
+        &config,
+        "result_before_completion = \"not_found\"\n[timing]\nmode = \"fixed\"\nqueued = 0.5\nprocessing = 0.5\n",
+    )
+    .unwrap();
+    let (_mock, url) = start_mock(&["--config", config.to_str().unwrap()]);
+    let run = output(parity(&url, &["--interval", "20ms", "--json"])).await;
+    assert_eq!(run.status.code(), Some(7), "{}", text(&run.stderr));
+    let report: Value = serde_json::from_slice(&run.stdout).unwrap();
+    let steps: Vec<&str> = report["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["step"].as_str().unwrap())
+        .collect();
+    assert!(!steps.is_empty());
+    assert!(steps.iter().all(|s| *s == "result_early"), "{report:#}");
+    let early = &report["steps"][2];
+    assert_eq!(early["step"], "result_early");
+    assert_eq!(early["target"]["answer"]["status"], 404);
+    assert_eq!(early["mock"]["answer"]["status"], 200);
+    assert_eq!(
+        early["mock"]["answer"]["body"],
+        serde_json::json!({"status": "<a status>"})
+    );
 }
 
 /// `(step, against, pointer, expected, actual)` of every difference.

@@ -60,7 +60,9 @@ async fn a_recorded_tryon_run_replays_with_the_same_id_and_the_same_bytes() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(listed.len() >= 4, "{listed:?}");
+    // The submit, the poll of the result URL that found the job done (two
+    // calls a job), and the output.
+    assert!(listed.len() >= 3, "{listed:?}");
 
     let (mut replay, url) = start_mock(&["--replay", rec]);
     let second = dir.path().join("second.png");

@@ -273,7 +273,7 @@ impl ClientBuilder {
         let upload = tryon_api::Client::new_with_client(trimmed(&upload_base_url), keyed);
         let clock = self.clock.unwrap_or_else(|| Arc::new(TokioClock::new()));
         let executor = Arc::new(Executor::new(self.retry, self.rate_limit, clock));
-        let caller = Arc::new(ApiCaller::new(executor.clone(), api_key));
+        let caller = Arc::new(ApiCaller::new(executor.clone(), &api_key));
         let downloader = Downloader::new(download, executor, self.max_download_bytes);
         let jobs = JobReader::new(
             api.clone(),
@@ -316,9 +316,15 @@ fn same_origin_redirects() -> reqwest::redirect::Policy {
 }
 
 /// Parses a base URL and enforces `https` except on loopback.
+/// A URL as an error message may show it: its credentials taken out
+/// ([`tryon_api::redact`]).
+fn shown(raw: &str) -> String {
+    tryon_api::redact::Secrets::default().redact(raw)
+}
+
 fn checked_base_url(field: &'static str, raw: &str) -> Result<Url> {
     let url = Url::parse(raw.trim())
-        .map_err(|e| Error::config(field, format!("{raw:?} is not a valid URL ({e})")))?;
+        .map_err(|e| Error::config(field, format!("{:?} is not a valid URL ({e})", shown(raw))))?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err(Error::config(field, "must not carry credentials"));
     }
@@ -336,7 +342,10 @@ fn checked_base_url(field: &'static str, raw: &str) -> Result<Url> {
         "http" if loopback => Ok(url),
         "http" => Err(Error::config(
             field,
-            format!("{raw:?} uses plain http; https is required except for loopback hosts"),
+            format!(
+                "{:?} uses plain http; https is required except for loopback hosts",
+                shown(raw)
+            ),
         )),
         other => Err(Error::config(
             field,

@@ -13,7 +13,7 @@ use tryon_api::{ResponseValue, types};
 use url::Url;
 
 use crate::error::{Error, Result};
-use crate::job::{Job, JobReader};
+use crate::job::{Job, JobReader, Known};
 use crate::order::tail_longest_first;
 use crate::output::Output;
 use crate::poll::Origin;
@@ -152,10 +152,15 @@ impl Client {
             }
             tracing::Span::current().record("request_id", request_id.as_str());
             tracing::info!(request_id = %request_id, "submitted");
+            let known = Known {
+                expected: Some(request.expected_duration()),
+                garments: u32::try_from(request.garment_count()).unwrap_or(u32::MAX),
+                turbo: request.turbo(),
+            };
             Ok(Job::new(
                 self.inner.jobs.clone(),
                 request_id,
-                Some(request.expected_duration()),
+                known,
                 Origin::Submitted,
             ))
         }
@@ -168,12 +173,31 @@ impl Client {
     /// time is unknown, so polling starts quick and slows down; set it with
     /// [`Job::with_expected_duration`] when known.
     pub fn job(&self, request_id: impl Into<String>) -> Job {
+        let known = Known {
+            expected: None,
+            garments: 0,
+            turbo: false,
+        };
         Job::new(
             self.inner.jobs.clone(),
             request_id.into(),
-            None,
+            known,
             Origin::Reattached,
         )
+    }
+
+    /// What this client has learned of the service's speed from the jobs
+    /// it waited for (shared by every clone; the rule is on
+    /// [`SpeedEstimate`](crate::poll::SpeedEstimate)).
+    pub fn speed_estimate(&self) -> crate::poll::SpeedEstimate {
+        self.inner.jobs.speed().snapshot()
+    }
+
+    /// Whether this client's waits poll the status URL: set once the result
+    /// URL answered otherwise than a status before completion (see
+    /// [`Job`]); a job then costs one more call.
+    pub fn polls_status_url(&self) -> bool {
+        self.inner.jobs.polls_status()
     }
 
     /// Runs the job on the synchronous v1 endpoint and returns the image
@@ -319,7 +343,10 @@ impl Client {
             if !ok {
                 return Err(Error::InvalidResponse {
                     request_id: None,
-                    problem: format!("upload-asset returned a URL that is not http(s): {u:?}"),
+                    problem: format!(
+                        "upload-asset returned a URL that is not http(s): {:?}",
+                        tryon_api::redact::Secrets::default().redact(u)
+                    ),
                 });
             }
         }

@@ -120,7 +120,11 @@ impl std::fmt::Debug for Image {
             Source::Url(u) if u.starts_with("data:") => {
                 write!(f, "Image::url(data: URI, {} chars)", u.len())
             }
-            Source::Url(u) => write!(f, "Image::url({u:?})"),
+            Source::Url(u) => write!(
+                f,
+                "Image::url({:?})",
+                tryon_api::redact::Secrets::default().redact(u)
+            ),
             Source::File(p) => write!(f, "Image::file({p:?})"),
             Source::Bytes { bytes, mime } => {
                 write!(f, "Image::bytes({} bytes, {mime:?})", bytes.len())
@@ -547,10 +551,13 @@ fn validate_data_uri(field: &str, raw: &str, limits: Limits) -> Result<CheckedIm
     check_bytes(field, &bytes, Some(mime), limits)
 }
 
+/// A URL as an error message shows it: credentials taken out
+/// ([`tryon_api::redact`]), cut to 80 bytes.
 fn shorten(s: &str) -> String {
     const MAX: usize = 80;
+    let s = tryon_api::redact::Secrets::default().redact(s);
     if s.len() <= MAX {
-        s.to_string()
+        s
     } else {
         let mut end = MAX;
         while !s.is_char_boundary(end) {

@@ -8,12 +8,13 @@
 // paths shows):
 //   builder -> client, job, limits, output, poll, retry, clock, error
 //   client  -> job, output, order, poll, reader, request, retry, error
-//   job     -> output, poll, retry, clock, error
+//   job     -> output, poll, retry, speed, clock, error
 //   output  -> reader, image, retry, error
 //   retry   -> clock, error  (executor, classify, budget, rate_limiter)
 //   request -> image, limits, error;  reader -> image;
 //   image   -> limits, error
-//   poll, limits, order, clock, error: none (the tests of poll and order
+//   poll    -> speed (it shows `SpeedEstimate`)
+//   speed, limits, order, clock, error: none (the tests of poll and order
 //   build requests through the crate root)
 //   test_util (feature `test-util`) -> clock
 mod builder;
@@ -29,6 +30,7 @@ pub mod poll;
 mod reader;
 mod request;
 mod retry;
+mod speed;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod test_util;

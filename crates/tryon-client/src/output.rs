@@ -42,7 +42,10 @@ impl Output {
         let Some(url) = parsed else {
             return Err(Error::InvalidResponse {
                 request_id: Some(request_id),
-                problem: format!("output is not an http(s) or data: URL: {url:?}"),
+                problem: format!(
+                    "output is not an http(s) or data: URL: {:?}",
+                    tryon_api::redact::Secrets::default().redact(url)
+                ),
             });
         };
         Ok(Self {
@@ -112,8 +115,13 @@ impl Output {
             path: path.to_path_buf(),
             source,
         };
-        tokio::fs::write(&tmp, &bytes).await.map_err(io)?;
-        if let Err(e) = tokio::fs::rename(&tmp, path).await {
+        // A write that fails part way (a full disk) or a rename that fails
+        // leaves no `.part` file behind.
+        let written = match tokio::fs::write(&tmp, &bytes).await {
+            Ok(()) => tokio::fs::rename(&tmp, path).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
             let _ = tokio::fs::remove_file(&tmp).await;
             return Err(io(e));
         }

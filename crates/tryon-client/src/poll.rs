@@ -15,6 +15,8 @@
 use std::fmt::Debug;
 use std::time::Duration;
 
+pub use crate::speed::SpeedEstimate;
+
 /// What a poll policy knows when it picks the next delay.
 ///
 /// Times are measured from the job's submission (or from `client.job(..)`
@@ -26,8 +28,17 @@ pub struct PollState {
     pub polls: u32,
     /// Time since submission (or re-attach).
     pub elapsed: Duration,
-    /// The job's expected compute time, when known from its request.
+    /// The job's expected compute time, when known from its request: the
+    /// published figure, or what the client has learned of the service's
+    /// speed (see [`SpeedEstimate`]).
     pub expected: Option<Duration>,
+    /// The low and high ends of the job's compute time (the 10th and 90th
+    /// percentile of what the client saw such jobs take); `None` until it
+    /// has learned them.
+    pub expected_range: Option<(Duration, Duration)>,
+    /// How long the client expects a fresh submit to queue (learned; zero
+    /// until then).
+    pub expected_queue: Duration,
     /// The last status seen, if any.
     pub last: Option<Phase>,
     /// When the job was last seen `QUEUED` (its compute started after
@@ -56,6 +67,8 @@ impl PollState {
             polls: 0,
             elapsed,
             expected,
+            expected_range: None,
+            expected_queue: Duration::ZERO,
             last: submitted.then_some(Phase::Queued),
             last_queued_at: submitted.then_some(Duration::ZERO),
             processing_polls: 0,
@@ -85,9 +98,9 @@ impl PollState {
 /// sees the job running then costs a call another job's submit or result
 /// needed, so the poll is planned for when the job has almost surely
 /// finished (its expected time plus 15 % and a second, from when it was
-/// last seen queued), and overruns are checked every quarter of the
-/// expected time (at least a second). The poll policy's own delay is kept
-/// when it is longer.
+/// last seen queued, plus the learned queue wait for a fresh submit), and
+/// overruns are checked every quarter of the expected time (at least a
+/// second). The poll policy's own delay is kept when it is longer.
 pub(crate) fn budget_bound_delay(s: &PollState) -> Duration {
     let Some(expected) = s.expected else {
         return (s.elapsed / 4).max(Duration::from_secs(2));
@@ -96,12 +109,25 @@ pub(crate) fn budget_bound_delay(s: &PollState) -> Duration {
     if s.last == Some(Phase::Queued) && s.polls > 0 {
         return (expected / 2).max(Duration::from_secs(2));
     }
-    let due =
-        s.last_queued_at.unwrap_or_default() + expected.mul_f64(1.15) + Duration::from_secs(1);
+    let due = s.compute_start() + expected.mul_f64(1.15) + Duration::from_secs(1);
     if s.elapsed < due {
         due.saturating_sub(s.elapsed)
     } else {
         floor
+    }
+}
+
+impl PollState {
+    /// When the job's compute is planned to start: when it was last seen
+    /// queued, and for a fresh submit (not polled yet) the learned queue
+    /// wait after that.
+    fn compute_start(&self) -> Duration {
+        let start = self.last_queued_at.unwrap_or_default();
+        if self.polls == 0 && self.last == Some(Phase::Queued) {
+            start + self.expected_queue
+        } else {
+            start
+        }
     }
 }
 
@@ -150,8 +176,17 @@ impl PollPolicy for FixedPolling {
 /// at `q` (0 right after submit):
 /// - the first poll is at `q + first_fraction * E` (0.9 E after submit when
 ///   nothing queues: the earliest the service's ±10 % spread finishes it);
+///   once the client has learned the service's speed
+///   ([`SpeedEstimate`]), `E` is the learned time, `q` after a submit
+///   includes the learned queue wait, and the first poll is at the low end
+///   `lo` of the learned range `lo..hi`, or, when the whole range and a
+///   quarter again (`hi + (hi - lo) / 4`) ends within three quarters of a
+///   poll step of `lo`, once at that end (a short job is then found done by its first
+///   poll, at most a step late; jitter only delays that poll, by at most
+///   [`MAX_SINGLE_JITTER`]); the first poll
+///   then waits at least [`MIN_FIRST_DELAY`], not `min_interval`;
 /// - after that, polls come every `clamp(E / 20, min_interval,
-///   overrun_interval)` (at most 0.8 s) until `q + 1.5 E`, so a finished
+///   overrun_interval)` (at most 0.6 s) until `q + 1.5 E`, so a finished
 ///   job is seen within a second; a job later than that is polled every
 ///   `(t - (q + 1.5 E)) / 4` (at least that step, at most `max_interval`),
 ///   where `t` is the time since submission;
@@ -170,7 +205,7 @@ pub struct ModelAwarePolling {
     /// Share of the expected time the first poll waits. Default 0.9.
     pub first_fraction: f64,
     /// Longest delay between polls while the job is due (from the first
-    /// poll to 1.5 times its expected time). Default 800 ms.
+    /// poll to 1.5 times its expected time). Default 600 ms.
     pub overrun_interval: Duration,
     /// Shortest delay between polls. Default 600 ms.
     pub min_interval: Duration,
@@ -189,7 +224,7 @@ impl Default for ModelAwarePolling {
     fn default() -> Self {
         Self {
             first_fraction: 0.9,
-            overrun_interval: Duration::from_millis(800),
+            overrun_interval: Duration::from_millis(600),
             min_interval: Duration::from_millis(600),
             max_interval: Duration::from_secs(5),
             queued_max_interval: Duration::from_secs(3),
@@ -216,10 +251,11 @@ impl ModelAwarePolling {
         base.mul_f64(factor.min(1e6)).min(self.max_interval)
     }
 
-    /// The delay before jitter.
-    fn base_delay(&self, s: &PollState) -> Duration {
+    /// The delay before jitter, and whether jitter may only delay it (a
+    /// single poll aimed past the learned range).
+    fn base_delay(&self, s: &PollState) -> (Duration, bool) {
         let Some(expected) = s.expected else {
-            return self.grown(self.min_interval, s.polls);
+            return (self.grown(self.min_interval, s.polls), false);
         };
         if s.last == Some(Phase::Queued) && s.polls > 0 {
             // Seen queued by a poll: compute has not started. The longer it
@@ -230,23 +266,53 @@ impl ModelAwarePolling {
                 .queued_max_interval
                 .min(expected.mul_f64(0.9) + Duration::from_secs(1))
                 .max(self.min_interval);
-            return (expected / 2)
+            let d = (expected / 2)
                 .max(s.elapsed.mul_f64(0.4))
                 .clamp(self.min_interval, cap);
+            return (d, false);
         }
-        let start = s.last_queued_at.unwrap_or_default();
-        let first = start + expected.mul_f64(self.first_fraction.clamp(0.0, 1.0));
-        // Jitter may have made the last poll a little early: do not count
-        // that as "still before the plan".
-        if s.elapsed + self.jitter_span(first) < first {
-            return first.saturating_sub(s.elapsed).max(self.min_interval);
-        }
+        let start = s.compute_start();
         let step = (expected / 20).clamp(
             self.min_interval,
             self.overrun_interval.max(self.min_interval),
         );
+        let planned = match s.expected_range {
+            Some((lo, hi)) => {
+                let late = hi + hi.saturating_sub(lo) / 4;
+                let single = late.saturating_sub(lo) <= step.mul_f64(0.75);
+                // A queue the estimate does not know of yet would make a
+                // short job's single poll early: aim a little past it.
+                let at = if single { late + SINGLE_MARGIN } else { lo };
+                Some((start + at, single))
+            }
+            None => None,
+        };
+        let (first, single, floor) = match planned {
+            Some((first, single)) => (first, single, MIN_FIRST_DELAY.min(self.min_interval)),
+            None => (
+                start + expected.mul_f64(self.first_fraction.clamp(0.0, 1.0)),
+                false,
+                self.min_interval,
+            ),
+        };
+        // Jitter may have made the last poll a little early: do not count
+        // that as "still before the plan".
+        let early = if single {
+            Duration::ZERO
+        } else {
+            self.jitter_span(first)
+        };
+        if s.elapsed + early < first {
+            let floor = if s.polls == 0 {
+                floor
+            } else {
+                self.min_interval
+            };
+            return (first.saturating_sub(s.elapsed).max(floor), single);
+        }
         let overdue = start + expected.mul_f64(1.5);
-        ((s.elapsed.saturating_sub(overdue)) / 4).clamp(step, self.max_interval.max(step))
+        let d = ((s.elapsed.saturating_sub(overdue)) / 4).clamp(step, self.max_interval.max(step));
+        (d, false)
     }
 }
 
@@ -265,14 +331,31 @@ impl ModelAwarePolling {
 /// The most jitter moves a poll, either way.
 const MAX_JITTER: Duration = Duration::from_millis(500);
 
+/// How far past the end of the learned range (and a quarter) a single poll
+/// aims: 50 ms.
+const SINGLE_MARGIN: Duration = Duration::from_millis(50);
+
+/// The most jitter delays a single poll aimed past the learned range
+/// (every moment later is detection delay): 100 ms.
+pub const MAX_SINGLE_JITTER: Duration = Duration::from_millis(100);
+
+/// The shortest wait before a job's first poll once the client has learned
+/// the service's speed (a job the service finishes in a tenth of a second
+/// is then not polled more than half a second late): 50 ms.
+pub const MIN_FIRST_DELAY: Duration = Duration::from_millis(50);
+
 impl PollPolicy for ModelAwarePolling {
     fn next_delay(&self, state: &PollState) -> Duration {
-        let base = self.base_delay(state);
+        let (base, late_only) = self.base_delay(state);
         let span = self.jitter_span(base).as_secs_f64();
         if span == 0.0 {
             return base;
         }
-        let offset = rand::random_range(-span..=span);
+        let offset = if late_only {
+            rand::random_range(0.0..=span.min(MAX_SINGLE_JITTER.as_secs_f64()))
+        } else {
+            rand::random_range(-span..=span)
+        };
         Duration::from_secs_f64((base.as_secs_f64() + offset).max(0.0))
     }
 }
@@ -286,6 +369,8 @@ mod tests {
             polls,
             elapsed: Duration::from_secs_f64(elapsed),
             expected: expected.map(Duration::from_secs_f64),
+            expected_range: None,
+            expected_queue: Duration::ZERO,
             last,
             last_queued_at: Some(Duration::ZERO),
             processing_polls: 0,

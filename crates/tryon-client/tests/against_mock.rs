@@ -183,7 +183,10 @@ async fn issue3_done_when_lifecycle_real_image_then_expiry() {
         "{err:?}"
     );
     assert_eq!(err.status(), Some(404));
-    let err = job.result().await.unwrap_err();
+    // The handle keeps the output its wait found (the output URL outlives
+    // the status): a fresh handle asks the service, which has forgotten it.
+    assert!(job.result().await.is_ok());
+    let err = client.job(job.request_id()).result().await.unwrap_err();
     assert!(matches!(err, Error::Expired { .. }), "{err:?}");
     let journal = server.request_log();
     assert_eq!(
@@ -255,11 +258,12 @@ async fn failed_job_is_error_failed_with_the_mocks_text_and_no_result_fetch() {
         };
         assert_eq!(detail, text);
         assert!(!err.is_retryable());
-        // Read from the 422 status body; the result was never fetched.
+        // Read from the 422 body of the result URL the wait polls; the
+        // status URL was never asked.
         let journal = server.request_log();
-        let polls = on_path(&journal, &status_path(request_id));
+        let polls = on_path(&journal, &result_path(request_id));
         assert_eq!(polls.last().unwrap().status, Some(422));
-        assert!(on_path(&journal, &result_path(request_id)).is_empty());
+        assert!(on_path(&journal, &status_path(request_id)).is_empty());
     }
     // The events stream ends with the failure as a status.
     server.push_fail_rule(FailRule::new(JobMatch::All, "boom"));
@@ -289,11 +293,18 @@ async fn expiry_mid_wait_is_expired() {
         "{err:?}"
     );
     assert_eq!(err.status(), Some(404));
-    // It was seen alive first, then gone.
+    // It was seen alive first (by the result URL the wait polls), then
+    // gone; the result URL's 404 was taken for expiry only once the status
+    // URL said so too.
     let journal = server.request_log();
-    let polls = on_path(&journal, &status_path(job.request_id()));
+    let polls = on_path(&journal, &result_path(job.request_id()));
     assert_eq!(polls.first().unwrap().status, Some(200));
     assert_eq!(polls.last().unwrap().status, Some(404));
+    let statuses = on_path(&journal, &status_path(job.request_id()));
+    assert_eq!(
+        statuses.iter().map(|e| e.status).collect::<Vec<_>>(),
+        vec![Some(404)]
+    );
     assert!(server.now() >= secs(5));
 }
 
@@ -397,7 +408,7 @@ async fn storm_of_429_with_retry_after_is_waited_out() {
     let server = server_virtual()
         .stages(secs(1), secs(2))
         .fault(
-            Fault::rate_limited(FaultRoute::Status)
+            Fault::rate_limited(FaultRoute::Result)
                 .times(3)
                 .retry_after(RetryAfter::Seconds(4)),
         )
@@ -417,7 +428,7 @@ async fn storm_of_429_with_retry_after_is_waited_out() {
         submits.iter().map(|e| e.status).collect::<Vec<_>>(),
         vec![Some(429), Some(429), Some(200)]
     );
-    let polls = on_path(&journal, &status_path(out.request_id()));
+    let polls = on_path(&journal, &result_path(out.request_id()));
     assert_eq!(polls.iter().filter(|e| e.status == Some(429)).count(), 3);
     assert_waited_after_429s(&journal, |e| {
         if e.path == "/v2/p-image-try-on" {
@@ -471,14 +482,15 @@ async fn mock_rate_limit_bucket_is_honoured() {
 }
 
 #[tokio::test]
-async fn server_errors_then_success_on_status_and_result() {
+async fn server_errors_then_success_on_the_result_polls() {
     let server = server_virtual()
         .stages(secs(1), secs(1))
-        .fault(Fault::server_error(FaultRoute::Status, 500))
-        .fault(Fault::server_error(FaultRoute::Status, 502))
-        .fault(Fault::server_error(FaultRoute::Status, 503).retry_after(RetryAfter::Seconds(1)))
-        .fault(Fault::server_error(FaultRoute::Status, 504))
-        .fault(Fault::server_error(FaultRoute::Result, 503).times(2))
+        .fault(Fault::server_error(FaultRoute::Result, 500))
+        .fault(Fault::server_error(FaultRoute::Result, 502))
+        .fault(Fault::server_error(FaultRoute::Result, 503).retry_after(RetryAfter::Seconds(1)))
+        .fault(Fault::server_error(FaultRoute::Result, 504))
+        // Five failures in a row: the sixth and last attempt passes.
+        .fault(Fault::server_error(FaultRoute::Result, 503))
         .expect_submits(1)
         .start()
         .await;
@@ -493,15 +505,21 @@ async fn server_errors_then_success_on_status_and_result() {
     let codes = |path: String| -> Vec<Option<u16>> {
         on_path(&journal, &path).iter().map(|e| e.status).collect()
     };
-    let polls = codes(status_path(job.request_id()));
+    let polls = codes(result_path(job.request_id()));
     assert_eq!(
-        polls[..5],
-        [Some(500), Some(502), Some(503), Some(504), Some(200)]
+        polls[..6],
+        [
+            Some(500),
+            Some(502),
+            Some(503),
+            Some(504),
+            Some(503),
+            Some(200)
+        ]
     );
-    assert_eq!(
-        codes(result_path(job.request_id())),
-        vec![Some(503), Some(503), Some(200)]
-    );
+    // Every fault was retried on the result URL itself: the status URL
+    // was never asked.
+    assert!(codes(status_path(job.request_id())).is_empty());
 }
 
 #[tokio::test]
@@ -578,23 +596,20 @@ async fn a_truncated_submit_answer_is_not_resubmitted() {
 async fn dropped_connections_on_status_and_result_are_retried() {
     let server = server_virtual()
         .stages(secs(1), secs(1))
-        .fault(Fault::drop_before_accept(FaultRoute::Status).times(2))
-        .fault(Fault::drop_before_accept(FaultRoute::Result))
+        .fault(Fault::drop_before_accept(FaultRoute::Result).times(3))
         .expect_submits(1)
         .start()
         .await;
     let client = client(&server);
     let out = run_to_placeholder(&client).await;
     let journal = server.request_log();
-    let polls = on_path(&journal, &status_path(out.request_id()));
-    assert_eq!(polls[0].status, None);
-    assert_eq!(polls[1].status, None);
-    assert!(polls[2..].iter().all(|e| e.status == Some(200)));
-    let results = on_path(&journal, &result_path(out.request_id()));
+    let polls = on_path(&journal, &result_path(out.request_id()));
     assert_eq!(
-        results.iter().map(|e| e.status).collect::<Vec<_>>(),
-        vec![None, Some(200)]
+        polls[..3].iter().map(|e| e.status).collect::<Vec<_>>(),
+        vec![None; 3]
     );
+    assert!(polls[3..].iter().all(|e| e.status == Some(200)));
+    assert!(on_path(&journal, &status_path(out.request_id())).is_empty());
     assert_eq!(server.billed_submits(), 1);
 }
 
@@ -690,10 +705,9 @@ async fn key_never_goes_to_a_foreign_output_host() {
 
     outputs.assert_calls_async(1).await;
     keyed.assert_calls_async(0).await;
-    // Status and result were read from the configured origin, with the key.
+    // The result URL was polled on the configured origin, with the key.
     let journal = server.request_log();
-    assert!(!on_path(&journal, &status_path(out.request_id())).is_empty());
-    assert_eq!(on_path(&journal, &result_path(out.request_id())).len(), 1);
+    assert!(!on_path(&journal, &result_path(out.request_id())).is_empty());
     assert!(journal.iter().all(|e| e.key.as_deref() == Some(KEY)));
 }
 

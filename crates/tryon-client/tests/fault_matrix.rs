@@ -1,6 +1,9 @@
 //! The fault matrix: every fault the mock can inject, on submit and on each
-//! GET (status, result, output download), run through `Client::run` and
-//! `Output::download`. For each case it checks the outcome (the output or the
+//! GET (the result URL polled while the job runs, the result URL of a job
+//! done by the first poll, the status URL a client falls back to when the
+//! result URL answers 404 before completion, the output download), and
+//! each way the result URL may answer before completion, run through
+//! `Client::run` and `Output::download`. For each case it checks the outcome (the output or the
 //! exact error variant), the submits the mock billed (1, or 0 with a clear
 //! error, never 2), that no billed result is lost (an error other than
 //! `Failed` names the job or is `AmbiguousSubmit`), and that nothing panics.
@@ -19,7 +22,8 @@ use std::time::Duration;
 use tryon_client::test_util::VirtualClock;
 use tryon_client::{Client, Error, Image, TryOnRequest};
 use tryon_mock::{
-    Credits, FailRule, Fault, FaultKind, FaultRoute, JobMatch, MockClock, MockServer, RetryAfter,
+    Credits, FailRule, Fault, FaultKind, FaultRoute, JobMatch, MockClock, MockServer,
+    ResultBeforeCompletion, RetryAfter,
 };
 
 const KEY: &str = "sk-fault-matrix";
@@ -81,9 +85,54 @@ struct Case {
     route: &'static str,
     faults: Vec<Fault>,
     setup: Setup,
+    /// What the mock's result URL answers before completion (`None`: the
+    /// contract's assumption, 200 with the status).
+    early: Option<ResultBeforeCompletion>,
+    /// The job is done before the client's first poll.
+    quick: bool,
     expect: Expect,
     billed: u64,
 }
+
+/// A GET the matrix puts faults on, and how the case is set up for it.
+#[derive(Clone, Copy)]
+struct Get {
+    label: &'static str,
+    route: FaultRoute,
+    early: Option<ResultBeforeCompletion>,
+    quick: bool,
+}
+
+/// The GETs: the status URL (polled once the result URL answered 404
+/// before completion, so the client fell back to it), the result URL
+/// polled while the job runs, the result URL once the job is done (by the
+/// first poll), and the output.
+const GETS: [Get; 4] = [
+    Get {
+        label: "status",
+        route: FaultRoute::Status,
+        early: Some(ResultBeforeCompletion::NotFound),
+        quick: false,
+    },
+    Get {
+        label: "result poll",
+        route: FaultRoute::Result,
+        early: None,
+        quick: false,
+    },
+    Get {
+        label: "result",
+        route: FaultRoute::Result,
+        early: None,
+        quick: true,
+    },
+    Get {
+        label: "output",
+        route: FaultRoute::Output,
+        early: None,
+        quick: false,
+    },
+];
 
 fn case(
     fault: impl Into<String>,
@@ -97,14 +146,30 @@ fn case(
         route,
         faults,
         setup: Setup::Plain,
+        early: None,
+        quick: false,
         expect,
         billed,
+    }
+}
+
+/// A case on one of the [`GETS`].
+fn on(get: Get, fault: impl Into<String>, faults: Vec<Fault>, expect: Expect, billed: u64) -> Case {
+    Case {
+        early: get.early,
+        quick: get.quick,
+        ..case(fault, get.label, faults, expect, billed)
     }
 }
 
 impl Case {
     fn setup(mut self, setup: Setup) -> Self {
         self.setup = setup;
+        self
+    }
+
+    fn early(mut self, early: ResultBeforeCompletion) -> Self {
+        self.early = Some(early);
         self
     }
 }
@@ -117,6 +182,11 @@ fn api(e: &Error, code: u16, id: bool) -> bool {
     matches!(e, Error::Api { status, .. } if *status == code) && has_id(e) == id
 }
 
+/// An ambiguous submit that says which status it answered (not "200").
+fn ambiguous_after(e: &Error, code: u16) -> bool {
+    matches!(e, Error::AmbiguousSubmit { detail, .. } if detail.contains(&format!("submit answered {code} ")))
+}
+
 fn download(e: &Error, code: Option<u16>) -> bool {
     matches!(e, Error::Download { status, .. } if *status == code)
 }
@@ -124,11 +194,6 @@ fn download(e: &Error, code: Option<u16>) -> bool {
 /// Every case of the matrix.
 fn cases() -> Vec<Case> {
     let mut v = Vec::new();
-    let gets = [
-        ("status", FaultRoute::Status),
-        ("result", FaultRoute::Result),
-        ("output", FaultRoute::Output),
-    ];
 
     // 429, with and without Retry-After.
     let ras: [(&str, Option<RetryAfter>); 3] = [
@@ -148,8 +213,8 @@ fn cases() -> Vec<Case> {
             }
         };
         v.push(case(name, "submit", vec![f(FaultRoute::Submit)], ok(), 1));
-        for (rname, route) in gets {
-            v.push(case(name, rname, vec![f(route)], ok(), 1));
+        for get in GETS {
+            v.push(on(get, name, vec![f(get.route)], ok(), 1));
         }
     }
     let n429 = format!("429 ×{N}");
@@ -160,35 +225,38 @@ fn cases() -> Vec<Case> {
         err("RateLimited", |e| matches!(e, Error::RateLimited { .. })),
         0,
     ));
-    for (rname, route) in gets {
-        let expect = if route == FaultRoute::Output {
+    for get in GETS {
+        let expect = if get.route == FaultRoute::Output {
             err("Download(429)", |e| download(e, Some(429)))
         } else {
             err("RateLimited(id)", |e| {
                 matches!(e, Error::RateLimited { .. }) && has_id(e)
             })
         };
-        v.push(case(
+        v.push(on(
+            get,
             &n429,
-            rname,
-            vec![Fault::rate_limited(route).times(N)],
+            vec![Fault::rate_limited(get.route).times(N)],
             expect,
             1,
         ));
     }
 
-    // 5xx once and N times.
+    // 5xx once and N times, with the service's own JSON error body.
+    let ambiguous = || {
+        err("AmbiguousSubmit", |e| {
+            matches!(e, Error::AmbiguousSubmit { .. })
+        })
+    };
     for code in [500u16, 502, 503, 504] {
-        // A submit is retried only on 503 (provably not taken); 500, 502
-        // and 504 end it with a clear, unbilled error.
-        let once = if code == 503 {
-            ok()
-        } else {
-            match code {
-                500 => err("Api(500)", |e| api(e, 500, false)),
-                502 => err("Api(502)", |e| api(e, 502, false)),
-                _ => err("Api(504)", |e| api(e, 504, false)),
-            }
+        // A submit is retried only on 503 (provably not taken); the
+        // service's own 500 and 502 end it with a clear, unbilled error; a
+        // 504 (a gateway gave up waiting) may have been accepted.
+        let once = match code {
+            503 => ok(),
+            500 => err("Api(500)", |e| api(e, 500, false)),
+            502 => err("Api(502)", |e| api(e, 502, false)),
+            _ => ambiguous(),
         };
         let billed_once = u64::from(code == 503);
         v.push(case(
@@ -202,7 +270,7 @@ fn cases() -> Vec<Case> {
             500 => err("Api(500)", |e| api(e, 500, false)),
             502 => err("Api(502)", |e| api(e, 502, false)),
             503 => err("Api(503)", |e| api(e, 503, false)),
-            _ => err("Api(504)", |e| api(e, 504, false)),
+            _ => ambiguous(),
         };
         v.push(case(
             format!("{code} ×{N}"),
@@ -211,15 +279,15 @@ fn cases() -> Vec<Case> {
             many,
             0,
         ));
-        for (rname, route) in gets {
-            v.push(case(
+        for get in GETS {
+            v.push(on(
+                get,
                 code.to_string(),
-                rname,
-                vec![Fault::server_error(route, code)],
+                vec![Fault::server_error(get.route, code)],
                 ok(),
                 1,
             ));
-            let many = match (route, code) {
+            let many = match (get.route, code) {
                 (FaultRoute::Output, 500) => err("Download(500)", |e| download(e, Some(500))),
                 (FaultRoute::Output, 502) => err("Download(502)", |e| download(e, Some(502))),
                 (FaultRoute::Output, 503) => err("Download(503)", |e| download(e, Some(503))),
@@ -229,14 +297,64 @@ fn cases() -> Vec<Case> {
                 (_, 503) => err("Api(503, id)", |e| api(e, 503, true)),
                 (_, _) => err("Api(504, id)", |e| api(e, 504, true)),
             };
-            v.push(case(
+            v.push(on(
+                get,
                 format!("{code} ×{N}"),
-                rname,
-                vec![Fault::server_error(route, code).times(N)],
+                vec![Fault::server_error(get.route, code).times(N)],
                 many,
                 1,
             ));
         }
+    }
+
+    // A gateway's HTML page instead of the service's JSON error. On a
+    // submit only a 503 says nothing was taken; any other page cannot say
+    // what the service did (the 504 here follows a billed submit).
+    for code in [500u16, 502, 503] {
+        let expect = match code {
+            500 => err("AmbiguousSubmit(500)", |e| ambiguous_after(e, 500)),
+            502 => err("AmbiguousSubmit(502)", |e| ambiguous_after(e, 502)),
+            _ => ok(),
+        };
+        v.push(case(
+            format!("gateway page {code}"),
+            "submit",
+            vec![Fault::gateway_page(FaultRoute::Submit, code)],
+            expect,
+            u64::from(code == 503),
+        ));
+    }
+    v.push(case(
+        "gateway page 504 after accept",
+        "submit",
+        vec![Fault::gateway_page_after_accept(504)],
+        err("AmbiguousSubmit(504)", |e| ambiguous_after(e, 504)),
+        1,
+    ));
+    v.push(
+        case(
+            "gateway page 504 after accept",
+            "v1 run",
+            vec![Fault::new(
+                FaultRoute::Run,
+                FaultKind::Gateway {
+                    code: 504,
+                    accepted: true,
+                },
+            )],
+            ambiguous(),
+            1,
+        )
+        .setup(Setup::V1Run),
+    );
+    for get in GETS {
+        v.push(on(
+            get,
+            "gateway page 502",
+            vec![Fault::gateway_page(get.route, 502)],
+            ok(),
+            1,
+        ));
     }
 
     // Connection refused.
@@ -266,11 +384,6 @@ fn cases() -> Vec<Case> {
     );
 
     // Dropped connections.
-    let ambiguous = || {
-        err("AmbiguousSubmit", |e| {
-            matches!(e, Error::AmbiguousSubmit { .. })
-        })
-    };
     v.push(case(
         "dropped before accept",
         "submit",
@@ -285,19 +398,19 @@ fn cases() -> Vec<Case> {
         ambiguous(),
         1,
     ));
-    for (rname, route) in gets {
-        v.push(case(
+    for get in GETS {
+        v.push(on(
+            get,
             "dropped before accept",
-            rname,
-            vec![Fault::drop_before_accept(route)],
+            vec![Fault::drop_before_accept(get.route)],
             ok(),
             1,
         ));
-        v.push(case(
+        v.push(on(
+            get,
             format!("dropped before accept ×{N}"),
-            rname,
-            vec![Fault::drop_before_accept(route).times(N)],
-            if route == FaultRoute::Output {
+            vec![Fault::drop_before_accept(get.route).times(N)],
+            if get.route == FaultRoute::Output {
                 err("Download", |e| download(e, None))
             } else {
                 err("Transport(id)", |e| {
@@ -307,14 +420,11 @@ fn cases() -> Vec<Case> {
             1,
         ));
     }
-    for (rname, route) in [
-        ("status", FaultRoute::Status),
-        ("result", FaultRoute::Result),
-    ] {
-        v.push(case(
+    for get in &GETS[..3] {
+        v.push(on(
+            *get,
             "dropped after answer",
-            rname,
-            vec![Fault::new(route, FaultKind::DropAfterAccept)],
+            vec![Fault::new(get.route, FaultKind::DropAfterAccept)],
             ok(),
             1,
         ));
@@ -331,12 +441,12 @@ fn cases() -> Vec<Case> {
         )
         .setup(Setup::ShortTimeout),
     );
-    for (rname, route) in gets {
+    for get in GETS {
         v.push(
-            case(
+            on(
+                get,
                 "slow (300 ms > 100 ms timeout)",
-                rname,
-                vec![Fault::latency(route, SLOW).times(1)],
+                vec![Fault::latency(get.route, SLOW).times(1)],
                 ok(),
                 1,
             )
@@ -359,19 +469,21 @@ fn cases() -> Vec<Case> {
             ambiguous(),
             1,
         ));
-        for (rname, route) in [
-            ("status", FaultRoute::Status),
-            ("result", FaultRoute::Result),
-        ] {
-            v.push(case(
-                name,
-                rname,
-                vec![f(route)],
-                err("InvalidResponse(id)", |e| {
-                    matches!(e, Error::InvalidResponse { .. }) && has_id(e)
-                }),
-                1,
-            ));
+        // On the status URL, an answer that cannot be read ends the wait
+        // with the job's id. On the result URL it is checked with the
+        // status URL once (see `Job`), and the wait goes on: the job is
+        // running (the poll) or done (read once more).
+        v.push(on(
+            GETS[0],
+            name,
+            vec![f(FaultRoute::Status)],
+            err("InvalidResponse(id)", |e| {
+                matches!(e, Error::InvalidResponse { .. }) && has_id(e)
+            }),
+            1,
+        ));
+        for get in &GETS[1..3] {
+            v.push(on(*get, name, vec![f(get.route)], ok(), 1));
         }
     }
     // An HTML page instead of the image: not an image, not retried.
@@ -406,6 +518,23 @@ fn cases() -> Vec<Case> {
         .setup(Setup::V1Run),
     );
 
+    // The result URL before completion answering otherwise than the
+    // contract assumes: never taken for expiry or failure, one status read,
+    // then status polling; never billed again.
+    for (name, early) in [
+        (
+            "404 within the retention (not expired)",
+            ResultBeforeCompletion::NotFound,
+        ),
+        ("202 before completion", ResultBeforeCompletion::Accepted),
+        (
+            "200 without a status before completion",
+            ResultBeforeCompletion::NoStatus,
+        ),
+    ] {
+        v.push(case(name, "result poll", vec![], ok(), 1).early(early));
+    }
+
     // 404: expiry mid-wait.
     v.push(
         case(
@@ -415,7 +544,8 @@ fn cases() -> Vec<Case> {
             err("Expired(id)", |e| matches!(e, Error::Expired { .. })),
             1,
         )
-        .setup(Setup::ShortRetention),
+        .setup(Setup::ShortRetention)
+        .early(ResultBeforeCompletion::NotFound),
     );
     v.push(case(
         "404 expired",
@@ -441,7 +571,8 @@ fn cases() -> Vec<Case> {
             err("Failed(id)", |e| matches!(e, Error::Failed { .. })),
             1,
         )
-        .setup(Setup::JobFails),
+        .setup(Setup::JobFails)
+        .early(ResultBeforeCompletion::NotFound),
     );
     v.push(case(
         "422 FAILED",
@@ -470,7 +601,8 @@ fn cases() -> Vec<Case> {
             err("Unauthorized", |e| matches!(e, Error::Unauthorized { .. })),
             1,
         )
-        .setup(Setup::KeyRevokedAfterSubmit),
+        .setup(Setup::KeyRevokedAfterSubmit)
+        .early(ResultBeforeCompletion::NotFound),
     );
     v.push(case(
         "401",
@@ -491,14 +623,11 @@ fn cases() -> Vec<Case> {
         )
         .setup(Setup::NoCredits),
     );
-    for (rname, route) in [
-        ("status", FaultRoute::Status),
-        ("result", FaultRoute::Result),
-    ] {
-        v.push(case(
+    for get in &GETS[..3] {
+        v.push(on(
+            *get,
             "406",
-            rname,
-            vec![Fault::server_error(route, 406).always()],
+            vec![Fault::server_error(get.route, 406).always()],
             err("InsufficientCredits", |e| {
                 matches!(e, Error::InsufficientCredits { .. })
             }),
@@ -527,10 +656,21 @@ async fn closed_port() -> String {
 
 /// Runs one case: the outcome (the image's byte count and whether it is
 /// the whole image, or the error) and the billed submits.
-async fn run_case(setup: Setup, faults: Vec<Fault>) -> (Result<(usize, bool), Error>, u64) {
+async fn run_case(
+    setup: Setup,
+    faults: Vec<Fault>,
+    early: Option<ResultBeforeCompletion>,
+    quick: bool,
+) -> (Result<(usize, bool), Error>, u64) {
+    // Planned for 2 s, first polled at 1.8 s: running then, or (quick) done.
+    let (queued, processing) = if quick { (0.5, 1.0) } else { (1.0, 2.0) };
     let mut b = MockServer::builder()
         .virtual_time()
-        .stages(Duration::from_secs(1), Duration::from_secs(2));
+        .stages(
+            Duration::from_secs_f64(queued),
+            Duration::from_secs_f64(processing),
+        )
+        .result_before_completion(early.unwrap_or_default());
     match setup {
         Setup::WrongKey => b = b.keys(["sk-someone-else"]),
         Setup::NoCredits => b = b.credits(Credits::with_balance(0.0)),
@@ -648,7 +788,7 @@ async fn fault_matrix() {
     let mut failures = Vec::new();
     for c in &cases {
         let (setup, faults) = (c.setup, c.faults.clone());
-        let joined = tokio::spawn(run_case(setup, faults)).await;
+        let joined = tokio::spawn(run_case(setup, faults, c.early, c.quick)).await;
         let (outcome_text, billed_text, problems) = match joined {
             Err(e) if e.is_panic() => ("PANIC".to_string(), "?".to_string(), vec!["panicked"]),
             Err(_) => ("cancelled".into(), "?".into(), vec!["task cancelled"]),

@@ -1,6 +1,8 @@
 //! Hostile local image inputs: each is refused before anything is sent,
 //! with an error naming the field and the limit, and `preflight` (what a
 //! dry run calls) refuses it with the very same error as a real submit.
+//! And hostile or careless servers: an endless JSON answer stops at the
+//! cap; a refusal given before a large body was read is reported as one.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
@@ -259,4 +261,214 @@ async fn a_side_over_the_limit_is_refused_however_few_its_pixels() {
     with_person(Image::bytes(edge, "image/png"))
         .build()
         .expect("a side of exactly the limit is accepted");
+}
+
+/// Most bytes the endless server writes on one connection before it gives
+/// up: a client with no cap reads all of it.
+const ENDLESS_STOP: usize = 64 * 1024 * 1024;
+
+/// A server whose every answer is `status` with a JSON body that never
+/// ends (chunked, `{"request_id":"aaaa…`), up to [`ENDLESS_STOP`] bytes.
+/// Returns its URL, the connections it accepted, and, per connection as
+/// it ends, the body bytes it managed to write before the client hung up.
+async fn endless_json(status: u16) -> Endless {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (log, written) = tokio::sync::mpsc::unbounded_channel();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 8192];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let start = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n\
+                     transfer-encoding: chunked\r\n\r\n10\r\n{{\"request_id\":\"a\r\n"
+                );
+                if sock.write_all(start.as_bytes()).await.is_err() {
+                    return;
+                }
+                let piece = vec![b'a'; 64 * 1024];
+                let chunk = [
+                    format!("{:x}\r\n", piece.len()).into_bytes(),
+                    piece,
+                    b"\r\n".to_vec(),
+                ]
+                .concat();
+                let mut sent = 16;
+                while sent < ENDLESS_STOP && sock.write_all(&chunk).await.is_ok() {
+                    sent += 64 * 1024;
+                }
+                let _ = log.send(sent);
+            });
+        }
+    });
+    Endless {
+        url,
+        accepted,
+        written,
+    }
+}
+
+struct Endless {
+    url: String,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    written: tokio::sync::mpsc::UnboundedReceiver<usize>,
+}
+
+impl Endless {
+    /// After the client gave up: how many connections it made, and the
+    /// bytes the first one took (a guard fails the test instead of hanging
+    /// it while the server notices the client hung up).
+    async fn taken(&mut self) -> (usize, usize) {
+        let first = tokio::time::timeout(Duration::from_mins(1), self.written.recv())
+            .await
+            .expect("the server notices the client hung up")
+            .unwrap();
+        (
+            self.accepted.load(std::sync::atomic::Ordering::SeqCst),
+            first,
+        )
+    }
+}
+
+#[tokio::test]
+async fn an_endless_json_answer_stops_at_the_cap() {
+    // Before the cap, `tryon run` against such a server reached 13.5 GB.
+    let cap = tryon_api::MAX_JSON_BYTES;
+    // What the sockets may hold beyond what the client read.
+    let slack = 16 * 1024 * 1024;
+    let clock = VirtualClock::new();
+    let req = common::request(1);
+
+    // A submit whose answer hits the cap may have been accepted: ambiguous.
+    let mut server = endless_json(200).await;
+    let e = client(&server.url, &clock).submit(&req).await.unwrap_err();
+    assert!(matches!(e, Error::AmbiguousSubmit { .. }), "{e:?}");
+    let text = e.to_string();
+    assert!(
+        text.contains(&format!(
+            "over {cap} bytes, the most a JSON answer may hold"
+        )),
+        "{text}"
+    );
+    let (connections, read) = server.taken().await;
+    assert_eq!(connections, 1, "one attempt, never retried");
+    assert!(read < cap + slack, "the client read {read} bytes");
+
+    // A status read (and an error status's body): the error names the cap
+    // and the job, and is not retried (it would be read again).
+    for status in [200, 500] {
+        let mut server = endless_json(status).await;
+        let e = client(&server.url, &clock)
+            .job(common::ID)
+            .status()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, Error::InvalidResponse { ref request_id, .. } if request_id.as_deref() == Some(common::ID)),
+            "{status}: {e:?}"
+        );
+        assert!(e.to_string().contains(&format!("over {cap} bytes")), "{e}");
+        let (connections, read) = server.taken().await;
+        assert_eq!(connections, 1, "{status}: one attempt, never retried");
+        assert!(read < cap + slack, "{status}: the client read {read} bytes");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_key_with_a_2_mb_body_is_refused_401_every_time() {
+    // The mock refuses the key before it reads the body. It used to close
+    // with the body unread, the kernel reset the connection, and the client
+    // often saw "submit outcome unknown" (`tryon run`: exit 5, not 3) for a
+    // refusal: a never-billed row left ambiguous. (The mock now reads the
+    // rest first; tryon-mock/tests/hardening.rs proves that part exactly.)
+    let mock = tryon_mock::MockServer::builder()
+        .keys(["sk-good"])
+        .start()
+        .await;
+    let photo = bytes::Bytes::from(common::png::png(640, 480));
+    let req = TryOnRequest::builder()
+        .person(Image::bytes(photo.clone(), "image/png"))
+        .garment(Image::bytes(photo, "image/png"))
+        .build()
+        .unwrap();
+    let client = tryon_client::Client::builder()
+        .api_key("sk-bad")
+        .base_url(mock.uri())
+        .build()
+        .unwrap();
+    let tries: Vec<_> = (0..20)
+        .map(|_| {
+            let (client, req) = (client.clone(), req.clone());
+            tokio::spawn(async move { client.submit(&req).await.map(|_| ()) })
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for t in tries {
+        seen.push(match t.await.unwrap() {
+            Err(Error::Unauthorized { .. }) => "401".to_string(),
+            other => format!("{other:?}"),
+        });
+    }
+    assert!(seen.iter().all(|s| s == "401"), "{seen:#?}");
+    assert_eq!(mock.billed_submits(), 0);
+}
+
+#[tokio::test]
+async fn an_error_echoing_the_key_encoded_or_a_signed_url_shows_neither() {
+    use base64::Engine as _;
+    // Before: only the raw key was taken out of a server's text.
+    let pct: String = url::form_urlencoded::byte_serialize(common::KEY.as_bytes()).collect();
+    let pct = pct.replace('-', "%2D");
+    let b64 = base64::engine::general_purpose::STANDARD.encode(common::KEY);
+    let echo = format!(
+        "bad request from key {pct} ({b64}); see https://ops:hunter2@logs.example/r?X-Amz-Signature=SIGSECRET"
+    );
+    let page = format!("<html>502 {echo}</html>");
+    let (echo, page) = (echo.clone(), page.into_bytes());
+    let api = serve(move |req, _| {
+        if req.path.starts_with("/v2/requests/") {
+            common::Reply::Json(400, serde_json::json!({ "error": echo }))
+        } else {
+            common::Reply::Raw(502, "text/html", page.clone())
+        }
+    })
+    .await;
+    let clock = VirtualClock::new();
+    let client = client(&api.url, &clock);
+    let read = client.job(common::ID).status().await.unwrap_err();
+    let submit = client.submit(&common::request(1)).await.unwrap_err();
+    assert!(
+        matches!(submit, Error::AmbiguousSubmit { .. }),
+        "{submit:?}"
+    );
+    for e in [&read, &submit] {
+        for text in [e.to_string(), format!("{e:?}")] {
+            for secret in [
+                pct.as_str(),
+                b64.as_str(),
+                "hunter2",
+                "SIGSECRET",
+                common::KEY,
+            ] {
+                assert!(!text.contains(secret), "{secret:?} in: {text}");
+            }
+        }
+    }
+    assert!(
+        read.to_string()
+            .contains("https://[REDACTED]@logs.example/r?X-Amz-Signature=[REDACTED]"),
+        "{read}"
+    );
 }

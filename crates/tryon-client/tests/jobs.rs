@@ -43,10 +43,11 @@ async fn run_polls_downloads_and_keeps_the_key_home() {
     let (foreign, with_key) = output_host().await;
     let out_url = foreign.url("/out.png");
     let foreign_base = foreign.base_url();
+    // The result URL answers the current status before completion, as the
+    // contract assumes, then the result.
     let api = serve(move |r, n| match (r.method.as_str(), r.path.as_str()) {
         ("POST", SUBMIT) => submitted(&foreign_base),
-        ("GET", STATUS) if n < 1 => status("PROCESSING"),
-        ("GET", STATUS) => status("COMPLETED"),
+        ("GET", RESULT) if n < 1 => status("PROCESSING"),
         ("GET", RESULT) => result(&out_url),
         _ => Reply::Json(404, serde_json::json!({"error": "nope"})),
     })
@@ -69,7 +70,10 @@ async fn run_polls_downloads_and_keeps_the_key_home() {
         assert!(r.header("user-agent").unwrap().starts_with("tryon-client/"));
     }
     with_key.assert_calls_async(0).await;
-    assert_eq!(api.count("GET", STATUS), 2);
+    // Two polls of the result URL, the second with the output: no status
+    // call, no separate result read.
+    assert_eq!(api.count("GET", RESULT), 2);
+    assert_eq!(api.count("GET", STATUS), 0);
     // Model-aware: 3 garments ≈ 6 s; the first poll waited most of it.
     assert!(clock.now() >= Duration::from_secs(4), "{:?}", clock.now());
 }
@@ -100,8 +104,11 @@ async fn failed_job_422_and_200_bodies() {
             other => panic!("{other:?}"),
         }
         assert!(!err.is_retryable());
-        // Failure read from the status body; the result was never fetched.
-        assert_eq!(api.count("GET", RESULT), 0);
+        // This service's result URL knows only finished jobs (a 404
+        // otherwise): its 404 was not taken for expiry but checked once
+        // with the status URL, whose body said FAILED.
+        assert_eq!(api.count("GET", RESULT), 1);
+        assert_eq!(api.count("GET", STATUS), 1);
     }
 }
 
@@ -127,17 +134,17 @@ async fn deadline_is_never_overslept_and_times_out_with_the_id() {
         }
         other => panic!("{other:?}"),
     }
-    // 11 garments ≈ 22 s expected, deadline 7 s: one poll, at the deadline.
+    // 11 garments ≈ 22 s expected, deadline 7 s: one poll (of the result
+    // URL), at the deadline.
     assert_eq!(clock.now().saturating_sub(start), Duration::from_secs(7));
-    assert_eq!(api.count("GET", STATUS), 1);
+    assert_eq!(api.count("GET", RESULT), 1);
 }
 
 #[tokio::test]
 async fn reattach_by_id_and_events_stream() {
     let api = serve(|r, n| match (r.method.as_str(), r.path.as_str()) {
-        ("GET", STATUS) if n == 0 => status("QUEUED"),
-        ("GET", STATUS) if n < 3 => status("PROCESSING"),
-        ("GET", STATUS) => status("COMPLETED"),
+        ("GET", RESULT) if n == 0 => status("QUEUED"),
+        ("GET", RESULT) if n < 3 => status("PROCESSING"),
         ("GET", RESULT) => result("https://cdn.example/out.png"),
         _ => Reply::Json(404, serde_json::json!({"error": "nope"})),
     })
@@ -263,14 +270,20 @@ async fn submit_retries_only_when_provably_not_taken() {
     assert_eq!(job.request_id(), ID);
     assert_eq!(api.count("POST", SUBMIT), 3);
 
-    // 500, 502, 504: may have been taken upstream; not retried.
+    // 500, 502, 504: not retried. The service's own 500 and 502 (its JSON
+    // error) are its refusal; a 504 (a gateway gave up waiting) may have
+    // been taken: ambiguous (docs/CONTRACT.md, "A 5xx answer to a submit").
     for code in [500u16, 502, 504] {
         let api = serve(move |_, _| Reply::Json(code, serde_json::json!({"error": "x"}))).await;
         let err = client(&api.url, &clock)
             .submit(&request(1))
             .await
             .unwrap_err();
-        assert_eq!(err.status(), Some(code));
+        if code == 504 {
+            assert!(matches!(err, Error::AmbiguousSubmit { .. }), "{err:?}");
+        } else {
+            assert_eq!(err.status(), Some(code));
+        }
         assert_eq!(api.count("POST", SUBMIT), 1);
     }
 

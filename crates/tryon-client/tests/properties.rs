@@ -13,7 +13,7 @@ use common::PNG;
 use proptest::prelude::*;
 use proptest::test_runner::{TestCaseError, TestRunner};
 use tryon_client::limits::MAX_OUTPUT_QUALITY;
-use tryon_client::poll::{ModelAwarePolling, PollPolicy, PollState};
+use tryon_client::poll::{MIN_FIRST_DELAY, ModelAwarePolling, PollPolicy, PollState};
 use tryon_client::test_util::VirtualClock;
 use tryon_client::{Client, Error, Image, ImageKind, MAX_GARMENTS, RetryPolicy, TryOnRequest};
 use tryon_mock::{Fault, FaultRoute, MockClock, MockServer, RetryAfter, Stages, Timing};
@@ -275,18 +275,31 @@ fn polls_stay_in_bounds_and_never_pass_the_deadline() {
                 Err(other) => prop_assert!(false, "{}", other),
             }
             let p = ModelAwarePolling::default();
-            let upper = p
-                .max_interval
-                .max(p.queued_max_interval)
-                .max(req.expected_duration());
-            // Each delay is its plan (at least `min_interval`, at most
-            // `upper`) times a jitter factor in `1 ± jitter` (the jitter's
-            // spread around the plan itself is a unit test in poll.rs).
-            let (low, high) = (
-                p.min_interval.mul_f64(1.0 - p.jitter),
-                upper.mul_f64(1.0 + p.jitter) + Duration::from_nanos(2),
-            );
+            // Each delay is its plan (at least `min_interval`, or for the
+            // first poll once the client has learned the service's speed
+            // `MIN_FIRST_DELAY`; at most the longest interval or the
+            // expected time and queue the plan was given) times a jitter
+            // factor in `1 ± jitter` (the jitter's spread around the plan
+            // itself is a unit test in poll.rs). One client serves every
+            // case, so it learns from the earlier ones.
             for (delay, state) in seen.lock().unwrap().iter() {
+                let late = state.expected_range.map_or(Duration::ZERO, |(lo, hi)| {
+                    hi + hi.saturating_sub(lo) / 4 + Duration::from_millis(50)
+                });
+                let upper = p
+                    .max_interval
+                    .max(p.queued_max_interval)
+                    .max(state.expected.unwrap_or_default().max(late) + state.expected_queue);
+                let learned_first = state.polls == 0 && state.expected_range.is_some();
+                let floor = if learned_first {
+                    MIN_FIRST_DELAY
+                } else {
+                    p.min_interval
+                };
+                let (low, high) = (
+                    floor.mul_f64(1.0 - p.jitter),
+                    upper.mul_f64(1.0 + p.jitter) + Duration::from_nanos(2),
+                );
                 prop_assert!(*delay >= low, "{:?} < {:?} for {:?}", delay, low, state);
                 prop_assert!(*delay <= high, "{:?} > {:?} for {:?}", delay, high, state);
             }
@@ -337,7 +350,8 @@ fn retries_never_pass_the_deadline() {
         server.clear_faults();
         let outcome = rt.block_on(async {
             let job = client.submit(&one_garment()).await.unwrap();
-            let mut fault = Fault::server_error(FaultRoute::Status, code).always();
+            // On the result URL: the one a wait polls.
+            let mut fault = Fault::server_error(FaultRoute::Result, code).always();
             if let Some(s) = retry_after {
                 fault = fault.retry_after(RetryAfter::Seconds(s));
             }

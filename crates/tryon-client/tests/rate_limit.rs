@@ -149,9 +149,10 @@ async fn a_configured_budget_is_kept_from_the_first_call() {
 
 #[tokio::test(start_paused = true)]
 async fn a_429_storm_with_retry_after_never_runs_the_attempts_dry() {
-    // Twenty 429s in a row on the status read: more than the six attempts
-    // and, at five tokens each, enough to drain a budget of 50.
-    let fault = Fault::rate_limited(FaultRoute::Status)
+    // Twenty 429s in a row on the poll (the result URL, which a wait
+    // polls): more than the six attempts and, at five tokens each, enough
+    // to drain a budget of 50.
+    let fault = Fault::rate_limited(FaultRoute::Result)
         .retry_after(RetryAfter::Seconds(1))
         .times(20);
     let (server, client) = storm(fault, RetryPolicy::default().with_budget(50, 5)).await;
@@ -166,21 +167,18 @@ async fn a_429_storm_with_retry_after_never_runs_the_attempts_dry() {
 /// attempts.
 #[tokio::test(start_paused = true)]
 async fn a_429_storm_with_retry_after_zero_ends_with_the_attempts() {
-    let fault = Fault::rate_limited(FaultRoute::Status)
+    let fault = Fault::rate_limited(FaultRoute::Result)
         .retry_after(RetryAfter::Seconds(0))
         .always();
     let (server, client) = storm(fault, RetryPolicy::default().with_max_attempts(3)).await;
     let err = client.run(&request(1)).await.unwrap_err();
     assert_eq!(err.status(), Some(429), "{err:?}");
-    let status_reads = server
+    let polls = server
         .request_log()
         .iter()
-        .filter(|e| e.path.ends_with("/status"))
+        .filter(|e| e.method == "GET" && e.path.starts_with("/v2/requests/"))
         .count();
-    assert!(
-        (1..=4).contains(&status_reads),
-        "{status_reads} status reads for 3 attempts"
-    );
+    assert!((1..=4).contains(&polls), "{polls} polls for 3 attempts");
 }
 
 /// Where only submits are limited, the submits' `429`s teach the submits a

@@ -1,26 +1,37 @@
 #!/usr/bin/env bash
-# The issue's real-time check of throughput at the account's rate limit:
-# `tryon batch` of ROWS rows (1-3 garments, --concurrency 16) against
-# `tryon mock --config` with the realistic profile and a token bucket of
-# 8.33 requests/s (burst 10, about 500/min) on every keyed request. Prints
-# the wall time, the rows completed, and the keyed requests and 429s from
-# the mock's journal (GET /__mock/journal).
+# The issues' real-time checks: `tryon batch` of ROWS rows (1-3 garments)
+# against `tryon mock --config`, and what it cost. Two mocks:
 #
-# Real time (about a minute for 120 rows), so not part of `cargo test`.
-# From the workspace root, after `cargo build -p tryon-cli`:
+#   MOCK=realistic (the default): the realistic profile and a token bucket
+#     of 8.33 requests/s (burst 10, about 500/min) on every keyed request;
+#   MOCK=default: the mock's defaults (jobs done in 0.1 s), no limit.
 #
-#   crates/tryon-client/tests/realtime_check.sh 120              # learned
-#   crates/tryon-client/tests/realtime_check.sh 120 --rate 500/min
+# Prints the wall time, the rows completed, the keyed requests, the keyed
+# calls a job, the 429s (from the mock's journal, GET /__mock/journal) and,
+# with a limit, jobs a minute over R/3.
 #
-# TRYON=path/to/tryon picks another binary (default target/debug/tryon).
+# Real time, so not part of `cargo test`. From the workspace root, after
+# `cargo build --release -p tryon-cli`:
+#
+#   TRYON=target/release/tryon crates/tryon-client/tests/realtime_check.sh 240
+#   TRYON=target/release/tryon crates/tryon-client/tests/realtime_check.sh 240 --rate 500/min
+#   TRYON=target/release/tryon MOCK=default CONCURRENCY=8 crates/tryon-client/tests/realtime_check.sh 100
+#
+# TRYON=path/to/tryon picks the binary (default target/debug/tryon);
+# CONCURRENCY the batch's --concurrency (default 16).
 set -euo pipefail
 rows=${1:?usage: realtime_check.sh ROWS [batch flags...]}
 shift
 tryon=${TRYON:-target/debug/tryon}
+mock=${MOCK:-realistic}
+concurrency=${CONCURRENCY:-16}
 dir=$(mktemp -d)
 trap 'kill "$mock_pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
 
-cat >"$dir/mock.toml" <<'TOML'
+case "$mock" in
+realistic)
+  per_second=8.33
+  cat >"$dir/mock.toml" <<'TOML'
 keys = ["sk-realtime-check"]
 [timing]
 mode = "realistic"
@@ -28,6 +39,18 @@ mode = "realistic"
 per_second = 8.33
 burst = 10
 TOML
+  ;;
+default)
+  per_second=
+  cat >"$dir/mock.toml" <<'TOML'
+keys = ["sk-realtime-check"]
+TOML
+  ;;
+*)
+  echo "MOCK must be realistic or default, not $mock" >&2
+  exit 2
+  ;;
+esac
 
 "$tryon" mock --config "$dir/mock.toml" --json >"$dir/ready.json" 2>"$dir/mock.log" &
 mock_pid=$!
@@ -50,19 +73,27 @@ control=${control%/}
 
 start=$(date +%s.%N)
 SEGMIND_API_KEY=sk-realtime-check "$tryon" batch "$dir/manifest.csv" \
-  --base-url "$url" --concurrency 16 --out-dir "$dir/out" "$@" >"$dir/batch.out" 2>&1 || true
+  --base-url "$url" --concurrency "$concurrency" --out-dir "$dir/out" "$@" >"$dir/batch.out" 2>&1 || true
 end=$(date +%s.%N)
 tail -n 3 "$dir/batch.out"
 
 curl -sf "$control/journal" >"$dir/journal.json"
-python3 - "$dir/journal.json" "$start" "$end" "$rows" "$dir/out" <<'PY'
+[ -n "${KEEP_JOURNAL:-}" ] && cp "$dir/journal.json" "$KEEP_JOURNAL"
+python3 - "$dir/journal.json" "$start" "$end" "$rows" "$dir/out" "$per_second" "$concurrency" "$mock" <<'PY'
 import json, os, sys
-path, start, end, rows, out = sys.argv[1:]
+path, start, end, rows, out, per_second, concurrency, mock = sys.argv[1:]
 j = json.load(open(path))
 entries = j if isinstance(j, list) else j.get("entries", j.get("journal", []))
 keyed = [e for e in entries if e["path"].startswith("/v2/")]
 refused = sum(1 for e in keyed if e.get("status") == 429)
-images = [f for f in os.listdir(out) if f.startswith("row")]
-print(f"rows {rows}: wall {float(end) - float(start):.1f} s, outputs {len(images)}, "
-      f"keyed requests {len(keyed)}, 429 {refused} ({100 * refused / max(len(keyed), 1):.1f} %)")
+images = [f for f in os.listdir(out) if f.startswith("row")] if os.path.isdir(out) else []
+wall = float(end) - float(start)
+done = len(images)
+line = (f"{mock} mock, {rows} rows at --concurrency {concurrency}: wall {wall:.1f} s, outputs {done}, "
+        f"keyed requests {len(keyed)} ({len(keyed) / max(done, 1):.2f} a job), "
+        f"429 {refused} ({100 * refused / max(len(keyed), 1):.1f} %)")
+if per_second:
+    r = float(per_second) * 60
+    line += f", {done / wall * 60:.1f} jobs/min = {done / wall * 60 / (r / 3):.2f} x R/3 (R = {r:.0f}/min)"
+print(line)
 PY

@@ -137,12 +137,13 @@ async fn run_many_bounds_concurrency_and_slows_everyone_on_429() {
             g.1 = g.1.max(g.0);
             submitted("https://elsewhere.example")
         }
-        ("GET", p) if p.ends_with("/status") => {
+        // The wait polls the result URL: done, with the output.
+        ("GET", p) if p.starts_with("/v2/requests/") => {
             let mut g = seen.lock().unwrap();
             g.0 = g.0.saturating_sub(1);
-            status("COMPLETED")
+            result("https://cdn.example/out.png")
         }
-        _ => result("https://cdn.example/out.png"),
+        _ => Reply::Json(404, serde_json::json!({"error": "nope"})),
     })
     .await;
     let clock = VirtualClock::new();

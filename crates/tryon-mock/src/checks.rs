@@ -66,6 +66,9 @@ pub(crate) fn fault(f: &Fault) -> Result<(), String> {
                 _ => Ok(()),
             }
         }
+        FaultKind::Gateway { code, .. } if !(500..=599).contains(code) => Err(format!(
+            "kind.gateway.code: {code} given, must be from 500 to 599"
+        )),
         FaultKind::Latency(d) => duration("kind.latency", *d, MAX_LATENCY_SECS),
         _ => Ok(()),
     }

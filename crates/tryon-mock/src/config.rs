@@ -230,6 +230,27 @@ impl RateLimitRule {
     }
 }
 
+/// What the result URL (`GET /v2/requests/{id}`) answers before the job is
+/// final. The contract *assumes* the first (the default): no public source
+/// settles it, so the others let a test prove a client copes when the real
+/// service does otherwise (`tryon parity`'s `result_early` step tells which
+/// one it does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResultBeforeCompletion {
+    /// `200` with the current `status` (`QUEUED` or `PROCESSING`) and no
+    /// `output` (assumed; the default).
+    #[default]
+    Status,
+    /// `404` with the body of an unknown or expired id, although the job is
+    /// kept (within the retention) and its status URL answers.
+    NotFound,
+    /// `202` with an error body and no `status`.
+    Accepted,
+    /// `200` with a body that has no `status` (`{"request_id", "error"}`).
+    NoStatus,
+}
+
 /// Credits per API key: each accepted job costs `first_garment +
 /// additional_garment * (garments - 1)`; a job the balance cannot pay is
 /// answered 406 and not billed.
@@ -292,6 +313,8 @@ impl Credits {
 ///     queued = 0.5
 ///     processing = 2.0
 ///
+///     result_before_completion = "status"
+///
 ///     [rate_limit]
 ///     per_second = 5.0
 ///     burst = 10
@@ -329,6 +352,9 @@ pub struct MockConfig {
     pub credits: Option<Credits>,
     /// Jobs that end `FAILED`.
     pub fail_rules: Vec<FailRule>,
+    /// What the result URL answers before the job is final. Default: `200`
+    /// with the current status (the contract's assumption).
+    pub result_before_completion: ResultBeforeCompletion,
     /// Faults injected into the next calls of a route.
     pub faults: Vec<Fault>,
     /// Largest accepted request body; larger ones get 413. Default 16 MiB.
@@ -381,6 +407,7 @@ impl Default for MockConfig {
             rate_limit: None,
             credits: None,
             fail_rules: Vec::new(),
+            result_before_completion: ResultBeforeCompletion::default(),
             faults: Vec::new(),
             max_body_bytes: 16 * 1024 * 1024,
             request_log_capacity: 100_000,

@@ -81,6 +81,19 @@ pub enum FaultKind {
     /// succeeded. On submit the job is accepted and billed, so the client
     /// sees an ambiguous submit. Only consumed by a call that succeeded.
     DropAfterAccept,
+    /// Answer as a gateway in front of the service would: status `code`
+    /// (500 to 599) with an HTML page, not the service's JSON error. With
+    /// `accepted` the call is handled first (a submit is accepted and
+    /// billed) and its answer replaced by the page, as when a gateway gives
+    /// up waiting (`504`); without, nothing is accepted or billed (`502`:
+    /// the service could not be reached).
+    Gateway {
+        /// The HTTP status code.
+        code: u16,
+        /// Whether the call was handled (and a submit billed) first.
+        #[serde(default)]
+        accepted: bool,
+    },
     /// Handle the call, then replace the body with an HTML page that is not
     /// JSON (status code and side effects kept).
     NotJson,
@@ -158,6 +171,32 @@ impl Fault {
     /// is closed without a response.
     pub fn drop_after_accept() -> Self {
         Self::new(FaultRoute::Submit, FaultKind::DropAfterAccept)
+    }
+
+    /// The next call on `route` is answered by a gateway's HTML page with
+    /// status `code` (500 to 599) before the service sees it: nothing is
+    /// accepted or billed, and nothing in the answer says so.
+    pub fn gateway_page(route: FaultRoute, code: u16) -> Self {
+        Self::new(
+            route,
+            FaultKind::Gateway {
+                code,
+                accepted: false,
+            },
+        )
+    }
+
+    /// The next submit is accepted and billed, then its answer is replaced
+    /// by a gateway's HTML page with status `code` (a `504` when a gateway
+    /// gives up waiting on the service).
+    pub fn gateway_page_after_accept(code: u16) -> Self {
+        Self::new(
+            FaultRoute::Submit,
+            FaultKind::Gateway {
+                code,
+                accepted: true,
+            },
+        )
     }
 
     /// The next call on `route` gets a body that is not JSON.

@@ -32,13 +32,15 @@ mod validate;
 
 pub use clock::MockClock;
 pub use config::{
-    Credits, FailRule, JobMatch, MockConfig, RateLimitRule, RateScope, RealisticProfile, StageFn,
-    Stages, Timing,
+    Credits, FailRule, JobMatch, MockConfig, RateLimitRule, RateScope, RealisticProfile,
+    ResultBeforeCompletion, StageFn, Stages, Timing,
 };
 pub use fault::{Fault, FaultKind, FaultRoute, RetryAfter};
 pub use mock_server::{MockServer, MockServerBuilder};
 #[cfg(feature = "proxy")]
 pub use proxy::{DriftRecord, Proxy, ProxyOptions};
+#[cfg(feature = "proxy")]
+pub use record::RecordingIncomplete;
 #[cfg(feature = "proxy")]
 pub use replay::{Replay, ReplayOptions};
 pub use request_log::RequestLogEntry;

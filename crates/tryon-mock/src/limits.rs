@@ -9,6 +9,7 @@
 //! - Inputs the API takes: image sizes (the garment count is
 //!   [`tryon_api::MAX_GARMENTS`], the spec's own bound).
 //! - Outputs and records: output sides, recorded bodies, drift records.
+//! - Connections: what is read after an early answer before closing.
 //! - The proxy and the replay (feature `proxy`): bodies passed, recordings,
 //!   replay speed.
 
@@ -59,6 +60,19 @@ pub const MAX_OUTPUT_SIDE: u32 = 2048;
 /// Most bytes of one response body kept in the request log with
 /// `record_bodies`: 64 KiB.
 pub const MAX_RECORDED_BODY: usize = 64 * 1024;
+
+// ---- connections -------------------------------------------------------------
+
+/// Most bytes of a request the mock reads and drops after it has answered
+/// and before it closes the connection: 256 MiB. An answer given before
+/// the body was read (a 401, 413, 415, 429 or a fault) would otherwise
+/// leave unread bytes behind, and closing a socket with unread bytes makes
+/// the kernel reset the connection, which destroys the answer before the
+/// client reads it. nginx and Apache do the same ("lingering close").
+pub const MAX_LINGER_BYTES: u64 = 256 * 1024 * 1024;
+/// Longest time spent reading and dropping the rest of a request after
+/// answering (see [`MAX_LINGER_BYTES`]): 5 s, nginx's `lingering_timeout`.
+pub const LINGER_SECS: u64 = 5;
 
 // ---- the proxy and the replay (feature `proxy`) ------------------------------
 

@@ -8,7 +8,8 @@ use tokio::task::JoinHandle;
 
 use crate::clock::MockClock;
 use crate::config::{
-    Credits, FailRule, MockConfig, RateLimitRule, RealisticProfile, Stages, Timing,
+    Credits, FailRule, MockConfig, RateLimitRule, RealisticProfile, ResultBeforeCompletion, Stages,
+    Timing,
 };
 use crate::fault::Fault;
 use crate::http::conn::{ConnLimits, accept_loop, bind};
@@ -118,6 +119,13 @@ impl MockServerBuilder {
         S: Into<String>,
     {
         self.config.keys = Some(keys.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// What the result URL answers before the job is final. Default:
+    /// `200` with the current status (the contract's assumption).
+    pub fn result_before_completion(mut self, answer: ResultBeforeCompletion) -> Self {
+        self.config.result_before_completion = answer;
         self
     }
 
@@ -407,6 +415,11 @@ impl MockServer {
     /// If the limit is not finite or out of bounds.
     pub fn set_rate_limit(&self, limit: Option<RateLimitRule>) {
         expect_valid(self.state.set_rate_limit(limit));
+    }
+
+    /// Sets what the result URL answers before the job is final.
+    pub fn set_result_before_completion(&self, answer: ResultBeforeCompletion) {
+        self.state.set_result_before_completion(answer);
     }
 
     /// Sets or removes the accepted key list.

@@ -9,6 +9,8 @@ use crate::config::MockConfig;
 use crate::mock_server::MockServer;
 
 /// What [`serve`] takes: the flags of both binaries.
+// The command line's switches, one field each.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// Address to bind (`--host`). Default `127.0.0.1`. Any other address
@@ -59,6 +61,12 @@ pub struct ServeOptions {
     /// (`--virtual-time`), for the mock (as the config's `virtual_time`)
     /// and for a replay.
     pub virtual_time: bool,
+    /// Stop, as on SIGTERM, once stdin reaches its end (`--exit-with-parent`):
+    /// a program that starts the mock gives it a pipe as stdin and keeps
+    /// the other end; when that program dies, however (`kill -9`, a
+    /// cancelled CI job), the pipe closes and the mock stops too. With
+    /// stdin not a pipe held open (`/dev/null`) it stops at once.
+    pub exit_with_parent: bool,
 }
 
 impl Default for ServeOptions {
@@ -78,6 +86,7 @@ impl Default for ServeOptions {
             replay: None,
             replay_speed: 1.0,
             virtual_time: false,
+            exit_with_parent: false,
         }
     }
 }
@@ -98,7 +107,9 @@ fn note(text: &str) {
 ///
 /// # Errors
 /// A bad `host`, `public_url` or config value (`InvalidInput`, naming the
-/// flag or field), or the address cannot be bound.
+/// flag or field), or the address cannot be bound; and, once stopped, a
+/// `--record` recording that lost exchanges (`Other`, its source a
+/// [`RecordingIncomplete`](crate::RecordingIncomplete), feature `proxy`).
 pub async fn serve(options: ServeOptions) -> std::io::Result<()> {
     let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
     let ip: IpAddr = options
@@ -108,6 +119,9 @@ pub async fn serve(options: ServeOptions) -> std::io::Result<()> {
     let addr = SocketAddr::new(ip, options.port);
     let mut config = options.config;
     config.virtual_time |= options.virtual_time;
+    if options.proxy.is_none() && options.replay.is_none() {
+        warn_if_no_key_is_accepted(&config);
+    }
     if options.proxy.is_some() && options.replay.is_some() {
         return Err(invalid(
             "--replay serves a recording with no upstream; it cannot be used with --proxy"
@@ -154,7 +168,7 @@ pub async fn serve(options: ServeOptions) -> std::io::Result<()> {
             );
         }
     }
-    let shutdown = Shutdown::listen();
+    let shutdown = Shutdown::listen(options.exit_with_parent);
     if options.proxy.is_some() || options.replay.is_some() {
         return serve_proxy(
             ProxyRun {
@@ -194,6 +208,16 @@ pub async fn serve(options: ServeOptions) -> std::io::Result<()> {
     tracing::info!("tryon-mock stopping");
     drop(server);
     Ok(())
+}
+
+/// `keys = []` refuses every key: say so at start, not only in each 401.
+fn warn_if_no_key_is_accepted(config: &MockConfig) {
+    if config.keys.as_ref().is_some_and(Vec::is_empty) {
+        note(
+            "tryon-mock: WARNING: keys = [] accepts no API key: every API call will be \
+             answered 401 (leave `keys` out to accept any non-empty key)",
+        );
+    }
 }
 
 /// Prints the readiness line (see [`ServeOptions::json`]).
@@ -267,6 +291,10 @@ async fn serve_proxy(run: ProxyRun, addr: SocketAddr, shutdown: Shutdown) -> std
     tracing::info!(%uri, "tryon-mock proxy listening (drift at /__mock/drift)");
     shutdown.wait().await;
     note(&proxy.summary());
+    proxy.finish_recording().map_err(std::io::Error::other)?;
+    if proxy.recorded() == Some(0) {
+        note("tryon-mock: proxy: the recording holds no exchanges (a replay refuses it)");
+    }
     Ok(())
 }
 
@@ -294,38 +322,79 @@ async fn serve_proxy(run: ProxyRun, _: SocketAddr, _: Shutdown) -> std::io::Resu
 }
 
 /// SIGTERM and SIGINT, listened for from before the readiness line, so a
-/// program that signals as soon as it has read it still gets a clean exit.
+/// program that signals as soon as it has read it still gets a clean exit;
+/// and, with `--exit-with-parent`, the end of stdin.
 struct Shutdown {
     #[cfg(unix)]
     signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+    /// Told when stdin ends (`--exit-with-parent`).
+    parent_gone: Option<tokio::sync::oneshot::Receiver<()>>,
 }
 
 impl Shutdown {
-    fn listen() -> Self {
+    fn listen(exit_with_parent: bool) -> Self {
+        let parent_gone = exit_with_parent.then(watch_stdin);
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
             let signals = signal(SignalKind::terminate())
                 .and_then(|term| Ok((term, signal(SignalKind::interrupt())?)))
                 .ok();
-            Self { signals }
+            Self {
+                signals,
+                parent_gone,
+            }
         }
         #[cfg(not(unix))]
         {
-            Self {}
+            Self { parent_gone }
         }
     }
 
-    /// Waits for SIGTERM or SIGINT (Ctrl-C elsewhere than Unix).
+    /// Waits for SIGTERM or SIGINT (Ctrl-C elsewhere than Unix), or for
+    /// the end of stdin when watched.
     async fn wait(self) {
+        let parent = async {
+            match self.parent_gone {
+                Some(gone) => {
+                    let _ = gone.await;
+                    tracing::info!("stdin closed (--exit-with-parent): the parent is gone");
+                }
+                None => std::future::pending().await,
+            }
+        };
         #[cfg(unix)]
         if let Some((mut term, mut int)) = self.signals {
             tokio::select! {
                 _ = term.recv() => {}
                 _ = int.recv() => {}
+                () = parent => {}
             }
             return;
         }
-        let _ = tokio::signal::ctrl_c().await;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = parent => {}
+        }
     }
+}
+
+/// Reads stdin to its end on a thread of its own (not tokio's: a blocking
+/// read there would hold up the runtime's shutdown) and then tells the
+/// receiver.
+fn watch_stdin() -> tokio::sync::oneshot::Receiver<()> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("tryon-mock-stdin".into())
+        .spawn(move || {
+            use std::io::Read as _;
+            let mut stdin = std::io::stdin().lock();
+            let mut buf = [0u8; 256];
+            while matches!(stdin.read(&mut buf), Ok(n) if n > 0) {}
+            let _ = tx.send(());
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "--exit-with-parent: cannot watch stdin");
+    }
+    rx
 }

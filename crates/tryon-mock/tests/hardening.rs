@@ -513,3 +513,467 @@ async fn a_post_refused_before_its_body_is_read_says_the_connection_closes() {
     assert!(accepted.starts_with("http/1.1 200"), "{accepted}");
     assert!(!accepted.contains("connection: close"), "{accepted}");
 }
+
+/// A body of about 2 MB: a person image as a data URI of random bytes (the
+/// mock refuses the key before it reads any of it).
+fn two_megabyte_body() -> Value {
+    use base64::Engine as _;
+    let noise: Vec<u8> = (0..1_500_000u32)
+        .map(|i| u8::try_from(i.wrapping_mul(2_654_435_761) >> 24).unwrap())
+        .collect();
+    let data = base64::engine::general_purpose::STANDARD.encode(noise);
+    json!({
+        "person_image": format!("data:image/png;base64,{data}"),
+        "garment_images": ["https://example.com/shirt.jpg"],
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_key_with_a_large_body_is_answered_401_every_time() {
+    // Answered before the body is read; the mock must read (and drop) the
+    // rest before it closes, as nginx's lingering close does, or the kernel
+    // resets the connection and the client never reads the 401.
+    let server = MockServer::builder().keys(["sk-good"]).start().await;
+    let body = two_megabyte_body();
+    assert!(body.to_string().len() > 2_000_000);
+    let tries = (0..20).map(|_| {
+        let (uri, body) = (server.uri(), body.clone());
+        tokio::spawn(async move {
+            match try_post_with_key("sk-bad", &uri, "/v2/p-image-try-on", &body).await {
+                Ok(r) => r.status().as_u16().to_string(),
+                Err(e) => format!("error: {e:?}"),
+            }
+        })
+    });
+    let mut seen = Vec::new();
+    for t in tries.collect::<Vec<_>>() {
+        seen.push(t.await.unwrap());
+    }
+    assert!(seen.iter().all(|s| s == "401"), "{seen:#?}");
+    assert_eq!(server.billed_submits(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_early_answer_the_rest_of_the_body_is_read_not_reset() {
+    // The deterministic form of the test above: a client that has read the
+    // 401 (given before the body was read) and goes on sending its body, as
+    // HTTP clients do. Closing with the client still sending resets the
+    // connection (the client's writes fail with a broken pipe: 8 times in
+    // 10 before the fix); the mock now reads and drops the rest first.
+    let server = MockServer::builder().keys(["sk-good"]).start().await;
+    let addr = server.address();
+    let seen = tokio::task::spawn_blocking(move || {
+        use std::io::{Read as _, Write as _};
+        let body = vec![b'x'; 2_000_000];
+        (0..10)
+            .map(|_| {
+                let mut s = std::net::TcpStream::connect(addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                s.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
+                let head = format!(
+                    "POST /v2/p-image-try-on HTTP/1.1\r\nhost: x\r\nx-api-key: sk-bad\r\n\
+                     content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                    body.len()
+                );
+                s.write_all(head.as_bytes()).unwrap();
+                let mut answer = Vec::new();
+                let read = s.read_to_end(&mut answer).map_err(|e| e.kind());
+                let wrote = s.write_all(&body).map_err(|e| e.kind());
+                let status = String::from_utf8_lossy(&answer[..answer.len().min(12)]).into_owned();
+                format!("answer {status:?} ({read:?}), rest of the body sent: {wrote:?}")
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    let want = "answer \"HTTP/1.1 401\" (Ok(178)), rest of the body sent: Ok(())";
+    assert!(seen.iter().all(|s| s == want), "{seen:#?}");
+}
+
+/// A listener that answers every request with a head declaring a body of
+/// `declared` bytes, then nothing: an upstream whose answer is over the
+/// proxy's bound.
+async fn huge_answer_upstream(declared: u64) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut seen = Vec::new();
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {declared}\r\n\r\n{{"
+                );
+                let _ = s.write_all(head.as_bytes()).await;
+                // Hold the connection; the proxy gives up on its own.
+                let _ = s.read(&mut buf).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn the_proxy_never_makes_up_an_answer_the_upstream_did_not_give() {
+    use tryon_mock::{Fault, FaultRoute, Proxy, ProxyOptions};
+    let loopback: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    // 1. The upstream accepts (bills) the submit, then its answer is lost.
+    let upstream = MockServer::builder()
+        .fault(Fault::drop_after_accept())
+        .start()
+        .await;
+    let proxy = Proxy::start(ProxyOptions::new(upstream.uri()), loopback)
+        .await
+        .unwrap();
+    let r = try_post(&proxy.uri(), "/v2/p-image-try-on", &body(1)).await;
+    // Before: a 502 of the proxy's own, which a client reads as "refused"
+    // and a batch journals "not sent, rerun to submit": billed twice.
+    let e = r.expect_err("no answer: the upstream gave none");
+    assert!(!e.is_status() && !e.is_connect(), "{e:?}");
+    assert_eq!(upstream.billed_submits(), 1);
+    let drift = proxy.drift();
+    assert_eq!(drift.len(), 1, "{drift:#?}");
+    let d = &drift[0];
+    assert_eq!(
+        (d.operation.as_str(), d.status, d.pointer.as_str()),
+        ("submit_try_on", 0, ""),
+        "{d:#?}"
+    );
+    assert!(
+        d.actual.contains("broke after the request was sent"),
+        "{d:#?}"
+    );
+    // The next submit goes through as usual.
+    let r = try_post(&proxy.uri(), "/v2/p-image-try-on", &body(1))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // 2. The upstream does not answer within the proxy's timeout.
+    let slow = MockServer::builder()
+        .fault(Fault::latency(FaultRoute::Submit, Duration::from_secs(30)).times(1))
+        .start()
+        .await;
+    let mut options = ProxyOptions::new(slow.uri());
+    options.timeout = Duration::from_millis(300);
+    let proxy = Proxy::start(options, loopback).await.unwrap();
+    let e = try_post(&proxy.uri(), "/v2/p-image-try-on", &body(1))
+        .await
+        .expect_err("no answer: the upstream timed out");
+    assert!(!e.is_status(), "{e:?}");
+    assert!(
+        proxy.drift()[0]
+            .actual
+            .contains("within the proxy's timeout"),
+        "{:#?}",
+        proxy.drift()
+    );
+
+    // 3. The upstream's answer is over the proxy's bound.
+    let huge = huge_answer_upstream(tryon_mock::limits::MAX_PROXY_BODY as u64 + 1).await;
+    let proxy = Proxy::start(ProxyOptions::new(format!("http://{huge}")), loopback)
+        .await
+        .unwrap();
+    let e = try_post(&proxy.uri(), "/v2/p-image-try-on", &body(1))
+        .await
+        .expect_err("no answer: the upstream's answer is over the bound");
+    assert!(!e.is_status(), "{e:?}");
+    let actual = &proxy.drift()[0].actual;
+    assert!(
+        actual.contains("200 answer: more than 67108864 bytes"),
+        "{actual}"
+    );
+
+    // 4. An upstream that cannot be reached took nothing: 502, saying so.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gone = closed.local_addr().unwrap();
+    drop(closed);
+    let proxy = Proxy::start(ProxyOptions::new(format!("http://{gone}")), loopback)
+        .await
+        .unwrap();
+    let r = try_post(&proxy.uri(), "/v2/p-image-try-on", &body(1))
+        .await
+        .unwrap();
+    let (code, text) = error_of(r).await;
+    assert_eq!(code, 502);
+    assert!(text.contains("cannot be reached"), "{text}");
+    assert!(proxy.drift().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyless_large_submit_through_the_recording_proxy_keeps_its_401() {
+    // The measuring tool must not change the answer: the upstream refuses
+    // before reading the body, and used to reset the proxy's connection,
+    // which the proxy turned into a 502 (almost always with --record).
+    use tryon_mock::{Proxy, ProxyOptions};
+    let upstream = MockServer::builder().start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = ProxyOptions::new(upstream.uri());
+    options.record = Some(dir.path().join("rec"));
+    let proxy = Proxy::start(options, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let body = two_megabyte_body();
+    let tries: Vec<_> = (0..20)
+        .map(|_| {
+            let (url, body) = (format!("{}/v2/p-image-try-on", proxy.uri()), body.clone());
+            tokio::spawn(async move {
+                match client().post(url).json(&body).send().await {
+                    Ok(r) => r.status().as_u16().to_string(),
+                    Err(e) => format!("error: {e:?}"),
+                }
+            })
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for t in tries {
+        seen.push(t.await.unwrap());
+    }
+    assert!(seen.iter().all(|s| s == "401"), "{seen:#?}");
+    assert!(
+        proxy.drift().iter().all(|d| d.status != 0),
+        "{:#?}",
+        proxy.drift()
+    );
+}
+
+/// Whether a file name is a temporary one (`NAME.tmp`).
+fn is_tmp(name: &str) -> bool {
+    std::path::Path::new(name)
+        .extension()
+        .is_some_and(|x| x.eq_ignore_ascii_case("tmp"))
+}
+
+/// Every file under `dir`, relative, sorted.
+fn names_under(dir: &std::path::Path) -> Vec<String> {
+    files(dir).into_iter().map(|(name, _)| name).collect()
+}
+
+/// Submit, then its status three times, through the proxy at `uri`.
+async fn some_exchanges(uri: &str) {
+    let id = submit_id(uri, &body(1)).await;
+    for _ in 0..3 {
+        assert_eq!(status_of(uri, &id).await.0, 200);
+    }
+}
+
+#[tokio::test]
+async fn a_recording_that_lost_an_exchange_says_so_and_is_never_replayed() {
+    use tryon_mock::{Proxy, ProxyOptions, Replay, ReplayOptions};
+    let upstream = MockServer::builder().virtual_time().start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("rec");
+    let mut options = ProxyOptions::new(upstream.uri());
+    options.record = Some(rec.clone());
+    // Room for the submit's exchange, not for every status after it.
+    options.record_limit = 2500;
+    let proxy = Proxy::start(options, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    some_exchanges(&proxy.uri()).await;
+    // Before: health said only {"status":"ok"}, recording.json nothing, and
+    // the replay loaded what was there as if it were the whole exchange.
+    let health = control_get(&proxy.uri(), "/__mock/health").await;
+    let recording = &health["recording"];
+    assert_eq!(recording["complete"], false, "{health}");
+    assert!(recording["lost"].as_u64().unwrap() >= 1, "{health}");
+    assert!(
+        recording["reason"]
+            .as_str()
+            .unwrap()
+            .contains("--record-limit (2500 bytes)"),
+        "{health}"
+    );
+    let e = proxy.finish_recording().unwrap_err();
+    assert!(
+        e.lost >= 1 && e.to_string().contains("is incomplete"),
+        "{e}"
+    );
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(rec.join("recording.json")).unwrap()).unwrap();
+    assert_eq!(manifest["incomplete"]["lost"], e.lost, "{manifest}");
+    let left = names_under(&rec);
+    assert!(
+        left.iter().all(|n| !is_tmp(n) && !n.starts_with('.')),
+        "{left:?}"
+    );
+    let refused = Replay::start(ReplayOptions::new(&rec), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap_err();
+    let text = refused.to_string();
+    assert!(
+        text.contains("recording.json: the recording is incomplete")
+            && text.contains("Record it again"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn an_empty_recording_is_refused_by_replay() {
+    use tryon_mock::{Proxy, ProxyOptions, Replay, ReplayOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = ProxyOptions::new("http://127.0.0.1:9");
+    options.record = Some(dir.path().to_path_buf());
+    let proxy = Proxy::start(options, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    proxy.finish_recording().unwrap();
+    assert_eq!(proxy.recorded(), Some(0));
+    let text = Replay::start(
+        ReplayOptions::new(dir.path()),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(text.contains("the recording holds no exchanges"), "{text}");
+}
+
+/// A square PNG of noise `side` pixels wide (about `3 * side * side`
+/// bytes: noise does not compress), as a data URI.
+fn png_of_noise(side: u32) -> String {
+    use base64::Engine as _;
+    let noise: Vec<u8> = (0..side * side * 3)
+        .map(|i| u8::try_from(i.wrapping_mul(2_654_435_761) >> 24).unwrap())
+        .collect();
+    let img = image::RgbImage::from_raw(side, side, noise).unwrap();
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(out.into_inner())
+    )
+}
+
+#[test]
+fn a_write_that_fails_mid_recording_marks_it_incomplete_and_the_exit_says_so() {
+    // A real failing write: the standalone proxy under a file-size limit
+    // (RLIMIT_FSIZE, `ulimit -f`, SIGXFSZ ignored) fails with EFBIG on the
+    // first file over it: the submit's inline image, stored under images/.
+    // Small files (recording.json, the exchanges) still fit, as on a disk
+    // that fills up part way.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mock = rt.block_on(MockServer::builder().virtual_time().start());
+    let upstream = mock.uri();
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("rec");
+    let mut child = std::process::Command::new("sh")
+        .args([
+            "-c",
+            r#"trap "" XFSZ; ulimit -f 64; exec "$@""#,
+            "sh",
+            env!("CARGO_BIN_EXE_tryon-mock"),
+            "--port",
+            "0",
+            "--proxy",
+            &upstream,
+            "--record",
+        ])
+        .arg(&rec)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let line = first_line(&mut child);
+    let proxy = line.trim().to_string();
+    rt.block_on(async {
+        // 64 blocks are 32 KiB (or 64 KiB): the 200 KB image cannot be written.
+        let mut big = body(1);
+        big["person_image"] = Value::from(png_of_noise(260));
+        let r = post(&proxy, "/v2/p-image-try-on", &big).await;
+        assert_eq!(r.status(), 200, "the proxy keeps serving");
+        some_exchanges(&proxy).await;
+        let health = control_get(&proxy, "/__mock/health").await;
+        assert_eq!(health["recording"]["complete"], false, "{health}");
+        assert!(
+            health["recording"]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("cannot write"),
+            "{health}"
+        );
+    });
+    let pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{stderr}");
+    assert!(stderr.contains("the recording is incomplete"), "{stderr}");
+    let manifest = std::fs::read_to_string(rec.join("recording.json")).unwrap();
+    assert!(manifest.contains("\"incomplete\""), "{manifest}");
+    let left = names_under(&rec);
+    assert!(left.iter().all(|n| !is_tmp(n)), "{left:?}");
+}
+
+#[tokio::test]
+async fn a_recording_keeps_no_url_credentials_no_signed_parameters_and_no_encoded_key() {
+    use base64::Engine as _;
+    use tryon_mock::{Proxy, ProxyOptions, Replay, ReplayOptions};
+    let key = "sk-live+rec/0123456789";
+    let pct: String = form_urlencoded::byte_serialize(key.as_bytes()).collect();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(key);
+    let upstream = MockServer::builder().keys([key]).start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("rec");
+    let mut options = ProxyOptions::new(upstream.uri());
+    options.record = Some(rec.clone());
+    let proxy = Proxy::start(options, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let secrets = [
+        "hunter2",
+        "AMZSIGSECRET",
+        "AKIACREDSECRET",
+        "AZURESIG",
+        "TOKSECRET",
+        key,
+        pct.as_str(),
+        b64.as_str(),
+    ];
+    let body = json!({
+        "person_image": "https://alice:hunter2@photos.example/p.png",
+        "garment_images": [
+            "https://b.s3.amazonaws.com/g.png?X-Amz-Credential=AKIACREDSECRET&X-Amz-Signature=AMZSIGSECRET",
+            "https://a.blob.core.windows.net/c/g.png?sv=1&sig=AZURESIG",
+        ],
+        "prompt": format!("percent {pct} base64 {b64}"),
+    });
+    let r = post_with_key(key, &proxy.uri(), "/v2/p-image-try-on", &body).await;
+    assert_eq!(r.status(), 200);
+    let id = r.json::<Value>().await.unwrap()["request_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A query with a token, and the key percent-encoded in another.
+    let r = client()
+        .get(format!(
+            "{}/v2/requests/{id}/status?token=TOKSECRET&k={pct}",
+            proxy.uri()
+        ))
+        .header("x-api-key", key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    proxy.finish_recording().unwrap();
+    drop(proxy);
+    for (name, content) in files(&rec) {
+        let text = String::from_utf8_lossy(&content);
+        for s in secrets {
+            assert!(!text.contains(s), "{name} holds {s:?}:\n{text}");
+        }
+    }
+    // Replay still matches the same request: both sides redact alike.
+    let replay = Replay::start(ReplayOptions::new(&rec), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let r = post_with_key(key, &replay.uri(), "/v2/p-image-try-on", &body).await;
+    let replayed: Value = r.json().await.unwrap();
+    assert_eq!(replayed["request_id"], id.as_str(), "{replayed}");
+}

@@ -247,3 +247,62 @@ async fn clock_handle_drives_a_sleeper() {
     assert_eq!(polls, 60);
     assert_eq!(server.now(), Duration::from_mins(1));
 }
+
+/// The result URL before completion: the contract's assumption by default,
+/// or each departure a test can ask for (builder, control API, TOML); the
+/// status URL and the completed result are the same in every mode, and the
+/// spec check (on in these tests) takes the departures as asked for.
+#[tokio::test]
+async fn the_result_url_before_completion_answers_as_configured() {
+    use tryon_mock::{MockConfig, ResultBeforeCompletion as Early};
+    let server = MockServer::builder()
+        .virtual_time()
+        .stages(Duration::from_secs(1), Duration::from_secs(2))
+        .result_before_completion(Early::NotFound)
+        .start()
+        .await;
+    let uri = server.uri();
+    let modes = [
+        ("status", 200, Some("QUEUED")),
+        ("not_found", 404, None),
+        ("accepted", 202, None),
+        ("no_status", 200, None),
+    ];
+    for (name, code, status) in modes {
+        let r = client()
+            .put(format!("{uri}/__mock/result_before_completion"))
+            .json(&json!(name))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{name}");
+        let id = submit_id(&uri, &body(1)).await;
+        let (got, r) = result_of(&uri, &id).await;
+        assert_eq!((got, r["status"].as_str()), (code, status), "{name}: {r}");
+        assert!(r.get("output").is_none(), "{name}: {r}");
+        assert_eq!(status_of(&uri, &id).await.1["status"], "QUEUED", "{name}");
+        server.advance(Duration::from_secs(3));
+        let (got, r) = result_of(&uri, &id).await;
+        assert_eq!(
+            (got, r["status"].as_str()),
+            (200, Some("COMPLETED")),
+            "{name}"
+        );
+        assert!(r["output"].as_str().is_some(), "{name}");
+    }
+    // A value it does not know is refused, naming the field.
+    let r = client()
+        .put(format!("{uri}/__mock/result_before_completion"))
+        .json(&json!("teapot"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(r).await.0, 422);
+    // The same setting from a config file.
+    let config: MockConfig = toml::from_str("result_before_completion = \"accepted\"").unwrap();
+    assert_eq!(config.result_before_completion, Early::Accepted);
+    assert_eq!(
+        MockConfig::default().result_before_completion,
+        Early::Status
+    );
+}

@@ -17,6 +17,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use common::files;
 use serde_json::{Value, json};
 use tryon_mock::{FailRule, JobMatch, MockServer, Proxy, ProxyOptions, Replay, ReplayOptions};
 
@@ -192,25 +193,6 @@ async fn replay(dir: &Path) -> Replay {
     let mut options = ReplayOptions::new(dir);
     options.virtual_time = true;
     Replay::start(options, loopback()).await.unwrap()
-}
-
-/// Every file of the recording, relative path and content.
-fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let name = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
-                out.push((name, std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 #[tokio::test]
@@ -576,12 +558,7 @@ async fn the_tryon_mock_binary_replays_and_refuses_an_unknown_version() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
+    let line = common::first_line(&mut child);
     let base = serde_json::from_str::<Value>(&line).unwrap()["url"]
         .as_str()
         .unwrap()

@@ -55,6 +55,18 @@ fn start(mut command: Command) -> (Running, Value, BufReader<std::process::Child
     (child, ready, stdout)
 }
 
+/// Everything `child` wrote on its (piped) stderr, once it has exited.
+fn stderr_of(child: &mut Running) -> String {
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    stderr
+}
+
 fn mock() -> Command {
     let mut c = Command::new(BIN);
     c.args(["--port", "0", "--json"]);
@@ -183,13 +195,74 @@ async fn off_loopback_the_control_api_needs_a_token_and_urls_come_from_a_flag() 
     );
     signal(&child, "TERM");
     assert!(child.wait().unwrap().success());
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let stderr = stderr_of(&mut child);
     assert!(stderr.contains("WARNING: listening on 0.0.0.0"), "{stderr}");
     assert!(stderr.contains(&token), "{stderr}");
+}
+
+/// Waits for `child` to exit, at most `within` (a guard: the test fails
+/// instead of hanging); `None`, and the process killed, if it had not.
+fn exit_within(child: Running, within: Duration) -> Option<std::process::ExitStatus> {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut child = child;
+        let _ = tx.send(child.0.wait());
+    });
+    if let Ok(status) = rx.recv_timeout(within) {
+        Some(status.unwrap())
+    } else {
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+        None
+    }
+}
+
+#[tokio::test]
+async fn with_exit_with_parent_the_mock_stops_when_its_stdin_closes() {
+    // What a wrapper does: the mock's stdin is a pipe the wrapper holds.
+    // When the wrapper dies (kill -9), the kernel closes its end.
+    let mut command = mock();
+    command.arg("--exit-with-parent");
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let ready: Value = serde_json::from_str(&line).unwrap();
+    let url = ready["url"].as_str().unwrap().to_string();
+    let mut child = Running(child);
+    assert_eq!(health(&url).await, 200, "serving while the pipe is open");
+    drop(child.stdin.take());
+    let status = exit_within(child, Duration::from_secs(30));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the mock outlived its parent's pipe: {status:?}"
+    );
+}
+
+#[tokio::test]
+async fn keys_that_accept_nothing_are_warned_about_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mock.toml");
+    std::fs::write(&path, "keys = []\n").unwrap();
+    let mut command = mock();
+    command.arg("--config").arg(&path);
+    let (mut child, ready, _stdout) = start(command);
+    let url = ready["url"].as_str().unwrap().to_string();
+    assert_eq!(submit_status(&url, &body(1)).await, 401);
+    signal(&child, "TERM");
+    assert!(child.wait().unwrap().success());
+    let stderr = stderr_of(&mut child);
+    // Before: nothing said why every key is refused.
+    assert!(
+        stderr.contains("WARNING: keys = [] accepts no API key"),
+        "{stderr}"
+    );
 }

@@ -110,7 +110,9 @@ class Fault(_FaultBase, total=False):
 
     ``kind`` is ``{"status": {"code": 503, "retry_after": {"seconds": 1}}}``,
     ``{"latency": 0.2}``, ``"drop_before_accept"``, ``"drop_after_accept"``,
-    ``"not_json"`` or ``"truncated_body"``."""
+    ``"not_json"``, ``"truncated_body"`` or ``{"gateway": {"code": 504,
+    "accepted": True}}`` (a gateway's HTML page instead of the service's
+    answer; with ``accepted`` a submit is billed first)."""
 
     times: Union[int, None]
 
@@ -126,10 +128,14 @@ class DriftRecord(TypedDict):
     path: str
     """The route template, ids masked: ``/v2/requests/{request_id}/status``."""
     status: int
-    """The HTTP status the upstream answered."""
+    """The HTTP status the upstream answered; ``0`` when it gave none (the
+    request was sent, then the connection broke, it timed out, or the answer
+    was over the proxy's bound: the caller's connection was closed without an
+    answer, and ``actual`` names the failure)."""
     pointer: str
     """A JSON pointer into the answer seen as ``{"status", "headers", "body"}``:
-    ``/status``, ``/headers/retry-after``, ``/body/request_id``."""
+    ``/status``, ``/headers/retry-after``, ``/body/request_id``; ``""`` for the
+    whole answer."""
     expected: str
     """What the spec (or the lifecycle) asks for there."""
     actual: str
@@ -237,11 +243,21 @@ class _Output:
         return "\n".join(self.lines)
 
 
+def _close_stdin(proc: subprocess.Popen[bytes]) -> None:
+    """Closes this end of the child's stdin pipe."""
+    if proc.stdin is not None:
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
+
+
 def _terminate(proc: subprocess.Popen[bytes], config_file: str | None) -> None:
     """Stops the child (SIGTERM, then SIGKILL after 5 s) and removes the
     temporary config. Runs once: from ``stop()``, from garbage collection or
     at interpreter exit (``weakref.finalize``)."""
     try:
+        _close_stdin(proc)
         if proc.poll() is None:
             proc.terminate()
             try:
@@ -428,7 +444,7 @@ class MockServer:
     # ---- lifecycle ---------------------------------------------------------
 
     def __enter__(self) -> MockServer:
-        if self._proc is None:
+        if not self.running:
             self.start()
         return self
 
@@ -443,25 +459,46 @@ class MockServer:
     def start(self) -> MockServer:
         """Run the binary and wait until it serves; return ``self``.
 
+        A stopped server can be started again: a new process (on a new port
+        when ``port=0``; the mock's state starts afresh).
+
+        The mock is tied to this process: its stdin is a pipe this process
+        holds (``--exit-with-parent``), so when this process dies, however
+        (``kill -9``, a cancelled CI job), the mock stops too. A ``config``
+        mapping's temporary TOML file is removed as soon as the mock has
+        read it.
+
         Raises ``MockStartError`` (with the mock's stderr) if the binary is
         missing, exits, or is not ready within ``start_timeout``.
         """
+        if self.running:
+            raise MockError(f"MockServer.start(): already running at {self._url}")
         if self._proc is not None:
-            raise MockError("MockServer.start(): already started")
+            self.stop()
+            self._proc = None
+            self._finalizer = None
+            self._url = None
         binary = self._binary or find_binary()
         config_file = self._config_path()
         deadline = time.monotonic() + self._start_timeout
         try:
-            # Ask for the JSON readiness line; a binary that predates `--json`
-            # refuses the flag at once, and then it is started without it.
-            if not self._launch(binary, config_file, deadline, json_line=True):
-                self._launch(binary, config_file, deadline, json_line=False)
+            # Ask for the JSON readiness line and the parent watch; a binary
+            # that predates a flag refuses it at once, and is started again
+            # without it.
+            flags = ["--json", "--exit-with-parent"]
+            while not self._launch(binary, config_file, deadline, flags):
+                pass
             self._wait_ready(deadline)
         except BaseException:
             self.stop()
             if self._finalizer is None and config_file is not None and isinstance(self._config, Mapping):
                 _terminate_config_only(config_file)
             raise
+        finally:
+            # The mock has read its config (or never will): a temporary one
+            # goes now, so that nothing is left behind whatever happens next.
+            if config_file is not None and isinstance(self._config, Mapping):
+                _terminate_config_only(config_file)
         return self
 
     def _config_path(self) -> str | None:
@@ -475,20 +512,23 @@ class MockServer:
             return path
         return os.fspath(self._config)
 
-    def _launch(self, binary: str, config_file: str | None, deadline: float, *, json_line: bool) -> bool:
-        """Start the child and read its first stdout line. Returns False if
-        it refused ``--json`` (an older binary), raises on any other failure."""
+    def _launch(self, binary: str, config_file: str | None, deadline: float, flags: list[str]) -> bool:
+        """Start the child with the optional ``flags`` and read its first
+        stdout line. Returns False, with the flag removed from ``flags``, if
+        it refused one of them (an older binary); raises on any other
+        failure."""
         args = [binary, "--host", self._host, "--port", str(self._port)]
         if config_file is not None:
             args += ["--config", config_file]
         args += self._mode_args
-        if json_line:
-            args.append("--json")
+        args += flags
         env = {**os.environ, **self._env}
         try:
             proc = subprocess.Popen(
                 args,
-                stdin=subprocess.DEVNULL,
+                # A pipe only this process holds: when it dies, the mock's
+                # stdin ends and (with --exit-with-parent) the mock stops.
+                stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 env=env,
@@ -509,12 +549,15 @@ class MockServer:
         if stdout.first is None:
             returncode = proc.wait(timeout=5)
             stderr = self._stderr.text(wait=2.0)
-            if json_line and returncode != 0 and "--json" in stderr:
-                # An older binary without `--json`: forget this child (it has
-                # exited; the config file stays for the retry).
+            refused = next((f for f in flags if f'unknown argument "{f}"' in stderr), None)
+            if returncode != 0 and refused is not None:
+                # An older binary without this flag: forget this child (it
+                # has exited; the config file stays for the retry).
                 self._finalizer.detach()
+                _close_stdin(proc)
                 self._proc = None
                 self._finalizer = None
+                flags.remove(refused)
                 return False
             raise MockStartError(
                 f"tryon-mock exited with status {returncode} before it was ready "
@@ -562,6 +605,13 @@ class MockServer:
     def running(self) -> bool:
         """Whether the process is alive."""
         return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        """The process's exit status once it has ended (``0`` after a clean
+        ``stop()``; ``6`` when a proxy's recording lost exchanges), else
+        ``None``."""
+        return None if self._proc is None else self._proc.poll()
 
     @property
     def url(self) -> str:
@@ -688,6 +738,13 @@ class MockServer:
             raise ValueError("burst: needed with per_second (the bucket size, >= 1)")
         self._control("setRateLimit", {"per_second": per_second, "burst": burst})
 
+    def set_result_before_completion(self, answer: str) -> None:
+        """What the result URL answers before a job is final
+        (``PUT /__mock/result_before_completion``): ``"status"`` (the
+        default: 200 with the current status), ``"not_found"``,
+        ``"accepted"`` or ``"no_status"``."""
+        self._control("setResultBeforeCompletion", answer)
+
     def set_keys(self, keys: Sequence[str] | None) -> None:
         """Accept only these API keys (others get 401); ``None`` accepts any
         non-empty key (``PUT /__mock/keys``)."""
@@ -696,11 +753,28 @@ class MockServer:
     # ---- transport ---------------------------------------------------------
 
     def _control(self, operation: str, body: Any = _NO_BODY, *, query: Mapping[str, str] | None = None) -> Any:
-        status, answer = self._send(operation, body, query=query)
+        if not self.running:
+            raise MockError(self._not_running(operation))
+        try:
+            status, answer = self._send(operation, body, query=query)
+        except OSError as e:
+            if not self.running:
+                raise MockError(self._not_running(operation)) from e
+            raise
         if not 200 <= status < 300:
             error = answer.get("error") if isinstance(answer, dict) else None
             raise MockControlError(operation, status, str(error if error is not None else answer))
         return answer
+
+    def _not_running(self, operation: str) -> str:
+        """Why a control call cannot be made: the process is not there."""
+        if self._proc is None:
+            return f"MockServer: {operation}: the mock is not running (call start(), or use `with`)"
+        code = self._proc.returncode
+        why = "it was stopped" if code in (0, -15) else f"it exited with status {code}"
+        last = self.logs().splitlines()[-3:]
+        tail = ("; its last stderr lines: " + " | ".join(last)) if last and code not in (0, -15) else ""
+        return f"MockServer: {operation}: the mock at {self._url} is not running ({why}){tail}"
 
     def _send(self, operation: str, body: Any = _NO_BODY, *, query: Mapping[str, str] | None = None) -> tuple[int, Any]:
         """One control call, named by its operation id in the control-API

@@ -29,12 +29,16 @@ play it in real time). With ``TRYON_MOCK_RECORD`` set to an upstream URL
 (``https://api.segmind.com``), the same test gets a validating proxy in front
 of that upstream that records into a new directory instead; when the test
 passes, that recording replaces the old one (a failed test keeps the old
-one). The test tells the two apart by ``tryon_mock.mode`` (``"replay"`` or
+one). A recording that lost an exchange (a full disk, ``record_limit=``),
+that holds no exchange, or whose proxy did not stop cleanly never replaces
+a recording: the test fails with the reason, and the old one is kept (a
+live recording costs money; a broken one would fail every replay after). The test tells the two apart by ``tryon_mock.mode`` (``"replay"`` or
 ``"proxy"``), e.g. to ``advance()`` a replay's clock.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -146,6 +150,7 @@ def _record(request: pytest.FixtureRequest, directory: Path, upstream: str, opti
         with MockServer(proxy=upstream, record=fresh, **options) as proxy:
             yield proxy
             drift = proxy.drift()
+        broken = _unusable(fresh, proxy)
         if drift["count"]:
             first = drift["records"][0] if drift["records"] else None
             warnings.warn(
@@ -155,11 +160,35 @@ def _record(request: pytest.FixtureRequest, directory: Path, upstream: str, opti
                 stacklevel=1,
             )
         if not request.node.stash.get(_CALL_FAILED, True):
+            if broken is not None:
+                kept = "the old recording is kept" if directory.exists() else "nothing was written"
+                pytest.fail(f"the new recording of {directory} is not used ({kept}): {broken}", pytrace=False)
             if directory.exists():
                 shutil.rmtree(directory)
             os.replace(fresh, directory)
     finally:
         shutil.rmtree(fresh, ignore_errors=True)
+
+
+def _unusable(fresh: Path, proxy: MockServer) -> str | None:
+    """Why the recording in ``fresh`` must not replace a good one, or
+    ``None``: marked incomplete, holding no exchange, or its proxy did not
+    exit cleanly (exit 6 is an incomplete recording)."""
+    manifest = fresh / "recording.json"
+    try:
+        lost = json.loads(manifest.read_text(encoding="utf-8")).get("incomplete")
+    except (OSError, ValueError, AttributeError) as e:
+        return f"{manifest} cannot be read: {e}"
+    if lost:
+        return (
+            f"it is incomplete: {lost.get('lost')} exchange(s) were proxied but not recorded "
+            f"(first: {lost.get('reason')})"
+        )
+    if not any((fresh / "exchanges").glob("*.json")):
+        return "it holds no exchanges (the test sent nothing through the proxy)"
+    if proxy.returncode not in (0, None):
+        return f"the recording proxy exited with status {proxy.returncode}: {proxy.logs().splitlines()[-1:]}"
+    return None
 
 
 @pytest.fixture(scope="session")

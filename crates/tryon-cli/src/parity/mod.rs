@@ -272,7 +272,7 @@ fn cost_line(args: &ParityArgs) -> String {
 /// without a terminal.
 async fn confirm(target: &str, args: &ParityArgs) -> Result<(), CliError> {
     term::err_line(&format!(
-        "tryon parity --live: the scenario's 12 steps go to {target}; only accepted \
+        "tryon parity --live: the scenario's {} steps go to {target}; only accepted \
          submits are billed:\n  \
          submit, 1 garment    ${:.3}\n  \
          submit, 3 garments   ${:.3}\n  \
@@ -280,6 +280,7 @@ async fn confirm(target: &str, args: &ParityArgs) -> Result<(), CliError> {
          for each further one; Segmind bills in its own credits, which may differ)\n  \
          the 12-garment, missing-key, malformed and unknown-id steps should be refused \
          unbilled; if the service accepted the 12-garment submit it would bill about ${:.3} more.",
+        scenario::STEPS.len(),
         job_price(1, args),
         job_price(3, args),
         job_price(1, args) + job_price(3, args),

@@ -1,20 +1,20 @@
 //! The classifier of API answers: turns a generated-client error into ours
 //! and says whether the executor may retry it, by the rules on
-//! [`RetryPolicy`](crate::RetryPolicy); the `Retry-After` reader; and
-//! [`ApiCaller`], which sends every keyed API call through the executor
-//! with this classifier.
+//! [`RetryPolicy`](crate::RetryPolicy); and [`ApiCaller`], which sends
+//! every keyed API call through the executor with this classifier.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures::TryStreamExt as _;
-use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::header::HeaderMap;
 use secrecy::{ExposeSecret as _, SecretString};
-use tryon_api::ResponseValue;
+use tryon_api::redact::Secrets;
 use tryon_api::types::ErrorBody;
+use tryon_api::{ResponseValue, UnreadableAnswer};
 
 use super::executor::{Call, Deadline, Executor, Failure, Retryable};
+use super::retry_after::parse_retry_after;
 use crate::error::{Error, Result};
 
 /// Most bytes of an error body kept in an [`Error`].
@@ -25,7 +25,9 @@ const MAX_ERROR_BODY: usize = 4096;
 /// only to scrub it from text a server sends back.
 pub(crate) struct ApiCaller {
     executor: Arc<Executor>,
-    api_key: SecretString,
+    /// The key in every encoding, to take it (and URL credentials) out of
+    /// text a server sends back.
+    secrets: Secrets,
 }
 
 impl std::fmt::Debug for ApiCaller {
@@ -37,8 +39,11 @@ impl std::fmt::Debug for ApiCaller {
 }
 
 impl ApiCaller {
-    pub(crate) fn new(executor: Arc<Executor>, api_key: SecretString) -> Self {
-        Self { executor, api_key }
+    pub(crate) fn new(executor: Arc<Executor>, api_key: &SecretString) -> Self {
+        Self {
+            executor,
+            secrets: Secrets::new([api_key.expose_secret()]),
+        }
     }
 
     /// The executor the calls go through.
@@ -93,15 +98,11 @@ impl ApiCaller {
             .or_else(|e| payload_as_failed(e, request_id))
     }
 
-    /// Removes the key from text that came from a server, in case a server
-    /// echoes it back.
+    /// Text that came from a server with the key (in any encoding, in case
+    /// it echoes it) and URL credentials taken out, by the workspace's one
+    /// rule ([`tryon_api::redact`]).
     fn scrub(&self, text: &str) -> String {
-        let key = self.api_key.expose_secret();
-        if key.len() >= 4 && text.contains(key) {
-            text.replace(key, "[REDACTED]")
-        } else {
-            text.to_string()
-        }
+        self.secrets.redact(text)
     }
 }
 
@@ -159,19 +160,44 @@ impl ApiCaller {
                 )
             }
             tryon_api::Error::ResponseBodyError(source) => {
-                lost_answer(call, rid, source, true, "the answer's body was cut off")
+                match UnreadableAnswer::find(&source).cloned() {
+                    Some(UnreadableAnswer::NotServiceError {
+                        status,
+                        headers,
+                        body,
+                    }) => {
+                        let raw = truncate(&String::from_utf8_lossy(&body));
+                        let answer = ErrorAnswer {
+                            status,
+                            headers: &headers,
+                            message: &raw,
+                            raw: &raw,
+                            services_own: false,
+                        };
+                        self.by_status(&answer, call)
+                    }
+                    Some(too_large) => over_the_cap(call, rid, &too_large, source),
+                    None => lost_answer(call, rid, source, true, "the answer's body was cut off"),
+                }
             }
             tryon_api::Error::ErrorResponse(rv) => {
                 let status = rv.status().as_u16();
                 let headers = rv.headers().clone();
                 let body = rv.into_inner();
                 let raw = serde_json::to_string(&body).unwrap_or_default();
-                self.by_status(status, &headers, &body.error, &raw, call)
+                let answer = ErrorAnswer {
+                    status,
+                    headers: &headers,
+                    message: &body.error,
+                    raw: &raw,
+                    services_own: true,
+                };
+                self.by_status(&answer, call)
             }
             tryon_api::Error::UnexpectedResponse(resp) => {
                 let status = resp.status().as_u16();
                 let headers = resp.headers().clone();
-                let raw = read_capped(resp).await;
+                let (raw, services_own) = read_unexpected(resp).await;
                 if (200..300).contains(&status) {
                     return fatal(Error::InvalidResponse {
                         request_id: rid,
@@ -182,7 +208,14 @@ impl ApiCaller {
                     .ok()
                     .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
                     .unwrap_or_else(|| raw.clone());
-                self.by_status(status, &headers, &message, &raw, call)
+                let answer = ErrorAnswer {
+                    status,
+                    headers: &headers,
+                    message: &message,
+                    raw: &raw,
+                    services_own,
+                };
+                self.by_status(&answer, call)
             }
             tryon_api::Error::InvalidRequest(problem) => {
                 fatal(Error::invalid("request_id", problem))
@@ -194,18 +227,14 @@ impl ApiCaller {
         }
     }
 
-    /// An error answer, by its status and the kind of call.
-    fn by_status(
-        &self,
-        status: u16,
-        headers: &HeaderMap,
-        message: &str,
-        raw: &str,
-        call: Call<'_>,
-    ) -> Failure<CallError> {
-        let message = self.scrub(message);
+    /// An error answer, by its status, whose answer it is, and the kind of
+    /// call (the rules are on [`RetryPolicy`](crate::RetryPolicy); each
+    /// `5xx` on a submit is decided in [`submit_5xx`]).
+    fn by_status(&self, answer: &ErrorAnswer<'_>, call: Call<'_>) -> Failure<CallError> {
+        let status = answer.status;
+        let message = self.scrub(answer.message);
         let rid = call.request_id().map(str::to_string);
-        let retry_after = parse_retry_after(headers, self.executor.clock().system_time());
+        let retry_after = parse_retry_after(answer.headers, self.executor.clock().system_time());
         let retry = |error| {
             Failure::Retry(Retryable {
                 error,
@@ -216,7 +245,7 @@ impl ApiCaller {
         let api = || Error::Api {
             status,
             message: message.clone(),
-            body: self.scrub(&truncate(raw)),
+            body: self.scrub(&truncate(answer.raw)),
             request_id: rid.clone(),
         };
         let read = call
@@ -247,11 +276,87 @@ impl ApiCaller {
                 retry_after,
                 message: message.clone(),
             }),
-            (503, _) => retry(api()),
-            (500 | 502 | 504, _) if call != Call::Submit => retry(api()),
+            (500..=599, _) if call == Call::Submit => match submit_5xx(status, answer.services_own)
+            {
+                Submit5xx::Retry => retry(api()),
+                Submit5xx::Refused => fatal(api()),
+                Submit5xx::MayHaveBeenAccepted(why) => fatal(Error::AmbiguousSubmit {
+                    detail: format!(
+                        "submit answered {status} ({why}): the service may have accepted and billed the job; body: {}",
+                        self.scrub(&one_line(answer.raw))
+                    ),
+                    source: None,
+                }),
+            },
+            (500 | 502 | 503 | 504, _) => retry(api()),
             _ => fatal(api()),
         }
     }
+}
+
+/// An error answer as the classifier reads it.
+struct ErrorAnswer<'a> {
+    status: u16,
+    headers: &'a HeaderMap,
+    /// The `error` text, or the body itself.
+    message: &'a str,
+    raw: &'a str,
+    /// The body is the service's own error body (`{"error": …}`), not a
+    /// gateway's page.
+    services_own: bool,
+}
+
+/// What a `5xx` answer to a submit means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Submit5xx {
+    /// Not taken: retried like a `429`.
+    Retry,
+    /// The service's own refusal: not taken, not retried.
+    Refused,
+    /// Nothing says the service did not take it: ambiguous, never retried.
+    MayHaveBeenAccepted(&'static str),
+}
+
+/// The one rule for a `5xx` answer to a submit (v2 or v1); why each is so
+/// is written in `docs/CONTRACT.md` ("A 5xx answer to a submit").
+fn submit_5xx(status: u16, services_own: bool) -> Submit5xx {
+    match (status, services_own) {
+        // "Not able to handle the request now": a front end with no
+        // service behind it, or the service refusing; nothing was taken.
+        (503, _) => Submit5xx::Retry,
+        // A gateway gave up waiting for the service, which may have
+        // taken the job meanwhile, whoever wrote the body.
+        (504, _) => Submit5xx::MayHaveBeenAccepted("a gateway timed out waiting for the service"),
+        // The service's own error body: the service answered, and only a
+        // 200 is billed.
+        (_, true) => Submit5xx::Refused,
+        // A page that is not the service's error: something between the
+        // client and the service answered and cannot say what the
+        // service did.
+        (_, false) => Submit5xx::MayHaveBeenAccepted(
+            "a body that is not the service's JSON error: a gateway's answer",
+        ),
+    }
+}
+
+/// A body over the answer reader's cap: never retried (it would be read
+/// again); a submit's is ambiguous (the job may be billed).
+fn over_the_cap(
+    call: Call<'_>,
+    request_id: Option<String>,
+    reason: &UnreadableAnswer,
+    source: reqwest::Error,
+) -> Failure<CallError> {
+    if call == Call::Submit {
+        return fatal(Error::AmbiguousSubmit {
+            detail: format!("{reason}; the job may have been accepted and billed"),
+            source: Some(source),
+        });
+    }
+    fatal(Error::InvalidResponse {
+        request_id,
+        problem: reason.to_string(),
+    })
 }
 
 /// An error from an API call, keeping an unreadable 2xx body apart so
@@ -352,6 +457,20 @@ fn payload_as_failed<T>(e: CallError, request_id: &str) -> Result<T> {
     }
 }
 
+/// Most characters of a body quoted in a one-line message.
+const MAX_QUOTED: usize = 160;
+
+/// `s` on one line (runs of white space made one space), cut to
+/// [`MAX_QUOTED`] characters.
+fn one_line(s: &str) -> String {
+    let flat = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= MAX_QUOTED {
+        return flat;
+    }
+    let cut: String = flat.chars().take(MAX_QUOTED).collect();
+    format!("{cut}…")
+}
+
 fn truncate(s: &str) -> String {
     if s.len() <= MAX_ERROR_BODY {
         return s.to_string();
@@ -363,101 +482,32 @@ fn truncate(s: &str) -> String {
     format!("{}... ({} bytes)", &s[..end], s.len())
 }
 
-async fn read_capped(resp: reqwest::Response) -> String {
+/// The body of an answer the spec does not list, at most
+/// [`MAX_ERROR_BODY`] bytes of it, and whether it is the service's own
+/// error body (the answer reader fails the body of an error status that is
+/// not, keeping the body in the reason).
+async fn read_unexpected(resp: reqwest::Response) -> (String, bool) {
     let mut out = Vec::new();
     let mut stream = resp.bytes_stream();
-    while let Ok(Some(chunk)) = stream.try_next().await {
-        out.extend_from_slice(&chunk);
-        if out.len() > MAX_ERROR_BODY {
-            break;
-        }
-    }
-    truncate(&String::from_utf8_lossy(&out))
-}
-
-/// Reads `Retry-After`: a number of seconds (fractions allowed) or an HTTP
-/// date, relative to `now` (wall clock). A date in the past means "now".
-pub(crate) fn parse_retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let raw = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = raw.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0)
-            .then(|| Duration::try_from_secs_f64(secs).ok())
-            .flatten();
-    }
-    let when = httpdate::parse_http_date(raw).ok()?;
-    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::any;
-    use reqwest::header::HeaderValue;
-
-    fn headers(v: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(RETRY_AFTER, HeaderValue::from_str(v).unwrap());
-        h
-    }
-
-    #[test]
-    fn retry_after_seconds_and_dates() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(
-            parse_retry_after(&headers("3"), now),
-            Some(Duration::from_secs(3))
-        );
-        assert_eq!(
-            parse_retry_after(&headers("1.5"), now),
-            Some(Duration::from_millis(1500))
-        );
-        let later = httpdate::fmt_http_date(now + Duration::from_secs(7));
-        assert_eq!(
-            parse_retry_after(&headers(&later), now),
-            Some(Duration::from_secs(7))
-        );
-        let earlier = httpdate::fmt_http_date(now - Duration::from_secs(7));
-        assert_eq!(
-            parse_retry_after(&headers(&earlier), now),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(parse_retry_after(&headers("-1"), now), None);
-        assert_eq!(parse_retry_after(&headers("soon"), now), None);
-        assert_eq!(parse_retry_after(&HeaderMap::new(), now), None);
-    }
-
-    proptest::proptest! {
-    /// `Retry-After` in seconds or as an HTTP date, relative to `now`; a
-    /// past date is zero; garbage is ignored without a panic.
-    #[test]
-    fn retry_after_parses_seconds_dates_and_ignores_garbage(
-        secs in 0u64..1_000_000,
-        past in any::<bool>(),
-        garbage in ".{0,30}",
-        base in 1_000_000_000u64..2_000_000_000,
-    ) {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(base);
-        let h = headers(&secs.to_string());
-        proptest::prop_assert_eq!(parse_retry_after(&h, now), Some(Duration::from_secs(secs)));
-
-        let when = if past {
-            now - Duration::from_secs(secs)
-        } else {
-            now + Duration::from_secs(secs)
-        };
-        let h = headers(&httpdate::fmt_http_date(when));
-        let expected = if past { Duration::ZERO } else { Duration::from_secs(secs) };
-        proptest::prop_assert_eq!(parse_retry_after(&h, now), Some(expected));
-
-        if let Ok(v) = HeaderValue::from_str(&garbage) {
-            let mut h = HeaderMap::new();
-            h.insert(RETRY_AFTER, v);
-            let parsed = parse_retry_after(&h, now);
-            if garbage.trim().parse::<f64>().is_err() && httpdate::parse_http_date(garbage.trim()).is_err() {
-                proptest::prop_assert_eq!(parsed, None);
+    loop {
+        match stream.try_next().await {
+            Ok(Some(chunk)) => {
+                out.extend_from_slice(&chunk);
+                if out.len() > MAX_ERROR_BODY {
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                if let Some(UnreadableAnswer::NotServiceError { body, .. }) =
+                    UnreadableAnswer::find(&e)
+                {
+                    return (truncate(&String::from_utf8_lossy(body)), false);
+                }
+                break;
             }
         }
-        proptest::prop_assert_eq!(parse_retry_after(&HeaderMap::new(), now), None);
     }
-    }
+    let own = serde_json::from_slice::<ErrorBody>(&out).is_ok();
+    (truncate(&String::from_utf8_lossy(&out)), own)
 }

@@ -6,9 +6,12 @@
 //! - `executor.rs`: the one loop every request goes through (attempts,
 //!   budget, `Retry-After`, deadline, rate limiter).
 //! - `classify.rs`: the API classifier (which answers may be retried and
-//!   the error each becomes), `Retry-After` parsing, and the keyed calls
-//!   that run through the executor with it. Output downloads go to another
-//!   host and are classified by their downloader (`output.rs`).
+//!   the error each becomes; each `5xx` on a submit in `submit_5xx`), and
+//!   the keyed calls that run through the executor with it. Output
+//!   downloads go to another host and are classified by their downloader
+//!   (`output.rs`).
+//! - `retry_after.rs`: `Retry-After` (seconds or an HTTP date), read one
+//!   way for both.
 //! - `budget.rs`: the client-wide retry token bucket.
 //! - `rate_limiter.rs`: the shared adaptive rate limiter and [`RateLimit`].
 
@@ -16,12 +19,14 @@ mod budget;
 mod classify;
 mod executor;
 mod rate_limiter;
+mod retry_after;
 
 use std::time::Duration;
 
-pub(crate) use classify::{ApiCaller, CallError, parse_retry_after, salvage_request_id};
+pub(crate) use classify::{ApiCaller, CallError, salvage_request_id};
 pub(crate) use executor::{Call, Deadline, Executor, Failure, Retryable};
 pub use rate_limiter::RateLimit;
+pub(crate) use retry_after::parse_retry_after;
 
 /// How the client retries failed calls, and the rules every request
 /// follows: submit, status, result, upload, v1 run and output download all
@@ -35,9 +40,20 @@ pub use rate_limiter::RateLimit;
 ///   the image came cut short.
 /// - A submit (`POST`, v2 or v1) only when the server provably did not
 ///   take it: the connection could not be made, or it answered `429` or
-///   `503`. Any other failure after the request went out is
+///   `503`. A failure after the request went out with no answer that says
+///   the service refused it is
 ///   [`Error::AmbiguousSubmit`](crate::Error::AmbiguousSubmit) and is never
-///   retried, so a job is never paid for twice.
+///   retried, so a job is never paid for twice: no answer, a `200` whose
+///   body is unreadable or over the JSON cap, a `504`, or any other `5xx`
+///   whose body is not the service's own JSON error (a gateway's page). A
+///   `4xx`, or a `500`/`502` carrying the service's JSON error, is the
+///   service's refusal: that error, nothing billed, not retried. (Why each
+///   `5xx` is decided so: `docs/CONTRACT.md`, "A 5xx answer to a submit".)
+/// - Every JSON answer is read under a cap
+///   ([`tryon_api::MAX_JSON_BYTES`]; a result
+///   [`tryon_api::MAX_RESULT_BYTES`]); an answer over it is not retried:
+///   [`Error::InvalidResponse`](crate::Error::InvalidResponse) naming the
+///   cap (a submit's: ambiguous).
 /// - Nothing else. A read's `404` is
 ///   [`Error::Expired`](crate::Error::Expired) and its `422` is
 ///   [`Error::Failed`](crate::Error::Failed).

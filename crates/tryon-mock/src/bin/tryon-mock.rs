@@ -1,19 +1,21 @@
 //! `tryon-mock [--port P] [--host H] [--config mock.toml] [--json]
-//! [--public-url URL] [--control-token T] [--virtual-time] [--proxy URL
+//! [--public-url URL] [--control-token T] [--virtual-time] [--exit-with-parent] [--proxy URL
 //! [--proxy-upload URL] [--keep-output-urls] [--record DIR [--record-limit
 //! BYTES]]] [--replay DIR [--replay-speed X]]`: the mock as a standalone
 //! server for tests in any language, (`--proxy`) a validating proxy in front
 //! of the real service that can record what it forwards, or (`--replay`) a
 //! recording served with no upstream. Prints one readiness line on stdout (its base
 //! URL, or JSON with `--json`), logs one line per request on stderr
-//! (`RUST_LOG` sets the level), and exits 0 on SIGTERM or SIGINT.
+//! (`RUST_LOG` sets the level), and exits 0 on SIGTERM or SIGINT (6 when a
+//! `--record` recording lost exchanges; 2 for a bad flag).
 
 use std::io::Write as _;
 
 const USAGE: &str = "usage: tryon-mock [--port P] [--host H] [--config mock.toml] [--json] \
                      [--public-url URL] [--control-token TOKEN] \
-                     [--virtual-time] [--proxy URL [--proxy-upload URL] [--keep-output-urls] \
-                     [--record DIR [--record-limit BYTES]]] [--replay DIR [--replay-speed X]]";
+                     [--virtual-time] [--exit-with-parent] [--proxy URL [--proxy-upload URL] \
+                     [--keep-output-urls] [--record DIR [--record-limit BYTES]]] \
+                     [--replay DIR [--replay-speed X]]";
 
 #[tokio::main]
 async fn main() {
@@ -38,7 +40,9 @@ async fn main() {
     };
     if let Err(e) = tryon_mock::serve(options).await {
         let _ = writeln!(std::io::stderr(), "tryon-mock: {e}");
-        std::process::exit(2);
+        // 6, as `tryon mock`: what was recorded could not be kept whole.
+        let lost = tryon_mock::RecordingIncomplete::in_error(&e).is_some();
+        std::process::exit(if lost { 6 } else { 2 });
     }
 }
 
@@ -67,6 +71,7 @@ fn parse(
             "--proxy-upload" => o.proxy_upload = Some(value("--proxy-upload")?),
             "--keep-output-urls" => o.keep_output_urls = true,
             "--virtual-time" => o.virtual_time = true,
+            "--exit-with-parent" => o.exit_with_parent = true,
             "--record" => o.record = Some(value("--record")?.into()),
             "--record-limit" => {
                 o.record_limit = Some(

@@ -10,7 +10,10 @@ use tryon_api::types::{
 };
 
 use super::routes::Endpoint;
-use super::{Reply, error, json_response, method_not_allowed, read_body, with_retry_after};
+use super::{
+    Departure, Reply, error, json_response, method_not_allowed, read_body, with_retry_after,
+};
+use crate::config::ResultBeforeCompletion;
 use crate::render::{self, RenderInput};
 use crate::state::{JobView, Refusal, State, canonical_id};
 use crate::sync::lock;
@@ -229,10 +232,41 @@ fn output_url(base: &str, id: &str, job: &JobView) -> String {
     format!("{base}/outputs/{id}.{}", render::extension(job.format))
 }
 
+/// The result URL's answer before the job is final, when the mock was told
+/// to depart from the contract's assumption (`200` with the current
+/// status): marked [`Departure`] so the spec check takes it as a fault a
+/// test asked for.
+fn early_result(state: &State, id: &str) -> Option<Reply> {
+    let answer = lock(&state.settings).result_before_completion;
+    let mut reply = match answer {
+        ResultBeforeCompletion::Status => return None,
+        ResultBeforeCompletion::NotFound => not_found(),
+        ResultBeforeCompletion::Accepted => {
+            error(StatusCode::ACCEPTED, "request is still being processed")
+        }
+        ResultBeforeCompletion::NoStatus => json_response(
+            StatusCode::OK,
+            &ErrorBody {
+                error: "request is still being processed".to_string(),
+                metrics: None,
+                request_id: Some(id.to_string()),
+                status: None,
+            },
+        ),
+    };
+    reply.extensions_mut().insert(Departure);
+    Some(reply)
+}
+
 fn result(state: &State, id: &str) -> Reply {
     let Some(job) = state.job(id) else {
         return not_found();
     };
+    if matches!(job.status, JobStatus::Queued | JobStatus::Processing)
+        && let Some(reply) = early_result(state, id)
+    {
+        return reply;
+    }
     let (output, metrics) = match job.status {
         JobStatus::Failed => {
             return failed_body(

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::{Reply, error, json_response, method_not_allowed, read_body};
-use crate::config::{FailRule, RateLimitRule};
+use crate::config::{FailRule, RateLimitRule, ResultBeforeCompletion};
 use crate::fault::Fault;
 use crate::state::State;
 
@@ -42,6 +42,11 @@ const ROUTES: &[(&str, &str, Handler)] = &[
     ("PUT", "/__mock/fail_rules", fail_rules),
     ("PUT", "/__mock/rate_limit", rate_limit),
     ("PUT", "/__mock/keys", keys),
+    (
+        "PUT",
+        "/__mock/result_before_completion",
+        result_before_completion,
+    ),
 ];
 
 /// Whether the request carries the control token (`Authorization: Bearer
@@ -243,6 +248,16 @@ fn rate_limit(state: &State, call: &Call<'_>) -> Reply {
     match state.set_rate_limit(rate) {
         Ok(()) => ok(&json!({})),
         Err(e) => unprocessable(e),
+    }
+}
+
+fn result_before_completion(state: &State, call: &Call<'_>) -> Reply {
+    match typed::<ResultBeforeCompletion>(call, "result_before_completion") {
+        Ok(answer) => {
+            state.set_result_before_completion(answer);
+            ok(&json!({}))
+        }
+        Err(r) => r,
     }
 }
 

@@ -23,6 +23,12 @@ use tryon_api::types::ErrorBody;
 /// A response as the handlers build it; the body is sent as one chunk.
 pub(crate) type Reply = Response<Bytes>;
 
+/// Marks an answer the mock was configured to give against the spec (the
+/// result URL's departures, [`ResultBeforeCompletion`](crate::ResultBeforeCompletion)):
+/// the spec check takes it as an injected fault, not a mock bug.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Departure;
+
 pub(crate) fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Reply {
     let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
     let mut r = Response::new(Bytes::from(body));

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 
+use super::conn::DropConnection;
 use super::routes::classify;
 use super::{Reply, api, control, error, with_retry_after};
 use crate::fault::FaultKind;
@@ -16,18 +17,6 @@ use crate::limits::MAX_RECORDED_BODY;
 use crate::request_log::RequestLogEntry;
 use crate::state::{CallFaults, State};
 use crate::sync::lock;
-
-/// Returned to hyper to close a connection without a response.
-#[derive(Debug)]
-pub(crate) struct DropConnection;
-
-impl std::fmt::Display for DropConnection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("connection dropped by a mock fault")
-    }
-}
-
-impl std::error::Error for DropConnection {}
 
 /// The answer to an injected status fault.
 fn injected(code: u16, retry_after: Option<crate::fault::RetryAfter>) -> Reply {
@@ -44,6 +33,24 @@ fn injected(code: u16, retry_after: Option<crate::fault::RetryAfter>) -> Reply {
         Some(ra) => with_retry_after(r, &ra.header_value()),
         None => r,
     }
+}
+
+/// A gateway's own error page (nginx's shape), not the service's JSON.
+fn gateway_page(code: u16) -> Reply {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
+    let title = format!(
+        "{} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("Gateway Error")
+    );
+    let page = format!(
+        "<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+    );
+    let mut r = Response::new(Bytes::from(page));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    r
 }
 
 /// Whether a request carries a body.
@@ -105,7 +112,6 @@ pub(crate) async fn handle(
         status,
         body,
     };
-    let is_injected = matches!(action, Some(FaultKind::Status { .. }));
     let response = match &action {
         Some(FaultKind::DropBeforeAccept) => {
             state.log_request(entry(None, None));
@@ -113,6 +119,18 @@ pub(crate) async fn handle(
             return Err(DropConnection);
         }
         Some(FaultKind::Status { code, retry_after }) => injected(*code, *retry_after),
+        Some(FaultKind::Gateway {
+            code,
+            accepted: false,
+        }) => gateway_page(*code),
+        Some(FaultKind::Gateway {
+            code,
+            accepted: true,
+        }) => {
+            let handled = api::dispatch(&state, endpoint, key.as_deref(), req).await;
+            tracing::info!(%method, %path, status = handled.status().as_u16(), "answer replaced by a gateway page (fault)");
+            gateway_page(*code)
+        }
         _ => api::dispatch(&state, endpoint, key.as_deref(), req).await,
     };
     let response = if has_body && !response.status().is_success() {
@@ -120,6 +138,8 @@ pub(crate) async fn handle(
     } else {
         response
     };
+    let is_injected = matches!(action, Some(FaultKind::Status { .. }))
+        || response.extensions().get::<super::Departure>().is_some();
     let status = response.status();
     if drop_after_accept && status == StatusCode::OK {
         if let Some(r) = route {

@@ -32,15 +32,20 @@ pub struct DriftRecord {
     /// The path with ids masked: the spec's template
     /// (`/v2/requests/{request_id}/status`).
     pub path: String,
-    /// The HTTP status the upstream answered.
+    /// The HTTP status the upstream answered; `0` when it gave no answer
+    /// (the request was sent and the connection broke, it timed out, or the
+    /// answer was over the proxy's bound): `pointer` is then `""`, the whole
+    /// answer, and `actual` names the failure.
     pub status: u16,
-    /// Where: a JSON pointer into `{"status", "headers", "body"}`.
+    /// Where: a JSON pointer into `{"status", "headers", "body"}` (`""`:
+    /// the whole answer).
     pub pointer: String,
     /// What the spec (or the contract's lifecycle) says.
     pub expected: String,
     /// What came back.
     pub actual: String,
-    /// The response body, cut to 1 KiB, with the caller's key removed.
+    /// The response body, cut to 1 KiB, with the caller's key and URL
+    /// credentials removed.
     pub example: String,
 }
 
@@ -143,12 +148,14 @@ impl Exchange<'_> {
         }
     }
 
-    /// `text` with the caller's key removed (an upstream may echo it).
+    /// `text` with the caller's key (in any encoding) and URL credentials
+    /// removed, by the workspace's one rule ([`tryon_api::redact`]): an
+    /// upstream may echo the key, and output URLs are signed.
     fn scrub(&self, text: String) -> String {
-        match self.key.filter(|k| !k.is_empty()) {
-            Some(k) => text.replace(k, "[key removed]"),
-            None => text,
-        }
+        let redacted = tryon_api::redact::Secrets::new(self.key)
+            .with_mark("[key removed]")
+            .redact(&text);
+        if redacted == text { text } else { redacted }
     }
 
     fn example(&self) -> String {

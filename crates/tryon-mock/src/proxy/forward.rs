@@ -54,13 +54,35 @@ impl Answer {
     }
 }
 
+/// Why an upstream exchange gave no answer to pass on.
+#[derive(Debug)]
+pub(crate) enum Lost {
+    /// The request never left: it could not be built, or the upstream
+    /// could not be reached. Nothing was sent, so nothing can have been
+    /// taken: the proxy answers 502 saying so.
+    NotSent(String),
+    /// The request was sent and no usable answer came back: the
+    /// connection broke, the upstream timed out, or its answer was over
+    /// the proxy's bound. The upstream may have taken it (a submit may be
+    /// billed), so the proxy gives no answer of its own either: it closes
+    /// the caller's connection, as the service's own loss would.
+    Unknown(String),
+}
+
+impl std::fmt::Display for Lost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Lost::NotSent(m) | Lost::Unknown(m) => f.write_str(m),
+        }
+    }
+}
+
 /// Sends one request upstream and reads the answer, at most `limit` bytes.
 /// `headers` are the caller's; only [`FORWARDED`] ones go, and `x-api-key`
 /// only when `with_key`.
 ///
 /// # Errors
-/// A message for the caller (naming no key): the upstream cannot be
-/// reached, timed out, or sent more than `limit` bytes.
+/// [`Lost`], with a message naming no key.
 pub(crate) async fn send(
     client: &reqwest::Client,
     method: &hyper::Method,
@@ -69,9 +91,9 @@ pub(crate) async fn send(
     body: Bytes,
     with_key: bool,
     limit: usize,
-) -> Result<Answer, String> {
+) -> Result<Answer, Lost> {
     let method = reqwest::Method::from_bytes(method.as_str().as_bytes())
-        .map_err(|e| format!("method: {e}"))?;
+        .map_err(|e| Lost::NotSent(format!("method: {e}")))?;
     let mut request = client.request(method, url);
     for name in FORWARDED {
         if name == "x-api-key" && !with_key {
@@ -84,15 +106,25 @@ pub(crate) async fn send(
     if !body.is_empty() {
         request = request.body(body);
     }
-    let response = request
-        .send()
-        .await
-        .map_err(|e| format!("upstream request failed: {}", e.without_url()))?;
+    let response = request.send().await.map_err(|e| {
+        let e = e.without_url();
+        if e.is_connect() || e.is_builder() {
+            Lost::NotSent(format!("the upstream cannot be reached: {e}"))
+        } else if e.is_timeout() {
+            Lost::Unknown(format!(
+                "the upstream did not answer within the proxy's timeout: {e}"
+            ))
+        } else {
+            Lost::Unknown(format!(
+                "the connection to the upstream broke after the request was sent: {e}"
+            ))
+        }
+    })?;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let body = crate::capped::read_response(response, limit)
         .await
-        .map_err(|e| format!("upstream answer: {e}"))?;
+        .map_err(|e| Lost::Unknown(format!("the upstream's {status} answer: {e}")))?;
     Ok(Answer {
         status,
         headers,

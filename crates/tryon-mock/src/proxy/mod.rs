@@ -21,10 +21,11 @@ use hyper::{Method, Request, Response, StatusCode};
 
 pub use drift::DriftRecord;
 use drift::{DriftLog, Exchange};
+use forward::Lost;
 pub(crate) use forward::{OUTPUT_PREFIX, Outputs, rewrite};
 use lifecycle::Lifecycle;
 
-use crate::http::conn::{Answers, Serving, bind};
+use crate::http::conn::{DropConnection, Handler, Serving, bind};
 use crate::http::control::carries_token;
 use crate::http::{Reply, error, json_response, read_body};
 use crate::limits::{DEFAULT_RECORD_LIMIT, MAX_PROXY_BODY};
@@ -125,6 +126,14 @@ impl std::fmt::Debug for Proxy {
     }
 }
 
+impl Drop for Proxy {
+    /// Ends the recording, as [`finish_recording`](Self::finish_recording)
+    /// does (its answer is in `recording.json` either way).
+    fn drop(&mut self) {
+        let _ = self.finish_recording();
+    }
+}
+
 impl Proxy {
     /// The response header counting the drift records one response
     /// produced (`0` for an answer that matched the spec).
@@ -192,15 +201,90 @@ impl Proxy {
         lock(&self.shared.drift).records.clone()
     }
 
+    /// Ends the recording (`--record`; nothing to do without one): the
+    /// proxy is done. Call it before dropping the proxy to learn whether
+    /// every exchange was recorded. `GET /__mock/health` shows the same as
+    /// it goes (`recording: {dir, exchanges, lost, complete, reason}`).
+    ///
+    /// # Errors
+    /// The recording lost exchanges (a full disk, `--record-limit`):
+    /// `recording.json` is marked incomplete and a replay refuses it.
+    pub fn finish_recording(&self) -> Result<(), crate::RecordingIncomplete> {
+        match &self.shared.recorder {
+            Some(recorder) => recorder.finish().map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
+    /// Exchanges recorded so far (`--record`), if recording.
+    pub fn recorded(&self) -> Option<u64> {
+        self.shared.recorder.as_ref().map(|r| r.status().exchanges)
+    }
+
     /// The shutdown summary: the total, then one line per kind of drift.
     pub fn summary(&self) -> String {
         lock(&self.shared.drift).summary()
     }
 }
 
-impl Answers for Shared {
-    async fn answer(self: Arc<Self>, req: Request<hyper::body::Incoming>) -> Reply {
+impl Handler for Shared {
+    type Error = DropConnection;
+
+    async fn handle(
+        self: Arc<Self>,
+        req: Request<hyper::body::Incoming>,
+    ) -> Result<Reply, DropConnection> {
         handle(&self, req).await
+    }
+}
+
+/// The caller's answer when the upstream gave none: 502 when the request
+/// never left (nothing can have been taken), else no answer at all, and a
+/// drift record naming the failure.
+fn lost(
+    shared: &Shared,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    e: &Lost,
+) -> Result<Reply, DropConnection> {
+    let ex = Exchange {
+        method,
+        path,
+        status: 0,
+        content_type: None,
+        headers: Vec::new(),
+        body: &[],
+        key,
+    };
+    match e {
+        Lost::NotSent(m) => {
+            tracing::warn!(method, path = %ex.operation().1, error = %m, "upstream not reached; answered 502");
+            Ok(error(
+                StatusCode::BAD_GATEWAY,
+                format!("tryon-mock proxy: {m}"),
+            ))
+        }
+        Lost::Unknown(m) => {
+            let mut record = ex.record(
+                String::new(),
+                "an answer from the upstream".into(),
+                format!("none: {m}; the caller's connection was closed without an answer"),
+            );
+            if path.starts_with(OUTPUT_PREFIX) {
+                "get_output".clone_into(&mut record.operation);
+                "/outputs/{name}".clone_into(&mut record.path);
+            }
+            tracing::warn!(
+                method,
+                path = %record.path,
+                error = %m,
+                "upstream answer lost (the request was sent; its outcome is unknown): \
+                 closing the caller's connection without an answer"
+            );
+            lock(&shared.drift).extend(vec![record]);
+            Err(DropConnection)
+        }
     }
 }
 
@@ -208,22 +292,36 @@ fn authorized(shared: &Shared, req: &Request<hyper::body::Incoming>) -> bool {
     carries_token(shared.control_token.as_deref(), req.headers())
 }
 
-async fn handle(shared: &Shared, req: Request<hyper::body::Incoming>) -> Reply {
-    let path = req.uri().path().to_string();
-    match (req.method(), path.as_str()) {
+/// The proxy's own routes under `/__mock/`; `None` for any other path.
+fn control(shared: &Shared, req: &Request<hyper::body::Incoming>, path: &str) -> Option<Reply> {
+    Some(match (req.method(), path) {
         (&Method::GET, "/__mock/health") => {
-            return json_response(StatusCode::OK, &serde_json::json!({"status": "ok"}));
+            let mut health = serde_json::json!({"status": "ok"});
+            if let Some(recorder) = &shared.recorder {
+                health["recording"] = serde_json::to_value(recorder.status()).unwrap_or_default();
+            }
+            json_response(StatusCode::OK, &health)
         }
-        (&Method::GET, "/__mock/drift") if authorized(shared, &req) => {
-            return json_response(StatusCode::OK, &lock(&shared.drift).to_json());
+        (&Method::GET, "/__mock/drift") if authorized(shared, req) => {
+            json_response(StatusCode::OK, &lock(&shared.drift).to_json())
         }
         (&Method::GET, "/__mock/drift") => {
-            return error(StatusCode::UNAUTHORIZED, "control token required");
+            error(StatusCode::UNAUTHORIZED, "control token required")
         }
         _ if path.starts_with("/__mock/") => {
-            return error(StatusCode::NOT_FOUND, "the proxy serves /__mock/drift only");
+            error(StatusCode::NOT_FOUND, "the proxy serves /__mock/drift only")
         }
-        _ => {}
+        _ => return None,
+    })
+}
+
+async fn handle(
+    shared: &Shared,
+    req: Request<hyper::body::Incoming>,
+) -> Result<Reply, DropConnection> {
+    let path = req.uri().path().to_string();
+    if let Some(reply) = control(shared, &req, &path) {
+        return Ok(reply);
     }
     if path.starts_with(OUTPUT_PREFIX) {
         return output(shared, &req, &path).await;
@@ -245,7 +343,7 @@ async fn handle(shared: &Shared, req: Request<hyper::body::Incoming>) -> Reply {
     let query = req.uri().query().map(str::to_string);
     let body = match read_body(MAX_PROXY_BODY, req).await {
         Ok(b) => b,
-        Err(reply) => return reply,
+        Err(reply) => return Ok(reply),
     };
     let answer = match forward::send(
         &shared.client,
@@ -259,7 +357,7 @@ async fn handle(shared: &Shared, req: Request<hyper::body::Incoming>) -> Reply {
     .await
     {
         Ok(a) => a,
-        Err(e) => return error(StatusCode::BAD_GATEWAY, format!("tryon-mock proxy: {e}")),
+        Err(e) => return lost(shared, method.as_str(), &path, key.as_deref(), &e),
     };
     let at = Instant::now();
     let ex = Exchange {
@@ -301,7 +399,7 @@ async fn handle(shared: &Shared, req: Request<hyper::body::Incoming>) -> Reply {
     }
     let (operation, masked) = ex.operation();
     let body = rewritten(shared, json, &answer.body);
-    finish(shared, &answer, body, records, &operation, &masked)
+    Ok(finish(shared, &answer, body, records, &operation, &masked))
 }
 
 /// The body the caller gets: a JSON one with its URLs rewritten to the
@@ -342,9 +440,13 @@ pub(crate) fn job_id(path: &str, body: Option<&serde_json::Value>) -> Option<Str
 }
 
 /// An output image, fetched from its original URL without the key.
-async fn output(shared: &Shared, req: &Request<hyper::body::Incoming>, path: &str) -> Reply {
+async fn output(
+    shared: &Shared,
+    req: &Request<hyper::body::Incoming>,
+    path: &str,
+) -> Result<Reply, DropConnection> {
     let Some(url) = lock(&shared.outputs).original(path) else {
-        return error(StatusCode::NOT_FOUND, "unknown proxied output");
+        return Ok(error(StatusCode::NOT_FOUND, "unknown proxied output"));
     };
     let answer = match forward::send(
         &shared.client,
@@ -358,7 +460,7 @@ async fn output(shared: &Shared, req: &Request<hyper::body::Incoming>, path: &st
     .await
     {
         Ok(a) => a,
-        Err(e) => return error(StatusCode::BAD_GATEWAY, format!("tryon-mock proxy: {e}")),
+        Err(e) => return lost(shared, req.method().as_str(), path, None, &e),
     };
     let ex = Exchange {
         method: req.method().as_str(),
@@ -386,14 +488,14 @@ async fn output(shared: &Shared, req: &Request<hyper::body::Incoming>, path: &st
             at: Instant::now(),
         });
     }
-    finish(
+    Ok(finish(
         shared,
         &answer,
         answer.body.clone(),
         records,
         "get_output",
         "/outputs/{name}",
-    )
+    ))
 }
 
 /// The reply to the caller: the upstream's status, body and the headers

@@ -52,56 +52,45 @@ pub(crate) fn extension(media: Option<&str>) -> &'static str {
     }
 }
 
-/// Replaces every occurrence of `key` in `bytes` with `*`s of the same
-/// length. Keys shorter than 4 bytes are not searched for (they would match
-/// everywhere); the API's keys are far longer.
-pub(crate) fn mask(bytes: &mut [u8], key: Option<&str>) {
-    let Some(key) = key.map(str::as_bytes).filter(|k| k.len() >= 4) else {
-        return;
-    };
-    let mut i = 0;
-    while i + key.len() <= bytes.len() {
-        if &bytes[i..i + key.len()] == key {
-            bytes[i..i + key.len()].fill(b'*');
-            i += key.len();
-        } else {
-            i += 1;
-        }
-    }
-}
-
 /// Most distinct keys remembered for masking.
 const MAX_KEYS: usize = 64;
 
 /// The API keys callers sent so far (in memory only), each masked in every
-/// later body: a key sent once is masked even where a request without a key
-/// carries it.
+/// later body, and every URL's credentials, by the workspace's one rule
+/// ([`tryon_api::redact`]): a key sent once is masked even where a request
+/// without a key carries it. The recorder and the replay both apply it, so
+/// a replayed request is compared as it was recorded.
 #[derive(Default)]
-pub(crate) struct Keys(Vec<String>);
+pub(crate) struct Keys {
+    keys: Vec<String>,
+    secrets: tryon_api::redact::Secrets,
+}
 
 impl Keys {
     /// Remembers `key` (the oldest is forgotten beyond [`MAX_KEYS`]).
     pub(crate) fn learn(&mut self, key: Option<&str>) {
-        if let Some(k) = key.filter(|k| !self.0.iter().any(|x| x == k)) {
-            if self.0.len() == MAX_KEYS {
-                self.0.remove(0);
+        if let Some(k) = key.filter(|k| !self.keys.iter().any(|x| x == k)) {
+            if self.keys.len() == MAX_KEYS {
+                self.keys.remove(0);
             }
-            self.0.push(k.to_string());
+            self.keys.push(k.to_string());
+            self.secrets = tryon_api::redact::Secrets::new(self.keys.iter().map(String::as_str));
         }
     }
 
-    /// Masks every remembered key in `bytes` (see [`mask`]).
-    pub(crate) fn mask(&self, bytes: &mut [u8]) {
-        for k in &self.0 {
-            mask(bytes, Some(k));
-        }
+    /// `bytes` with the secrets taken out (see [`Keys`]).
+    pub(crate) fn mask(&self, bytes: &mut Vec<u8>) {
+        *bytes = self.secrets.redact_bytes(bytes);
     }
 
-    /// `text` with every remembered key masked.
+    /// `text` with the secrets taken out (see [`Keys`]).
     pub(crate) fn mask_str(&self, text: &str) -> String {
-        let mut bytes = text.as_bytes().to_vec();
-        self.mask(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
+        self.secrets.redact(text)
+    }
+
+    /// A request's query string with the secrets taken out.
+    pub(crate) fn mask_query(&self, query: &str) -> String {
+        self.secrets.redact_query(query)
     }
 }
 
@@ -305,17 +294,22 @@ mod tests {
     }
 
     #[test]
-    fn the_key_is_masked_wherever_it_appears() {
-        let mut b = b"{\"k\":\"sk-abc123\",\"t\":\"xsk-abc123y\"}".to_vec();
-        mask(&mut b, Some("sk-abc123"));
-        assert_eq!(b, b"{\"k\":\"*********\",\"t\":\"x*********y\"}");
+    fn the_key_and_url_credentials_are_masked_wherever_they_appear() {
         let mut keys = Keys::default();
         keys.learn(Some("ab"));
         keys.learn(Some("sk-abc123"));
+        let mut b =
+            b"{\"k\":\"sk-abc123\",\"t\":\"xsk-abc123y\",\"u\":\"https://u:p@h/x?sig=1\"}".to_vec();
+        keys.mask(&mut b);
+        assert_eq!(
+            String::from_utf8(b).unwrap(),
+            r#"{"k":"[REDACTED]","t":"x[REDACTED]y","u":"https://[REDACTED]@h/x?sig=[REDACTED]"}"#
+        );
         assert_eq!(
             keys.mask_str("abc sk-abc123"),
-            "abc *********",
+            "abc [REDACTED]",
             "short keys are not searched"
         );
+        assert_eq!(keys.mask_query("key=sk%2Dabc123&w=1"), "key=[REDACTED]&w=1");
     }
 }

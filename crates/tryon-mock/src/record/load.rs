@@ -73,8 +73,9 @@ fn read_json<T: DeserializeOwned>(dir: &Path, name: &str) -> Result<T, String> {
 ///
 /// # Errors
 /// A message naming the file: no `recording.json`, a `format` other than
-/// [`RECORDING_FORMAT`], a file that is not valid JSON of its kind, or an
-/// image missing or whose content does not match its hash.
+/// [`RECORDING_FORMAT`], a recording marked incomplete or holding no
+/// exchange, a file that is not valid JSON of its kind, or an image missing
+/// or whose content does not match its hash.
 pub(crate) fn load(dir: &Path) -> Result<Recording, String> {
     let manifest: Manifest = read_json(dir, "recording.json")?;
     if manifest.format != RECORDING_FORMAT {
@@ -82,6 +83,16 @@ pub(crate) fn load(dir: &Path) -> Result<Recording, String> {
             "{}: format {:?} is not supported (this build reads {RECORDING_FORMAT:?})",
             dir.join("recording.json").display(),
             manifest.format
+        ));
+    }
+    if let Some(lost) = &manifest.incomplete {
+        return Err(format!(
+            "{}: the recording is incomplete: {} exchange(s) were proxied but not recorded \
+             (first: {}); a replay of it would answer what the upstream never said. \
+             Record it again",
+            dir.join("recording.json").display(),
+            lost.lost,
+            lost.reason
         ));
     }
     let jobs: Vec<JobTimeline> = read_json(dir, "jobs.json")?;
@@ -111,6 +122,13 @@ pub(crate) fn load(dir: &Path) -> Result<Recording, String> {
         exchanges.push(exchange);
     }
     exchanges.sort_by_key(|e| e.seq);
+    if exchanges.is_empty() {
+        return Err(format!(
+            "{}: the recording holds no exchanges: nothing to replay (was anything sent \
+             through the proxy?). Record it again",
+            exchanges_dir.display()
+        ));
+    }
     Ok(Recording {
         manifest,
         exchanges,

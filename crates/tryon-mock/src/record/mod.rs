@@ -35,6 +35,59 @@ pub(crate) struct Manifest {
     pub(crate) format: String,
     /// The API host recorded (never a key).
     pub(crate) upstream: String,
+    /// Set once an exchange could not be recorded: the recording is not
+    /// what the upstream answered, and a replay refuses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) incomplete: Option<Incomplete>,
+}
+
+/// A recording that lost exchanges (feature `proxy`): what
+/// [`Proxy::finish_recording`](crate::Proxy::finish_recording) returns, and
+/// the source of the error [`serve`](crate::serve) ends with then (the
+/// binaries print it and exit non-zero). `recording.json` is marked
+/// incomplete and a replay refuses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingIncomplete {
+    /// The recording's directory.
+    pub dir: std::path::PathBuf,
+    /// Exchanges proxied but not recorded.
+    pub lost: u64,
+    /// Why the first of them was not recorded (a full disk, the size
+    /// limit).
+    pub reason: String,
+}
+
+impl std::fmt::Display for RecordingIncomplete {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "--record {}: the recording is incomplete: {} exchange(s) were proxied but not \
+             recorded (first: {}); recording.json is marked so and a replay refuses it",
+            self.dir.display(),
+            self.lost,
+            self.reason
+        )
+    }
+}
+
+impl std::error::Error for RecordingIncomplete {}
+
+impl RecordingIncomplete {
+    /// The one inside an error [`serve`](crate::serve) returned, if that is
+    /// why it failed.
+    pub fn in_error(e: &std::io::Error) -> Option<&Self> {
+        e.get_ref()?.downcast_ref()
+    }
+}
+
+/// Why a recording is incomplete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Incomplete {
+    /// Exchanges proxied but not recorded (at least this many: counted as
+    /// they were lost, written when the disk let it).
+    pub(crate) lost: u64,
+    /// What stopped the first of them.
+    pub(crate) reason: String,
 }
 
 /// A body as stored: JSON inline, text inline, binary in a hash-named file.

@@ -13,8 +13,8 @@ use serde_json::Value;
 
 use super::body::{self, Keys};
 use super::{
-    Body, Exchange, JobRef, JobTimeline, Manifest, RECORDING_FORMAT, RecordedRequest,
-    RecordedResponse, Seen, exchange_name,
+    Body, Exchange, Incomplete, JobRef, JobTimeline, Manifest, RECORDING_FORMAT, RecordedRequest,
+    RecordedResponse, RecordingIncomplete, Seen, exchange_name,
 };
 use crate::sync::lock;
 
@@ -27,17 +27,28 @@ pub(crate) const KEPT_HEADERS: [&str; 5] = [
     "allow",
 ];
 
+/// The incomplete mark, written when a recording starts (while there is
+/// room) and renamed over `recording.json` if an exchange is lost and the
+/// manifest cannot be rewritten (a full disk lets a rename through);
+/// removed when the recording finishes.
+const READY_MARK: &str = ".recording.incomplete.json";
+
 /// Writes `bytes` to `path` through a temporary file in the same
-/// directory and a rename, so `path` is either absent or whole.
+/// directory and a rename, so `path` is either absent or whole. A failed
+/// write removes its temporary file (no `.tmp` left on a full disk).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.flush()?;
-    drop(file);
-    std::fs::rename(&tmp, path)
+    let written = std::fs::File::create(&tmp).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.flush()
+    });
+    let done = written.and_then(|()| std::fs::rename(&tmp, path));
+    if done.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    done
 }
 
 /// One exchange as the proxy saw it, before sanitizing.
@@ -68,6 +79,9 @@ struct Inner {
     seq: u64,
     written: u64,
     full: bool,
+    /// Exchanges proxied but not recorded, and why the first was not.
+    lost: u64,
+    reason: Option<String>,
     images: HashSet<String>,
     /// Request ids in the order first seen.
     order: Vec<String>,
@@ -78,8 +92,25 @@ struct Inner {
 /// A recording being written.
 pub(crate) struct Recorder {
     dir: PathBuf,
+    upstream: String,
     limit: u64,
     inner: Mutex<Inner>,
+}
+
+/// What a recording holds so far (the proxy's `/__mock/health`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct RecordingStatus {
+    /// The directory.
+    pub(crate) dir: String,
+    /// Exchanges recorded.
+    pub(crate) exchanges: u64,
+    /// Exchanges proxied but not recorded.
+    pub(crate) lost: u64,
+    /// Whether every exchange so far was recorded.
+    pub(crate) complete: bool,
+    /// Why the first lost exchange was not recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) reason: Option<String>,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -110,35 +141,116 @@ impl Recorder {
         }
         std::fs::create_dir_all(dir.join("exchanges"))?;
         std::fs::create_dir_all(dir.join("images"))?;
-        let text = pretty(&Manifest {
-            format: RECORDING_FORMAT.to_string(),
+        let recorder = Self {
+            dir: dir.to_path_buf(),
             upstream: upstream.to_string(),
-        });
+            limit,
+            inner: Mutex::new(Inner::default()),
+        };
+        let text = recorder.manifest(None);
+        write_atomic(
+            &dir.join(READY_MARK),
+            &recorder.manifest(Some(Incomplete {
+                lost: 1,
+                reason:
+                    "an exchange could not be written, nor this mark updated (the disk may be full)"
+                        .into(),
+            })),
+        )?;
         write_atomic(&manifest, &text)?;
         write_atomic(&dir.join("jobs.json"), b"[]\n")?;
-        Ok(Self {
-            dir: dir.to_path_buf(),
-            limit,
-            inner: Mutex::new(Inner {
-                written: text.len() as u64,
-                ..Inner::default()
-            }),
+        lock(&recorder.inner).written = text.len() as u64;
+        Ok(recorder)
+    }
+
+    /// `recording.json`'s bytes.
+    fn manifest(&self, incomplete: Option<Incomplete>) -> Vec<u8> {
+        pretty(&Manifest {
+            format: RECORDING_FORMAT.to_string(),
+            upstream: self.upstream.clone(),
+            incomplete,
         })
     }
 
-    /// Records one exchange. Failures are logged, never passed to the
-    /// caller: the proxy keeps serving.
+    /// Records one exchange. A failure is never passed to the caller (the
+    /// proxy keeps serving): the exchange is counted lost and the
+    /// recording marked incomplete.
     pub(crate) fn record(&self, c: &Capture<'_>) {
         let mut inner = lock(&self.inner);
         if inner.full {
+            self.lose(&mut inner, None);
             return;
         }
-        if let Err(e) = self.write(&mut inner, c) {
-            tracing::error!(dir = %self.dir.display(), error = %e, "recording: cannot write; exchange not recorded");
+        match self.write(&mut inner, c) {
+            Ok(true) => {}
+            Ok(false) => {
+                let why = format!(
+                    "the recording reached --record-limit ({} bytes)",
+                    self.limit
+                );
+                self.lose(&mut inner, Some(why));
+            }
+            Err(e) => self.lose(&mut inner, Some(format!("cannot write: {e}"))),
         }
     }
 
-    fn write(&self, inner: &mut Inner, c: &Capture<'_>) -> std::io::Result<()> {
+    /// Counts one exchange lost and marks the recording incomplete in
+    /// `recording.json` (through the mark made ready at the start when the
+    /// manifest cannot be rewritten).
+    fn lose(&self, inner: &mut Inner, why: Option<String>) {
+        inner.lost += 1;
+        if inner.reason.is_none() {
+            let why = why.unwrap_or_else(|| "not recorded".into());
+            tracing::error!(
+                dir = %self.dir.display(),
+                reason = %why,
+                "recording: an exchange was not recorded; the recording is marked incomplete \
+                 and a replay will refuse it (later exchanges are proxied, not recorded if they cannot be)"
+            );
+            inner.reason = Some(why);
+        }
+        let mark = self.manifest(Some(Incomplete {
+            lost: inner.lost,
+            reason: inner.reason.clone().unwrap_or_default(),
+        }));
+        let manifest = self.dir.join("recording.json");
+        if write_atomic(&manifest, &mark).is_err() {
+            let _ = std::fs::rename(self.dir.join(READY_MARK), &manifest);
+        }
+    }
+
+    /// What the recording holds so far.
+    pub(crate) fn status(&self) -> RecordingStatus {
+        let inner = lock(&self.inner);
+        RecordingStatus {
+            dir: self.dir.display().to_string(),
+            exchanges: inner.seq,
+            lost: inner.lost,
+            complete: inner.lost == 0,
+            reason: inner.reason.clone(),
+        }
+    }
+
+    /// Ends the recording (the proxy is stopping): removes the mark made
+    /// ready at the start.
+    ///
+    /// # Errors
+    /// The recording lost exchanges (`recording.json` says so too).
+    pub(crate) fn finish(&self) -> Result<RecordingStatus, RecordingIncomplete> {
+        let status = self.status();
+        let _ = std::fs::remove_file(self.dir.join(READY_MARK));
+        if status.complete {
+            return Ok(status);
+        }
+        Err(RecordingIncomplete {
+            dir: self.dir.clone(),
+            lost: status.lost,
+            reason: status.reason.unwrap_or_default(),
+        })
+    }
+
+    /// Writes one exchange; `Ok(false)` when it would pass the size limit.
+    fn write(&self, inner: &mut Inner, c: &Capture<'_>) -> std::io::Result<bool> {
         inner.keys.learn(c.key);
         let mut new_images: BTreeMap<String, Vec<u8>> = BTreeMap::new();
         let mut request_raw = c.request_body.to_vec();
@@ -164,7 +276,7 @@ impl Recorder {
             request: RecordedRequest {
                 method: c.method.to_string(),
                 path: inner.keys.mask_str(c.path),
-                query: c.query.map(|q| inner.keys.mask_str(q)),
+                query: c.query.map(|q| inner.keys.mask_query(q)),
                 api_key: c.key.is_some(),
                 upstream_url: c.upstream_url.map(|u| inner.keys.mask_str(u)),
                 body: request_body,
@@ -186,7 +298,7 @@ impl Recorder {
                 written = inner.written,
                 "recording: size limit reached (--record-limit); later exchanges are proxied but not recorded"
             );
-            return Ok(());
+            return Ok(false);
         }
         for (name, bytes) in &new_images {
             write_atomic(&self.dir.join("images").join(name), bytes)?;
@@ -198,7 +310,7 @@ impl Recorder {
         )?;
         inner.seq = exchange.seq;
         inner.written += size;
-        Ok(())
+        Ok(true)
     }
 
     /// The job's offset for this exchange; a status seen for the first time
@@ -246,13 +358,21 @@ impl Recorder {
                 })
                 .collect();
             if let Err(e) = write_atomic(&self.dir.join("jobs.json"), &pretty(&all)) {
-                tracing::error!(error = %e, "recording: cannot write jobs.json");
+                self.lose(inner, Some(format!("cannot write jobs.json: {e}")));
             }
         }
         JobRef {
             request_id,
             offset_ms,
         }
+    }
+}
+
+impl Drop for Recorder {
+    /// The proxy is gone: the mark made ready at the start is not needed
+    /// (a loss has already been marked). A killed proxy leaves it behind.
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.dir.join(READY_MARK));
     }
 }
 
@@ -283,4 +403,56 @@ pub(crate) fn pretty<T: serde::Serialize>(value: &T) -> Vec<u8> {
     let mut text = serde_json::to_vec_pretty(&value).unwrap_or_default();
     text.push(b'\n');
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn capture<'a>(headers: &'a reqwest::header::HeaderMap, body: &'a [u8]) -> Capture<'a> {
+        Capture {
+            method: "GET",
+            path: "/v2/requests/x/status",
+            query: None,
+            key: None,
+            request_body: &[],
+            upstream_url: None,
+            status: 200,
+            headers,
+            media_type: Some("application/json"),
+            body,
+            job: None,
+            at: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn a_loss_is_marked_even_when_the_manifest_cannot_be_rewritten() {
+        // A disk so full that no new file can be written: the manifest's
+        // rewrite fails (here: its temporary name is taken by a directory),
+        // and the mark made ready at the start is renamed into place.
+        let dir = tempfile::tempdir().unwrap();
+        let recorder = Recorder::create(dir.path(), "http://up", 400).unwrap();
+        std::fs::create_dir(dir.path().join("recording.json.tmp")).unwrap();
+        let headers = reqwest::header::HeaderMap::new();
+        let body = vec![b'1'; 1000];
+        recorder.record(&capture(&headers, &body));
+        let text = std::fs::read_to_string(dir.path().join("recording.json")).unwrap();
+        let manifest: Manifest = serde_json::from_str(&text).unwrap();
+        let lost = manifest.incomplete.expect("marked incomplete");
+        assert!(lost.reason.contains("disk may be full"), "{lost:?}");
+        assert!(recorder.finish().is_err());
+        assert!(!dir.path().join(READY_MARK).exists());
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.json");
+        // The rename cannot replace a non-empty directory.
+        std::fs::create_dir(&path).unwrap();
+        std::fs::write(path.join("inside"), b"").unwrap();
+        assert!(write_atomic(&path, b"{}").is_err());
+        assert!(!dir.path().join("x.json.tmp").exists());
+    }
 }

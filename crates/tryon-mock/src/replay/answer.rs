@@ -52,12 +52,18 @@ pub(super) fn answer(shared: &Shared, asked: &Asked<'_>) -> Reply {
     {
         return job(shared, &id, asked.path);
     }
+    // The query as the recorder stored it.
+    let query = asked.query.map(|q| {
+        let mut keys = lock(&shared.keys);
+        keys.learn(asked.key);
+        keys.mask_query(q)
+    });
     let recorded = shared
         .recording
         .exchanges
         .iter()
         .filter(same_route)
-        .rfind(|e| e.request.query.as_deref() == asked.query);
+        .rfind(|e| e.request.query == query);
     match recorded {
         Some(e) => serve(shared, e),
         None if asked.key.is_none() => error(StatusCode::UNAUTHORIZED, "Missing x-api-key header"),

@@ -23,7 +23,9 @@ use jobs::{Job, Jobs, failure_for};
 use uploads::{Asset, Assets};
 
 use crate::clock::MockClock;
-use crate::config::{Credits, FailRule, MockConfig, RateLimitRule, RateScope, Timing};
+use crate::config::{
+    Credits, FailRule, MockConfig, RateLimitRule, RateScope, ResultBeforeCompletion, Timing,
+};
 use crate::fault::{Fault, FaultKind, FaultRoute};
 use crate::render::{self, Render, RenderInput};
 use crate::request_log::RequestLogEntry;
@@ -72,6 +74,7 @@ pub(crate) struct Settings {
     pub(crate) rate_limit: Option<RateLimitRule>,
     pub(crate) credits: Option<Credits>,
     pub(crate) fail_rules: Vec<FailRule>,
+    pub(crate) result_before_completion: ResultBeforeCompletion,
     pub(crate) faults: Vec<ActiveFault>,
     pub(crate) max_body_bytes: usize,
     pub(crate) request_log_capacity: usize,
@@ -91,6 +94,7 @@ impl Settings {
             rate_limit: c.rate_limit,
             credits: c.credits.clone(),
             fail_rules: c.fail_rules.clone(),
+            result_before_completion: c.result_before_completion,
             faults: c
                 .faults
                 .iter()
@@ -390,6 +394,10 @@ impl State {
         lock(&self.settings).rate_limit = limit;
         lock(&self.buckets).clear();
         Ok(())
+    }
+
+    pub(crate) fn set_result_before_completion(&self, answer: ResultBeforeCompletion) {
+        lock(&self.settings).result_before_completion = answer;
     }
 
     pub(crate) fn set_keys(&self, keys: Option<Vec<String>>) -> Result<(), String> {
