@@ -11,6 +11,7 @@
 //! cargo bench -p tryon-client --bench throughput
 //! cargo bench -p tryon-client --bench shared_budget
 //! cargo bench -p tryon-mock   --bench poll      (when that target exists)
+//! cargo bench -p tryon-cli    --bench report
 //! ```
 //!
 //! Each bench prints Markdown on stdout; the lines of its tables (and their
@@ -33,7 +34,7 @@ pub struct Bench {
 }
 
 /// The benches, in the order they run.
-pub const BENCHES: [Bench; 6] = [
+pub const BENCHES: [Bench; 7] = [
     Bench {
         package: "tryon-client",
         name: "overhead",
@@ -57,6 +58,10 @@ pub const BENCHES: [Bench; 6] = [
     Bench {
         package: "tryon-mock",
         name: "poll",
+    },
+    Bench {
+        package: "tryon-cli",
+        name: "report",
     },
 ];
 

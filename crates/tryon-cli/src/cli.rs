@@ -20,7 +20,9 @@ Exit codes:
      row that may still be queued `tryon wait ID -o PATH`); for `tryon mock --record`,
      the recording lost exchanges (it is marked incomplete and a replay refuses it)
   7  `tryon parity`: the target differs from the spec, the job lifecycle or the mock
-     (the report lists each difference)";
+     (the report lists each difference)
+  130, 143  a batch stopped by Ctrl-C (SIGINT) or SIGTERM: it printed its summary and
+     wrote its report; rows in flight stand as a kill would leave them (rerun to go on)";
 
 const PARITY_HELP: &str = "\
 Steps: submit_1, submit_3 (the only billed ones), result_early (the result URL before
@@ -84,8 +86,12 @@ pub enum Command {
     Wait(WaitArgs),
     /// Fetch a finished job's result and optionally save the image.
     Result(ResultArgs),
-    /// Run a CSV or JSONL manifest of try-ons, resumably.
+    /// Run a CSV or JSONL manifest of try-ons, resumably; writes
+    /// DIR/report.html at the end.
     Batch(BatchArgs),
+    /// Write a batch's report page (DIR/report.html) again from its journal
+    /// and files alone: no network, no key.
+    Report(ReportArgs),
     /// Serve the mock API for tests and demos.
     Mock(MockArgs),
     /// Run a fixed scenario against a target (a mock, a proxy, or with
@@ -295,6 +301,26 @@ pub struct BatchArgs {
     /// Give up on a job after waiting this long.
     #[arg(long, value_parser = parse_duration, default_value = "10m")]
     pub timeout: Duration,
+}
+
+/// `tryon report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The batch's output folder (its --out-dir), which holds its journal.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The manifest the batch ran (default: the one its last run recorded
+    /// in DIR/.tryon-report/run.json).
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+    /// Estimated price of a job's first garment, in USD (default: the last
+    /// run's, else batch's default).
+    #[arg(long, value_parser = parse_price)]
+    pub price_first: Option<f64>,
+    /// Estimated price of each further garment, in USD (default: as
+    /// --price-first).
+    #[arg(long, value_parser = parse_price)]
+    pub price_extra: Option<f64>,
 }
 
 /// `tryon mock`.

@@ -29,6 +29,11 @@ pub enum Code {
     /// 7: `tryon parity` found differences between the target and the
     /// spec, the job lifecycle or the mock.
     Differences = 7,
+    /// 130 (128 + SIGINT): a batch stopped by Ctrl-C, after printing its
+    /// summary and writing its report.
+    Interrupted = 130,
+    /// 143 (128 + SIGTERM): a batch stopped by SIGTERM, likewise.
+    Terminated = 143,
 }
 
 impl Code {
@@ -45,6 +50,8 @@ impl Code {
             Code::Auth => 4,
             Code::JobFailed => 5,
             Code::Unsaved => 6,
+            // Set by the signal itself, over every row's code.
+            Code::Interrupted | Code::Terminated => 7,
         }
     }
 }

@@ -23,6 +23,7 @@ mod mock;
 mod names;
 mod output;
 mod parity;
+mod report;
 mod term;
 
 use std::process::ExitCode;
@@ -69,6 +70,7 @@ async fn dispatch(cli: &Cli) -> Result<Code, exit::CliError> {
         Command::Wait(args) => commands::wait(cli, args).await,
         Command::Result(args) => commands::result(cli, args).await,
         Command::Batch(args) => batch::batch(cli, args).await,
+        Command::Report(args) => batch::report_page(cli, args).await,
         Command::Mock(args) => mock::serve(args).await,
         Command::Parity(args) => parity::parity(cli, args).await,
     }

@@ -765,7 +765,9 @@ fn journal_truncated_at_every_byte() {
     let outputs: Vec<PathBuf> = std::fs::read_dir(base.out())
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().is_some_and(|n| n != JOURNAL))
+        // The outputs (and the report page): not the journal, nor the
+        // report's folder.
+        .filter(|p| p.is_file() && p.file_name().is_some_and(|n| n != JOURNAL))
         .collect();
     let offsets: Vec<usize> = (0..=journal.len()).collect();
     let (refused, found) = (AtomicUsize::new(0), Mutex::new(Vec::new()));

@@ -52,20 +52,16 @@ async fn every_row_id_gets_its_own_output_file() {
     let (server, dir) = common::mock_and_dir().await;
     let long = "x".repeat(300);
     let ids = ["a/b", "a_b", "a b", ".", "..", long.as_str(), "../escape"];
-    let mut jsonl = String::new();
-    for id in ids {
-        jsonl.push_str(
-            &serde_json::json!({
+    let manifest = common::write_jsonl(
+        dir.path(),
+        ids.iter().map(|id| {
+            serde_json::json!({
                 "id": id,
                 "person": "https://example.com/p.jpg",
                 "garments": ["https://example.com/g.jpg"],
             })
-            .to_string(),
-        );
-        jsonl.push('\n');
-    }
-    let manifest = dir.path().join("m.jsonl");
-    std::fs::write(&manifest, jsonl).unwrap();
+        }),
+    );
     let out_dir = dir.path().join("out");
     let result = output(batch(&server, &manifest, &out_dir, &[])).await;
     assert!(result.status.success(), "{}", text(&result.stdout));
@@ -73,7 +69,10 @@ async fn every_row_id_gets_its_own_output_file() {
     let files: Vec<String> = std::fs::read_dir(&out_dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| name != "tryon-journal.jsonl")
+        // The journal, and the report page with its folder.
+        .filter(|name| {
+            !["tryon-journal.jsonl", "report.html", ".tryon-report"].contains(&name.as_str())
+        })
         .collect();
     assert_eq!(files.len(), ids.len(), "one image per row: {files:?}");
     for name in &files {

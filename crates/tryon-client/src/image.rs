@@ -9,7 +9,7 @@ use tokio::io::AsyncReadExt as _;
 use url::Url;
 
 use crate::error::{Error, Result};
-use crate::limits::MAX_IMAGE_SIDE;
+use crate::limits::{DEFAULT_MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE};
 
 /// An image type this crate recognises from its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -203,14 +203,7 @@ impl Image {
                 })
             }
             Source::File(path) => {
-                let bytes = read_regular_file(field, path, limits.max_bytes).await?;
-                let checked = check_bytes(field, &bytes, None, limits).map_err(|e| match e {
-                    Error::Invalid { field, problem } => Error::Invalid {
-                        field,
-                        problem: format!("file {}: {problem}", path.display()),
-                    },
-                    other => other,
-                })?;
+                let (bytes, checked) = read_checked_file(field, path, limits).await?;
                 Ok(Loaded {
                     wire: Wire::Local(data_uri(checked.kind, &bytes)),
                     checked: Some(checked),
@@ -283,6 +276,55 @@ fn data_uri(kind: ImageKind, bytes: &[u8]) -> String {
         kind.mime(),
         base64::engine::general_purpose::STANDARD.encode(bytes)
     )
+}
+
+/// Reads a local image file through the same reader and checks a send
+/// applies to a [`Image::file`] input: only a regular file is opened (a
+/// FIFO, a device such as `/dev/zero`, a directory are refused from their
+/// metadata), at most `max_bytes + 1` bytes are ever read, the type comes
+/// from the bytes, and the header's declared size is held to
+/// [`MAX_IMAGE_SIDE`] a side and [`DEFAULT_MAX_IMAGE_PIXELS`] in all, so a
+/// PNG bomb is refused before anything decodes it. For callers that show
+/// local images (the CLI's batch report makes thumbnails with it); errors
+/// name `field`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let err = tryon_client::read_image_file("person", "/dev/zero", 1024)
+///     .await
+///     .unwrap_err();
+/// assert!(err.to_string().contains("not a regular file"), "{err}");
+/// # }
+/// ```
+pub async fn read_image_file(
+    field: &str,
+    path: impl AsRef<Path>,
+    max_bytes: usize,
+) -> Result<(Vec<u8>, CheckedImage)> {
+    let limits = Limits {
+        max_bytes,
+        max_pixels: DEFAULT_MAX_IMAGE_PIXELS,
+    };
+    read_checked_file(field, path.as_ref(), limits).await
+}
+
+/// The one read of a local image file: [`read_regular_file`], then
+/// [`check_bytes`], the problem naming the file.
+async fn read_checked_file(
+    field: &str,
+    path: &Path,
+    limits: Limits,
+) -> Result<(Vec<u8>, CheckedImage)> {
+    let bytes = read_regular_file(field, path, limits.max_bytes).await?;
+    let checked = check_bytes(field, &bytes, None, limits).map_err(|e| match e {
+        Error::Invalid { field, problem } => Error::Invalid {
+            field,
+            problem: format!("file {}: {problem}", path.display()),
+        },
+        other => other,
+    })?;
+    Ok((bytes, checked))
 }
 
 /// Reads a local image file, refusing anything but a regular file before

@@ -43,7 +43,7 @@ pub use builder::{
 pub use client::Client;
 pub use clock::{Clock, Sleep, TokioClock};
 pub use error::{Error, Result};
-pub use image::{CheckedImage, Image, ImageKind};
+pub use image::{CheckedImage, Image, ImageKind, read_image_file};
 pub use job::{Job, Status};
 pub use order::{TailLongestFirst, tail_longest_first};
 pub use output::Output;

@@ -13,11 +13,13 @@ use tryon_client::{Client, Error, Job};
 
 use super::plan::{Keep, Plan, RowPlan};
 use super::report::{Kept, Outcome, RowResult};
+use super::status::EXPIRED;
 use super::validate::Prepared;
 use crate::exit::{Code, code_of, describe};
 use crate::journal::{Event, Kind, Writer};
 use crate::manifest::Row;
 use crate::output::Throttle;
+use crate::report::Thumbnailer;
 use crate::term;
 
 /// Shared state of a running batch.
@@ -45,6 +47,8 @@ pub struct Run {
     pub not_sent: Mutex<HashMap<String, String>>,
     /// When to print the next "still waiting" line (lines mode).
     pub heartbeat: Throttle,
+    /// Makes the report's thumbnails of saved outputs, off this path.
+    pub thumbnails: Arc<Thumbnailer>,
 }
 
 impl Run {
@@ -55,6 +59,7 @@ impl Run {
         timeout: Duration,
         bar: ProgressBar,
         lines: bool,
+        thumbnails: Arc<Thumbnailer>,
     ) -> Self {
         Self {
             client,
@@ -68,6 +73,7 @@ impl Run {
             submitting: AtomicUsize::new(0),
             not_sent: Mutex::new(HashMap::new()),
             heartbeat: Throttle::new(HEARTBEAT),
+            thumbnails,
         }
     }
 }
@@ -76,14 +82,18 @@ impl Run {
 /// batch is waiting for.
 const HEARTBEAT: Duration = Duration::from_secs(30);
 
-/// Run every row's plan, `concurrency` at a time; one result per row, in
-/// manifest order.
+/// Run every row's plan, `concurrency` at a time, in the order of
+/// [`start_order`]; one result per row, in manifest order. When `stop`
+/// completes first (the run was interrupted), the rows still in flight
+/// are dropped where they stand, as a kill would leave them (the journal
+/// has what each reached), and have no result.
 pub async fn execute(
     run: &Arc<Run>,
     rows: &Arc<Vec<Row>>,
     prepared: &Arc<Vec<Prepared>>,
     plans: Vec<RowPlan>,
     concurrency: usize,
+    stop: impl Future<Output = ()>,
 ) -> Vec<Option<RowResult>> {
     let mut results: Vec<Option<RowResult>> = (0..rows.len()).map(|_| None).collect();
     let order = start_order(plans, prepared, concurrency);
@@ -98,6 +108,7 @@ pub async fn execute(
             }
         })
         .buffer_unordered(concurrency);
+    let mut stop = std::pin::pin!(stop);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
@@ -106,6 +117,7 @@ pub async fn execute(
                 None => break,
             },
             _ = tick.tick() => run.beat(),
+            () = &mut stop => break,
         }
     }
     results
@@ -162,6 +174,9 @@ impl Run {
         let mut blocked = None;
         for keep in &plan.keep {
             let outcome = self.keep(row, prepared, keep).await;
+            if let Outcome::Completed { path, .. } = &outcome {
+                self.thumbnails.add(path);
+            }
             if keep.from.is_some() && !matches!(outcome, Outcome::Completed { .. }) {
                 blocked = Some(format!(
                     "the earlier image {} could not be kept as {}, so the new one is not submitted",
@@ -214,22 +229,8 @@ impl Run {
                 Ok(job) => job,
                 Err(outcome) => return outcome,
             },
-            Plan::Done(path) => {
-                return Outcome::Completed {
-                    path,
-                    earlier: true,
-                };
-            }
-            Plan::Failed(reason) => {
-                return Outcome::Failed {
-                    request_id: None,
-                    reason,
-                };
-            }
-            Plan::Ambiguous(reason) => return Outcome::Ambiguous { reason },
-            Plan::OutputExists(path) => return Outcome::OutputExists { path },
             Plan::Expired(request_id) => {
-                let reason = "accepted more than an hour ago and never collected; the service no longer keeps it (rerun with --retry-failed to submit again)".to_string();
+                let reason = EXPIRED.to_string();
                 return self.fail(row, fingerprint, Some(request_id), reason).await;
             }
             Plan::Changed(changed) => {
@@ -246,6 +247,9 @@ impl Run {
                     kept,
                 };
             }
+            // Done, failed, ambiguous or skipped in an earlier run: it only
+            // reports.
+            settled => return Outcome::of_plan(settled, &prepared.output),
         };
         self.collect(row, fingerprint, &job, &prepared.output).await
     }

@@ -72,6 +72,7 @@ impl Run {
         let id = term::inline(&row.id);
         match outcome {
             Outcome::Completed { path, .. } => {
+                self.thumbnails.add(path);
                 self.say(&format!("row {id}: completed -> {}", path.display()));
             }
             Outcome::Failed { reason, .. } => {

@@ -3,18 +3,29 @@
 //!
 //! The rooms: [`validate`] checks every row before anything is sent,
 //! [`plan`] decides what to do with each row from the journal and the disk,
-//! [`execute`] runs the plans, [`dry_run`] reports them instead, and
-//! [`report`] tallies how the rows ended.
+//! [`execute`] runs the plans (saying what it does through [`lines`]),
+//! [`dry_run`] reports them instead, and [`report`] tallies how the rows
+//! ended, by [`status`]. [`page`] fills the report page
+//! (`DIR/report.html`) from the same rules, at the end of every run (see
+//! [`interrupt`] for Ctrl-C) and for `tryon report DIR` ([`report_dir`]);
+//! [`record`] keeps what the journal does not say about the last run.
 
 mod dry_run;
 mod execute;
+mod interrupt;
 mod lines;
+mod page;
 mod plan;
+mod record;
 mod report;
+mod report_dir;
+mod status;
 mod validate;
 
+pub use report_dir::report_page;
+
 use std::io::IsTerminal as _;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -52,6 +63,7 @@ pub async fn batch(cli: &Cli, args: &BatchArgs) -> Result<Code, CliError> {
     let journal_path = writer.path().to_path_buf();
     let plans = plan::plan_rows(&rows, &prepared, &events, args, journal::now_secs());
     let work = dry_run::to_run(&plans);
+    let (thumbnails, record) = page::before_run(args, &rows, &prepared, &plans);
 
     let bar = progress_bar(
         terminal,
@@ -77,24 +89,44 @@ pub async fn batch(cli: &Cli, args: &BatchArgs) -> Result<Code, CliError> {
         args.timeout,
         bar,
         !terminal,
+        Arc::clone(&thumbnails),
     ));
     let rows = Arc::new(rows);
-    let results = execute::execute(
+    let prepared = Arc::new(prepared);
+    let signal = OnceLock::new();
+    let mut results = execute::execute(
         &run,
         &rows,
-        &Arc::new(prepared),
+        &prepared,
         plans,
         usize::from(args.concurrency),
+        async {
+            let _ = signal.set(interrupt::signalled().await);
+        },
     )
     .await;
     run.bar.finish_and_clear();
     let journal_error = run.journal.failure().map(str::to_string);
+    // Every record durable (the writer drains its queue) before the page
+    // reads the journal.
     drop(run);
     drop(backend);
 
-    let (summary, code) = report::summarize(&rows, results, journal_path, journal_error);
+    let stopped_by = signal.get().copied();
+    let written = page::after_run(page::Finished {
+        args,
+        rows: &rows,
+        prepared: &prepared,
+        results: &mut results,
+        record,
+        stopped_by,
+        thumbnails: &thumbnails,
+    })
+    .await;
+    let (mut summary, code) = report::summarize(&rows, results, journal_path, journal_error);
+    summary.report = Some(written);
     emit(cli.json, &report::summary_text(&summary), &summary);
-    Ok(code)
+    Ok(stopped_by.unwrap_or(code))
 }
 
 /// A bar of `len` steps drawn on stderr with `template` on a terminal;

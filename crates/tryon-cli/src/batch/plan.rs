@@ -101,36 +101,7 @@ pub fn plan_rows(
     args: &BatchArgs,
     now: u64,
 ) -> Vec<RowPlan> {
-    let index: HashMap<&str, usize> = rows
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (r.id.as_str(), i))
-        .collect();
-    // Outputs are recorded as the run that wrote them typed --out-dir
-    // (`out/r1.png`, `sub/out/r1.png`, ...); every one is in the journal's
-    // folder, so it is found there by its name, whatever the spelling.
-    let rebased: Vec<Event> = events
-        .iter()
-        .map(|event| {
-            let mut event = event.clone();
-            if let Some(name) = event.output.as_deref().and_then(Path::file_name) {
-                event.output = Some(args.out_dir.join(name));
-            }
-            event
-        })
-        .collect();
-    let mut legacy: HashMap<usize, BTreeSet<String>> = HashMap::new();
-    let histories = journal::fold(&rebased, |row, fingerprint| {
-        let Some(&i) = index.get(row) else {
-            return false;
-        };
-        fingerprint == prepared[i].fingerprint
-            || (fingerprint.len() == 16
-                && legacy
-                    .entry(i)
-                    .or_insert_with(|| fingerprint::legacy_forms(&rows[i]))
-                    .contains(fingerprint))
-    });
+    let histories = histories(rows, prepared, events, &args.out_dir);
     let live = |at: u64| now.saturating_sub(at) < journal::RETENTION.as_secs();
     let empty = History::default();
     rows.iter()
@@ -142,7 +113,61 @@ pub fn plan_rows(
         .collect()
 }
 
-fn on_disk(path: &Path) -> bool {
+/// Each row id's [`History`], its records folded as the plan reads them:
+/// those of the row as it is now ([`current`]) apart from earlier
+/// versions', every recorded output looked for in `out_dir`, the
+/// journal's folder, by its file name.
+pub fn histories(
+    rows: &[Row],
+    prepared: &[Prepared],
+    events: &[Event],
+    out_dir: &Path,
+) -> HashMap<String, History> {
+    // Outputs are recorded as the run that wrote them typed --out-dir
+    // (`out/r1.png`, `sub/out/r1.png`, ...); every one is in the journal's
+    // folder, so it is found there by its name, whatever the spelling.
+    let rebased: Vec<Event> = events
+        .iter()
+        .map(|event| {
+            let mut event = event.clone();
+            if let Some(name) = event.output.as_deref().and_then(Path::file_name) {
+                event.output = Some(out_dir.join(name));
+            }
+            event
+        })
+        .collect();
+    journal::fold(&rebased, current(rows, prepared))
+}
+
+/// Whether a record's `(row, fingerprint)` is of the row as it is now:
+/// its fingerprint, or a form an older tryon wrote for the same row
+/// ([`fingerprint::legacy_forms`]). Any other fingerprint of a row is an
+/// earlier version's; a row id the manifest lacks is never current.
+pub fn current<'a>(
+    rows: &'a [Row],
+    prepared: &'a [Prepared],
+) -> impl FnMut(&str, &str) -> bool + 'a {
+    let index: HashMap<&str, usize> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.id.as_str(), i))
+        .collect();
+    let mut legacy: HashMap<usize, BTreeSet<String>> = HashMap::new();
+    move |row, fingerprint| {
+        let Some(&i) = index.get(row) else {
+            return false;
+        };
+        fingerprint == prepared[i].fingerprint
+            || (fingerprint.len() == 16
+                && legacy
+                    .entry(i)
+                    .or_insert_with(|| fingerprint::legacy_forms(&rows[i]))
+                    .contains(fingerprint))
+    }
+}
+
+/// Whether anything (a file, a folder, a link) is at `path`.
+pub fn on_disk(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok()
 }
 

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::plan::Plan;
+use super::status::{EARLIER_HELP, EXPIRED, NOT_TRIED, Status};
 use crate::exit::Code;
 use crate::manifest::Row;
 use crate::term;
@@ -86,6 +88,178 @@ pub struct RowResult {
     pub kept: Vec<Kept>,
 }
 
+impl RowResult {
+    /// A row the run never got to.
+    pub fn not_run() -> RowResult {
+        RowResult {
+            outcome: Outcome::not_run(),
+            kept: Vec::new(),
+        }
+    }
+}
+
+impl Kept {
+    /// What became of the earlier image, for people, and the exit code it
+    /// calls for.
+    pub fn reason(&self) -> (String, Code) {
+        match &self.outcome {
+            Outcome::Completed { path, .. } => (format!("kept as {}", path.display()), Code::Ok),
+            Outcome::Pending { reason, code, .. } => (
+                format!("not collected ({reason}); rerun to collect it"),
+                *code,
+            ),
+            Outcome::Unsaved { output, reason, .. } => (
+                format!(
+                    "{reason}; fetch it with: {}",
+                    recovery(&self.request_id, output)
+                ),
+                Code::Unsaved,
+            ),
+            Outcome::Failed { reason, .. } => {
+                (format!("the earlier job failed: {reason}"), Code::Ok)
+            }
+            other => (format!("{other:?}"), Code::Ok),
+        }
+    }
+
+    /// Where the earlier image is, when it is kept.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.outcome {
+            Outcome::Completed { path, .. } => Some(path),
+            _ => None,
+        }
+    }
+}
+
+impl Outcome {
+    /// A row the run never got to.
+    pub fn not_run() -> Outcome {
+        Outcome::NotSent {
+            reason: "not run".into(),
+            code: Code::Network,
+            stopped: false,
+        }
+    }
+
+    /// How the row stands.
+    pub fn status(&self) -> Status {
+        match self {
+            Outcome::Completed { .. } => Status::Completed,
+            Outcome::Failed { .. } => Status::Failed,
+            Outcome::Pending { .. } => Status::Pending,
+            Outcome::Unsaved { .. } => Status::Unsaved,
+            Outcome::Ambiguous { .. } => Status::Ambiguous,
+            Outcome::NotSent { .. } => Status::NotSent,
+            Outcome::OutputExists { .. } => Status::Skipped,
+            Outcome::Changed { .. } => Status::Changed,
+        }
+    }
+
+    /// The exit code it calls for.
+    pub fn code(&self) -> Code {
+        match self {
+            Outcome::Completed { .. } | Outcome::OutputExists { .. } => Code::Ok,
+            Outcome::Failed { .. } => Code::JobFailed,
+            Outcome::Pending { code, .. } | Outcome::NotSent { code, .. } => *code,
+            Outcome::Unsaved { .. } => Code::Unsaved,
+            Outcome::Ambiguous { .. } => Code::Network,
+            Outcome::Changed { .. } => Code::Usage,
+        }
+    }
+
+    /// The job's id, when one is known.
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            Outcome::Failed { request_id, .. } => request_id.as_deref(),
+            Outcome::Pending { request_id, .. }
+            | Outcome::Unsaved { request_id, .. }
+            | Outcome::Changed { request_id, .. } => Some(request_id),
+            _ => None,
+        }
+    }
+
+    /// Whether it was not tried: the batch had stopped submitting (its
+    /// reason says why).
+    pub fn stopped(&self) -> bool {
+        matches!(self, Outcome::NotSent { stopped: true, .. })
+    }
+
+    /// Why the row stands so, for people (`None` for a completed row);
+    /// for an unsaved row with the command that fetches its image.
+    pub fn reason(&self) -> Option<String> {
+        match self {
+            Outcome::Completed { .. } => None,
+            Outcome::Failed { reason, .. }
+            | Outcome::Pending { reason, .. }
+            | Outcome::Ambiguous { reason }
+            | Outcome::NotSent { reason, .. } => Some(reason.clone()),
+            Outcome::Unsaved {
+                request_id,
+                output,
+                reason,
+            } => Some(format!(
+                "{reason}; fetch it with: {}",
+                recovery(request_id, output)
+            )),
+            Outcome::OutputExists { path } => Some(format!("{} exists", path.display())),
+            Outcome::Changed {
+                request_id,
+                changes,
+                earlier_output,
+                kept,
+            } => Some(changed_text(
+                request_id,
+                changes,
+                earlier_output.as_deref(),
+                kept.as_deref(),
+            )),
+        }
+    }
+
+    /// What a row this run did not act on (or not to the end: the run was
+    /// interrupted) stands as, from its plan: what a rerun would find.
+    /// `output` is where its image goes.
+    pub fn of_plan(plan: Plan, output: &Path) -> Outcome {
+        match plan {
+            Plan::Submit => Outcome::NotSent {
+                reason: "not submitted yet".to_string(),
+                code: Code::Network,
+                stopped: false,
+            },
+            Plan::Attach(request_id) => Outcome::Pending {
+                request_id,
+                reason: "accepted, not collected yet".to_string(),
+                code: Code::Timeout,
+            },
+            Plan::Refetch(request_id) => Outcome::Unsaved {
+                request_id,
+                output: output.to_path_buf(),
+                reason: "the journal says it was saved, but the file is gone".to_string(),
+            },
+            Plan::Done(path) => Outcome::Completed {
+                path,
+                earlier: true,
+            },
+            Plan::Failed(reason) => Outcome::Failed {
+                request_id: None,
+                reason,
+            },
+            Plan::Ambiguous(reason) => Outcome::Ambiguous { reason },
+            Plan::Expired(request_id) => Outcome::Failed {
+                request_id: Some(request_id),
+                reason: EXPIRED.to_string(),
+            },
+            Plan::OutputExists(path) => Outcome::OutputExists { path },
+            Plan::Changed(changed) => Outcome::Changed {
+                request_id: changed.request_id,
+                changes: changed.changes,
+                earlier_output: changed.earlier_output,
+                kept: None,
+            },
+        }
+    }
+}
+
 /// The command that fetches an accepted job's image, at no charge: `wait`,
 /// not `result`, because a job whose id the journal could not record may
 /// still be queued (`wait` returns at once for a finished one).
@@ -142,6 +316,23 @@ pub struct Summary {
     journal: PathBuf,
     #[serde(skip_serializing_if = "Option::is_none")]
     journal_error: Option<String>,
+    /// The report page (`DIR/report.html`), or why it was not written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<ReportPage>,
+}
+
+/// Where the report page went: `"report": PATH`, or `"report": {"error":
+/// WHY}`.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum ReportPage {
+    /// Written here.
+    Written(PathBuf),
+    /// Not written, for this reason.
+    Failed {
+        /// Why.
+        error: String,
+    },
 }
 
 #[derive(Debug, Serialize)]
@@ -155,8 +346,8 @@ struct RowReport {
     stopped: bool,
 }
 
-/// Tally the outcomes; the exit code is the most serious one seen (see
-/// [`Code::rank`]).
+/// Tally the results; the exit code is the most serious one seen (see
+/// [`Code::rank`]). A row with no result was not run.
 pub fn summarize(
     rows: &[Row],
     results: Vec<Option<RowResult>>,
@@ -180,106 +371,44 @@ pub fn summarize(
         }
     };
     for (row, result) in rows.iter().zip(results) {
-        let report = |request_id: Option<String>, reason: String| RowReport {
-            row: row.id.clone(),
-            request_id,
-            reason,
-            stopped: false,
-        };
-        let Some(RowResult { outcome, kept }) = result else {
-            worst(Code::Network);
-            summary.not_sent.push(report(None, "not run".into()));
-            continue;
-        };
+        let RowResult { outcome, kept } = result.unwrap_or_else(RowResult::not_run);
         for kept in kept {
-            let (reason, kept_code) = kept_reason(kept.outcome, &kept.request_id);
+            let (reason, kept_code) = kept.reason();
             worst(kept_code);
-            summary.kept.push(report(Some(kept.request_id), reason));
+            summary.kept.push(RowReport {
+                row: row.id.clone(),
+                request_id: Some(kept.request_id),
+                reason,
+                stopped: false,
+            });
         }
-        match outcome {
-            Outcome::Completed { earlier, .. } => {
+        worst(outcome.code());
+        let report = RowReport {
+            row: row.id.clone(),
+            request_id: outcome.request_id().map(str::to_string),
+            reason: outcome.reason().unwrap_or_default(),
+            stopped: outcome.stopped(),
+        };
+        let list = match outcome.status() {
+            Status::Completed => {
                 summary.completed += 1;
-                summary.completed_earlier += usize::from(earlier);
+                if let Outcome::Completed { earlier: true, .. } = outcome {
+                    summary.completed_earlier += 1;
+                }
+                continue;
             }
-            Outcome::Failed { request_id, reason } => {
-                worst(Code::JobFailed);
-                summary.failed.push(report(request_id, reason));
-            }
-            Outcome::Pending {
-                request_id,
-                reason,
-                code,
-            } => {
-                worst(code);
-                summary.pending.push(report(Some(request_id), reason));
-            }
-            Outcome::Unsaved {
-                request_id,
-                output,
-                reason,
-            } => {
-                worst(Code::Unsaved);
-                let reason = format!(
-                    "{reason}; fetch it with: {}",
-                    recovery(&request_id, &output)
-                );
-                summary.unsaved.push(report(Some(request_id), reason));
-            }
-            Outcome::Ambiguous { reason } => {
-                worst(Code::Network);
-                summary.ambiguous.push(report(None, reason));
-            }
-            Outcome::NotSent {
-                reason,
-                code,
-                stopped,
-            } => {
-                worst(code);
-                summary.not_sent.push(RowReport {
-                    stopped,
-                    ..report(None, reason)
-                });
-            }
-            Outcome::OutputExists { path } => {
-                let reason = format!("{} exists", path.display());
-                summary.output_exists.push(report(None, reason));
-            }
-            Outcome::Changed {
-                request_id,
-                changes,
-                earlier_output,
-                kept,
-            } => {
-                worst(Code::Usage);
-                let reason = changed_text(
-                    &request_id,
-                    &changes,
-                    earlier_output.as_deref(),
-                    kept.as_deref(),
-                );
-                summary.changed.push(report(Some(request_id), reason));
-            }
-        }
+            Status::Failed => &mut summary.failed,
+            Status::Pending => &mut summary.pending,
+            Status::Unsaved => &mut summary.unsaved,
+            // No id: the submit's answer never came.
+            Status::Ambiguous => &mut summary.ambiguous,
+            Status::NotSent => &mut summary.not_sent,
+            Status::Skipped => &mut summary.output_exists,
+            Status::Changed => &mut summary.changed,
+        };
+        list.push(report);
     }
     (summary, code)
-}
-
-/// What became of an earlier image to keep, and the exit code it calls
-/// for.
-fn kept_reason(outcome: Outcome, request_id: &str) -> (String, Code) {
-    match outcome {
-        Outcome::Completed { path, .. } => (format!("kept as {}", path.display()), Code::Ok),
-        Outcome::Pending { reason, code, .. } => (
-            format!("not collected ({reason}); rerun to collect it"),
-            code,
-        ),
-        Outcome::Unsaved { output, reason, .. } => (
-            format!("{reason}; fetch it with: {}", recovery(request_id, &output)),
-            Code::Unsaved,
-        ),
-        Outcome::Failed { reason, .. } => (format!("the earlier job failed: {reason}"), Code::Ok),
-        other => (format!("{other:?}"), Code::Ok),
-    }
 }
 
 /// At most this many row ids are listed for one reason shared by several.
@@ -289,42 +418,38 @@ const LISTED: usize = 20;
 /// once, with their count and ids (the JSON summary lists every row).
 pub fn summary_text(s: &Summary) -> String {
     let mut text = format!(
-        "batch: {} rows\n  completed  {} ({} this run, {} earlier)\n  failed     {}\n  pending    {} (accepted, not collected: rerun to re-attach)\n  unsaved    {} (paid for, not saved: fetch each with the command shown)\n  ambiguous  {} (submit outcome unknown: not resubmitted; --resubmit-ambiguous sends again)\n  not sent   {} (rerun to submit)\n  skipped    {} (output file exists, not in the journal: not resubmitted; --overwrite sends again)",
+        "batch: {} rows\n  completed  {} ({} this run, {} earlier)",
         s.rows,
         s.completed,
         s.completed - s.completed_earlier,
         s.completed_earlier,
-        s.failed.len(),
-        s.pending.len(),
-        s.unsaved.len(),
-        s.ambiguous.len(),
-        s.not_sent.len(),
-        s.output_exists.len(),
     );
-    if !s.changed.is_empty() {
-        let _ = write!(
-            text,
-            "\n  changed    {} (edited since a job that has a result: not resubmitted; --resubmit-changed sends again)",
-            s.changed.len()
-        );
+    let lists = [
+        (Status::Failed, "failed rows", &s.failed),
+        (Status::Pending, "pending rows", &s.pending),
+        (Status::Unsaved, "unsaved rows", &s.unsaved),
+        (Status::Ambiguous, "ambiguous rows", &s.ambiguous),
+        (Status::NotSent, "rows not sent", &s.not_sent),
+        (Status::Skipped, "skipped rows", &s.output_exists),
+        (Status::Changed, "changed rows", &s.changed),
+    ];
+    for (status, _, list) in lists {
+        if list.is_empty() && !status.counted_at_zero() {
+            continue;
+        }
+        let _ = write!(text, "\n  {:<10} {}", status.name(), list.len());
+        if let Some(help) = status.help() {
+            let _ = write!(text, " ({help})");
+        }
     }
     if !s.kept.is_empty() {
-        let _ = write!(
-            text,
-            "\n  earlier    {} (images of edited rows' earlier jobs, kept as <name>~previous-<job>.<format>)",
-            s.kept.len()
-        );
+        let _ = write!(text, "\n  earlier    {} ({EARLIER_HELP})", s.kept.len());
     }
-    for (title, list) in [
-        ("failed rows", &s.failed),
-        ("pending rows", &s.pending),
-        ("unsaved rows", &s.unsaved),
-        ("ambiguous rows", &s.ambiguous),
-        ("rows not sent", &s.not_sent),
-        ("skipped rows", &s.output_exists),
-        ("changed rows", &s.changed),
-        ("earlier images", &s.kept),
-    ] {
+    let titled = lists
+        .iter()
+        .map(|(_, title, list)| (*title, *list))
+        .chain([("earlier images", &s.kept)]);
+    for (title, list) in titled {
         if !list.is_empty() {
             let _ = write!(text, "\n{title}:");
             write_grouped(&mut text, list);
@@ -333,6 +458,23 @@ pub fn summary_text(s: &Summary) -> String {
     let _ = write!(text, "\njournal: {}", s.journal.display());
     if let Some(error) = &s.journal_error {
         let _ = write!(text, " (writing it stopped: {})", term::inline(error));
+    }
+    match &s.report {
+        Some(ReportPage::Written(path)) => {
+            let _ = write!(text, "\nreport: {}", path.display());
+        }
+        Some(ReportPage::Failed { error }) => {
+            let _ = write!(
+                text,
+                "\nreport: not written ({}); `tryon report {}` writes it from the journal",
+                term::inline(error),
+                s.journal
+                    .parent()
+                    .unwrap_or_else(|| Path::new("."))
+                    .display()
+            );
+        }
+        None => {}
     }
     text
 }
@@ -355,9 +497,7 @@ fn write_grouped(text: &mut String, list: &[RowReport]) {
         let stopped = members.iter().filter(|r| r.stopped).count();
         let note = match stopped {
             0 => String::new(),
-            n if n == members.len() => {
-                " (not tried: the batch had stopped submitting for this reason)".into()
-            }
+            n if n == members.len() => format!(" ({NOT_TRIED})"),
             n => format!(" ({n} of them not tried: the batch stopped submitting after it)"),
         };
         if let [only] = members.as_slice() {
@@ -379,5 +519,64 @@ fn write_grouped(text: &mut String, list: &[RowReport]) {
                 members.len() - LISTED
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_outcome_has_one_status_and_the_summary_lists_it_there() {
+        let rows: Vec<Row> = crate::manifest::parse(
+            Path::new("m.csv"),
+            "id,person,garments\na,https://x.test/p,https://x.test/g\nb,https://x.test/p,https://x.test/g\nc,https://x.test/p,https://x.test/g\n",
+            Path::new("."),
+        )
+        .unwrap();
+        let result = |outcome| {
+            Some(RowResult {
+                outcome,
+                kept: Vec::new(),
+            })
+        };
+        let outcomes = vec![
+            result(Outcome::Unsaved {
+                request_id: "r-1".into(),
+                output: PathBuf::from("out/a.png"),
+                reason: "disk full".into(),
+            }),
+            result(Outcome::of_plan(
+                Plan::Attach("r-2".into()),
+                Path::new("out/b.png"),
+            )),
+            None,
+        ];
+        assert_eq!(
+            outcomes[0].as_ref().map(|r| r.outcome.status()),
+            Some(Status::Unsaved)
+        );
+        assert_eq!(
+            outcomes[1].as_ref().map(|r| r.outcome.status()),
+            Some(Status::Pending)
+        );
+        let (summary, code) = summarize(&rows, outcomes, PathBuf::from("out/j"), None);
+        assert_eq!(code, Code::Unsaved, "the most serious");
+        let text = summary_text(&summary);
+        assert!(
+            text.contains(
+                "unsaved rows:\n  a (r-1): disk full; fetch it with: tryon wait r-1 -o out/a.png"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("pending rows:\n  b (r-2): accepted"),
+            "{text}"
+        );
+        assert!(text.contains("rows not sent:\n  c: not run"), "{text}");
+        assert!(
+            text.contains("\n  not sent   1 (rerun to submit)\n  skipped    0 (output file exists"),
+            "{text}"
+        );
     }
 }

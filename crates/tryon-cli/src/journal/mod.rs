@@ -99,6 +99,34 @@ pub fn open(dir: &Path) -> Result<(Writer, Vec<Event>, Option<String>), Damage> 
     Ok((writer, scanned.events, note))
 }
 
+/// Whether a `tryon batch` holds the journal in `dir` now. For `tryon
+/// report`, which reads the journal without a lock (so it never stands in
+/// a batch's way) and says so when a batch is running: it tries a shared
+/// lock without waiting and lets it go at once.
+pub fn in_use(dir: &Path) -> bool {
+    let Ok(file) = File::open(path_in(dir)) else {
+        return false;
+    };
+    held_by_another(&file)
+}
+
+#[cfg(unix)]
+fn held_by_another(file: &File) -> bool {
+    use rustix::fs::{FlockOperation, flock};
+    match flock(file, FlockOperation::NonBlockingLockShared) {
+        Ok(()) => {
+            let _ = flock(file, FlockOperation::Unlock);
+            false
+        }
+        Err(e) => e == rustix::io::Errno::WOULDBLOCK,
+    }
+}
+
+#[cfg(not(unix))]
+fn held_by_another(_file: &File) -> bool {
+    false
+}
+
 /// Open (creating) the journal for appending, never through a link: a
 /// link swapped in after `bytes_of` looked is refused by the open itself.
 fn open_append(path: &Path) -> std::io::Result<File> {

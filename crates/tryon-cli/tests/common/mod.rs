@@ -191,6 +191,20 @@ pub(crate) fn write_manifest(dir: &Path, rows: usize, failing_seed: Option<u64>)
     path
 }
 
+/// A JSONL manifest `m.jsonl` in `dir`, one line per row.
+pub(crate) fn write_jsonl(
+    dir: &Path,
+    rows: impl IntoIterator<Item = serde_json::Value>,
+) -> PathBuf {
+    let mut jsonl = String::new();
+    for row in rows {
+        writeln!(jsonl, "{row}").expect("write to a String");
+    }
+    let path = dir.join("m.jsonl");
+    std::fs::write(&path, jsonl).expect("manifest written");
+    path
+}
+
 /// A temporary folder for a batch, the manifest written in it by
 /// [`write_manifest`] and the path of its `out` folder (not created).
 pub(crate) fn batch_dir(
