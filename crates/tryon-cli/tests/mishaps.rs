@@ -617,3 +617,58 @@ async fn error_messages_never_print_a_url_password_or_the_key() {
         assert!(stderr.contains("[REDACTED]"), "{args:?}: {stderr}");
     }
 }
+
+/// A manifest is read only when it is a regular file, and at most
+/// `MAX_MANIFEST_BYTES` (256 MiB) of it: `/dev/zero` grew memory without
+/// end, and a FIFO nobody writes to hung the batch. Each is refused naming
+/// the path and why, before anything is sent (a dry run and a real one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_that_is_a_device_a_fifo_or_too_large_is_refused_unread() {
+    let (server, dir) = common::mock_and_dir().await;
+    let fifo = dir.path().join("m-fifo.csv");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // One byte over the bound, sparse: no disk is spent and nothing is read.
+    let huge = dir.path().join("m-huge.csv");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(256 * 1024 * 1024 + 1)
+        .unwrap();
+    let latin1 = dir.path().join("m-latin1.csv");
+    std::fs::write(&latin1, b"id,person,garments\nr\xe9,a.png,b.png\n").unwrap();
+    for (manifest, expected) in [
+        (
+            PathBuf::from("/dev/zero"),
+            "is a character device, not a regular file",
+        ),
+        (fifo, "is a FIFO (named pipe), not a regular file"),
+        (huge, "is over 268435456 bytes, the most read"),
+        (latin1, "not UTF-8 text (byte 21 "),
+    ] {
+        for dry in [true, false] {
+            let mut cmd = batch(&server, &manifest, &dir.path().join("out"), &[]);
+            if dry {
+                cmd.arg("--dry-run");
+            }
+            // Bounded, so a regression fails here instead of hanging CI.
+            let run = tokio::time::timeout(Duration::from_mins(2), output(cmd))
+                .await
+                .unwrap_or_else(|_| panic!("{} was read (dry run {dry})", manifest.display()));
+            let stderr = text(&run.stderr);
+            assert_eq!(
+                run.status.code(),
+                Some(2),
+                "{}: {stderr}",
+                manifest.display()
+            );
+            assert!(
+                stderr.contains(&format!("{}: ", manifest.display())) && stderr.contains(expected),
+                "names the manifest and says why ({expected}): {stderr}"
+            );
+        }
+    }
+    assert!(server.request_log().is_empty(), "nothing reached the mock");
+}

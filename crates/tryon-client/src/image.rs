@@ -343,7 +343,7 @@ async fn read_regular_file(field: &str, path: &Path, max_bytes: usize) -> Result
                 format!(
                     "{} {what} {}, not a regular file; only regular image files are read",
                     path.display(),
-                    describe_file_type(t)
+                    tryon_api::file::describe(t)
                 ),
             )
         })
@@ -381,30 +381,6 @@ async fn read_regular_file(field: &str, path: &Path, max_bytes: usize) -> Result
         return Err(too_big(format!("more than {max_bytes}")));
     }
     Ok(bytes)
-}
-
-fn describe_file_type(t: std::fs::FileType) -> &'static str {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt as _;
-        if t.is_fifo() {
-            return "a FIFO (named pipe)";
-        }
-        if t.is_char_device() {
-            return "a character device";
-        }
-        if t.is_block_device() {
-            return "a block device";
-        }
-        if t.is_socket() {
-            return "a socket";
-        }
-    }
-    if t.is_dir() {
-        "a directory"
-    } else {
-        "not a regular file"
-    }
 }
 
 /// The one check every local image's bytes go through: size, type by magic

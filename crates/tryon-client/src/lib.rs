@@ -52,3 +52,9 @@ pub use retry::{DEFAULT_BUDGET_NAME, RateLimit, RetryPolicy, SharedBudget};
 pub use secrecy::SecretString;
 /// The generated low-level crate, for callers who need the raw wire.
 pub use tryon_api;
+
+/// The workspace README's Rust blocks, compiled and run as this crate's
+/// doctests, so the front door's examples cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct WorkspaceReadme;

@@ -115,7 +115,7 @@ for pid in "${pids[@]}"; do
 done
 end=$(date +%s.%N)
 for p in 1 2 3; do
-  echo "batch $p: $(tail -n 1 "$dir/batch$p.out")"
+  echo "batch $p: $(grep -v "^report: " "$dir/batch$p.out" | tail -n 1)"
   echo "  said 'shared budget lost': $(grep -c "shared budget lost" "$dir/batch$p.out" || true) time(s)"
 done
 

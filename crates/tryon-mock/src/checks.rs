@@ -191,13 +191,17 @@ impl MockConfig {
         config(self)
     }
 
-    /// Reads and checks a TOML configuration file (what `--config` takes).
+    /// Reads and checks a TOML configuration file (what `--config` takes):
+    /// a regular file of at most [`MAX_CONFIG_FILE_BYTES`](crate::limits::MAX_CONFIG_FILE_BYTES).
     ///
     /// # Errors
     /// The file cannot be read, is not valid TOML for this type, or a value
     /// is out of bounds; the message starts with the path.
     pub fn from_toml_file(path: &std::path::Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let bytes = tryon_api::file::read_regular(path, crate::limits::MAX_CONFIG_FILE_BYTES)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|e| format!("{}: not UTF-8 text ({e})", path.display()))?;
         let config: Self = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         config
             .validate()

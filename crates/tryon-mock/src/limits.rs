@@ -42,6 +42,9 @@ pub const MAX_RATE: f64 = 1_000_000.0;
 pub const MAX_BODY_BYTES: usize = 1 << 30;
 /// Largest `request_log_capacity` a configuration may set.
 pub const MAX_REQUEST_LOG_CAPACITY: usize = 10_000_000;
+/// Largest configuration file (`--config mock.toml`) read: 1 MiB. Only a
+/// regular file is read (a FIFO or `/dev/zero` would never end).
+pub const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
 
 // ---- inputs, outputs and records ---------------------------------------------
 

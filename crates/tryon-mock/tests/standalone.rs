@@ -164,6 +164,42 @@ fn a_bad_config_value_is_refused_at_start_naming_the_field() {
     assert!(out.stdout.is_empty());
 }
 
+/// `--config` reads only a regular file, at most 1 MiB: `/dev/zero` grew
+/// the mock's memory without end before, and an oversized file is refused
+/// before it is read. Each exits 2 naming the path and why.
+#[test]
+fn a_config_that_is_a_device_or_too_large_is_refused_unread() {
+    let dir = std::env::temp_dir().join(format!("tryon-mock-cfg-big-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let huge = dir.join("mock.toml");
+    // Sparse: no disk is spent.
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(1024 * 1024 + 1)
+        .unwrap();
+    for (path, expected) in [
+        (
+            std::path::PathBuf::from("/dev/zero"),
+            "/dev/zero: is a character device, not a regular file",
+        ),
+        (
+            huge.clone(),
+            "mock.toml: is over 1048576 bytes, the most read",
+        ),
+    ] {
+        let out = Command::new(BIN)
+            .args(["--port", "0", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", path.display());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected), "{stderr}");
+        assert!(out.stdout.is_empty());
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// Off loopback: a loud warning, a generated control token (printed), and
 /// URLs from `--public-url`. Only reached over loopback here.
 #[tokio::test]

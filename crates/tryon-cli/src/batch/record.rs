@@ -4,7 +4,6 @@
 //! (so a killed run leaves one) and again when it ends; never anything
 //! secret (no key, no URL).
 
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -55,22 +54,13 @@ impl RunRecord {
     pub fn read(dir: &Path) -> Result<Option<Self>, String> {
         let path = path_in(dir);
         let shown = path.display();
-        let meta = match std::fs::metadata(&path) {
-            Ok(meta) => meta,
+        // A FIFO or a device in its place would never end: only a regular
+        // file is read, and at most MAX_BYTES of it.
+        let text = match tryon_client::tryon_api::file::read_regular(&path, MAX_BYTES) {
+            Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(format!("{shown}: {e}")),
         };
-        // A FIFO or a device in its place would never end.
-        if !meta.is_file() {
-            return Err(format!("{shown}: not a regular file"));
-        }
-        let mut text = Vec::new();
-        std::fs::File::open(&path)
-            .and_then(|f| f.take(MAX_BYTES + 1).read_to_end(&mut text))
-            .map_err(|e| format!("{shown}: {e}"))?;
-        if text.len() as u64 > MAX_BYTES {
-            return Err(format!("{shown}: over {MAX_BYTES} bytes, not a run record"));
-        }
         serde_json::from_slice(&text)
             .map(Some)
             .map_err(|e| format!("{shown}: not a run record ({e})"))

@@ -69,13 +69,27 @@ fn kind_of(path: &Path, text: &str) -> Kind {
     }
 }
 
+/// The most bytes of a manifest read: 256 MiB, a million rows of a
+/// catalog's URLs with room to spare. A larger file is refused before
+/// anything is parsed, and so is anything but a regular file (a FIFO, a
+/// device such as `/dev/zero`), which would never end.
+pub const MAX_MANIFEST_BYTES: u64 = 256 * 1024 * 1024;
+
 /// Read and check a manifest. Every row is returned or the first problem is
 /// reported; nothing is sent anywhere.
 pub fn load(path: &Path) -> Result<Vec<Row>, ManifestError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ManifestError {
+    let whole = |message: String| ManifestError {
         path: path.to_path_buf(),
         line: None,
-        message: format!("cannot read: {e}"),
+        message,
+    };
+    let bytes = tryon_client::tryon_api::file::read_regular(path, MAX_MANIFEST_BYTES)
+        .map_err(|e| whole(format!("cannot read: {e}")))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        whole(format!(
+            "not UTF-8 text (byte {} is not part of a character)",
+            e.utf8_error().valid_up_to() + 1
+        ))
     })?;
     let base = path.parent().unwrap_or_else(|| Path::new("."));
     parse(path, &text, base)

@@ -103,7 +103,8 @@ fn a_missing_or_damaged_journal_or_an_unknown_manifest_is_a_clear_error() {
     ]);
     assert_eq!(zero.status.code(), Some(2));
     assert!(
-        text(&zero.stderr).contains("/dev/zero: the manifest is not a regular file"),
+        text(&zero.stderr)
+            .contains("/dev/zero: cannot read: is a character device, not a regular file"),
         "{}",
         text(&zero.stderr)
     );
