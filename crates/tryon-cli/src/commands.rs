@@ -127,9 +127,8 @@ async fn save(json: bool, output: &Output, path: &Path) -> Result<(), CliError> 
         CliError::new(
             code,
             format!(
-                "{e}\n  request {id} is done and paid for; fetch its image again (no new charge):\n  \
-                 tryon result {id} -o {}",
-                path.display(),
+                "{e}\n  request {id} is done and paid for; fetch its image again (no new charge):\n  {}",
+                term::command(&["result", output.request_id(), "-o", &path.to_string_lossy()]),
                 id = term::inline(output.request_id()),
             ),
         )

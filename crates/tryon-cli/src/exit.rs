@@ -181,10 +181,10 @@ impl From<tryon_client::Error> for CliError {
         } = &error
         {
             message = format!(
-                "job {} not finished after {}\nre-attach with: tryon wait {}",
+                "job {} not finished after {}\nre-attach with: {}",
                 crate::term::inline(request_id),
                 crate::cli::show_duration(*elapsed),
-                crate::term::inline(request_id)
+                crate::term::command(&["wait", request_id])
             );
         }
         Self { code, message }
@@ -204,8 +204,8 @@ pub fn waiting(
     {
         let _ = write!(
             cli.message,
-            "\nre-attach with: tryon wait {}",
-            crate::term::inline(id)
+            "\nre-attach with: {}",
+            crate::term::command(&["wait", id])
         );
     }
     cli

@@ -36,6 +36,7 @@ use crate::exit::Code;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     exit::protect(std::env::var(&cli.api_key_env).ok().as_deref());
+    term::remember_global_flags(cli.base_url.as_deref(), &cli.api_key_env);
     init_tracing(cli.verbose, matches!(cli.command, Command::Mock(_)));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -108,9 +108,89 @@ pub fn inline(text: &str) -> Cow<'_, str> {
     }
 }
 
+/// The global flags a command printed for people to run again must carry
+/// to reach the same service with the same key: `--base-url` and
+/// `--api-key-env` when this run was given them. Set at start.
+static AGAIN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// The global flags [`command`] puts after `tryon`.
+pub fn global_flags() -> Vec<String> {
+    AGAIN.lock().map(|flags| flags.clone()).unwrap_or_default()
+}
+
+/// Sets the global flags [`command`] puts after `tryon` to those of an
+/// earlier run (`tryon report` writing a batch's page again).
+pub fn use_global_flags(flags: Vec<String>) {
+    if let Ok(mut again) = AGAIN.lock() {
+        *again = flags;
+    }
+}
+
+/// Remembers this run's `--base-url` (URL credentials masked: a printed
+/// command never shows a password) and a non-default `--api-key-env`, for
+/// [`command`]. Called at start.
+pub fn remember_global_flags(base_url: Option<&str>, api_key_env: &str) {
+    let mut flags = Vec::new();
+    if let Some(url) = base_url {
+        let shown = tryon_client::tryon_api::redact::Secrets::default()
+            .redact_urls(url)
+            .into_owned();
+        flags.extend(["--base-url".to_string(), shown]);
+    }
+    if api_key_env != tryon_client::API_KEY_ENV {
+        flags.extend(["--api-key-env".to_string(), api_key_env.to_string()]);
+    }
+    use_global_flags(flags);
+}
+
+/// `tryon`, this run's global flags (see [`remember_global_flags`]) and
+/// `args`, as one line a person can paste into a POSIX shell: every word
+/// quoted when it needs to be (a path with a space or a `$`), control
+/// characters shown escaped (such a word is not pasteable, but it cannot
+/// rewrite the terminal either).
+pub fn command(args: &[&str]) -> String {
+    let mut line = String::from("tryon");
+    let globals = global_flags();
+    for word in globals
+        .iter()
+        .map(String::as_str)
+        .chain(args.iter().copied())
+    {
+        line.push(' ');
+        line.push_str(&shell_word(word));
+    }
+    line
+}
+
+/// One word of a [`command`], quoted for a POSIX shell when it needs it.
+fn shell_word(word: &str) -> Cow<'_, str> {
+    match inline(word) {
+        Cow::Borrowed(plain) => shlex::try_quote(plain).unwrap_or(Cow::Borrowed(plain)),
+        // A control character: shown escaped, then quoted as text.
+        Cow::Owned(shown) => Cow::Owned(
+            shlex::try_quote(&shown)
+                .map(Cow::into_owned)
+                .unwrap_or(shown.clone()),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printed_commands_quote_what_the_shell_would_split_or_expand() {
+        assert_eq!(shell_word("out/r1.png"), "out/r1.png");
+        assert_eq!(shell_word("my out/r 1.png"), "'my out/r 1.png'");
+        assert_eq!(shell_word("$HOME;rm -rf ~"), "'$HOME;rm -rf ~'");
+        assert_eq!(shell_word("it's"), "\"it's\"");
+        assert_eq!(shell_word(""), "''");
+        // Escaped for the terminal, then quoted: never a raw escape.
+        let shown = shell_word("a\u{1b}[2Jb");
+        assert!(!shown.contains('\u{1b}'), "{shown}");
+        assert!(shown.contains("\\u{1b}"), "{shown}");
+    }
 
     #[test]
     fn control_characters_are_escaped_and_plain_text_is_borrowed() {

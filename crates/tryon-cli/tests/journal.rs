@@ -246,18 +246,24 @@ async fn an_accepted_id_the_journal_cannot_record_is_printed_with_its_recovery()
     assert_eq!(full.status.code(), Some(6), "{stderr}\n{stdout}");
     assert_eq!(server.billed_submits(), 1, "submitting stopped at once");
     assert!(stderr.contains("cannot write the journal"), "{stderr}");
-    let id = stderr
-        .lines()
-        .find_map(|l| l.split("fetch it with: tryon wait ").nth(1))
-        .and_then(|rest| rest.split(' ').next())
-        .unwrap_or_else(|| panic!("the paid id with its recovery: {stderr}"));
+    let (words, printed) = common::printed_command(&stderr, "fetch it with: ");
+    // It names the server this batch ran against, not the default one.
+    let uri = server.uri();
+    assert_eq!(
+        words[1..4],
+        ["--base-url", uri.as_str(), "wait"],
+        "{words:?}"
+    );
+    let look0 = out_dir.join("look-0.png");
+    assert_eq!(words[5..], ["-o", &*look0.to_string_lossy()], "{words:?}");
     assert!(stdout.contains("not sent   2"), "{stdout}");
 
-    // The printed command gets the paid image; a rerun does not pay for
-    // that row again (its intent is on disk: it is ambiguous).
-    let mut cmd = tryon(&server);
-    cmd.args(["wait", id, "-o"]).arg(out_dir.join("look-0.png"));
-    assert!(output(cmd).await.status.success());
+    // The printed command, run as printed, gets the paid image; a rerun
+    // does not pay for that row again (its intent is on disk: it is
+    // ambiguous).
+    let fetched = output(printed).await;
+    assert!(fetched.status.success(), "{}", text(&fetched.stderr));
+    assert!(look0.is_file());
     let rerun = output(batch(&server, &manifest, &out_dir, &[])).await;
     assert!(rerun.status.success(), "{}", text(&rerun.stdout));
     assert_eq!(server.billed_submits(), 3, "{}", text(&rerun.stdout));

@@ -148,7 +148,8 @@ async fn run_checks_the_output_path_before_paying() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_save_that_fails_after_paying_says_how_to_fetch_it_again() {
     let (server, dir) = common::mock_and_dir().await;
-    let out = dir.path().join("out.png");
+    // A name a shell would split and expand: the printed command quotes it.
+    let out = dir.path().join("my $HOME's out.png");
     // A file size limit of 512 bytes: the probe passes, the image does not
     // fit (see tests/journal.rs for why SIGXFSZ is ignored).
     let run = run_to(&server, &out);
@@ -162,17 +163,17 @@ async fn a_save_that_fails_after_paying_says_how_to_fetch_it_again() {
     let stderr = text(&result.stderr);
     assert_eq!(result.status.code(), Some(6), "{stderr}");
     assert_eq!(server.billed_submits(), 1);
-    let command = stderr
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("tryon result "))
-        .unwrap_or_else(|| panic!("a recovery command: {stderr}"));
-    let (id, rest) = command.split_once(' ').unwrap();
-    assert_eq!(rest, format!("-o {}", out.display()));
+    let (words, printed) = common::printed_command(&stderr, "  ");
+    let uri = server.uri();
+    assert_eq!(
+        words[1..4],
+        ["--base-url", uri.as_str(), "result"],
+        "{words:?}"
+    );
+    assert_eq!(words[5..], ["-o", &*out.to_string_lossy()], "{words:?}");
 
-    // The printed command fetches it, without a new charge.
-    let mut cmd = tryon(&server);
-    cmd.args(["result", id, "-o"]).arg(&out);
-    let fetched = output(cmd).await;
+    // The printed command, run as printed, fetches it without a new charge.
+    let fetched = output(printed).await;
     assert!(fetched.status.success(), "{}", text(&fetched.stderr));
     image::open(&out).expect("the paid image");
     assert_eq!(server.billed_submits(), 1);
@@ -578,7 +579,13 @@ async fn waits_that_give_up_say_why_in_the_shells_words() {
     let run = output(cmd).await;
     let stderr = text(&run.stderr);
     assert_eq!(run.status.code(), Some(4), "{stderr}");
-    assert!(stderr.contains("re-attach with: tryon wait "), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "re-attach with: tryon --base-url {} wait ",
+            server.uri()
+        )),
+        "{stderr}"
+    );
     assert!(!stderr.contains("client.job"), "{stderr}");
 }
 

@@ -450,6 +450,7 @@ pub fn before_run(
         stopped_by: None,
         price_first: args.price_first,
         price_extra: args.price_extra,
+        global_flags: crate::term::global_flags(),
     };
     let record = record.write(&args.out_dir).map(|()| record).ok();
     (thumbnails, record)

@@ -1,8 +1,8 @@
 //! The last run's record, `DIR/.tryon-report/run.json`: what the journal
 //! does not say and the report needs (which manifest, when the run started
-//! and ended, the prices it estimated with). Written when a run starts
-//! (so a killed run leaves one) and again when it ends; never anything
-//! secret (no key, no URL).
+//! and ended, the prices it estimated with, the service its commands
+//! name). Written when a run starts (so a killed run leaves one) and again
+//! when it ends; never anything secret (no key, no URL credentials).
 
 use std::path::{Path, PathBuf};
 
@@ -33,6 +33,12 @@ pub struct RunRecord {
     pub price_first: f64,
     /// The estimated price of each further garment, in USD.
     pub price_extra: f64,
+    /// The global flags the run's printed commands carry (`--base-url URL`,
+    /// `--api-key-env NAME`; URL credentials masked, see
+    /// [`term::global_flags`](crate::term::global_flags)), so the page
+    /// `tryon report` writes again points at the same service.
+    #[serde(default)]
+    pub global_flags: Vec<String>,
 }
 
 fn path_in(dir: &Path) -> PathBuf {
@@ -82,6 +88,7 @@ mod tests {
             stopped_by: None,
             price_first: 0.015,
             price_extra: 0.008,
+            global_flags: vec!["--base-url".into(), "http://127.0.0.1:9".into()],
         };
         record.write(dir.path()).unwrap();
         assert_eq!(RunRecord::read(dir.path()), Ok(Some(record)));

@@ -264,11 +264,7 @@ impl Outcome {
 /// not `result`, because a job whose id the journal could not record may
 /// still be queued (`wait` returns at once for a finished one).
 pub fn recovery(request_id: &str, output: &Path) -> String {
-    format!(
-        "tryon wait {} -o {}",
-        term::inline(request_id),
-        output.display()
-    )
+    term::command(&["wait", request_id, "-o", &output.to_string_lossy()])
 }
 
 /// The line for an edited row that was not resubmitted.
@@ -466,12 +462,15 @@ pub fn summary_text(s: &Summary) -> String {
         Some(ReportPage::Failed { error }) => {
             let _ = write!(
                 text,
-                "\nreport: not written ({}); `tryon report {}` writes it from the journal",
+                "\nreport: not written ({}); `{}` writes it from the journal",
                 term::inline(error),
-                s.journal
-                    .parent()
-                    .unwrap_or_else(|| Path::new("."))
-                    .display()
+                term::command(&[
+                    "report",
+                    &s.journal
+                        .parent()
+                        .unwrap_or_else(|| Path::new("."))
+                        .to_string_lossy()
+                ])
             );
         }
         None => {}

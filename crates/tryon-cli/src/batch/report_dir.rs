@@ -24,6 +24,7 @@ use crate::journal;
 use crate::manifest;
 use crate::output::emit;
 use crate::report::{self, Thumbnailer};
+use crate::term;
 
 /// The arguments of a plain rerun, `tryon batch MANIFEST --out-dir DIR`:
 /// what the report's plans assume (and the defaults it prices with).
@@ -120,6 +121,13 @@ pub async fn report_page(cli: &Cli, args: &ReportArgs) -> Result<Code, CliError>
     let rows = manifest::load(&found.manifest).map_err(|e| CliError::usage(e.to_string()))?;
     let defaults = rerun_args(&found.manifest, dir)?;
     let recorded = found.record.as_ref();
+    // The page's commands name the service the batch ran against, unless
+    // this command was told another.
+    if let Some(record) = recorded
+        && term::global_flags().is_empty()
+    {
+        term::use_global_flags(record.global_flags.clone());
+    }
     let prices = (
         args.price_first
             .or(recorded.map(|r| r.price_first))

@@ -107,16 +107,12 @@ pub const EARLIER_HELP: &str =
 /// The command a rerun of the batch is: `tryon batch MANIFEST --out-dir
 /// DIR`, with `flag` when one is given.
 pub fn rerun(manifest: &Path, out_dir: &Path, flag: &str) -> String {
-    let mut command = format!(
-        "tryon batch {} --out-dir {}",
-        manifest.display(),
-        out_dir.display()
-    );
+    let (manifest, out_dir) = (manifest.to_string_lossy(), out_dir.to_string_lossy());
+    let mut words = vec!["batch", &*manifest, "--out-dir", &*out_dir];
     if !flag.is_empty() {
-        command.push(' ');
-        command.push_str(flag);
+        words.push(flag);
     }
-    command
+    crate::term::command(&words)
 }
 
 #[cfg(test)]

@@ -64,6 +64,29 @@ pub(crate) fn batch_in(
     cmd
 }
 
+/// The command printed after `marker` on a line of `stream` (a recovery
+/// or rerun command, `tryon ...`), split as a POSIX shell would split it, and a
+/// `Command` that runs it exactly as printed (the key from the
+/// environment, as a person's shell would have it).
+pub(crate) fn printed_command(stream: &str, marker: &str) -> (Vec<String>, Command) {
+    let line = stream
+        .lines()
+        .find_map(|l| {
+            l.split_once(marker)
+                .map(|(_, rest)| rest)
+                .filter(|rest| rest.starts_with("tryon "))
+        })
+        .unwrap_or_else(|| panic!("no `{marker}` line in: {stream}"));
+    let words = shlex::split(line).unwrap_or_else(|| panic!("not a shell line: {line}"));
+    assert_eq!(words.first().map(String::as_str), Some("tryon"), "{line}");
+    let mut cmd = Command::cargo_bin("tryon").expect("the tryon binary is built");
+    cmd.args(&words[1..])
+        .env("SEGMIND_API_KEY", KEY)
+        .env_remove("RUST_LOG")
+        .env_remove("TRYON_CHAOS_KILL_AFTER_JOURNAL_WRITES");
+    (words, cmd)
+}
+
 /// A temporary folder holding `sub/m.csv`, one row `r1` whose images are
 /// the workspace's samples copied beside it and named relatively (so how
 /// the manifest's path is typed is how they are joined). `extra_columns`

@@ -159,7 +159,14 @@ async fn a_page_that_cannot_be_written_leaves_the_run_as_it_was() {
         )),
         "{stdout}"
     );
-    assert!(stdout.contains(&format!("`tryon report {}` writes it", out_dir.display())));
+    assert!(
+        stdout.contains(&format!(
+            "`tryon --base-url {} report {}` writes it",
+            server.uri(),
+            out_dir.display()
+        )),
+        "{stdout}"
+    );
     assert!(stdout.contains("completed  3 (3 this run"), "{stdout}");
     let leftovers: Vec<_> = std::fs::read_dir(&out_dir)
         .unwrap()

@@ -108,7 +108,7 @@ fn all_bytes(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     clippy::unwrap_used,
     reason = "a test's checks: a panic is the failure"
 )]
-fn check_catalog(seen: &Value, out_dir: &Path, stdout: &str) -> String {
+fn check_catalog(seen: &Value, out_dir: &Path, stdout: &str, base_url: &str) -> String {
     assert_eq!(seen["scripts"], 0);
     let rows = rows_by_id(seen);
     assert_eq!(rows.len(), 6, "every manifest row: {seen}");
@@ -172,13 +172,13 @@ fn check_catalog(seen: &Value, out_dir: &Path, stdout: &str) -> String {
     assert_eq!(
         unsaved,
         format!(
-            "tryon wait {id} -o {}",
+            "tryon --base-url {base_url} wait {id} -o {}",
             absolute.join("look-unsaved.png").display()
         ),
-        "the summary's recovery command"
+        "the summary's recovery command, to the server the batch ran against"
     );
     assert!(
-        stdout.contains(&format!("fetch it with: tryon wait {id} -o ")),
+        stdout.contains(&format!("fetch it with: {unsaved}")),
         "the same command in the terminal: {stdout}"
     );
     assert!(command("look-late").ends_with(&format!("--out-dir {}", absolute.display())));
@@ -229,7 +229,8 @@ fn rewrite_offline(browser: &browser::Browser, out_dir: &Path, unsaved: &str) {
     let seen = browser::inspect(browser, &page);
     let rows = rows_by_id(&seen);
     // The journal alone cannot know the save failed: the row was accepted
-    // and never collected, and the same command fetches it.
+    // and never collected, and the same command fetches it (the run record
+    // keeps the server it names).
     assert_eq!(rows["look-unsaved"]["status"], "pending");
     assert_eq!(rows["look-unsaved"]["command"], Value::from(unsaved));
     assert_eq!(rows["look-blocked"]["message"], BLOCKED);
@@ -270,7 +271,7 @@ async fn a_batch_report_shows_every_row_as_a_person_sees_it_in_chromium() {
     assert_eq!(server.billed_submits(), 5);
 
     let seen = browser::inspect(&browser, &page);
-    let unsaved = check_catalog(&seen, &out_dir, &stdout);
+    let unsaved = check_catalog(&seen, &out_dir, &stdout, &server.uri());
     // Nothing left for the network but Chromium's own calls.
     assert_eq!(browser.fetched(), Vec::<String>::new());
 

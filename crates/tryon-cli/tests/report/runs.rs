@@ -111,9 +111,10 @@ async fn a_signal_stops_the_run_and_it_still_prints_its_summary_and_page() {
             "{html}"
         );
         assert_eq!(
-            html.matches("tryon wait ").count(),
+            html.matches(&format!("tryon --base-url {} wait ", server.uri()))
+                .count(),
             4,
-            "each pending row's fetch command"
+            "each pending row's fetch command, naming the batch's server"
         );
         let record = std::fs::read_to_string(out_dir.join(".tryon-report/run.json")).unwrap();
         assert!(
