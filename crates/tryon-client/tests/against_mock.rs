@@ -8,11 +8,10 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use tryon_client::poll::ModelAwarePolling;
-use tryon_client::test_util::VirtualClock;
 use tryon_client::{Client, ClientBuilder, Error, Format, Image, Status, TryOnRequest};
 use tryon_mock::{
-    Credits, FailRule, Fault, FaultRoute, JobMatch, MockClock, MockConfig, MockServer,
-    RateLimitRule, RequestLogEntry, RetryAfter,
+    Credits, FailRule, Fault, FaultRoute, JobMatch, MockConfig, MockServer, RateLimitRule,
+    RequestLogEntry, RetryAfter,
 };
 
 mod common;
@@ -25,11 +24,7 @@ fn builder(server: &MockServer) -> ClientBuilder {
     Client::builder()
         .api_key(KEY)
         .base_url(server.uri())
-        .clock(VirtualClock::following(
-            server.clock(),
-            MockClock::now,
-            MockClock::advance,
-        ))
+        .clock(common::following(server))
         .poll_policy(ModelAwarePolling::default().without_jitter())
 }
 

@@ -16,14 +16,15 @@
 //! matrix as a Markdown table (copied into `docs/PROOF.md`).
 #![allow(clippy::unwrap_used, clippy::too_many_lines, missing_docs)]
 
+mod common;
+
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use tryon_client::test_util::VirtualClock;
 use tryon_client::{Client, Error, Image, TryOnRequest};
 use tryon_mock::{
-    Credits, FailRule, Fault, FaultKind, FaultRoute, JobMatch, MockClock, MockServer,
-    ResultBeforeCompletion, RetryAfter,
+    Credits, FailRule, Fault, FaultKind, FaultRoute, JobMatch, MockServer, ResultBeforeCompletion,
+    RetryAfter,
 };
 
 const KEY: &str = "sk-fault-matrix";
@@ -693,11 +694,7 @@ async fn run_case(
     let mut cb = Client::builder()
         .api_key(KEY)
         .base_url(base)
-        .clock(VirtualClock::following(
-            server.clock(),
-            MockClock::now,
-            MockClock::advance,
-        ));
+        .clock(common::following(&server));
     if setup == Setup::ShortTimeout {
         cb = cb.request_timeout(TIMEOUT);
     }
@@ -716,11 +713,7 @@ async fn run_case(
                     let dead = Client::builder()
                         .api_key(KEY)
                         .base_url(closed_port().await)
-                        .clock(VirtualClock::following(
-                            server.clock(),
-                            MockClock::now,
-                            MockClock::advance,
-                        ))
+                        .clock(common::following(&server))
                         .build()
                         .unwrap();
                     dead.job(job.request_id())

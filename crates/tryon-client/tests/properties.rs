@@ -14,9 +14,8 @@ use proptest::prelude::*;
 use proptest::test_runner::{TestCaseError, TestRunner};
 use tryon_client::limits::MAX_OUTPUT_QUALITY;
 use tryon_client::poll::{MIN_FIRST_DELAY, ModelAwarePolling, PollPolicy, PollState};
-use tryon_client::test_util::VirtualClock;
 use tryon_client::{Client, Error, Image, ImageKind, MAX_GARMENTS, RetryPolicy, TryOnRequest};
-use tryon_mock::{Fault, FaultRoute, MockClock, MockServer, RetryAfter, Stages, Timing};
+use tryon_mock::{Fault, FaultRoute, MockServer, RetryAfter, Stages, Timing};
 
 fn garments(n: usize) -> impl Iterator<Item = Image> {
     (0..n).map(|i| Image::url(format!("https://example.com/g{i}.jpg")))
@@ -66,11 +65,7 @@ fn mock_client(server: &MockServer) -> tryon_client::ClientBuilder {
     Client::builder()
         .api_key("sk-prop")
         .base_url(server.uri())
-        .clock(VirtualClock::following(
-            server.clock(),
-            MockClock::now,
-            MockClock::advance,
-        ))
+        .clock(common::following(server))
 }
 
 fn one_garment() -> TryOnRequest {

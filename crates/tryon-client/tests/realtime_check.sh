@@ -52,15 +52,9 @@ TOML
   ;;
 esac
 
-"$tryon" mock --config "$dir/mock.toml" --json >"$dir/ready.json" 2>"$dir/mock.log" &
-mock_pid=$!
-for _ in $(seq 100); do
-  [ -s "$dir/ready.json" ] && break
-  sleep 0.1
-done
-url=$(jq -r .url "$dir/ready.json")
-control=$(jq -r .control "$dir/ready.json")
-control=${control%/}
+# shellcheck source=realtime_mock.sh
+. "$(dirname "$0")/realtime_mock.sh"
+start_mock
 
 {
   echo "id,person,garments,seed"

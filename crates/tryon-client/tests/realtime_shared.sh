@@ -48,15 +48,9 @@ per_second = 8.33
 burst = 10
 TOML
 
-"$tryon" mock --config "$dir/mock.toml" --json >"$dir/ready.json" 2>"$dir/mock.log" &
-mock_pid=$!
-for _ in $(seq 100); do
-  [ -s "$dir/ready.json" ] && break
-  sleep 0.1
-done
-url=$(jq -r .url "$dir/ready.json")
-control=$(jq -r .control "$dir/ready.json")
-control=${control%/}
+# shellcheck source=realtime_mock.sh
+. "$(dirname "$0")/realtime_mock.sh"
+start_mock
 
 start_redis() {
   redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \

@@ -6,12 +6,14 @@
 //! timings: speed belongs in the benches.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt as _;
 use tryon_client::poll::ModelAwarePolling;
-use tryon_client::test_util::{DrivingClock, VirtualClock};
+use tryon_client::test_util::DrivingClock;
 use tryon_client::{Client, Error, Image, Status, TryOnRequest};
 use tryon_mock::{MockClock, MockServer, RequestLogEntry, ResultBeforeCompletion, Stages, Timing};
 
@@ -30,11 +32,7 @@ fn client(server: &MockServer) -> Client {
     Client::builder()
         .api_key(KEY)
         .base_url(server.uri())
-        .clock(VirtualClock::following(
-            server.clock(),
-            MockClock::now,
-            MockClock::advance,
-        ))
+        .clock(common::following(server))
         .build()
         .unwrap()
 }
@@ -228,11 +226,7 @@ async fn the_client_learns_the_service_speed_and_every_job_shares_it() {
     let client = Client::builder()
         .api_key(KEY)
         .base_url(server.uri())
-        .clock(VirtualClock::following(
-            server.clock(),
-            MockClock::now,
-            MockClock::advance,
-        ))
+        .clock(common::following(&server))
         .poll_policy(ModelAwarePolling::default().without_jitter())
         .build()
         .unwrap();

@@ -214,6 +214,16 @@ pub fn client(base: &str, clock: &VirtualClock) -> Client {
     builder(base, clock).build().unwrap()
 }
 
+/// A client clock that follows `server`'s virtual clock: the client's
+/// sleeps advance the mock's time, so jobs move as the client waits.
+pub fn following(server: &tryon_mock::MockServer) -> VirtualClock {
+    VirtualClock::following(
+        server.clock(),
+        tryon_mock::MockClock::now,
+        tryon_mock::MockClock::advance,
+    )
+}
+
 pub fn request(garments: usize) -> TryOnRequest {
     TryOnRequest::builder()
         .person(Image::url("https://example.com/person.jpg"))
