@@ -25,8 +25,10 @@
 //! - It does not read `Retry-After`: read it from
 //!   [`ResponseValue::headers`] on an [`Error::ErrorResponse`].
 //! - `POST /upload-asset` is served from the storage host
-//!   (`https://workflows-api.segmind.com`); progenitor ignores path-level
-//!   `servers`, so call it on a [`Client`] built with that base URL.
+//!   (`https://workflows-api.segmind.com`) and the request history
+//!   (`/inference-request/...`) from `https://api.spotprod.segmind.com`;
+//!   progenitor ignores path-level `servers`, so call each on a [`Client`]
+//!   built with its host's base URL.
 //! - A status code the spec does not list (503, for example) surfaces as
 //!   [`Error::UnexpectedResponse`] with the raw response.
 //!
