@@ -64,7 +64,21 @@ fn spec_parses_as_openapi_3_0() {
                 .map(|id| (path.to_string(), method.to_string(), id))
         })
         .collect();
-    assert_eq!(ops.len(), 5, "five operations expected: {ops:?}");
+    let ids: Vec<&str> = ops.iter().map(|(_, _, id)| id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "submit_try_on",
+            "get_status",
+            "get_result",
+            "run_try_on_sync",
+            "upload_asset",
+            "get_user_credits",
+            "list_request_history",
+            "get_request_history_entry",
+        ],
+        "the try-on, upload and account operations, in the document's order: {ops:?}"
+    );
     for name in [
         "TryOnInput",
         "SubmitResponse",
@@ -76,6 +90,12 @@ fn spec_parses_as_openapi_3_0() {
         "UploadAssetRequest",
         "UploadAssetResponse",
         "OutputFormat",
+        "CreditsResponse",
+        "HistoryPage",
+        "HistoryEntry",
+        "HistoryStatus",
+        "HistorySortBy",
+        "SortOrder",
     ] {
         let schema = spec
             .components

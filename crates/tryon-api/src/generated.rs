@@ -275,9 +275,9 @@ pub mod types {
         ///The model's slug.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub model_name: ::std::option::Option<::std::string::String>,
-        ///The request's state.
+        ///The request's state: `PENDING`, `COMPLETED` or `FAILED` as far as is known; kept as text, so that a state not listed here never makes a page unreadable.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub model_status: ::std::option::Option<JobStatus>,
+        pub model_status: ::std::option::Option<::std::string::String>,
         ///The request's inputs, as sent.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub request_body: ::std::option::Option<
@@ -374,6 +374,66 @@ pub mod types {
         }
     }
     impl ::std::convert::TryFrom<::std::string::String> for HistorySortBy {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///A request-history state filter (an in-flight request is PENDING).
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    pub enum HistoryStatus {
+        #[serde(rename = "PENDING")]
+        Pending,
+        #[serde(rename = "COMPLETED")]
+        Completed,
+        #[serde(rename = "FAILED")]
+        Failed,
+    }
+    impl ::std::fmt::Display for HistoryStatus {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Pending => f.write_str("PENDING"),
+                Self::Completed => f.write_str("COMPLETED"),
+                Self::Failed => f.write_str("FAILED"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for HistoryStatus {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "PENDING" => Ok(Self::Pending),
+                "COMPLETED" => Ok(Self::Completed),
+                "FAILED" => Ok(Self::Failed),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for HistoryStatus {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for HistoryStatus {
         type Error = self::error::ConversionError;
         fn try_from(
             value: ::std::string::String,
@@ -1147,7 +1207,7 @@ pub mod types {
                 ::std::string::String,
             >,
             model_status: ::std::result::Result<
-                ::std::option::Option<super::JobStatus>,
+                ::std::option::Option<::std::string::String>,
                 ::std::string::String,
             >,
             request_body: ::std::result::Result<
@@ -1260,7 +1320,7 @@ pub mod types {
             }
             pub fn model_status<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<super::JobStatus>>,
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
                 T::Error: ::std::fmt::Display,
             {
                 self.model_status = value
@@ -3280,7 +3340,7 @@ pub mod builder {
         per_page: Result<Option<::std::num::NonZeroU32>, String>,
         sort_by: Result<Option<types::HistorySortBy>, String>,
         sort_order: Result<Option<types::SortOrder>, String>,
-        status: Result<Option<types::JobStatus>, String>,
+        status: Result<Option<types::HistoryStatus>, String>,
         to_date: Result<Option<types::ListRequestHistoryToDate>, String>,
     }
     impl<'a> ListRequestHistory<'a> {
@@ -3375,12 +3435,14 @@ pub mod builder {
         }
         pub fn status<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<types::JobStatus>,
+            V: std::convert::TryInto<types::HistoryStatus>,
         {
             self.status = value
                 .try_into()
                 .map(Some)
-                .map_err(|_| "conversion to `JobStatus` for status failed".to_string());
+                .map_err(|_| {
+                    "conversion to `HistoryStatus` for status failed".to_string()
+                });
             self
         }
         pub fn to_date<V>(mut self, value: V) -> Self
