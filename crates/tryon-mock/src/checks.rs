@@ -12,7 +12,7 @@ use crate::limits::{
     MAX_RATE, MAX_REQUEST_LOG_CAPACITY, MAX_RETRY_AFTER_SECS, MAX_TEXT_BYTES,
 };
 
-fn duration(field: &str, d: Duration, max_secs: u64) -> Result<(), String> {
+pub(crate) fn duration(field: &str, d: Duration, max_secs: u64) -> Result<(), String> {
     if d > Duration::from_secs(max_secs) {
         return Err(format!(
             "{field}: {} s given, at most {max_secs} s allowed",
@@ -22,7 +22,7 @@ fn duration(field: &str, d: Duration, max_secs: u64) -> Result<(), String> {
     Ok(())
 }
 
-fn text(field: &str, s: &str) -> Result<(), String> {
+pub(crate) fn text(field: &str, s: &str) -> Result<(), String> {
     if s.len() > MAX_TEXT_BYTES {
         return Err(format!(
             "{field}: {} bytes given, at most {MAX_TEXT_BYTES} allowed",
@@ -32,7 +32,7 @@ fn text(field: &str, s: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn finite(field: &str, v: f64, min: f64, max: f64) -> Result<(), String> {
+pub(crate) fn finite(field: &str, v: f64, min: f64, max: f64) -> Result<(), String> {
     if !v.is_finite() || v < min || v > max {
         return Err(format!("{field}: {v} given, must be from {min} to {max}"));
     }
@@ -217,6 +217,8 @@ impl MockConfig {
 pub(crate) fn config(c: &MockConfig) -> Result<(), String> {
     timing(&c.timing)?;
     duration("retention", c.retention, MAX_DURATION_SECS)?;
+    duration("output_retention", c.output_retention, MAX_DURATION_SECS)?;
+    duration("history_delay", c.history_delay, MAX_DURATION_SECS)?;
     keys(c.keys.as_deref())?;
     rate_limit(c.rate_limit.as_ref())?;
     credits(c.credits.as_ref())?;

@@ -343,6 +343,23 @@ pub struct MockConfig {
     /// 404. Default 1 hour (in seconds in TOML).
     #[serde(with = "crate::secs")]
     pub retention: Duration,
+    /// How long a completed job's output (its `output` and the history's
+    /// `generation_url`) stays downloadable after submission, apart from
+    /// the status retention. Default 7 days (the service's reported
+    /// retention; assumed), never less than `retention`.
+    #[serde(with = "crate::secs")]
+    pub output_retention: Duration,
+    /// How long after its submit a request's row lands in the account's
+    /// request history (`GET /inference-request/request-history`). Before
+    /// that it is absent, or listed with nulls when
+    /// [`history_partial`](Self::history_partial). Default 0 s: the
+    /// service's delay is unknown; set one to test a reader that waits.
+    #[serde(with = "crate::secs")]
+    pub history_delay: Duration,
+    /// Before it lands, a request's history row is listed (and found by
+    /// id) with only its `request_id` and `created_at`, every other field
+    /// null, instead of being absent. Default false.
+    pub history_partial: bool,
     /// Accepted API keys. Default `None`: any non-empty key is accepted. A
     /// missing key is always 401.
     pub keys: Option<Vec<String>>,
@@ -403,6 +420,9 @@ impl Default for MockConfig {
             timing: Timing::default(),
             workers: None,
             retention: Duration::from_hours(1),
+            output_retention: Duration::from_hours(7 * 24),
+            history_delay: Duration::ZERO,
+            history_partial: false,
             keys: None,
             rate_limit: None,
             credits: None,

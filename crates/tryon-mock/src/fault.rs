@@ -21,6 +21,11 @@ pub enum FaultRoute {
     Upload,
     /// `GET` of an output image or uploaded asset.
     Output,
+    /// `GET /v1/get-user-credits`.
+    Credits,
+    /// `GET /inference-request/request-history` and
+    /// `GET /inference-request/request-history/{id}`.
+    History,
     /// Every route above.
     Any,
 }

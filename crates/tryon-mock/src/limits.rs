@@ -64,6 +64,11 @@ pub const MAX_OUTPUT_SIDE: u32 = 2048;
 /// `record_bodies`: 64 KiB.
 pub const MAX_RECORDED_BODY: usize = 64 * 1024;
 
+/// Most request-history rows kept, all keys together: 50 000 (the oldest
+/// go first). Each holds its request body (inline images as their hash)
+/// and, for a completed job, its output for the output retention.
+pub const MAX_HISTORY_ROWS: usize = 50_000;
+
 // ---- connections -------------------------------------------------------------
 
 /// Most bytes of a request the mock reads and drops after it has answered

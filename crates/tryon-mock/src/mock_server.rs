@@ -111,6 +111,23 @@ impl MockServerBuilder {
         self
     }
 
+    /// How long a completed job's output stays downloadable (its `output`
+    /// and the history's `generation_url`), apart from the status
+    /// retention. Default 7 days.
+    pub fn output_retention(mut self, d: Duration) -> Self {
+        self.config.output_retention = d;
+        self
+    }
+
+    /// How long after its submit a request's history row lands; before
+    /// that it is absent, or with nulls when `partial`. Default 0 s,
+    /// absent.
+    pub fn history_landing(mut self, delay: Duration, partial: bool) -> Self {
+        self.config.history_delay = delay;
+        self.config.history_partial = partial;
+        self
+    }
+
     /// Only these API keys are accepted (others get 401). Default: any
     /// non-empty key.
     pub fn keys<I, S>(mut self, keys: I) -> Self

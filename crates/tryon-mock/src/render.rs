@@ -4,7 +4,6 @@
 use std::io::Cursor;
 use std::sync::{Arc, Mutex};
 
-use base64::Engine as _;
 use bytes::Bytes;
 use image::{ImageEncoder, ImageReader, Limits, Rgba, RgbaImage, imageops};
 use tryon_api::types::{OutputFormat, TryOnInput};
@@ -77,21 +76,7 @@ fn color(h: u64) -> Rgba<u8> {
     Rgba([r, g, b, 255])
 }
 
-/// Decodes a `data:<mime>;base64,<data>` URI into its bytes.
-pub(crate) fn decode_data_uri(uri: &str) -> Option<(String, Vec<u8>)> {
-    let rest = uri.strip_prefix("data:")?;
-    let (meta, data) = rest.split_once(',')?;
-    let mime = meta.strip_suffix(";base64")?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(data.trim())
-        .ok()?;
-    let mime = if mime.is_empty() {
-        "application/octet-stream"
-    } else {
-        mime
-    };
-    Some((mime.to_string(), bytes))
-}
+pub(crate) use tryon_api::body::decode_data_uri;
 
 /// The MIME type of an output format.
 pub(crate) fn content_type(format: OutputFormat) -> &'static str {

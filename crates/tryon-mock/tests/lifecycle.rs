@@ -63,8 +63,11 @@ async fn job_runs_queued_processing_completed_then_expires() {
     server.advance(Duration::from_hours(1));
     assert_eq!(status_of(&uri, &id).await.0, 404);
     assert_eq!(result_of(&uri, &id).await.0, 404);
-    assert_eq!(get(&output).await.status(), 404);
+    // The output outlives the status (the output retention, 7 days).
+    assert_eq!(get(&output).await.status(), 200);
     assert_eq!(server.job_count(), 0);
+    server.advance(Duration::from_hours(7 * 24));
+    assert_eq!(get(&output).await.status(), 404);
     // Virtual time: an hour passed in (much) less than a second. Not a timed
     // assertion of the mock's speed, just the "done when".
     assert!(real.elapsed() < Duration::from_secs(30));

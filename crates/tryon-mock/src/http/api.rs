@@ -1,12 +1,14 @@
-//! The API's handlers: submit, v1 run, status, result, upload, and the
-//! output and upload files.
+//! The API's handlers: submit, v1 run, status, result, upload, the
+//! output and upload files, and the account's records (credits, request
+//! history).
 
 use bytes::Bytes;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
+use serde_json::Value;
 use tryon_api::types::{
-    ErrorBody, JobStatus, Metrics, ResultResponse, StatusResponse, SubmitResponse, TryOnInput,
-    UploadAssetResponse,
+    CreditsResponse, ErrorBody, JobStatus, Metrics, ResultResponse, StatusResponse, SubmitResponse,
+    TryOnInput, UploadAssetResponse,
 };
 
 use super::routes::Endpoint;
@@ -15,7 +17,7 @@ use super::{
 };
 use crate::config::ResultBeforeCompletion;
 use crate::render::{self, RenderInput};
-use crate::state::{JobView, Refusal, State, canonical_id};
+use crate::state::{HistoryQuery, JobView, Refusal, State, canonical_id};
 use crate::sync::lock;
 use crate::validate::{self, Invalid};
 
@@ -63,6 +65,9 @@ pub(crate) async fn dispatch(
         Endpoint::Status(id) => status(state, id),
         Endpoint::Result(id) => result(state, id),
         Endpoint::Upload => upload(state, req).await,
+        Endpoint::Credits => credits(state, key),
+        Endpoint::History => history(state, key, req.uri().query().unwrap_or_default()),
+        Endpoint::HistoryEntry(id) => history_entry(state, key, id),
         _ => error(StatusCode::NOT_FOUND, "Not found"),
     }
 }
@@ -103,19 +108,25 @@ fn urls(base: &str, id: &str) -> (String, String, String) {
     )
 }
 
+/// A body read, validated and paid for (see [`checked_and_charged`]).
+struct Charged {
+    input: TryOnInput,
+    render: RenderInput,
+    /// The body as sent, for the request history.
+    body: Value,
+    cost: f64,
+}
+
 /// The body of either POST, read, validated and paid for: the steps a
 /// submit and a synchronous run share before a job exists. The images the
 /// mock holds (inline or uploaded) are taken out of the body here, their
 /// declared sizes checked before anything is billed.
-async fn checked_and_charged(
-    state: &State,
-    key: &str,
-    req: Incoming,
-) -> Result<(TryOnInput, RenderInput), Reply> {
+async fn checked_and_charged(state: &State, key: &str, req: Incoming) -> Result<Charged, Reply> {
     json_content_type(&req)?;
     let limit = lock(&state.settings).max_body_bytes;
     let bytes = read_body(limit, req).await?;
     let input = validate::try_on_input(&bytes).map_err(invalid)?;
+    let body = serde_json::from_slice::<Value>(&bytes).unwrap_or_default();
     drop(bytes);
     let mut fields = vec![("person_image".to_string(), input.person_image.as_str())];
     fields.extend(
@@ -140,19 +151,30 @@ async fn checked_and_charged(
     let size = lock(&state.settings).output_size;
     let render = RenderInput::new(&input, size, &|r| held.get(r).cloned());
     drop(held);
-    state
+    let cost = state
         .charge(key, input.garment_images.len())
         .map_err(refusal)?;
-    Ok((input, render))
+    Ok(Charged {
+        input,
+        render,
+        body,
+        cost,
+    })
 }
 
 async fn submit(state: &State, key: &str, req: Incoming) -> Reply {
-    let (input, render) = match checked_and_charged(state, key, req).await {
+    let Charged {
+        input,
+        render,
+        body,
+        cost,
+    } = match checked_and_charged(state, key, req).await {
         Ok(v) => v,
         Err(r) => return r,
     };
     let holds_images = render.holds_images();
     let accepted = state.accept(&input, render);
+    state.record_history(key, accepted.id, body, cost);
     state.bill(key);
     // Render at once when the job holds image bytes, so they are let go.
     if holds_images && let Some(render) = accepted.render {
@@ -321,11 +343,20 @@ async fn rendered(job: &JobView) -> Reply {
     }
 }
 
+/// A completed job's output: from the job while its status is kept, then
+/// from the history until the output retention has passed.
 async fn output(state: &State, name: &str) -> Reply {
     let id = name.split_once('.').map_or(name, |(id, _)| id);
     match state.job(id) {
         Some(job) if job.status == JobStatus::Completed => rendered(&job).await,
-        _ => error(StatusCode::NOT_FOUND, "output not found or expired"),
+        Some(_) => error(StatusCode::NOT_FOUND, "output not found or expired"),
+        None => match state.kept_output(id) {
+            Some((render, format)) => match render.bytes().await {
+                Ok(bytes) => file(bytes, render::content_type(format)),
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+            },
+            None => error(StatusCode::NOT_FOUND, "output not found or expired"),
+        },
     }
 }
 
@@ -342,11 +373,17 @@ fn asset(state: &State, id: &str) -> Reply {
 }
 
 async fn run(state: &State, key: &str, req: Incoming) -> Reply {
-    let (input, render) = match checked_and_charged(state, key, req).await {
+    let Charged {
+        input,
+        render,
+        body,
+        cost,
+    } = match checked_and_charged(state, key, req).await {
         Ok(v) => v,
         Err(r) => return r,
     };
     let accepted = state.accept(&input, render);
+    state.record_history(key, accepted.id, body, cost);
     // In real time the call is held for the job's duration; with a virtual
     // clock it answers at once (nothing would ever advance it mid-call).
     if !state.clock.is_virtual() {
@@ -407,4 +444,67 @@ async fn upload(state: &State, req: Incoming) -> Reply {
             message: Some("Files uploaded successfully".to_string()),
         },
     )
+}
+
+/// The key's balance: all of it paid credits (the mock keeps no free
+/// credits apart).
+fn credits(state: &State, key: &str) -> Reply {
+    json_response(
+        StatusCode::OK,
+        &CreditsResponse {
+            credits: state.credits_of(key),
+            free_credits: 0.0,
+        },
+    )
+}
+
+/// Every field the service sends, `null` where it has no value (the
+/// generated type leaves an absent optional field out).
+const ENTRY_FIELDS: [&str; 10] = [
+    "request_id",
+    "model_name",
+    "model_status",
+    "credits_deduction",
+    "request_body",
+    "generation_url",
+    "latency_ms",
+    "error",
+    "created_at",
+    "updated_at",
+];
+
+fn with_nulls(entry: &mut Value) {
+    if let Some(fields) = entry.as_object_mut() {
+        for f in ENTRY_FIELDS {
+            fields.entry(f).or_insert(Value::Null);
+        }
+    }
+}
+
+fn history(state: &State, key: &str, query: &str) -> Reply {
+    let page = HistoryQuery::parse(query).and_then(|q| state.history_page(key, &q));
+    match page {
+        Ok(page) => {
+            let mut body = serde_json::to_value(&page).unwrap_or_default();
+            if let Some(rows) = body.get_mut("data").and_then(Value::as_array_mut) {
+                rows.iter_mut().for_each(with_nulls);
+            }
+            json_response(StatusCode::OK, &body)
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+fn history_entry(state: &State, key: &str, id: &str) -> Reply {
+    match state.history_entry(key, id) {
+        Some(entry) => {
+            let mut body = serde_json::to_value(&entry).unwrap_or_default();
+            with_nulls(&mut body);
+            json_response(StatusCode::OK, &body)
+        }
+        None => error(
+            StatusCode::NOT_FOUND,
+            "request not found in this account's history",
+        ),
+    }
 }

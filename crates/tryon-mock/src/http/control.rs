@@ -2,6 +2,8 @@
 //! thin layer over the same [`State`] methods [`MockServer`](crate::MockServer)
 //! calls. Every value is checked (422 naming the field and the bound).
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use hyper::header;
 use hyper::{Method, Request, StatusCode};
@@ -11,7 +13,7 @@ use serde_json::{Value, json};
 use super::{Reply, error, json_response, method_not_allowed, read_body};
 use crate::config::{FailRule, RateLimitRule, ResultBeforeCompletion};
 use crate::fault::Fault;
-use crate::state::State;
+use crate::state::{PlacedRow, State};
 
 /// Largest control request body: 1 MiB.
 const MAX_CONTROL_BODY: usize = 1024 * 1024;
@@ -42,6 +44,8 @@ const ROUTES: &[(&str, &str, Handler)] = &[
     ("PUT", "/__mock/fail_rules", fail_rules),
     ("PUT", "/__mock/rate_limit", rate_limit),
     ("PUT", "/__mock/keys", keys),
+    ("POST", "/__mock/history", place_history),
+    ("PUT", "/__mock/history_landing", history_landing),
     (
         "PUT",
         "/__mock/result_before_completion",
@@ -268,6 +272,60 @@ fn keys(state: &State, call: &Call<'_>) -> Reply {
     };
     match state.set_keys(keys) {
         Ok(()) => ok(&json!({})),
+        Err(e) => unprocessable(e),
+    }
+}
+
+/// Most rows one call places.
+const MAX_PLACED_ROWS: usize = 1000;
+
+fn place_history(state: &State, call: &Call<'_>) -> Reply {
+    let rows = match one_or_many::<PlacedRow>(call, "history") {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    if rows.len() > MAX_PLACED_ROWS {
+        return unprocessable(format!(
+            "history: {} rows given, at most {MAX_PLACED_ROWS} a call",
+            rows.len()
+        ));
+    }
+    let mut placed = Vec::with_capacity(rows.len());
+    for (i, row) in rows.into_iter().enumerate() {
+        match state.place_history(row) {
+            Ok(entry) => placed.push(entry),
+            Err(e) => return unprocessable(format!("history[{i}].{e}")),
+        }
+    }
+    json_response(StatusCode::OK, &json!({ "placed": placed }))
+}
+
+/// `{"delay": seconds, "partial": bool}`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Landing {
+    #[serde(default)]
+    delay: f64,
+    #[serde(default)]
+    partial: bool,
+}
+
+fn history_landing(state: &State, call: &Call<'_>) -> Reply {
+    let landing = match typed::<Landing>(call, "history_landing") {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
+    let max = crate::limits::MAX_DURATION_SECS;
+    #[allow(clippy::cast_precision_loss)]
+    let delay =
+        match crate::checks::finite("delay", landing.delay, 0.0, max as f64).and_then(|()| {
+            Duration::try_from_secs_f64(landing.delay).map_err(|e| format!("delay: {e}"))
+        }) {
+            Ok(d) => d,
+            Err(e) => return unprocessable(e),
+        };
+    match state.set_history_landing(delay, landing.partial) {
+        Ok(()) => ok(&json!({ "delay": delay.as_secs_f64(), "partial": landing.partial })),
         Err(e) => unprocessable(e),
     }
 }

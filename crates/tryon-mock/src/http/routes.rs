@@ -13,6 +13,9 @@ pub(crate) enum Endpoint<'a> {
     Upload,
     Output(&'a str),
     Asset(&'a str),
+    Credits,
+    History,
+    HistoryEntry(&'a str),
     /// A known path with another method; holds the `Allow` value.
     MethodNotAllowed(&'static str),
     NotFound,
@@ -27,6 +30,8 @@ impl Endpoint<'_> {
             Endpoint::Result(_) => FaultRoute::Result,
             Endpoint::Upload => FaultRoute::Upload,
             Endpoint::Output(_) | Endpoint::Asset(_) => FaultRoute::Output,
+            Endpoint::Credits => FaultRoute::Credits,
+            Endpoint::History | Endpoint::HistoryEntry(_) => FaultRoute::History,
             Endpoint::MethodNotAllowed(_) | Endpoint::NotFound => return None,
         })
     }
@@ -51,6 +56,8 @@ pub(crate) fn classify<'a>(method: &Method, path: &'a str) -> Endpoint<'a> {
         "/v2/p-image-try-on" => return want("POST", Endpoint::Submit),
         "/v1/p-image-try-on" => return want("POST", Endpoint::Run),
         "/upload-asset" => return want("POST", Endpoint::Upload),
+        "/v1/get-user-credits" => return want("GET", Endpoint::Credits),
+        "/inference-request/request-history" => return want("GET", Endpoint::History),
         _ => {}
     }
     if let Some(rest) = path.strip_prefix("/v2/requests/")
@@ -62,6 +69,9 @@ pub(crate) fn classify<'a>(method: &Method, path: &'a str) -> Endpoint<'a> {
     }
     if let Some(id) = segment(path, "/v2/requests/").or_else(|| segment(path, "/v1/requests/")) {
         return want("GET", Endpoint::Result(id));
+    }
+    if let Some(id) = segment(path, "/inference-request/request-history/") {
+        return want("GET", Endpoint::HistoryEntry(id));
     }
     if let Some(name) = segment(path, "/outputs/") {
         return want("GET", Endpoint::Output(name));

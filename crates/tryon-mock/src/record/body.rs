@@ -1,45 +1,13 @@
-//! The one rule for request bodies, used when recording and when matching
-//! a replayed request: images carried in the body (data URIs and bare
-//! base64) become `sha256:<hex>` of their bytes; everything else stays.
-//! Two bodies match when they are equal after that, except that an http(s)
-//! URL's query string is not compared (signed URLs rotate), and a top-level
-//! field left out matches the API's default for it (`prompt: ""`,
-//! `turbo: false`, `output_format: "png"`, `output_quality: 95`,
-//! `preserve_input_size: false`).
+//! Request bodies as the recorder stores them and the replay compares
+//! them, by the workspace's one rule ([`tryon_api::body`]: inline images
+//! become `sha256:<hex>`, URLs compare without their query, a left-out
+//! field is its default), and the keys masked in them.
 
-use base64::Engine as _;
 use serde_json::Value;
-use sha2::{Digest as _, Sha256};
+pub(crate) use tryon_api::body::sha256_hex;
+use tryon_api::body::{hash_inline_images, shown};
 
 use super::Body;
-
-/// Shortest bare-base64 string read as an image (shorter ones are text).
-const MIN_BARE_BASE64: usize = 64;
-
-/// The API's documented defaults of the try-on body's optional fields.
-fn default_of(field: &str) -> Option<Value> {
-    Some(match field {
-        "prompt" => Value::from(""),
-        "turbo" | "preserve_input_size" => Value::from(false),
-        "output_format" => Value::from("png"),
-        "output_quality" => Value::from(95),
-        _ => return None,
-    })
-}
-
-/// Most characters of a value shown in a difference.
-const MAX_SHOWN: usize = 80;
-
-/// The lower-case hex SHA-256 of `bytes`.
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut out = String::with_capacity(64);
-    for b in digest {
-        use std::fmt::Write as _;
-        let _ = write!(out, "{b:02x}");
-    }
-    out
-}
 
 /// The file extension for a media type.
 pub(crate) fn extension(media: Option<&str>) -> &'static str {
@@ -94,27 +62,8 @@ impl Keys {
     }
 }
 
-/// The bytes of an image carried in a string: a `data:` URI or bare base64
-/// of at least [`MIN_BARE_BASE64`] characters. Returns the media type when
-/// the URI names one.
-fn inline_image(s: &str) -> Option<(Option<String>, Vec<u8>)> {
-    if s.starts_with("data:") {
-        let (mime, bytes) = crate::render::decode_data_uri(s)?;
-        return Some((Some(mime), bytes));
-    }
-    if s.len() < MIN_BARE_BASE64
-        || !s
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
-    {
-        return None;
-    }
-    let bytes = base64::engine::general_purpose::STANDARD.decode(s).ok()?;
-    Some((None, bytes))
-}
-
 /// Told of each image taken out of a body: its hash, media type, bytes.
-pub(crate) type Keep<'a> = dyn FnMut(&str, Option<&str>, &[u8]) + 'a;
+pub(crate) type Keep<'a> = tryon_api::body::Keep<'a>;
 
 /// A request body as stored and compared: JSON with every inline image
 /// replaced by `sha256:<hex>` (each handed to `keep` with its media type
@@ -124,7 +73,7 @@ pub(crate) fn normalize(raw: &[u8], keep: &mut Keep<'_>) -> Body {
         return Body::Empty;
     }
     if let Ok(mut v) = serde_json::from_slice::<Value>(raw) {
-        replace_images(&mut v, keep);
+        hash_inline_images(&mut v, keep);
         return Body::Json(v);
     }
     if let Ok(t) = std::str::from_utf8(raw) {
@@ -135,60 +84,13 @@ pub(crate) fn normalize(raw: &[u8], keep: &mut Keep<'_>) -> Body {
     Body::File(format!("images/{hex}.bin"))
 }
 
-fn replace_images(v: &mut Value, keep: &mut Keep<'_>) {
-    match v {
-        Value::String(s) => {
-            if let Some((mime, bytes)) = inline_image(s) {
-                let hex = sha256_hex(&bytes);
-                keep(&hex, mime.as_deref(), &bytes);
-                *s = format!("sha256:{hex}");
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(|i| replace_images(i, keep)),
-        Value::Object(map) => map.values_mut().for_each(|i| replace_images(i, keep)),
-        _ => {}
-    }
-}
-
-/// An http(s) URL without its query string and fragment.
-fn without_query(s: &str) -> Option<&str> {
-    (s.starts_with("http://") || s.starts_with("https://"))
-        .then(|| s.split(['?', '#']).next().unwrap_or(s))
-}
-
-fn same_leaf(recorded: &Value, got: &Value) -> bool {
-    match (recorded, got) {
-        (Value::String(a), Value::String(b)) => match (without_query(a), without_query(b)) {
-            (Some(a), Some(b)) => a == b,
-            _ => a == b,
-        },
-        _ => recorded == got,
-    }
-}
-
-fn shown(v: Option<&Value>) -> String {
-    let Some(v) = v else {
-        return "nothing".to_string();
-    };
-    let text = match v {
-        Value::String(s) if !s.is_empty() => s.clone(),
-        other => other.to_string(),
-    };
-    if text.chars().count() > MAX_SHOWN {
-        let cut: String = text.chars().take(MAX_SHOWN).collect();
-        format!("{cut}…")
-    } else {
-        text
-    }
-}
-
 /// Every way `got` differs from `recorded` under the matching rule, one
 /// line each, like `garment_images[1]: recorded https://a/x.png, got
 /// https://b/y.png`. Empty when they match.
 pub(crate) fn differences(recorded: &Body, got: &Body) -> Vec<String> {
     let mut out = Vec::new();
     match (recorded, got) {
-        (Body::Json(a), Body::Json(b)) => diff_json("", Some(a), Some(b), &mut out),
+        (Body::Json(a), Body::Json(b)) => out = tryon_api::body::differences(a, b),
         (a, b) if a == b => {}
         _ => out.push(format!(
             "body: recorded {}, got {}",
@@ -205,37 +107,6 @@ fn body_kind(b: &Body) -> String {
         Body::Json(_) => "a JSON body".to_string(),
         Body::Text(t) => format!("the text {}", shown(Some(&Value::String(t.clone())))),
         Body::File(f) => format!("binary data ({f})"),
-    }
-}
-
-fn diff_json(at: &str, a: Option<&Value>, b: Option<&Value>, out: &mut Vec<String>) {
-    let name = |child: &str| {
-        if at.is_empty() {
-            child.to_string()
-        } else {
-            format!("{at}.{child}")
-        }
-    };
-    match (a, b) {
-        (Some(Value::Object(x)), Some(Value::Object(y))) => {
-            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-            for k in keys {
-                let default = if at.is_empty() { default_of(k) } else { None };
-                let (a, b) = (x.get(k).or(default.as_ref()), y.get(k).or(default.as_ref()));
-                diff_json(&name(k), a, b, out);
-            }
-        }
-        (Some(Value::Array(x)), Some(Value::Array(y))) => {
-            for i in 0..x.len().max(y.len()) {
-                diff_json(&format!("{at}[{i}]"), x.get(i), y.get(i), out);
-            }
-        }
-        (Some(x), Some(y)) if same_leaf(x, y) => {}
-        (None, None) => {}
-        _ => {
-            let at = if at.is_empty() { "body" } else { at };
-            out.push(format!("{at}: recorded {}, got {}", shown(a), shown(b)));
-        }
     }
 }
 

@@ -4,6 +4,11 @@
 use std::collections::HashMap;
 
 use super::{Refusal, State};
+use crate::config::Credits;
+
+/// The balance the credits endpoint reports when no credits are
+/// configured (nothing is drawn from it): 1 000 000 USD.
+pub(crate) const UNMETERED_BALANCE: f64 = 1_000_000.0;
 use crate::sync::lock;
 
 #[derive(Default)]
@@ -32,10 +37,12 @@ pub(crate) struct KeyBilling {
 }
 
 impl State {
-    /// Charges `key` for a job with `garments` garments, or refuses.
-    pub(crate) fn charge(&self, key: &str, garments: usize) -> Result<(), Refusal> {
+    /// Charges `key` for a job with `garments` garments, or refuses;
+    /// answers what the job costs (at the default prices when no credits
+    /// are configured, which are then not drawn from a balance).
+    pub(crate) fn charge(&self, key: &str, garments: usize) -> Result<f64, Refusal> {
         let Some(credits) = lock(&self.settings).credits.clone() else {
-            return Ok(());
+            return Ok(Credits::default().cost(garments));
         };
         let cost = credits.cost(garments);
         let mut billing = lock(&self.billing);
@@ -48,7 +55,21 @@ impl State {
             return Err(Refusal::NoCredits);
         }
         *balance -= cost;
-        Ok(())
+        Ok(cost)
+    }
+
+    /// What `key` has left: its balance once charged or set, else the
+    /// configured starting balance; [`UNMETERED_BALANCE`] when no credits
+    /// are configured.
+    pub(crate) fn credits_of(&self, key: &str) -> f64 {
+        let Some(credits) = lock(&self.settings).credits.clone() else {
+            return UNMETERED_BALANCE;
+        };
+        lock(&self.billing)
+            .balances
+            .get(key)
+            .copied()
+            .unwrap_or(credits.balance)
     }
 
     /// Counts one billed job of `key`.

@@ -13,11 +13,13 @@ use uuid::Uuid;
 
 mod billing;
 mod buckets;
+mod history;
 mod jobs;
 mod uploads;
 
 use billing::Billing;
 use buckets::{Bucket, take_from_bucket, take_from_window};
+pub(crate) use history::{History, HistoryQuery, PlacedRow};
 pub(crate) use jobs::{Accepted, JobView, canonical_id};
 use jobs::{Job, Jobs, failure_for};
 use uploads::{Asset, Assets};
@@ -70,6 +72,9 @@ pub(crate) struct Settings {
     pub(crate) timing: Timing,
     pub(crate) workers: Option<usize>,
     pub(crate) retention: Duration,
+    pub(crate) output_retention: Duration,
+    pub(crate) history_delay: Duration,
+    pub(crate) history_partial: bool,
     pub(crate) keys: Option<Vec<String>>,
     pub(crate) rate_limit: Option<RateLimitRule>,
     pub(crate) credits: Option<Credits>,
@@ -90,6 +95,9 @@ impl Settings {
             timing: c.timing.clone(),
             workers: c.workers,
             retention: c.retention,
+            output_retention: c.output_retention,
+            history_delay: c.history_delay,
+            history_partial: c.history_partial,
             keys: c.keys.clone(),
             rate_limit: c.rate_limit,
             credits: c.credits.clone(),
@@ -120,6 +128,10 @@ pub(crate) struct State {
     pub(crate) billing: Mutex<Billing>,
     pub(crate) buckets: Mutex<HashMap<String, Bucket>>,
     pub(crate) assets: Mutex<Assets>,
+    pub(crate) history: Mutex<History>,
+    /// The wall-clock time the mock's clock reads 0 at: the history's
+    /// timestamps are this plus the (virtual) elapsed time.
+    pub(crate) wall_start: jiff::Timestamp,
     /// The base of every absolute URL the mock writes: the public URL, or
     /// the address it listens on (never a request's `Host` header).
     pub(crate) base_url: String,
@@ -148,6 +160,8 @@ impl State {
             billing: Mutex::new(Billing::default()),
             buckets: Mutex::new(HashMap::new()),
             assets: Mutex::new(Assets::default()),
+            history: Mutex::new(History::default()),
+            wall_start: jiff::Timestamp::now(),
             base_url,
             control_token,
             expected_submits: Mutex::new(None),
@@ -157,7 +171,7 @@ impl State {
     }
 
     /// Back to the configuration the server started with: no jobs, no
-    /// request log, no billing, no uploads, initial faults, and the clock's
+    /// request log, no billing, no history, no uploads, initial faults, and the clock's
     /// advances taken back.
     pub(crate) fn reset(&self) {
         self.clock.reset();
@@ -167,6 +181,7 @@ impl State {
         *lock(&self.billing) = Billing::default();
         lock(&self.buckets).clear();
         *lock(&self.assets) = Assets::default();
+        *lock(&self.history) = History::default();
     }
 
     /// Auth, then rate limit. `key` is the `x-api-key` header; `submit`
