@@ -332,6 +332,20 @@ struct Pager {
 impl Pager {
     /// The next item, and the pager to go on with.
     async fn next(mut self) -> Option<(Result<HistoryEntry>, Self)> {
+        let window = match self.window {
+            Some(w) => w,
+            None if self.done => return None,
+            None => {
+                let clock = self.client.inner().caller.executor().clock();
+                match self.query.window(utc_day(clock.system_time())) {
+                    Ok(w) => *self.window.insert(w),
+                    Err(e) => {
+                        self.done = true;
+                        return Some((Err(e), self));
+                    }
+                }
+            }
+        };
         loop {
             if self.yielded >= self.query.max_rows {
                 return None;
@@ -343,19 +357,6 @@ impl Pager {
             if self.done {
                 return None;
             }
-            let window = match self.window {
-                Some(w) => w,
-                None => {
-                    let today = utc_day(self.client.inner().caller.executor().clock().system_time());
-                    match self.query.window(today) {
-                        Ok(w) => *self.window.insert(w),
-                        Err(e) => {
-                            self.done = true;
-                            return Some((Err(e), self));
-                        }
-                    }
-                }
-            };
             let bound = self.query.page_bound();
             if self.page > bound {
                 self.done = true;

@@ -82,7 +82,7 @@ async fn credits_are_read_from_the_api_host_with_the_key() {
     assert_eq!(credits.credits, 1.25);
     assert_eq!(credits.free_credits, 0.0185);
     assert!((credits.total() - 1.2685).abs() < 1e-12);
-    m.assert_hits_async(1).await;
+    m.assert_calls_async(1).await;
 }
 
 #[tokio::test]
@@ -139,10 +139,10 @@ async fn history_pages_to_the_short_page_and_dedupes_requests() {
     assert_eq!(b.credits_deduction, Some(0.023));
     assert_eq!(b.generation_url.as_deref(), Some("https://cdn.example/b.png"));
     assert_eq!(b.request_body.as_ref().unwrap()["seed"], json!(1));
-    p1.assert_hits_async(1).await;
-    p2.assert_hits_async(1).await;
-    p3.assert_hits_async(1).await;
-    p4.assert_hits_async(0).await;
+    p1.assert_calls_async(1).await;
+    p2.assert_calls_async(1).await;
+    p3.assert_calls_async(1).await;
+    p4.assert_calls_async(0).await;
 }
 
 #[tokio::test]
@@ -172,15 +172,15 @@ async fn history_stops_at_the_total_and_at_max_rows() {
     let items = collect(&client, &HistoryQuery::new().per_page(3)).await;
     assert_eq!(items.len(), 6);
     assert!(items.iter().all(Result::is_ok));
-    pages[0].assert_hits_async(1).await;
-    pages[1].assert_hits_async(1).await;
-    pages[2].assert_hits_async(0).await;
+    pages[0].assert_calls_async(1).await;
+    pages[1].assert_calls_async(1).await;
+    pages[2].assert_calls_async(0).await;
     // 4 requests: the second page is read, and its last two rows dropped.
     let items = collect(&client, &HistoryQuery::new().per_page(3).max_rows(4)).await;
     assert_eq!(ids(&items), ["p1-0", "p1-1", "p1-2", "p2-0"]);
-    pages[0].assert_hits_async(2).await;
-    pages[1].assert_hits_async(2).await;
-    pages[2].assert_hits_async(0).await;
+    pages[0].assert_calls_async(2).await;
+    pages[1].assert_calls_async(2).await;
+    pages[2].assert_calls_async(0).await;
 }
 
 #[tokio::test]
@@ -204,11 +204,11 @@ async fn an_endless_server_is_stopped_by_the_page_bound() {
         panic!("the cut is said: {items:?}");
     };
     assert!(problem.contains("after 10 pages"), "{problem}");
-    endless.assert_hits_async(10).await;
+    endless.assert_calls_async(10).await;
     // An explicit bound.
     let items = collect(&client, &HistoryQuery::new().per_page(2).max_pages(3)).await;
     assert!(items.last().unwrap().is_err());
-    endless.assert_hits_async(13).await;
+    endless.assert_calls_async(13).await;
 }
 
 #[tokio::test]
@@ -278,8 +278,8 @@ async fn an_unknown_entry_is_none_and_a_known_one_is_read() {
     assert_eq!(entry.request_id, "known-id");
     assert_eq!(entry.model_status.as_deref(), Some("COMPLETED"));
     assert!(client.history_entry("other-id").await.unwrap().is_none());
-    known.assert_hits_async(1).await;
-    unknown.assert_hits_async(1).await;
+    known.assert_calls_async(1).await;
+    unknown.assert_calls_async(1).await;
     // A 404 is not retried; an empty id is refused unsent.
     assert!(matches!(
         client.history_entry(" ").await,
@@ -330,10 +330,10 @@ async fn the_key_goes_to_the_history_host_only_when_it_is_the_configured_one() {
     let items = collect(&client, &HistoryQuery::new()).await;
     assert_eq!(ids(&items), ["h1"]);
     assert!(client.history_entry("h1").await.is_err());
-    listed.assert_hits_async(1).await;
-    redirected.assert_hits_async(1).await;
-    history_on_api.assert_hits_async(0).await;
-    anything_elsewhere.assert_hits_async(0).await;
+    listed.assert_calls_async(1).await;
+    redirected.assert_calls_async(1).await;
+    history_on_api.assert_calls_async(0).await;
+    anything_elsewhere.assert_calls_async(0).await;
     // Never shown.
     let shown = format!("{client:?}");
     assert!(!shown.contains(KEY), "{shown}");
@@ -399,7 +399,7 @@ async fn bad_queries_are_refused_before_anything_is_sent() {
         }
         assert!(query.validate().is_err(), "{query:?}");
     }
-    any.assert_hits_async(0).await;
+    any.assert_calls_async(0).await;
     assert!(
         tryon_client::parse_history_date("until", "2026-13-01")
             .unwrap_err()
