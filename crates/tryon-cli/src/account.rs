@@ -120,14 +120,16 @@ pub async fn history(cli: &Cli, args: &HistoryArgs) -> Result<Code, CliError> {
             return Ok(Code::Ok);
         }
     }
-    let mut total = format!(
-        "total: {count} request{}, {}",
+    let uncosted = if without_cost > 0 {
+        format!(" ({without_cost} without a cost yet)")
+    } else {
+        String::new()
+    };
+    let total = format!(
+        "total: {count} request{}, {}{uncosted}",
         if count == 1 { "" } else { "s" },
         usd(cost)
     );
-    if without_cost > 0 {
-        total.push_str(&format!(" ({without_cost} without a cost yet)"));
-    }
     if cli.json {
         // Stdout stays one JSON object per request.
         term::err_line(&total);

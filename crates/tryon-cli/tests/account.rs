@@ -93,9 +93,24 @@ async fn history_lists_each_request_once_with_the_total_cost() {
     // One request with two outputs (two rows, each with the full cost),
     // one without a cost yet, one failed.
     let rows = vec![
-        row("req-a", Some(0.015), Some("https://cdn.example/a1.png"), "COMPLETED"),
-        row("req-a", Some(0.015), Some("https://cdn.example/a2.png"), "COMPLETED"),
-        row("req-b", Some(0.023), Some("https://cdn.example/b.png"), "COMPLETED"),
+        row(
+            "req-a",
+            Some(0.015),
+            Some("https://cdn.example/a1.png"),
+            "COMPLETED",
+        ),
+        row(
+            "req-a",
+            Some(0.015),
+            Some("https://cdn.example/a2.png"),
+            "COMPLETED",
+        ),
+        row(
+            "req-b",
+            Some(0.023),
+            Some("https://cdn.example/b.png"),
+            "COMPLETED",
+        ),
         row("req-c", None, None, "PENDING"),
     ];
     let page = server
@@ -183,7 +198,13 @@ async fn history_url_names_the_history_host() {
         })
         .await;
     let mut cmd = tryon(&api);
-    cmd.args(["--history-url", &history.base_url(), "history", "--limit", "5"]);
+    cmd.args([
+        "--history-url",
+        &history.base_url(),
+        "history",
+        "--limit",
+        "5",
+    ]);
     let out = run(cmd).await;
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));

@@ -237,7 +237,12 @@ impl HistoryQuery {
             }
         }
         let (from, to) = match (self.since, self.until) {
-            (None, None) => return Ok(Window { from: None, to: None }),
+            (None, None) => {
+                return Ok(Window {
+                    from: None,
+                    to: None,
+                });
+            }
             (Some(from), Some(to)) => (from, to),
             (Some(from), None) => (from, today),
             (None, Some(to)) => (to.saturating_sub(jiff::Span::new().days(6)), to),
@@ -291,24 +296,18 @@ pub fn parse_history_date(field: &str, text: &str) -> Result<Date> {
             4 | 7 => b == b'-',
             _ => b.is_ascii_digit(),
         });
-    let bad = |why: &str| {
-        Error::invalid(
-            field,
-            format!("{text:?} is not a YYYY-MM-DD date ({why})"),
-        )
-    };
+    let bad =
+        |why: &str| Error::invalid(field, format!("{text:?} is not a YYYY-MM-DD date ({why})"));
     if !shape {
         return Err(bad("the form is YYYY-MM-DD"));
     }
-    text.parse::<Date>()
-        .map_err(|e| bad(&e.to_string()))
+    text.parse::<Date>().map_err(|e| bad(&e.to_string()))
 }
 
 /// The UTC day at `now`.
 fn utc_day(now: SystemTime) -> Date {
     jiff::Timestamp::try_from(now)
-        .map(|ts| jiff::tz::Offset::UTC.to_datetime(ts).date())
-        .unwrap_or(Date::MIN)
+        .map_or(Date::MIN, |ts| jiff::tz::Offset::UTC.to_datetime(ts).date())
 }
 
 /// Where a history read is.
@@ -394,10 +393,7 @@ impl Pager {
         inner
             .caller
             .account(None, move || {
-                let mut b = history
-                    .list_request_history()
-                    .page(page)
-                    .per_page(per_page);
+                let mut b = history.list_request_history().page(page).per_page(per_page);
                 if let Some(from) = window.from {
                     b = b.from_date(from.to_string());
                 }
@@ -572,7 +568,13 @@ mod tests {
     fn windows_resolve_and_are_bounded() {
         let today = date(2026, 3, 31);
         let q = HistoryQuery::new();
-        assert_eq!(q.window(today).ok(), Some(Window { from: None, to: None }));
+        assert_eq!(
+            q.window(today).ok(),
+            Some(Window {
+                from: None,
+                to: None
+            })
+        );
         let w = q.clone().since(date(2026, 3, 1)).window(today).ok();
         assert_eq!(
             w,

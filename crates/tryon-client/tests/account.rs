@@ -34,7 +34,7 @@ fn row(id: &str, cost: f64) -> Value {
     })
 }
 
-fn page(rows: Vec<Value>, n: u32, per_page: u32, total: Option<u64>) -> Value {
+fn page(rows: &[Value], n: u32, per_page: u32, total: Option<u64>) -> Value {
     let mut v = json!({"data": rows, "page": n, "per_page": per_page});
     if let Some(t) = total {
         v["total"] = json!(t);
@@ -102,7 +102,7 @@ async fn history_pages_to_the_short_page_and_dedupes_requests() {
         .mock_async(|when, then| {
             q(when, "1");
             then.status(200)
-                .json_body(page(vec![row("a", 0.015), row("b", 0.023)], 1, 2, None));
+                .json_body(page(&[row("a", 0.015), row("b", 0.023)], 1, 2, None));
         })
         .await;
     // `b` had two outputs: its second row is on the next page.
@@ -110,14 +110,14 @@ async fn history_pages_to_the_short_page_and_dedupes_requests() {
         .mock_async(|when, then| {
             q(when, "2");
             then.status(200)
-                .json_body(page(vec![row("b", 0.023), row("c", 0.015)], 2, 2, None));
+                .json_body(page(&[row("b", 0.023), row("c", 0.015)], 2, 2, None));
         })
         .await;
     let p3 = server
         .mock_async(|when, then| {
             q(when, "3");
             then.status(200)
-                .json_body(page(vec![row("d", 0.031)], 3, 2, None));
+                .json_body(page(&[row("d", 0.031)], 3, 2, None));
         })
         .await;
     let p4 = server
@@ -137,7 +137,10 @@ async fn history_pages_to_the_short_page_and_dedupes_requests() {
     assert!(items.iter().all(Result::is_ok));
     let b = items[1].as_ref().unwrap();
     assert_eq!(b.credits_deduction, Some(0.023));
-    assert_eq!(b.generation_url.as_deref(), Some("https://cdn.example/b.png"));
+    assert_eq!(
+        b.generation_url.as_deref(),
+        Some("https://cdn.example/b.png")
+    );
     assert_eq!(b.request_body.as_ref().unwrap()["seed"], json!(1));
     p1.assert_calls_async(1).await;
     p2.assert_calls_async(1).await;
@@ -149,8 +152,8 @@ async fn history_pages_to_the_short_page_and_dedupes_requests() {
 async fn history_stops_at_the_total_and_at_max_rows() {
     let server = MockServer::start_async().await;
     let full = |n: u32| {
-        let rows = (0..3).map(|i| row(&format!("p{n}-{i}"), 0.01)).collect();
-        page(rows, n, 3, Some(6))
+        let rows: Vec<Value> = (0..3).map(|i| row(&format!("p{n}-{i}"), 0.01)).collect();
+        page(&rows, n, 3, Some(6))
     };
     let mut pages = Vec::new();
     for n in 1..=3u32 {
@@ -191,7 +194,7 @@ async fn an_endless_server_is_stopped_by_the_page_bound() {
         .mock_async(|when, then| {
             when.method(GET).path(HISTORY);
             then.status(200)
-                .json_body(page(vec![row("x", 0.01), row("y", 0.01)], 1, 2, None));
+                .json_body(page(&[row("x", 0.01), row("y", 0.01)], 1, 2, None));
         })
         .await;
     let clock = VirtualClock::new();
@@ -252,7 +255,7 @@ async fn a_429_with_retry_after_is_waited_out_through_the_executor() {
         .filter(|r| r.path.starts_with(HISTORY))
         .count();
     assert_eq!(history_calls, 2);
-    assert!(clock.now() - before >= Duration::from_secs(2));
+    assert!(clock.now().saturating_sub(before) >= Duration::from_secs(2));
 }
 
 #[tokio::test]
@@ -307,7 +310,7 @@ async fn the_key_goes_to_the_history_host_only_when_it_is_the_configured_one() {
         .mock_async(|when, then| {
             when.method(GET).path(HISTORY).header("x-api-key", KEY);
             then.status(200)
-                .json_body(page(vec![row("h1", 0.01)], 1, 100, Some(1)));
+                .json_body(page(&[row("h1", 0.01)], 1, 100, Some(1)));
         })
         .await;
     // The history host sends the entry read to another origin: not followed.
