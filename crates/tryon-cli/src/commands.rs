@@ -71,7 +71,8 @@ pub async fn connect_with(
         let builder = builder
             .api_key("tryon-embedded-mock")
             .base_url(server.uri())
-            .upload_base_url(server.uri());
+            .upload_base_url(server.uri())
+            .history_base_url(server.uri());
         (builder, Some(server))
     } else {
         let variable = &cli.api_key_env;
@@ -95,6 +96,9 @@ pub async fn connect_with(
         if let Some(url) = &cli.upload_base_url {
             builder = builder.upload_base_url(url.as_str());
         }
+        if let Some(url) = history_url(cli) {
+            builder = builder.history_base_url(url);
+        }
         (builder, None)
     };
     let client = builder.build()?;
@@ -103,6 +107,22 @@ pub async fn connect_with(
         client,
         _mock: mock,
     })
+}
+
+/// The request history host: `--history-url`; else a `--base-url` that
+/// is not Segmind's API (a mock or a proxy serves the history too, and
+/// the key already goes there); else the client's default, Segmind's own
+/// history host.
+fn history_url(cli: &Cli) -> Option<&str> {
+    if let Some(url) = &cli.history_url {
+        return Some(url);
+    }
+    let base = cli.base_url.as_deref()?;
+    let segmind = url::Url::parse(base.trim()).is_ok_and(|u| {
+        u.host_str()
+            .is_some_and(|h| h.eq_ignore_ascii_case("api.segmind.com"))
+    });
+    (!segmind).then_some(base)
 }
 
 #[derive(Serialize)]

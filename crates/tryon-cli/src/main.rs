@@ -11,6 +11,7 @@
 // their docs); a comment such as `/// The seed.` on `seed` would not.
 #![allow(missing_docs)]
 
+mod account;
 mod batch;
 mod cli;
 mod commands;
@@ -72,6 +73,8 @@ async fn dispatch(cli: &Cli) -> Result<Code, exit::CliError> {
         Command::Result(args) => commands::result(cli, args).await,
         Command::Batch(args) => batch::batch(cli, args).await,
         Command::Report(args) => batch::report_page(cli, args).await,
+        Command::Credits => account::credits(cli).await,
+        Command::History(args) => account::history(cli, args).await,
         Command::Mock(args) => mock::serve(args).await,
         Command::Parity(args) => parity::parity(cli, args).await,
     }

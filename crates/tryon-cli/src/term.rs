@@ -51,6 +51,12 @@ impl Stream {
     }
 }
 
+/// Whether a write to stdout has failed (the reader went away, as
+/// `| head` does): a command that only prints can stop its work then.
+pub fn stdout_closed() -> bool {
+    STDOUT_CLOSED.load(Ordering::Relaxed)
+}
+
 /// Print one line (or several, separated by `\n`) of text for people on
 /// stdout, control characters escaped.
 pub fn out_line(text: &str) {

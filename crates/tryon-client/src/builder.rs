@@ -27,10 +27,16 @@ pub const BASE_URL_ENV: &str = "SEGMIND_BASE_URL";
 /// The environment variable [`Client::from_env`] reads an optional storage
 /// (upload-asset) base URL from.
 pub const UPLOAD_URL_ENV: &str = "SEGMIND_UPLOAD_URL";
+/// The environment variable [`Client::from_env`] reads an optional request
+/// history base URL from.
+pub const HISTORY_URL_ENV: &str = "SEGMIND_HISTORY_URL";
 /// Segmind's inference API.
 pub const DEFAULT_BASE_URL: &str = "https://api.segmind.com";
 /// Segmind's asset storage host, which serves `POST /upload-asset`.
 pub const DEFAULT_UPLOAD_BASE_URL: &str = "https://workflows-api.segmind.com";
+/// Segmind's request history host, which serves the account's request
+/// history ([`Client::history`], [`Client::history_entry`]).
+pub const DEFAULT_HISTORY_BASE_URL: &str = "https://api.spotprod.segmind.com";
 
 const API_KEY_HEADER: &str = "x-api-key";
 
@@ -39,6 +45,7 @@ pub struct ClientBuilder {
     api_key: Option<SecretString>,
     base_url: String,
     upload_base_url: String,
+    history_base_url: String,
     user_agent: String,
     request_timeout: Duration,
     connect_timeout: Duration,
@@ -60,6 +67,7 @@ impl fmt::Debug for ClientBuilder {
             .field("api_key", &self.api_key.as_ref().map(|_| "[REDACTED]"))
             .field("base_url", &self.base_url)
             .field("upload_base_url", &self.upload_base_url)
+            .field("history_base_url", &self.history_base_url)
             .field("user_agent", &self.user_agent)
             .field("request_timeout", &self.request_timeout)
             .field("rate_limit", &self.rate_limit)
@@ -74,6 +82,7 @@ impl Default for ClientBuilder {
             api_key: None,
             base_url: DEFAULT_BASE_URL.to_string(),
             upload_base_url: DEFAULT_UPLOAD_BASE_URL.to_string(),
+            history_base_url: DEFAULT_HISTORY_BASE_URL.to_string(),
             user_agent: format!("tryon-client/{} (rust)", env!("CARGO_PKG_VERSION")),
             request_timeout: Duration::from_mins(2),
             connect_timeout: Duration::from_secs(10),
@@ -94,7 +103,7 @@ impl Default for ClientBuilder {
 impl ClientBuilder {
     /// The API key (required). Accepts `&str`, `String` or a
     /// [`SecretString`]; it is kept as a `SecretString`, never printed, and
-    /// sent only to the API and storage base URLs.
+    /// sent only to the API, storage and history base URLs.
     #[must_use]
     pub fn api_key(mut self, key: impl Into<SecretString>) -> Self {
         self.api_key = Some(key.into());
@@ -118,6 +127,21 @@ impl ClientBuilder {
     #[must_use]
     pub fn upload_base_url(mut self, url: impl Into<String>) -> Self {
         self.upload_base_url = url.into();
+        self
+    }
+
+    /// The request history host's base URL, where
+    /// [`Client::history`] and [`Client::history_entry`] go (Segmind serves
+    /// them from another host than the API). Default
+    /// [`DEFAULT_HISTORY_BASE_URL`]; a test against a mock sets it to the
+    /// mock's URL. Takes a [`Url`], a `&str` or a `String`. The API key is
+    /// sent there (the history is the account's), so set this only to a
+    /// host you trust with the key. Same `https` rule as `base_url`.
+    ///
+    /// [`Url`]: url::Url
+    #[must_use]
+    pub fn history_base_url(mut self, url: impl Into<String>) -> Self {
+        self.history_base_url = url.into();
         self
     }
 
@@ -258,7 +282,7 @@ impl ClientBuilder {
         self
     }
 
-    /// Builds the client, checking the key and both base URLs.
+    /// Builds the client, checking the key and the base URLs.
     pub fn build(self) -> Result<Client> {
         let api_key = self.api_key.ok_or_else(|| {
             Error::config(
@@ -271,6 +295,7 @@ impl ClientBuilder {
         }
         let base_url = checked_base_url("base_url", &self.base_url)?;
         let upload_base_url = checked_base_url("upload_base_url", &self.upload_base_url)?;
+        let history_base_url = checked_base_url("history_base_url", &self.history_base_url)?;
 
         let mut key_value = HeaderValue::from_str(api_key.expose_secret()).map_err(|_| {
             Error::config(
@@ -302,7 +327,8 @@ impl ClientBuilder {
                 .map_err(|e| Error::config("download_client", e.to_string()))?,
         };
         let api = tryon_api::Client::new_with_client(trimmed(&base_url), keyed.clone());
-        let upload = tryon_api::Client::new_with_client(trimmed(&upload_base_url), keyed);
+        let upload = tryon_api::Client::new_with_client(trimmed(&upload_base_url), keyed.clone());
+        let history = tryon_api::Client::new_with_client(trimmed(&history_base_url), keyed);
         let clock: SharedClock = self.clock.unwrap_or_else(|| Arc::new(TokioClock::new()));
         let limiter = match &self.shared_budget {
             Some(budget) => {
@@ -324,10 +350,12 @@ impl ClientBuilder {
         Ok(Client::from_inner(Inner {
             api,
             upload,
+            history,
             caller,
             jobs: Arc::new(jobs),
             base_url,
             upload_base_url,
+            history_base_url,
             upload_local_images: self.upload_local_images,
             max_download_bytes: self.max_download_bytes,
         }))
@@ -396,7 +424,8 @@ fn checked_base_url(field: &'static str, raw: &str) -> Result<Url> {
 impl Client {
     /// A client configured from the environment: the key from
     /// `SEGMIND_API_KEY` (required), and, when set, the base URLs from
-    /// `SEGMIND_BASE_URL` and `SEGMIND_UPLOAD_URL`. Everything else default.
+    /// `SEGMIND_BASE_URL`, `SEGMIND_UPLOAD_URL` and `SEGMIND_HISTORY_URL`.
+    /// Everything else default.
     pub fn from_env() -> Result<Client> {
         Self::builder_from_env()?.build()
     }
@@ -422,6 +451,9 @@ impl Client {
         }
         if let Some(url) = lookup(UPLOAD_URL_ENV).filter(|u| !u.is_empty()) {
             b = b.upload_base_url(url);
+        }
+        if let Some(url) = lookup(HISTORY_URL_ENV).filter(|u| !u.is_empty()) {
+            b = b.history_base_url(url);
         }
         Ok(b)
     }

@@ -64,12 +64,15 @@ pub(crate) struct Inner {
     pub(crate) api: tryon_api::Client,
     /// The storage host (`upload-asset`), with the key.
     pub(crate) upload: tryon_api::Client,
+    /// The request history host, with the key.
+    pub(crate) history: tryon_api::Client,
     /// Every keyed call goes through it.
     pub(crate) caller: Arc<ApiCaller>,
     /// What the client's jobs ask.
     pub(crate) jobs: Arc<JobReader>,
     pub(crate) base_url: Url,
     pub(crate) upload_base_url: Url,
+    pub(crate) history_base_url: Url,
     pub(crate) upload_local_images: bool,
     /// The cap on the v1 run's image, as on every download.
     pub(crate) max_download_bytes: u64,
@@ -82,6 +85,7 @@ impl fmt::Debug for Client {
         f.debug_struct("Client")
             .field("base_url", &i.base_url.as_str())
             .field("upload_base_url", &i.upload_base_url.as_str())
+            .field("history_base_url", &i.history_base_url.as_str())
             .field("api_key", &"[REDACTED]")
             .field("poll", i.jobs.poll_policy())
             .field("retry", executor.policy())
@@ -101,9 +105,21 @@ impl Client {
         }
     }
 
+    /// The shared state, for the operations written in other modules
+    /// (the account's reads).
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
     /// The API base URL this client sends its key to.
     pub fn base_url(&self) -> &Url {
         &self.inner.base_url
+    }
+
+    /// The request history base URL this client sends its key to (see
+    /// [`ClientBuilder::history_base_url`](crate::ClientBuilder::history_base_url)).
+    pub fn history_base_url(&self) -> &Url {
+        &self.inner.history_base_url
     }
 
     /// The request budget the client keeps to now: the one configured with

@@ -6,6 +6,7 @@
 // Each module is a room of its own, and the arrows run one way (each
 // module uses only the ones named after it, as a scan of its `crate::`
 // paths shows):
+//   account -> client, error (the account's reads, on the client)
 //   builder -> client, job, limits, output, poll, retry, clock, error
 //   client  -> job, output, order, poll, reader, request, retry, error
 //   job     -> output, poll, retry, speed, clock, error
@@ -18,6 +19,7 @@
 //   speed, limits, order, clock, error: none (the tests of poll and order
 //   build requests through the crate root)
 //   test_util (feature `test-util`) -> clock
+mod account;
 mod builder;
 mod client;
 mod clock;
@@ -36,9 +38,13 @@ mod speed;
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod test_util;
 
+pub use account::{
+    Credits, HISTORY_DEFAULT_MAX_ROWS, HISTORY_MAX_PAGES, HISTORY_MAX_PER_PAGE,
+    HISTORY_MAX_WINDOW_DAYS, HistoryEntry, HistoryQuery, HistoryStatus, parse_history_date,
+};
 pub use builder::{
-    API_KEY_ENV, BASE_URL_ENV, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_UPLOAD_BASE_URL,
-    UPLOAD_URL_ENV,
+    API_KEY_ENV, BASE_URL_ENV, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_HISTORY_BASE_URL,
+    DEFAULT_UPLOAD_BASE_URL, HISTORY_URL_ENV, UPLOAD_URL_ENV,
 };
 pub use client::Client;
 pub use clock::{Clock, Sleep, TokioClock};

@@ -20,7 +20,8 @@ use crate::error::{Error, Result};
 /// Most bytes of an error body kept in an [`Error`].
 const MAX_ERROR_BODY: usize = 4096;
 
-/// Sends every keyed API call (submit, v1 run, upload, status, result)
+/// Sends every keyed API call (submit, v1 run, upload, status, result,
+/// the account's reads)
 /// through the executor, each failed attempt classified here. Holds the key
 /// only to scrub it from text a server sends back.
 pub(crate) struct ApiCaller {
@@ -96,6 +97,20 @@ impl ApiCaller {
             .await
             .map(ResponseValue::into_inner)
             .or_else(|e| payload_as_failed(e, request_id))
+    }
+
+    /// A not-billed read of the account's records (credits, history)
+    /// through the executor: retried as a job's read is, its `404` left to
+    /// the caller (an [`Error::Api`] with status 404).
+    pub(crate) async fn account<T, F, Fut>(&self, request_id: Option<&str>, send: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = std::result::Result<ResponseValue<T>, tryon_api::Error<ErrorBody>>>,
+    {
+        self.call(Call::Account { request_id }, send)
+            .await
+            .map(ResponseValue::into_inner)
+            .map_err(CallError::into_error)
     }
 
     /// Text that came from a server with the key (in any encoding, in case

@@ -1,5 +1,6 @@
 //! The one retry executor every request goes through: submit, status,
-//! result, upload, v1 run and output download.
+//! result, upload, v1 run, the account's reads (credits, history) and
+//! output download.
 //!
 //! After smithy-rs, the pieces are kept apart: a *classifier* (per kind of
 //! answer: the API classifier in `classify.rs`, the downloader for output
@@ -55,6 +56,15 @@ pub(crate) enum Call<'a> {
         /// The wait's deadline, if any.
         deadline: Option<Deadline>,
     },
+    /// A not-billed read of the account's own records (credit balance,
+    /// request history, one history entry): retried like a job's read,
+    /// through the same rate limiter (its class of reads: every keyed call
+    /// counts against the account's limit), with no deadline. A `404` is
+    /// not a job's expiry: the caller reads it.
+    Account {
+        /// The request the read is about (a history entry), if any.
+        request_id: Option<&'a str>,
+    },
     /// An output download from the output host (not the API): it does not
     /// pass the API's rate limiter, but it draws on the same retry budget.
     Download {
@@ -68,6 +78,7 @@ impl Call<'_> {
     pub(crate) fn request_id(&self) -> Option<&str> {
         match self {
             Call::Read { request_id, .. } | Call::Download { request_id } => Some(request_id),
+            Call::Account { request_id } => *request_id,
             Call::Submit | Call::Upload => None,
         }
     }
@@ -89,7 +100,7 @@ impl Call<'_> {
         match self {
             Call::Submit => Some(Route::Submit),
             Call::Upload => Some(Route::Upload),
-            Call::Read { .. } => Some(Route::Read),
+            Call::Read { .. } | Call::Account { .. } => Some(Route::Read),
             Call::Download { .. } => None,
         }
     }
