@@ -229,6 +229,9 @@ def test_every_control_call_is_a_documented_operation(monkeypatch: pytest.Monkey
         mock.set_keys(None)
         mock.set_result_before_completion("not_found")
         mock.set_result_before_completion("status")
+        placed = mock.place_history({"key": "sk-test", "status": "FAILED", "error": "x"})
+        assert placed[0]["model_status"] == "FAILED"
+        mock.set_history_landing(5.0, partial=True)
         mock.reset()
     operations = {op for op, _ in used}
     # Readiness uses health (or, before it exists, now).

@@ -552,6 +552,52 @@ impl Client {
     }
 }
 
+impl Client {
+    /// The output a history record names, for a job whose status the
+    /// service no longer keeps (an hour after its submit) while its output
+    /// file stays (assumed: 7 days): `Some` for a `COMPLETED` record with a
+    /// `generation_url`, `None` for any other. The download never carries
+    /// the API key, and is capped and checked as every output is
+    /// ([`Output::download`](crate::Output::download)).
+    ///
+    /// ```no_run
+    /// # async fn f() -> tryon_client::Result<()> {
+    /// let client = tryon_client::Client::from_env()?;
+    /// let id = "5b9f0e62-8c51-4a64-9a3e-6ad1f2f0c9d4";
+    /// if let Some(entry) = client.history_entry(id).await?
+    ///     && let Some(output) = client.history_output(&entry)?
+    /// {
+    ///     output.save("recovered.png").await?;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidResponse`] for a `generation_url` that is not an
+    /// http(s) URL.
+    pub fn history_output(&self, entry: &HistoryEntry) -> Result<Option<crate::Output>> {
+        let completed = entry
+            .model_status
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case("COMPLETED"));
+        let Some(url) = entry
+            .generation_url
+            .as_deref()
+            .filter(|u| completed && !u.trim().is_empty())
+        else {
+            return Ok(None);
+        };
+        let latency = entry
+            .latency_ms
+            .and_then(|ms| std::time::Duration::try_from_secs_f64(ms / 1000.0).ok());
+        self.inner()
+            .jobs
+            .output_at(&entry.request_id, url, latency)
+            .map(Some)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

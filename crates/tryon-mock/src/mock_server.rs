@@ -463,6 +463,32 @@ impl MockServer {
         expect_valid(self.state.set_timing(timing));
     }
 
+    /// Places a row in a key's request history, as the control call
+    /// `POST /__mock/history` does (the same JSON: `key` and any of
+    /// `request_id`, `model_name`, `status`, `credits_deduction`,
+    /// `request_body`, `error`, `age`, `lands_in`): another client's
+    /// request on the account, a look-alike body, a record that lands late.
+    /// Nothing is billed. Returns its `request_id`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let server = tryon_mock::MockServer::start().await;
+    /// let id = server.place_history(serde_json::json!({"key": "sk-test", "age": 60})).unwrap();
+    /// assert_eq!(id.len(), 36);
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// A value out of bounds or of the wrong shape, naming the field.
+    pub fn place_history(&self, row: serde_json::Value) -> Result<String, String> {
+        let row: crate::state::PlacedRow =
+            serde_json::from_value(row).map_err(|e| format!("history: {e}"))?;
+        self.state
+            .place_history(vec![row])
+            .map(|mut entries| entries.remove(0).request_id)
+            .map_err(|e| format!("history{e}"))
+    }
+
     /// How many jobs are stored (expired ones are removed lazily).
     pub fn job_count(&self) -> usize {
         self.state.job_count()

@@ -428,6 +428,12 @@ async fn placed_rows_list_under_their_key_and_bad_ones_name_the_field() {
     assert_eq!(both.len(), 2);
     assert_eq!(both[0]["model_status"], "PENDING");
     assert_eq!(billed(&uri).await, 0, "placed rows bill nothing");
+    // Any time, as another client's clock would have it.
+    let dated = server
+        .place_history(json!({"key": KEY, "created_at": "2026-01-02T03:04:05Z"}))
+        .unwrap();
+    let (_, row) = entry(&uri, KEY, &dated).await;
+    assert_eq!(row["created_at"], "2026-01-02T03:04:05Z");
 
     for (bad, names) in [
         (json!({"key": ""}), "history[0].key"),
@@ -441,12 +447,28 @@ async fn placed_rows_list_under_their_key_and_bad_ones_name_the_field() {
             "already in the history",
         ),
         (json!({"key": KEY, "colour": "red"}), "unknown field"),
+        (
+            json!({"key": KEY, "created_at": "yesterday"}),
+            "history[0].created_at",
+        ),
     ] {
         let r = control_post(&uri, "/__mock/history", &bad).await;
         let (code, text) = error_of(r).await;
         assert_eq!(code, 422, "{bad}");
         assert!(text.contains(names), "{bad}: {text}");
     }
+    // All or none: a good row before a bad one is not placed either.
+    let before = rows(&uri, "").await.len();
+    let r = control_post(
+        &uri,
+        "/__mock/history",
+        &json!([{"key": KEY}, {"key": KEY, "age": -1}]),
+    )
+    .await;
+    let (code, text) = error_of(r).await;
+    assert_eq!(code, 422);
+    assert!(text.starts_with("history[1].age"), "{text}");
+    assert_eq!(rows(&uri, "").await.len(), before, "nothing placed");
     let r = client()
         .put(format!("{uri}/__mock/history_landing"))
         .json(&json!({"delay": -3}))

@@ -750,6 +750,23 @@ class MockServer:
         non-empty key (``PUT /__mock/keys``)."""
         self._control("setKeys", None if keys is None else list(keys))
 
+    def place_history(self, rows: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Place rows in a key's request history (``POST /__mock/history``):
+        each a mapping with ``key`` and any of ``request_id``,
+        ``model_name``, ``status`` (``"COMPLETED"`` by default,
+        ``"PENDING"``, ``"FAILED"``), ``credits_deduction``,
+        ``request_body``, ``error``, ``age`` and ``lands_in`` (seconds), or
+        ``created_at`` (RFC 3339) instead of ``age``.
+        Nothing is billed. Returns the rows as the history lists them."""
+        body: Any = dict(rows) if isinstance(rows, Mapping) else [dict(r) for r in rows]
+        return list(self._control("placeHistory", body)["placed"])
+
+    def set_history_landing(self, delay: float, partial: bool = False) -> None:
+        """A request's history row lands ``delay`` seconds (mock clock)
+        after its submit; before that it is absent, or listed with nulls
+        when ``partial`` (``PUT /__mock/history_landing``)."""
+        self._control("setHistoryLanding", {"delay": delay, "partial": partial})
+
     # ---- transport ---------------------------------------------------------
 
     def _control(self, operation: str, body: Any = _NO_BODY, *, query: Mapping[str, str] | None = None) -> Any:

@@ -176,6 +176,22 @@ impl JobReader {
         self.caller.executor().timeout(request_id, deadline)
     }
 
+    /// An output at `url` (a history record's `generation_url`), fetched
+    /// as every output is: without the key, capped, checked.
+    pub(crate) fn output_at(
+        &self,
+        request_id: &str,
+        url: &str,
+        inference_time: Option<Duration>,
+    ) -> Result<Output> {
+        Output::new(
+            self.downloader.clone(),
+            request_id.to_string(),
+            url,
+            inference_time,
+        )
+    }
+
     /// The output of a completed result.
     pub(crate) fn output(&self, request_id: &str, r: ResultResponse) -> Result<Output> {
         let url =

@@ -290,14 +290,10 @@ fn place_history(state: &State, call: &Call<'_>) -> Reply {
             rows.len()
         ));
     }
-    let mut placed = Vec::with_capacity(rows.len());
-    for (i, row) in rows.into_iter().enumerate() {
-        match state.place_history(row) {
-            Ok(entry) => placed.push(entry),
-            Err(e) => return unprocessable(format!("history[{i}].{e}")),
-        }
+    match state.place_history(rows) {
+        Ok(placed) => json_response(StatusCode::OK, &json!({ "placed": placed })),
+        Err(e) => unprocessable(format!("history{e}")),
     }
-    json_response(StatusCode::OK, &json!({ "placed": placed }))
 }
 
 /// `{"delay": seconds, "partial": bool}`.

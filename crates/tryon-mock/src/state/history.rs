@@ -236,6 +236,10 @@ pub(crate) struct PlacedRow {
     /// How long before now it was created, in seconds. Default 0.
     #[serde(default)]
     pub(crate) age: f64,
+    /// When it was created, RFC 3339 (instead of `age`): any time, past or
+    /// future, as another client's clock would have it.
+    #[serde(default)]
+    pub(crate) created_at: Option<String>,
     /// How long from now until it lands, in seconds. Default 0.
     #[serde(default)]
     pub(crate) lands_in: f64,
@@ -302,9 +306,36 @@ impl State {
         lock(&self.history).insert(row);
     }
 
-    /// Places a row a test describes (see [`PlacedRow`]); answers it as
-    /// the history will list it once landed.
-    pub(crate) fn place_history(&self, p: PlacedRow) -> Result<HistoryEntry, String> {
+    /// Places the rows a test describes (see [`PlacedRow`]), all or none:
+    /// each is checked first, and a bad one (`[i].field: ...`) places
+    /// nothing. Answers them as the history will list them once landed.
+    pub(crate) fn place_history(&self, rows: Vec<PlacedRow>) -> Result<Vec<HistoryEntry>, String> {
+        let mut built = Vec::with_capacity(rows.len());
+        for (i, p) in rows.into_iter().enumerate() {
+            built.push(self.placed(p).map_err(|e| format!("[{i}].{e}"))?);
+        }
+        let mut history = lock(&self.history);
+        let mut ids = std::collections::HashSet::new();
+        for (i, row) in built.iter().enumerate() {
+            if history.get(&row.id).is_some() || !ids.insert(row.id) {
+                return Err(format!(
+                    "[{i}].request_id: {} is already in the history",
+                    row.id
+                ));
+            }
+        }
+        let entries = built
+            .iter()
+            .map(|row| self.entry(row, Duration::MAX, false))
+            .collect();
+        for row in built {
+            history.insert(row);
+        }
+        Ok(entries)
+    }
+
+    /// One placed row, checked.
+    fn placed(&self, p: PlacedRow) -> Result<Row, String> {
         crate::checks::text("key", &p.key)?;
         if p.key.is_empty() {
             return Err("key: empty, an API key required".into());
@@ -329,10 +360,17 @@ impl State {
             None => Uuid::new_v4(),
         };
         let now = self.clock.now();
-        let created = self
-            .wall_at(now)
-            .checked_sub(jiff::SignedDuration::try_from(age).unwrap_or_default())
-            .unwrap_or(Timestamp::MIN);
+        let created = match &p.created_at {
+            Some(text) => {
+                crate::checks::text("created_at", text)?;
+                text.parse::<Timestamp>()
+                    .map_err(|e| format!("created_at: {text:?} is not an RFC 3339 time ({e})"))?
+            }
+            None => self
+                .wall_at(now)
+                .checked_sub(jiff::SignedDuration::try_from(age).unwrap_or_default())
+                .unwrap_or(Timestamp::MIN),
+        };
         let outcome = match p.status {
             HistoryStatus::Pending => Outcome::Pending,
             HistoryStatus::Completed => Outcome::At {
@@ -350,7 +388,7 @@ impl State {
         if let Some(b) = &mut body {
             tryon_api::body::hash_inline_images(b, &mut |_, _, _| {});
         }
-        let row = Row {
+        Ok(Row {
             seq: 0,
             key: p.key.into(),
             id,
@@ -366,14 +404,7 @@ impl State {
             }),
             format: OutputFormat::Png,
             render: None,
-        };
-        let mut history = lock(&self.history);
-        if history.get(&id).is_some() {
-            return Err(format!("request_id: {id} is already in the history"));
-        }
-        let entry = self.entry(&row, Duration::MAX, false);
-        history.insert(row);
-        Ok(entry)
+        })
     }
 
     /// One row as the history shows it at `now`: `None` before it lands
