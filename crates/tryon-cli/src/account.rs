@@ -57,6 +57,18 @@ fn table_line(id: &str, created: &str, status: &str, cost: &str, output: &str) -
     format!("{id:<36}  {created:<20}  {status:<9}  {cost:>9}  {output}")
 }
 
+/// A timestamp to the second (`2026-12-04T10:15:00Z`) when it reads as
+/// RFC 3339, else as sent.
+fn shown_time(text: Option<&str>) -> String {
+    let Some(text) = text else {
+        return "-".into();
+    };
+    text.parse::<jiff::Timestamp>().map_or_else(
+        |_| text.to_string(),
+        |t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+    )
+}
+
 fn table_row(entry: &HistoryEntry) -> String {
     let output = match (&entry.generation_url, &entry.error) {
         (Some(url), _) if !url.is_empty() => url.clone(),
@@ -65,7 +77,7 @@ fn table_row(entry: &HistoryEntry) -> String {
     };
     table_line(
         &term::inline(&entry.request_id),
-        &term::inline(entry.created_at.as_deref().unwrap_or("-")),
+        &term::inline(&shown_time(entry.created_at.as_deref())),
         &term::inline(entry.model_status.as_deref().unwrap_or("-")),
         &entry.credits_deduction.map_or_else(|| "-".into(), usd),
         &term::inline(&output),

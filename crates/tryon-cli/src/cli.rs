@@ -67,7 +67,7 @@ pub struct Cli {
     /// (default: the `--base-url` when one other than Segmind's API is
     /// given, as a mock serves both; else
     /// `https://api.spotprod.segmind.com`).
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(long, global = true, value_name = "URL", env = "SEGMIND_HISTORY_URL")]
     pub history_url: Option<String>,
     /// Name of the environment variable that holds the API key.
     #[arg(
@@ -90,7 +90,8 @@ pub enum Command {
     Status(IdArgs),
     /// Wait for a job to finish (re-attach after a timeout or a restart).
     Wait(WaitArgs),
-    /// Fetch a finished job's result and optionally save the image.
+    /// Fetch a finished job's result and optionally save the image (after the
+    /// status has expired, from the output the account's history names).
     Result(ResultArgs),
     /// Run a CSV or JSONL manifest of try-ons, resumably; writes
     /// DIR/report.html at the end.
@@ -284,9 +285,28 @@ pub struct BatchArgs {
     #[arg(long)]
     pub retry_failed: bool,
     /// Submit rows whose earlier submit had an unknown outcome again (they
-    /// may be charged twice).
+    /// may be charged twice). Without it such rows are settled with the
+    /// account's request history first (found: followed; provably not
+    /// billed: submitted); this flag is for accounts whose history cannot
+    /// be read.
     #[arg(long)]
     pub resubmit_ambiguous: bool,
+    /// How long a request takes at most to land in the account's request
+    /// history. Once this has passed since a run stopped, a row of it the
+    /// history does not hold was provably not billed (without it, only a
+    /// later request of the account in the history proves that).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub landing_bound: Option<Duration>,
+    /// Never send a job that would take this batch's spend past this many
+    /// USD (each job at its estimate; rows left are "not sent (spend
+    /// cap)").
+    #[arg(long, value_name = "USD", value_parser = parse_price)]
+    pub max_spend: Option<f64>,
+    /// Send even when the account's balance (credits and free credits) is
+    /// below the estimate of the rows to send (by default the batch is
+    /// refused before anything is sent, exit 3).
+    #[arg(long)]
+    pub ignore_balance: bool,
     /// Submit rows edited since a job of theirs that has a result (its
     /// image, or a job the service still holds) with their new inputs: a
     /// new charge. The earlier job's image is kept as
@@ -470,6 +490,11 @@ pub struct ParityArgs {
     /// `https://api.segmind.com` (needs --live).
     #[arg(long, value_name = "URL")]
     pub target: String,
+    /// The target's request-history host (default: Segmind's,
+    /// `https://api.spotprod.segmind.com`, for Segmind's API; the target
+    /// itself otherwise).
+    #[arg(long, value_name = "URL")]
+    pub history_target: Option<String>,
     /// Allow a target that is not on loopback (the real service bills the
     /// two accepted submits); the key comes from the environment.
     #[arg(long)]

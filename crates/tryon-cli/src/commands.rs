@@ -308,7 +308,21 @@ pub async fn result(cli: &Cli, args: &ResultArgs) -> Result<Code, CliError> {
         check_writable(path).map_err(CliError::usage)?;
     }
     let backend = connect(cli, false, false).await?;
-    let output = backend.client.job(&args.request_id).result().await?;
+    let output = match backend.client.job(&args.request_id).result().await {
+        Ok(output) => output,
+        // The status is kept an hour; the output longer. The account's
+        // history names it.
+        Err(e @ tryon_client::Error::Expired { .. }) => {
+            match backend.client.history_entry(&args.request_id).await {
+                Ok(Some(entry)) => match backend.client.history_output(&entry)? {
+                    Some(output) => output,
+                    None => return Err(e.into()),
+                },
+                _ => return Err(e.into()),
+            }
+        }
+        Err(e) => return Err(e.into()),
+    };
     match &args.output {
         Some(path) => save(cli.json, &output, path).await?,
         None => print_ready(cli.json, &output),

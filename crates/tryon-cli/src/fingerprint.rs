@@ -160,6 +160,58 @@ impl Inputs {
     pub fn to_value(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or_default()
     }
+
+    /// The request body these inputs send, in the form the workspace's one
+    /// body rule compares ([`tryon_api::body`]): every field by its wire
+    /// name, a local image as `sha256:<hex>` of its bytes (what an inline
+    /// image becomes under the rule), a URL as normalised here. The
+    /// account's history lists a request's body as sent; matched against
+    /// this after [`history_form`], it says whether that request is this
+    /// row's.
+    pub fn wire_form(&self) -> serde_json::Value {
+        let image = |i: &ImageInput| match i {
+            ImageInput::Url { url } => serde_json::Value::from(url.as_str()),
+            ImageInput::Content { sha256, .. } => format!("sha256:{sha256}").into(),
+        };
+        let mut body = serde_json::json!({
+            "person_image": image(&self.person),
+            "garment_images": self.garments.iter().map(image).collect::<Vec<_>>(),
+            "prompt": self.prompt,
+            "turbo": self.turbo,
+            "output_format": self.format,
+            "output_quality": self.quality,
+            "preserve_input_size": self.preserve_input_size,
+        });
+        if let Some(pose) = &self.reference_pose {
+            body["reference_pose"] = image(pose);
+        }
+        if let Some(seed) = self.seed {
+            body["seed"] = seed.into();
+        }
+        body
+    }
+}
+
+/// A request body as the account's history lists it, in the form
+/// [`Inputs::wire_form`] is compared in: inline images as their
+/// `sha256:<hex>`, every http(s) URL normalised as the inputs' are.
+pub fn history_form(body: &serde_json::Map<String, serde_json::Value>) -> serde_json::Value {
+    fn urls(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::String(s)
+                if s.starts_with("http://") || s.starts_with("https://") =>
+            {
+                *s = normalise_url(s);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(urls),
+            serde_json::Value::Object(map) => map.values_mut().for_each(urls),
+            _ => {}
+        }
+    }
+    let mut v = serde_json::Value::Object(body.clone());
+    tryon_client::tryon_api::body::hash_inline_images(&mut v, &mut |_, _, _| {});
+    urls(&mut v);
+    v
 }
 
 /// An `http(s)` URL normalised by the URL standard's parser; anything else

@@ -163,7 +163,7 @@ async fn a_full_disk_stops_submitting_and_names_every_paid_job() {
     // Every paid job is either in the journal or printed with its recovery.
     let journal = journal_ids(&out_dir);
     let recorded: usize = journal.values().map(Vec::len).sum();
-    let printed = stderr.matches("fetch it with: tryon wait ").count();
+    let printed = stderr.matches("fetch it with: tryon ").count();
     assert!(
         recorded as u64 + printed as u64 >= billed,
         "billed {billed}, recorded {recorded}, printed {printed}: {stderr}"
@@ -213,7 +213,10 @@ async fn an_accepted_id_the_journal_cannot_record_is_printed_with_its_recovery()
     probe.env("TRYON_CHAOS_KILL_AFTER_JOURNAL_WRITES", "1");
     assert_eq!(output(probe).await.status.signal(), Some(9));
     let probed = std::fs::read_to_string(scratch.join("tryon-journal.jsonl")).unwrap();
-    let intent = probed.lines().next().unwrap().to_string();
+    // The run's own `started` record, then the intent.
+    let started = probed.lines().next().unwrap().to_string();
+    assert!(started.contains(r#""event":"started""#), "{started}");
+    let intent = probed.lines().nth(1).unwrap().to_string();
     assert!(
         intent.contains(r#""event":"submitting","row":"look-0""#),
         "{intent}"
@@ -223,7 +226,7 @@ async fn an_accepted_id_the_journal_cannot_record_is_printed_with_its_recovery()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let room = 4096 - (intent.len() + 1);
+    let room = 4096 - (started.len() + 1) - (intent.len() + 1);
     let filler_head =
         r#"{"event":"failed","row":"not-in-this-manifest","fingerprint":"f","reason":""#;
     let filler_tail = format!(r#"","at":{now}}}"#);

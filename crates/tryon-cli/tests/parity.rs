@@ -19,7 +19,7 @@ use tryon_mock::test_util::DriftedUpstream;
 
 /// The steps every report lists, in order, each with the status a `tryon
 /// mock` answers it with (for a poll, its last answer).
-const EXPECTED: [(&str, u16); 13] = [
+const EXPECTED: [(&str, u16); 17] = [
     ("submit_1", 200),
     ("submit_3", 200),
     ("result_early", 200),
@@ -33,6 +33,10 @@ const EXPECTED: [(&str, u16); 13] = [
     ("garments_12", 422),
     ("missing_key", 401),
     ("malformed_body", 400),
+    ("credits", 200),
+    ("history", 200),
+    ("history_entry_1", 200),
+    ("history_unknown", 404),
 ];
 
 /// `tryon parity --target TARGET ARGS...`, stdin closed (no terminal),

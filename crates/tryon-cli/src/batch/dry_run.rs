@@ -30,6 +30,24 @@ struct DryRun {
     price_extra_garment_usd: f64,
 }
 
+/// The estimate of every row the plans submit, in USD.
+pub fn cost_to_submit(plans: &[RowPlan], prepared: &[Prepared], args: &BatchArgs) -> f64 {
+    // A fold from +0.0: `Sum` for floats starts at -0.0, which prints as
+    // `$-0.000` when there is nothing to submit.
+    plans
+        .iter()
+        .zip(prepared)
+        .filter(|(p, _)| p.plan == Plan::Submit)
+        .map(|(_, p)| {
+            estimate(
+                p.request.garment_count(),
+                args.price_first,
+                args.price_extra,
+            )
+        })
+        .fold(0.0, |total, price| total + price)
+}
+
 /// The estimated price of one job with `garments` garments.
 pub fn estimate(garments: usize, first: f64, extra: f64) -> f64 {
     #[allow(clippy::cast_precision_loss)] // garment counts are tiny
@@ -42,8 +60,10 @@ pub fn to_run(plans: &[RowPlan]) -> usize {
     plans
         .iter()
         .filter(|p| {
-            matches!(p.plan, Plan::Submit | Plan::Attach(_) | Plan::Refetch(_))
-                || !p.keep.is_empty()
+            matches!(
+                p.plan,
+                Plan::Submit | Plan::Attach(_) | Plan::Refetch(_) | Plan::Recover { .. }
+            ) || !p.keep.is_empty()
         })
         .count()
 }
@@ -104,12 +124,7 @@ pub fn dry_run(
         .map(|(_, p)| &p.request)
         .collect();
     let garments: usize = to_submit.iter().map(|r| r.garment_count()).sum();
-    // A fold from +0.0: `Sum` for floats starts at -0.0, which prints as
-    // `$-0.000` when there is nothing to submit.
-    let cost = to_submit
-        .iter()
-        .map(|r| estimate(r.garment_count(), args.price_first, args.price_extra))
-        .fold(0.0, |total, price| total + price);
+    let cost = cost_to_submit(&plans, prepared, args);
     let count = |wanted: fn(&Plan) -> bool| plans.iter().filter(|p| wanted(&p.plan)).count();
     let report = DryRun {
         rows: rows.len(),

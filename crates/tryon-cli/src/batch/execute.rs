@@ -16,7 +16,7 @@ use super::report::{Kept, Outcome, RowResult};
 use super::status::EXPIRED;
 use super::validate::Prepared;
 use crate::exit::{Code, code_of, describe};
-use crate::journal::{Event, Kind, Writer};
+use crate::journal::{ALIVE_EVERY, Event, Kind, Writer};
 use crate::manifest::Row;
 use crate::output::Throttle;
 use crate::report::Thumbnailer;
@@ -49,6 +49,68 @@ pub struct Run {
     pub heartbeat: Throttle,
     /// Makes the report's thumbnails of saved outputs, off this path.
     pub thumbnails: Arc<Thumbnailer>,
+    /// `--max-spend`: the most this run's submits may cost, and what they
+    /// have cost so far (each at its estimate, counted before it is sent
+    /// and given back when the service provably did not take it).
+    pub spend: Spend,
+}
+
+/// This run's spend against its cap.
+#[derive(Debug, Default)]
+pub struct Spend {
+    /// The cap, in USD (`None`: no cap).
+    pub cap: Option<f64>,
+    /// The estimate of each further garment, and of a job's first.
+    pub prices: (f64, f64),
+    /// Spent so far, in USD (estimates).
+    pub spent: Mutex<f64>,
+    /// The jobs this run's submits made.
+    pub jobs: Mutex<Vec<String>>,
+}
+
+impl Spend {
+    /// Takes `cost` from the cap; `Err` says why not.
+    fn take(&self, cost: f64) -> Result<(), String> {
+        let mut spent = self
+            .spent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(cap) = self.cap
+            && *spent + cost > cap + 1e-9
+        {
+            return Err(format!(
+                "spend cap: ${:.4} of the --max-spend ${cap:.4} spent, and this job's estimate is ${cost:.4}",
+                *spent
+            ));
+        }
+        *spent += cost;
+        Ok(())
+    }
+
+    /// Gives `cost` back (the job was provably not billed).
+    fn give_back(&self, cost: f64) {
+        let mut spent = self
+            .spent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *spent = (*spent - cost).max(0.0);
+    }
+
+    /// Spent so far, in USD (estimates).
+    pub fn spent(&self) -> f64 {
+        *self
+            .spent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The jobs this run's submits made.
+    pub fn jobs(&self) -> Vec<String> {
+        self.jobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
 
 impl Run {
@@ -60,6 +122,7 @@ impl Run {
         bar: ProgressBar,
         lines: bool,
         thumbnails: Arc<Thumbnailer>,
+        spend: Spend,
     ) -> Self {
         Self {
             client,
@@ -74,6 +137,7 @@ impl Run {
             not_sent: Mutex::new(HashMap::new()),
             heartbeat: Throttle::new(HEARTBEAT),
             thumbnails,
+            spend,
         }
     }
 }
@@ -110,6 +174,9 @@ pub async fn execute(
         .buffer_unordered(concurrency);
     let mut stop = std::pin::pin!(stop);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // The first tick is at once: the run's `started` record says as much.
+    let mut alive = tokio::time::interval(ALIVE_EVERY);
+    alive.tick().await;
     loop {
         tokio::select! {
             next = stream.next() => match next {
@@ -117,6 +184,9 @@ pub async fn execute(
                 None => break,
             },
             _ = tick.tick() => run.beat(),
+            _ = alive.tick() => {
+                let _ = run.record(Event::new(Kind::Alive, "", "")).await;
+            }
             () = &mut stop => break,
         }
     }
@@ -233,6 +303,11 @@ impl Run {
                 let reason = EXPIRED.to_string();
                 return self.fail(row, fingerprint, Some(request_id), reason).await;
             }
+            Plan::Recover { request_id, url } => {
+                return self
+                    .recover(row, fingerprint, request_id, url, &prepared.output)
+                    .await;
+            }
             Plan::Changed(changed) => {
                 let kept = kept.iter().find_map(|k| match &k.outcome {
                     Outcome::Completed { path, .. } if k.request_id == changed.request_id => {
@@ -340,20 +415,36 @@ impl Run {
                 stopped: true,
             });
         }
+        let (first, extra) = self.spend.prices;
+        let cost = super::dry_run::estimate(prepared.request.garment_count(), first, extra);
+        // A row the cap refuses is refused alone: a cheaper one may fit.
+        if let Err(reason) = self.spend.take(cost) {
+            return Err(Outcome::NotSent {
+                reason,
+                code: Code::Auth,
+                stopped: false,
+            });
+        }
         let intent =
             Event::new(Kind::Submitting, &row.id, fingerprint).inputs(prepared.inputs.to_value());
-        self.record(intent)
-            .await
-            .map_err(|reason| Outcome::NotSent {
+        self.record(intent).await.map_err(|reason| {
+            self.spend.give_back(cost);
+            Outcome::NotSent {
                 reason,
                 code: Code::Unsaved,
                 stopped: false,
-            })?;
+            }
+        })?;
         self.submitting.fetch_add(1, Ordering::Relaxed);
         let submitted = self.client.submit(&prepared.request).await;
         self.submitting.fetch_sub(1, Ordering::Relaxed);
         match submitted {
             Ok(job) => {
+                self.spend
+                    .jobs
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(job.request_id().to_string());
                 let submitted =
                     Event::new(Kind::Submitted, &row.id, fingerprint).request_id(job.request_id());
                 if let Err(reason) = self.record(submitted).await {
@@ -384,6 +475,7 @@ impl Run {
                 if code == Code::Auth {
                     self.stop(&reason, code);
                 }
+                self.spend.give_back(cost);
                 let event = Event::new(Kind::Rejected, &row.id, fingerprint).reason(&reason);
                 let _ = self.record(event).await;
                 Err(Outcome::NotSent {
@@ -392,6 +484,50 @@ impl Run {
                     stopped: false,
                 })
             }
+        }
+    }
+
+    /// Fetch an expired job's output from the URL its history record
+    /// names, and save it at `path`. Not journaled when it fails, so a
+    /// rerun tries again.
+    async fn recover(
+        &self,
+        row: &Row,
+        fingerprint: &str,
+        request_id: String,
+        url: String,
+        path: &Path,
+    ) -> Outcome {
+        self.say(&format!(
+            "row {}: fetching the output of its expired job {} from the account's history",
+            term::inline(&row.id),
+            term::inline(&request_id)
+        ));
+        let entry = tryon_client::HistoryEntry {
+            request_id: request_id.clone(),
+            model_status: Some("COMPLETED".to_string()),
+            generation_url: Some(url),
+            created_at: None,
+            credits_deduction: None,
+            error: None,
+            latency_ms: None,
+            model_name: None,
+            request_body: None,
+            updated_at: None,
+        };
+        match self.client.history_output(&entry) {
+            Ok(Some(output)) => {
+                self.save(row, fingerprint, &request_id, &output, path)
+                    .await
+            }
+            Ok(None) => Outcome::Failed {
+                request_id: Some(request_id),
+                reason: EXPIRED.to_string(),
+            },
+            Err(e) => Outcome::Failed {
+                request_id: Some(request_id),
+                reason: format!("{EXPIRED}; its history record's output URL is unusable: {e}"),
+            },
         }
     }
 
@@ -404,6 +540,20 @@ impl Run {
                 return self.fail(row, fingerprint, Some(request_id), detail).await;
             }
             Err(e @ Error::Expired { .. }) => {
+                // The status is gone; the output may not be (the history
+                // names it).
+                if let Ok(Some(entry)) = self.client.history_entry(&request_id).await
+                    && let Ok(Some(output)) = self.client.history_output(&entry)
+                {
+                    self.say(&format!(
+                        "row {}: its job {} expired; fetching its output from the account's history",
+                        term::inline(&row.id),
+                        term::inline(&request_id)
+                    ));
+                    return self
+                        .save(row, fingerprint, &request_id, &output, path)
+                        .await;
+                }
                 return self
                     .fail(row, fingerprint, Some(request_id), e.to_string())
                     .await;
@@ -416,6 +566,20 @@ impl Run {
                 };
             }
         };
+        self.save(row, fingerprint, &request_id, &output, path)
+            .await
+    }
+
+    /// Save a job's output at `path` and journal it.
+    async fn save(
+        &self,
+        row: &Row,
+        fingerprint: &str,
+        request_id: &str,
+        output: &tryon_client::Output,
+        path: &Path,
+    ) -> Outcome {
+        let request_id = request_id.to_string();
         let unsaved = |reason: String| Outcome::Unsaved {
             request_id: request_id.clone(),
             output: path.to_path_buf(),

@@ -19,6 +19,7 @@ mod plan;
 mod record;
 mod report;
 mod report_dir;
+mod settle;
 mod status;
 mod validate;
 
@@ -61,7 +62,7 @@ pub async fn batch(cli: &Cli, args: &BatchArgs) -> Result<Code, CliError> {
         term::err_line(&note);
     }
     let journal_path = writer.path().to_path_buf();
-    let plans = plan::plan_rows(&rows, &prepared, &events, args, journal::now_secs());
+    let plans = plan_and_settle(&backend.client, &writer, args, &rows, &prepared, &events).await?;
     let work = dry_run::to_run(&plans);
     let (thumbnails, record) = page::before_run(args, &rows, &prepared, &plans);
 
@@ -90,6 +91,12 @@ pub async fn batch(cli: &Cli, args: &BatchArgs) -> Result<Code, CliError> {
         bar,
         !terminal,
         Arc::clone(&thumbnails),
+        execute::Spend {
+            cap: args.max_spend,
+            prices: (args.price_first, args.price_extra),
+            spent: std::sync::Mutex::new(0.0),
+            jobs: std::sync::Mutex::new(Vec::new()),
+        },
     ));
     let rows = Arc::new(rows);
     let prepared = Arc::new(prepared);
@@ -107,6 +114,7 @@ pub async fn batch(cli: &Cli, args: &BatchArgs) -> Result<Code, CliError> {
     .await;
     run.bar.finish_and_clear();
     let journal_error = run.journal.failure().map(str::to_string);
+    let spend = spent(&run.client, &run.spend, args).await;
     // Every record durable (the writer drains its queue) before the page
     // reads the journal.
     drop(run);
@@ -125,8 +133,157 @@ pub async fn batch(cli: &Cli, args: &BatchArgs) -> Result<Code, CliError> {
     .await;
     let (mut summary, code) = report::summarize(&rows, results, journal_path, journal_error);
     summary.report = Some(written);
+    summary.spend = spend;
     emit(cli.json, &report::summary_text(&summary), &summary);
     Ok(stopped_by.unwrap_or(code))
+}
+
+/// The run's `started` record, each row's plan, what the account's
+/// history settles of them, and the balance check before anything is
+/// sent.
+async fn plan_and_settle(
+    client: &tryon_client::Client,
+    writer: &journal::Writer,
+    args: &BatchArgs,
+    rows: &[manifest::Row],
+    prepared: &[validate::Prepared],
+    events: &[journal::Event],
+) -> Result<Vec<plan::RowPlan>, CliError> {
+    writer
+        .append(journal::Event::new(journal::Kind::Started, "", ""))
+        .await
+        .map_err(|e| CliError::new(crate::exit::Code::Unsaved, e))?;
+    let now = journal::now_secs();
+    let mut plans = plan::plan_rows(rows, prepared, events, args, now);
+    let batch = settle::Batch {
+        client,
+        journal: writer,
+        rows,
+        prepared,
+        events,
+        args,
+        now,
+    };
+    for line in batch.settle(&mut plans).await {
+        term::err_line(&line);
+    }
+    balance(client, args, &plans, prepared).await?;
+    Ok(plans)
+}
+
+/// Whether the reads only a person looks at (the balance before the
+/// first submit, the history after the run) are worth a call of the rate
+/// budget: not under one call a minute, where one read would hold the
+/// first submit back a whole spacing. (Every keyed call counts against the
+/// account's limit; settling, which decides what is sent, always reads.)
+fn advisory_reads(client: &tryon_client::Client) -> bool {
+    client
+        .rate_budget()
+        .is_none_or(|r| r.requests_per_minute() >= 1.0)
+}
+
+/// Before the first submit: the estimate of the rows to send (at most
+/// `--max-spend`) against the account's balance, credits and free credits
+/// together. Short: refused before anything is sent (exit 3), naming both
+/// figures, unless `--ignore-balance`. A balance that cannot be read is
+/// said, and the batch goes on (the service refuses a job it cannot bill
+/// with 406, which stops new submits).
+async fn balance(
+    client: &tryon_client::Client,
+    args: &BatchArgs,
+    plans: &[plan::RowPlan],
+    prepared: &[validate::Prepared],
+) -> Result<(), CliError> {
+    let estimate = dry_run::cost_to_submit(plans, prepared, args);
+    let needed = args.max_spend.map_or(estimate, |cap| cap.min(estimate));
+    if needed <= 0.0 || args.ignore_balance || !advisory_reads(client) {
+        return Ok(());
+    }
+    match client.credits().await {
+        Ok(credits) if credits.total() + 1e-9 < needed => Err(CliError::new(
+            crate::exit::Code::Auth,
+            format!(
+                "the account's balance is ${:.4} (credits ${:.4} + free credits ${:.4}), below the ${needed:.4} \
+             estimate of the rows to send{}; nothing was sent (--ignore-balance sends anyway)",
+                credits.total(),
+                credits.credits,
+                credits.free_credits,
+                if needed < estimate {
+                    format!(" (the --max-spend cap; all of them: ${estimate:.4})")
+                } else {
+                    String::new()
+                }
+            ),
+        )),
+        Ok(_) => Ok(()),
+        // A refused key is said once, by the first submit's answer.
+        Err(e) if crate::exit::code_of(&e) == crate::exit::Code::Auth => Ok(()),
+        Err(e) => {
+            term::err_line(&format!(
+                "batch: the account's balance could not be read ({e}); going on"
+            ));
+            Ok(())
+        }
+    }
+}
+
+/// What this run's submits cost: their estimate, and what the account's
+/// history charged for those it lists (read once, after the run; a
+/// request's record may not have landed yet).
+async fn spent(
+    client: &tryon_client::Client,
+    spend: &execute::Spend,
+    args: &BatchArgs,
+) -> Option<report::SpendReport> {
+    let jobs = spend.jobs();
+    let estimate = spend.spent();
+    if jobs.is_empty() && estimate <= 0.0 {
+        return None;
+    }
+    if !advisory_reads(client) {
+        return Some(report::SpendReport {
+            jobs: jobs.len(),
+            estimate_usd: estimate,
+            actual_usd: None,
+            actual_jobs: 0,
+            unread: Some("was not read (the rate budget is under one call a minute)".into()),
+            cap_usd: args.max_spend,
+        });
+    }
+    let wanted: std::collections::HashSet<&str> = jobs.iter().map(String::as_str).collect();
+    let today = jiff::tz::Offset::UTC
+        .to_datetime(jiff::Timestamp::now())
+        .date();
+    let since = today.yesterday().unwrap_or(today);
+    let query = tryon_client::HistoryQuery::new()
+        .since(since)
+        .until(today)
+        .max_rows(settle::MAX_ROWS);
+    let mut actual = Some((0.0, 0usize));
+    let mut stream = std::pin::pin!(client.history(&query));
+    while let Some(item) = futures::StreamExt::next(&mut stream).await {
+        match item {
+            Ok(entry) if wanted.contains(entry.request_id.as_str()) => {
+                if let (Some(cost), Some((sum, n))) = (entry.credits_deduction, actual.as_mut()) {
+                    *sum += cost;
+                    *n += 1;
+                }
+            }
+            Ok(_) => {}
+            Err(_) => {
+                actual = None;
+                break;
+            }
+        }
+    }
+    Some(report::SpendReport {
+        jobs: jobs.len(),
+        estimate_usd: estimate,
+        actual_usd: actual.map(|(sum, _)| sum),
+        actual_jobs: actual.map_or(0, |(_, n)| n),
+        unread: None,
+        cap_usd: args.max_spend,
+    })
 }
 
 /// A bar of `len` steps drawn on stderr with `template` on a terminal;

@@ -47,6 +47,14 @@ pub enum Plan {
     Ambiguous(String),
     /// Accepted earlier but older than the retention: its result is gone.
     Expired(String),
+    /// Accepted earlier, its status gone, its output still at the URL the
+    /// account's history names: fetch it from there (no new charge).
+    Recover {
+        /// The job.
+        request_id: String,
+        /// The history's `generation_url`.
+        url: String,
+    },
     /// Would be submitted, but its output file is already there though the
     /// journal does not know it (`--overwrite` submits it).
     OutputExists(PathBuf),

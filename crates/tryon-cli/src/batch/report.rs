@@ -250,6 +250,12 @@ impl Outcome {
                 reason: EXPIRED.to_string(),
             },
             Plan::OutputExists(path) => Outcome::OutputExists { path },
+            Plan::Recover { request_id, .. } => Outcome::Pending {
+                request_id,
+                reason: "expired; its output is to be fetched from the account's history"
+                    .to_string(),
+                code: Code::Timeout,
+            },
             Plan::Changed(changed) => Outcome::Changed {
                 request_id: changed.request_id,
                 changes: changed.changes,
@@ -315,6 +321,56 @@ pub struct Summary {
     /// The report page (`DIR/report.html`), or why it was not written.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub report: Option<ReportPage>,
+    /// What this run's submits cost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spend: Option<SpendReport>,
+}
+
+/// What a run's submits cost: the estimate, and the account's own figure
+/// for the jobs its history lists.
+#[derive(Debug, Serialize)]
+pub struct SpendReport {
+    /// Jobs this run's submits made.
+    pub jobs: usize,
+    /// Their estimate (and that of submits whose outcome is unknown), USD.
+    pub estimate_usd: f64,
+    /// What the history charged for the jobs it lists (`None`: it could
+    /// not be read).
+    pub actual_usd: Option<f64>,
+    /// How many of the jobs the history lists with a cost.
+    pub actual_jobs: usize,
+    /// Why the history was not read, when it was not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unread: Option<String>,
+    /// `--max-spend`, if set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cap_usd: Option<f64>,
+}
+
+impl SpendReport {
+    /// `spent: $0.0450 by the account's history for 3 of 3 jobs (estimate $0.0450)`.
+    fn line(&self) -> String {
+        let cap = self
+            .cap_usd
+            .map(|c| format!("; --max-spend ${c:.4}"))
+            .unwrap_or_default();
+        match self.actual_usd {
+            Some(actual) if self.actual_jobs > 0 => format!(
+                "spent: ${actual:.4} by the account's history for {} of {} jobs this run (estimate ${:.4}{cap})",
+                self.actual_jobs, self.jobs, self.estimate_usd
+            ),
+            Some(_) => format!(
+                "spent: ${:.4} (estimate) for {} jobs this run; the account's history lists none of them yet{cap}",
+                self.estimate_usd, self.jobs
+            ),
+            None => format!(
+                "spent: ${:.4} (estimate) for {} jobs this run; the account's history {}{cap}",
+                self.estimate_usd,
+                self.jobs,
+                self.unread.as_deref().unwrap_or("could not be read")
+            ),
+        }
+    }
 }
 
 /// Where the report page went: `"report": PATH`, or `"report": {"error":
@@ -450,6 +506,9 @@ pub fn summary_text(s: &Summary) -> String {
             let _ = write!(text, "\n{title}:");
             write_grouped(&mut text, list);
         }
+    }
+    if let Some(spend) = &s.spend {
+        let _ = write!(text, "\n{}", spend.line());
     }
     let _ = write!(text, "\njournal: {}", s.journal.display());
     if let Some(error) = &s.journal_error {

@@ -28,7 +28,29 @@ pub enum Kind {
     /// The POST was sent but its outcome is unknown (the connection dropped
     /// after sending): the service may have accepted and billed the job.
     Ambiguous,
+    /// An unknown outcome settled by the account's request history: the
+    /// service provably did not accept the POST (nothing billed); `reason`
+    /// holds the proof. A rerun submits the row, as after `rejected`.
+    Unbilled,
+    /// A run began (not a row's record: `row` is empty). With [`Alive`](Kind::Alive)
+    /// it bounds when the run's POSTs can have reached the service.
+    Started,
+    /// The run that wrote it was still running (written at least every
+    /// [`ALIVE_EVERY`] while a run lasts; `row` is empty).
+    Alive,
 }
+
+impl Kind {
+    /// Whether the record is of a run, not of a row.
+    pub fn of_run(self) -> bool {
+        matches!(self, Kind::Started | Kind::Alive)
+    }
+}
+
+/// A running batch writes an [`Kind::Alive`] record at least this often, so
+/// that a run killed mid-submit is known to have stopped at most this long
+/// after its last record.
+pub const ALIVE_EVERY: Duration = Duration::from_secs(30);
 
 /// One record (line) of the journal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,6 +137,7 @@ impl Event {
         match self.kind {
             Kind::Submitted | Kind::Completed if self.request_id.is_none() => missing("request_id"),
             Kind::Completed if self.output.is_none() => missing("output"),
+            kind if kind.of_run() => Ok(()),
             _ if self.row.is_empty() => missing("row"),
             _ => Ok(()),
         }
@@ -199,7 +222,7 @@ pub fn fold<'a>(
 ) -> HashMap<String, History> {
     let mut rows: HashMap<String, History> = HashMap::new();
     let mut current: HashMap<(&str, &str), bool> = HashMap::new();
-    for event in events {
+    for event in events.into_iter().filter(|e| !e.kind.of_run()) {
         let (row, fingerprint) = (event.row.as_str(), event.fingerprint.as_str());
         let now = *current
             .entry((row, fingerprint))
@@ -241,10 +264,12 @@ pub fn fold<'a>(
 fn apply(state: &mut Option<RowState>, event: &Event) {
     let reason = || event.reason.clone().unwrap_or_default();
     *state = Some(match (event.kind, &event.request_id, &event.output) {
-        (Kind::Rejected, ..) => {
+        (Kind::Rejected | Kind::Unbilled, ..) => {
             *state = None;
             return;
         }
+        // `fold` leaves run records out.
+        (Kind::Started | Kind::Alive, ..) => return,
         (Kind::Submitting, ..) => RowState::Ambiguous {
             reason: "the run stopped while this row's submit was in flight; the service may have accepted it".to_string(),
         },

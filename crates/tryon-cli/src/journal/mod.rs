@@ -15,7 +15,13 @@
 //! | `failed` | skips it (reported again; `--retry-failed` resubmits) |
 //! | `submitted`, under an hour old | re-attaches to the request id; never resubmits |
 //! | `submitted`, older | reports it expired (the service keeps jobs 1 h) |
-//! | `submitting` or `ambiguous` (the POST may have reached the server, no id was recorded) | reports it; `--resubmit-ambiguous` sends it again, at the risk of a second charge |
+//! | `submitting` or `ambiguous` (the POST may have reached the server, no id was recorded) | settles it with the account's request history (`batch::settle`): found, it is `submitted` with that id; provably absent, `unbilled` and submitted; else reported (`--resubmit-ambiguous` sends it again, at the risk of a second charge) |
+//! | `unbilled` (the history proved the POST was not accepted) | submits the row |
+//!
+//! Two records are of a run, not a row (`row` is empty): `started` when a
+//! run begins and `alive` at least every [`ALIVE_EVERY`] while it runs, so
+//! that a run killed mid-submit is known to have stopped soon after its
+//! last record.
 //!
 //! A row's records are those under its fingerprint (what it sends, see
 //! [`crate::fingerprint`]; the form older versions wrote is recognised
@@ -38,7 +44,7 @@ mod writer;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
-pub use event::{Event, History, Kind, RETENTION, RowState, Version, fold, now_secs};
+pub use event::{ALIVE_EVERY, Event, History, Kind, RETENTION, RowState, Version, fold, now_secs};
 use scan::bytes_of;
 pub use scan::{Damage, scan};
 pub use writer::Writer;

@@ -45,9 +45,19 @@ pub async fn parity(cli: &Cli, args: &ParityArgs) -> Result<Code, CliError> {
     let key = admit(cli, args, &target, &http).await?;
 
     let theirs = proxy(&target, args, args.record.clone()).await?;
+    // One proxy when the history is on the target's host (a `tryon mock`),
+    // so `--record` keeps its exchanges too; Segmind's history host gets
+    // its own (not recorded).
+    let history_host = history_target(&target, args)?;
+    let their_history = if history_host == target {
+        None
+    } else {
+        Some(proxy(&history_host, args, None).await?)
+    };
     let target_side = Side {
         http: http.clone(),
         proxy: &theirs,
+        history: their_history.as_ref().unwrap_or(&theirs),
         key,
         mock: None,
         interval: args.interval,
@@ -81,6 +91,7 @@ pub async fn parity(cli: &Cli, args: &ParityArgs) -> Result<Code, CliError> {
     let mock_side = Side {
         http,
         proxy: &ours,
+        history: &ours,
         key: SecretString::from(PLACEHOLDER_KEY),
         mock: Some(&mock),
         interval: args.interval,
@@ -211,6 +222,22 @@ async fn proxy(
                 format!("cannot start the validating proxy: {e}"),
             ),
         })
+}
+
+/// Where the target's request history is: `--history-target`, else
+/// Segmind's history host for Segmind's API, else the target itself (a
+/// `tryon mock` serves both). Checked as the target is.
+fn history_target(target: &str, args: &ParityArgs) -> Result<String, CliError> {
+    match &args.history_target {
+        Some(given) => checked_target(given)
+            .map_err(|e| CliError::usage(e.to_string().replace("--target", "--history-target"))),
+        None if target.trim_end_matches('/') == "https://api.segmind.com" => {
+            Ok(tryon_client::DEFAULT_HISTORY_BASE_URL
+                .trim_end_matches('/')
+                .to_string())
+        }
+        None => Ok(target.to_string()),
+    }
 }
 
 /// Bound on one exchange with the target: the poll deadline, at most 2

@@ -8,7 +8,8 @@
 //! (`<timing>`: any number under `metrics`, or in a `*_time`, `*_ms`,
 //! `*_seconds`, `elapsed`, `latency` or `duration` field) and free text
 //! (`<text>`: an `error` or `message` string, whose wording is the
-//! service's own). Everything else stays: field names, statuses, `null`s,
+//! service's own), and the account's own figures (`<balance>`: `credits`
+//! and `free-credits`; `<count>`: a page's `total`). Everything else stays: field names, statuses, `null`s,
 //! booleans, other numbers, the shape of arrays.
 
 use serde_json::{Map, Value};
@@ -38,6 +39,10 @@ fn masked(key: Option<&str>, value: &Value, in_metrics: bool) -> Value {
         ),
         Value::String(s) => Value::String(string(key, s).unwrap_or_else(|| s.clone())),
         Value::Number(_) if in_metrics || is_timing(key) => "<timing>".into(),
+        // The account's own figures: its balance and how many requests its
+        // history holds differ from any other account's.
+        Value::Number(_) if matches!(key, "credits" | "free-credits") => "<balance>".into(),
+        Value::Number(_) if key == "total" => "<count>".into(),
         Value::Number(_) if is_timestamp_field(key) => "<timestamp>".into(),
         Value::Number(_) | Value::Bool(_) | Value::Null => value.clone(),
     }

@@ -28,15 +28,23 @@ const MAX_ANSWER: usize = tryon_mock::limits::MAX_PROXY_BODY;
 /// Most characters of an error's text kept for the report.
 const MAX_TEXT: usize = 200;
 
+/// The request history's path, on its own host.
+const HISTORY: &str = "/inference-request/request-history";
+
 /// Virtual time the reference mock's clock moves between two polls.
 const MOCK_POLL_STEP: Duration = Duration::from_millis(50);
 
 /// The steps, in order. Only `submit_1` and `submit_3` are billed.
+/// The last four read the account's records (not billed): the balance,
+/// the newest history row, `submit_1`'s history record and an unknown
+/// id's; they settle what the spec assumes of them (the envelope, the
+/// timestamps, the not-found code) and show whether `submit_1` has
+/// landed by then.
 /// `result_early` is the result URL of the 3-garment job asked right after
 /// its submit, before it can be done: it settles the contract's assumption
 /// that the result URL then answers `200` with the current status and no
 /// output (see [`Side::early_result`]).
-pub const STEPS: [&str; 13] = [
+pub const STEPS: [&str; 17] = [
     "submit_1",
     "submit_3",
     "result_early",
@@ -50,6 +58,10 @@ pub const STEPS: [&str; 13] = [
     "garments_12",
     "missing_key",
     "malformed_body",
+    "credits",
+    "history",
+    "history_entry_1",
+    "history_unknown",
 ];
 
 /// One answer, as compared: normalised, with what the proxy judged.
@@ -132,6 +144,8 @@ impl Observation {
 pub struct Side<'a> {
     pub http: reqwest::Client,
     pub proxy: &'a Proxy,
+    /// The proxy in front of the request history's host.
+    pub history: &'a Proxy,
     pub key: SecretString,
     /// The reference mock, whose virtual clock moves instead of sleeping.
     pub mock: Option<&'a MockServer>,
@@ -148,8 +162,22 @@ struct Call<'a> {
     path: String,
     body: Option<Vec<u8>>,
     with_key: bool,
+    /// Sent to the request history's host.
+    on_history: bool,
     /// Shown in the report instead of the path (ids masked).
     shown: &'a str,
+}
+
+/// A keyed `GET` of `path`, on the history's host when `on_history`.
+fn read(path: String, on_history: bool, shown: &str) -> Call<'_> {
+    Call {
+        method: reqwest::Method::GET,
+        path,
+        body: None,
+        with_key: true,
+        on_history,
+        shown,
+    }
 }
 
 fn try_on(garments: usize) -> Vec<u8> {
@@ -164,6 +192,7 @@ fn submit(garments: usize, with_key: bool, shown: &str) -> Call<'_> {
         path: "/v2/p-image-try-on".into(),
         body: Some(try_on(garments)),
         with_key,
+        on_history: false,
         shown,
     }
 }
@@ -193,13 +222,11 @@ impl Side<'_> {
         let output_3 = self.output(&result_3).await;
         let unknown = job_path(&uuid::Uuid::new_v4().to_string(), "/status");
         let unknown_id = self
-            .step(Call {
-                method: reqwest::Method::GET,
-                path: unknown,
-                body: None,
-                with_key: true,
-                shown: "GET /v2/requests/<random uuid>/status",
-            })
+            .step(read(
+                unknown,
+                false,
+                "GET /v2/requests/<random uuid>/status",
+            ))
             .await;
         let garments_12 = self
             .step(submit(12, true, "POST /v2/p-image-try-on (12 garments)"))
@@ -215,8 +242,48 @@ impl Side<'_> {
                     format!("{{\"person_image\": \"{PERSON}\", \"garment_images\": [").into(),
                 ),
                 with_key: true,
+                on_history: false,
                 shown: "POST /v2/p-image-try-on (truncated JSON)",
             })
+            .await;
+        let credits = self
+            .step(read(
+                "/v1/get-user-credits".into(),
+                false,
+                "GET /v1/get-user-credits",
+            ))
+            .await;
+        let history = self
+            .step(read(
+                format!("{HISTORY}?per_page=1"),
+                true,
+                "GET /inference-request/request-history?per_page=1",
+            ))
+            .await;
+        let entry = |id: &str| {
+            let id: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
+            format!("{HISTORY}/{id}")
+        };
+        let history_entry_1 = match submit_1.request_id() {
+            Some(id) => {
+                self.step(read(
+                    entry(&id),
+                    true,
+                    "GET /inference-request/request-history/<submit_1's id>",
+                ))
+                .await
+            }
+            None => Observation::skipped(
+                "GET /inference-request/request-history/<submit_1's id>",
+                "submit_1 gave no request id",
+            ),
+        };
+        let history_unknown = self
+            .step(read(
+                entry(&uuid::Uuid::new_v4().to_string()),
+                true,
+                "GET /inference-request/request-history/<random uuid>",
+            ))
             .await;
         vec![
             submit_1,
@@ -232,24 +299,38 @@ impl Side<'_> {
             garments_12,
             missing_key,
             malformed_body,
+            credits,
+            history,
+            history_entry_1,
+            history_unknown,
         ]
     }
 
     /// One request and its answer, with the drift records it produced.
     async fn step(&self, call: Call<'_>) -> Observation {
         let mut seen = Observation::new(call.shown);
-        let before = self.proxy.drift().len();
+        let proxy = if call.on_history {
+            self.history
+        } else {
+            self.proxy
+        };
+        let before = proxy.drift().len();
         match self.send(&call).await {
             Ok(answer) => seen.answer = Some(answer),
             Err(problem) => seen.problem = Some(problem),
         }
-        let mut all = self.proxy.drift();
+        let mut all = proxy.drift();
         seen.drift = all.split_off(before.min(all.len()));
         seen
     }
 
     async fn send(&self, call: &Call<'_>) -> Result<Answer, String> {
-        let url = format!("{}{}", self.proxy.uri(), call.path);
+        let proxy = if call.on_history {
+            self.history
+        } else {
+            self.proxy
+        };
+        let url = format!("{}{}", proxy.uri(), call.path);
         let mut request = self.http.request(call.method.clone(), &url);
         if call.with_key {
             use secrecy::ExposeSecret as _;
@@ -324,13 +405,7 @@ impl Side<'_> {
         let mut seen = Observation::new(shown);
         loop {
             let mut one = self
-                .step(Call {
-                    method: reqwest::Method::GET,
-                    path: job_path(&id, "/status"),
-                    body: None,
-                    with_key: true,
-                    shown,
-                })
+                .step(read(job_path(&id, "/status"), false, shown))
                 .await;
             polls += 1;
             seen.drift.append(&mut one.drift);
@@ -392,15 +467,7 @@ impl Side<'_> {
         let Some(id) = submitted.request_id() else {
             return Observation::skipped(shown, "the submit was not accepted");
         };
-        let mut seen = self
-            .step(Call {
-                method: reqwest::Method::GET,
-                path: job_path(&id, ""),
-                body: None,
-                with_key: true,
-                shown,
-            })
-            .await;
+        let mut seen = self.step(read(job_path(&id, ""), false, shown)).await;
         if let Some(answer) = &mut seen.answer
             && let Some(body) = answer.body.as_object_mut()
         {
@@ -423,14 +490,7 @@ impl Side<'_> {
         let Some(id) = submitted.request_id() else {
             return Observation::skipped(shown, "the submit was not accepted");
         };
-        self.step(Call {
-            method: reqwest::Method::GET,
-            path: job_path(&id, ""),
-            body: None,
-            with_key: true,
-            shown,
-        })
-        .await
+        self.step(read(job_path(&id, ""), false, shown)).await
     }
 
     /// The output image of a result, fetched through the proxy without the
@@ -454,6 +514,7 @@ impl Side<'_> {
             path: format!("/{path}"),
             body: None,
             with_key: false,
+            on_history: false,
             shown,
         })
         .await
