@@ -17,6 +17,7 @@ mod cli;
 mod commands;
 mod exit;
 mod fingerprint;
+mod history_args;
 mod input;
 mod journal;
 mod manifest;

@@ -315,3 +315,41 @@ async fn the_historys_faults_never_bill_twice() {
     assert_eq!(server.billed_submits(), 2);
     one_id_a_row(&out, 2);
 }
+
+/// The cap counts each job at its estimate until the account's history
+/// says what it cost: here the service charges a third of the estimate,
+/// so once the estimates reach the cap the history is read and the rest
+/// fit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_spend_cap_counts_what_the_history_charged() {
+    let server = MockServer::builder()
+        .credits(Credits::with_balance(1.0).cost_per_garment(0.005))
+        .start()
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("m.csv");
+    let mut csv = String::from("id,person,garments,seed\n");
+    for i in 0..4 {
+        csv.push_str(&format!(
+            "r{i},https://example.com/p.jpg,https://example.com/g.jpg,{i}\n"
+        ));
+    }
+    std::fs::write(&manifest, csv).unwrap();
+    let out = dir.path().join("out");
+    let run = output(batch(
+        &server,
+        &manifest,
+        &out,
+        &["--max-spend", "0.04", "--concurrency", "1"],
+    ))
+    .await;
+    let stdout = text(&run.stdout);
+    assert_eq!(run.status.code(), Some(0), "{stdout}");
+    assert_eq!(server.billed_submits(), 4, "{stdout}");
+    assert!(
+        stdout.contains(
+            "spent: $0.0200 by the account's history for 4 of 4 jobs this run (estimate $0.0600"
+        ),
+        "{stdout}"
+    );
+}

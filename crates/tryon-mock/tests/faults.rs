@@ -359,3 +359,41 @@ async fn control_api_drives_the_mock() {
     assert_eq!(status_of(&uri, &id).await.0, 404);
     assert_eq!(server.billed_submits(), 0);
 }
+
+/// A `drop_after_accept` fault with `times: 2` drops exactly two answers,
+/// however many submits arrive at once (each call takes one before it is
+/// answered; a call that does not succeed gives it back).
+#[tokio::test]
+async fn drop_after_accept_drops_exactly_its_count_under_concurrency() {
+    let server = MockServer::builder()
+        .fault(Fault::drop_after_accept().times(2))
+        .start()
+        .await;
+    let uri = server.uri();
+    let calls = (0..8).map(|_| {
+        let uri = uri.clone();
+        tokio::spawn(async move {
+            try_post(&uri, "/v2/p-image-try-on", &body(1))
+                .await
+                .is_err()
+        })
+    });
+    let mut dropped = 0;
+    for call in calls {
+        dropped += usize::from(call.await.unwrap());
+    }
+    assert_eq!(dropped, 2);
+    assert_eq!(server.billed_submits(), 8);
+
+    // A call that does not succeed gives its fault back: the next that
+    // does is dropped instead.
+    server.push_fault(Fault::drop_after_accept().times(1));
+    let refused = try_post(&uri, "/v2/p-image-try-on", &json!({"person_image": "x"})).await;
+    assert_eq!(refused.unwrap().status(), 422);
+    assert!(
+        try_post(&uri, "/v2/p-image-try-on", &body(1))
+            .await
+            .is_err()
+    );
+    assert!(try_post(&uri, "/v2/p-image-try-on", &body(1)).await.is_ok());
+}

@@ -20,6 +20,7 @@ mod record;
 mod report;
 mod report_dir;
 mod settle;
+mod spend;
 mod status;
 mod validate;
 
@@ -91,12 +92,7 @@ pub async fn batch(cli: &Cli, args: &BatchArgs) -> Result<Code, CliError> {
         bar,
         !terminal,
         Arc::clone(&thumbnails),
-        execute::Spend {
-            cap: args.max_spend,
-            prices: (args.price_first, args.price_extra),
-            spent: std::sync::Mutex::new(0.0),
-            jobs: std::sync::Mutex::new(Vec::new()),
-        },
+        spend::Spend::new(args.max_spend, (args.price_first, args.price_extra)),
     ));
     let rows = Arc::new(rows);
     let prepared = Arc::new(prepared);
@@ -114,7 +110,7 @@ pub async fn batch(cli: &Cli, args: &BatchArgs) -> Result<Code, CliError> {
     .await;
     run.bar.finish_and_clear();
     let journal_error = run.journal.failure().map(str::to_string);
-    let spend = spent(&run.client, &run.spend, args).await;
+    let spend = spend::spent(&run.client, &run.spend, args).await;
     // Every record durable (the writer drains its queue) before the page
     // reads the journal.
     drop(run);
@@ -171,17 +167,6 @@ async fn plan_and_settle(
     Ok(plans)
 }
 
-/// Whether the reads only a person looks at (the balance before the
-/// first submit, the history after the run) are worth a call of the rate
-/// budget: not under one call a minute, where one read would hold the
-/// first submit back a whole spacing. (Every keyed call counts against the
-/// account's limit; settling, which decides what is sent, always reads.)
-fn advisory_reads(client: &tryon_client::Client) -> bool {
-    client
-        .rate_budget()
-        .is_none_or(|r| r.requests_per_minute() >= 1.0)
-}
-
 /// Before the first submit: the estimate of the rows to send (at most
 /// `--max-spend`) against the account's balance, credits and free credits
 /// together. Short: refused before anything is sent (exit 3), naming both
@@ -196,7 +181,7 @@ async fn balance(
 ) -> Result<(), CliError> {
     let estimate = dry_run::cost_to_submit(plans, prepared, args);
     let needed = args.max_spend.map_or(estimate, |cap| cap.min(estimate));
-    if needed <= 0.0 || args.ignore_balance || !advisory_reads(client) {
+    if needed <= 0.0 || args.ignore_balance || !spend::advisory_reads(client) {
         return Ok(());
     }
     match client.credits().await {
@@ -225,65 +210,6 @@ async fn balance(
             Ok(())
         }
     }
-}
-
-/// What this run's submits cost: their estimate, and what the account's
-/// history charged for those it lists (read once, after the run; a
-/// request's record may not have landed yet).
-async fn spent(
-    client: &tryon_client::Client,
-    spend: &execute::Spend,
-    args: &BatchArgs,
-) -> Option<report::SpendReport> {
-    let jobs = spend.jobs();
-    let estimate = spend.spent();
-    if jobs.is_empty() && estimate <= 0.0 {
-        return None;
-    }
-    if !advisory_reads(client) {
-        return Some(report::SpendReport {
-            jobs: jobs.len(),
-            estimate_usd: estimate,
-            actual_usd: None,
-            actual_jobs: 0,
-            unread: Some("was not read (the rate budget is under one call a minute)".into()),
-            cap_usd: args.max_spend,
-        });
-    }
-    let wanted: std::collections::HashSet<&str> = jobs.iter().map(String::as_str).collect();
-    let today = jiff::tz::Offset::UTC
-        .to_datetime(jiff::Timestamp::now())
-        .date();
-    let since = today.yesterday().unwrap_or(today);
-    let query = tryon_client::HistoryQuery::new()
-        .since(since)
-        .until(today)
-        .max_rows(settle::MAX_ROWS);
-    let mut actual = Some((0.0, 0usize));
-    let mut stream = std::pin::pin!(client.history(&query));
-    while let Some(item) = futures::StreamExt::next(&mut stream).await {
-        match item {
-            Ok(entry) if wanted.contains(entry.request_id.as_str()) => {
-                if let (Some(cost), Some((sum, n))) = (entry.credits_deduction, actual.as_mut()) {
-                    *sum += cost;
-                    *n += 1;
-                }
-            }
-            Ok(_) => {}
-            Err(_) => {
-                actual = None;
-                break;
-            }
-        }
-    }
-    Some(report::SpendReport {
-        jobs: jobs.len(),
-        estimate_usd: estimate,
-        actual_usd: actual.map(|(sum, _)| sum),
-        actual_jobs: actual.map_or(0, |(_, n)| n),
-        unread: None,
-        cap_usd: args.max_spend,
-    })
 }
 
 /// A bar of `len` steps drawn on stderr with `template` on a terminal;

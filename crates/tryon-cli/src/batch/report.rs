@@ -323,54 +323,7 @@ pub struct Summary {
     pub report: Option<ReportPage>,
     /// What this run's submits cost.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub spend: Option<SpendReport>,
-}
-
-/// What a run's submits cost: the estimate, and the account's own figure
-/// for the jobs its history lists.
-#[derive(Debug, Serialize)]
-pub struct SpendReport {
-    /// Jobs this run's submits made.
-    pub jobs: usize,
-    /// Their estimate (and that of submits whose outcome is unknown), USD.
-    pub estimate_usd: f64,
-    /// What the history charged for the jobs it lists (`None`: it could
-    /// not be read).
-    pub actual_usd: Option<f64>,
-    /// How many of the jobs the history lists with a cost.
-    pub actual_jobs: usize,
-    /// Why the history was not read, when it was not.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub unread: Option<String>,
-    /// `--max-spend`, if set.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cap_usd: Option<f64>,
-}
-
-impl SpendReport {
-    /// `spent: $0.0450 by the account's history for 3 of 3 jobs (estimate $0.0450)`.
-    fn line(&self) -> String {
-        let cap = self
-            .cap_usd
-            .map(|c| format!("; --max-spend ${c:.4}"))
-            .unwrap_or_default();
-        match self.actual_usd {
-            Some(actual) if self.actual_jobs > 0 => format!(
-                "spent: ${actual:.4} by the account's history for {} of {} jobs this run (estimate ${:.4}{cap})",
-                self.actual_jobs, self.jobs, self.estimate_usd
-            ),
-            Some(_) => format!(
-                "spent: ${:.4} (estimate) for {} jobs this run; the account's history lists none of them yet{cap}",
-                self.estimate_usd, self.jobs
-            ),
-            None => format!(
-                "spent: ${:.4} (estimate) for {} jobs this run; the account's history {}{cap}",
-                self.estimate_usd,
-                self.jobs,
-                self.unread.as_deref().unwrap_or("could not be read")
-            ),
-        }
-    }
+    pub spend: Option<super::spend::SpendReport>,
 }
 
 /// Where the report page went: `"report": PATH`, or `"report": {"error":

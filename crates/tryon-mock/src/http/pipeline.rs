@@ -141,13 +141,14 @@ pub(crate) async fn handle(
     let is_injected = matches!(action, Some(FaultKind::Status { .. }))
         || response.extensions().get::<super::Departure>().is_some();
     let status = response.status();
-    if drop_after_accept && status == StatusCode::OK {
-        if let Some(r) = route {
-            state.consume_drop_after(r);
+    match drop_after_accept {
+        Some(fault) if status != StatusCode::OK => state.give_back_drop_after(fault),
+        Some(_) => {
+            state.log_request(entry(None, None));
+            tracing::info!(%method, %path, "dropped connection (fault, after accept)");
+            return Err(DropConnection);
         }
-        state.log_request(entry(None, None));
-        tracing::info!(%method, %path, "dropped connection (fault, after accept)");
-        return Err(DropConnection);
+        None => {}
     }
     let is_json = response
         .headers()

@@ -47,9 +47,10 @@ pub(crate) struct CallFaults {
     /// At most one other fault, consumed: a status, a drop before accept,
     /// a mangled body.
     pub(crate) action: Option<FaultKind>,
-    /// A `DropAfterAccept` fault matches; it is consumed only if the call
-    /// succeeds ([`State::consume_drop_after`]).
-    pub(crate) drop_after_accept: bool,
+    /// A `DropAfterAccept` fault matches: taken for this call (so that two
+    /// calls at once never both take one left), and given back when the
+    /// call does not succeed ([`State::give_back_drop_after`]).
+    pub(crate) drop_after_accept: Option<Fault>,
 }
 
 /// What the auth / limits / credits checks decided.
@@ -290,8 +291,8 @@ impl State {
     }
 
     /// Takes the faults for a call on `route`: the summed latency and at
-    /// most one other fault (consumed). `DropAfterAccept` is only peeked;
-    /// see [`State::consume_drop_after`].
+    /// most one other fault (consumed), and a `DropAfterAccept` fault taken
+    /// for this call (see [`State::give_back_drop_after`]).
     pub(crate) fn take_faults(&self, route: FaultRoute) -> CallFaults {
         let mut s = lock(&self.settings);
         if s.faults.is_empty() {
@@ -299,7 +300,7 @@ impl State {
         }
         let mut latency = Duration::ZERO;
         let mut action = None;
-        let mut drop_after_accept = false;
+        let mut drop_after_accept = None;
         for f in &mut s.faults {
             if !f.fault.route.covers(route) {
                 continue;
@@ -311,7 +312,13 @@ impl State {
                         *t = t.saturating_sub(1);
                     }
                 }
-                FaultKind::DropAfterAccept => drop_after_accept = true,
+                FaultKind::DropAfterAccept if drop_after_accept.is_none() => {
+                    drop_after_accept = Some(f.fault.clone());
+                    if let Some(t) = &mut f.fault.times {
+                        *t = t.saturating_sub(1);
+                    }
+                }
+                FaultKind::DropAfterAccept => {}
                 kind if action.is_none() => {
                     action = Some(kind.clone());
                     if let Some(t) = &mut f.fault.times {
@@ -329,17 +336,28 @@ impl State {
         }
     }
 
-    pub(crate) fn consume_drop_after(&self, route: FaultRoute) {
+    /// Gives back a `DropAfterAccept` fault taken for a call that did not
+    /// succeed: the next call that does is dropped instead.
+    pub(crate) fn give_back_drop_after(&self, fault: Fault) {
+        if fault.times.is_none() {
+            return; // never used up
+        }
         let mut s = lock(&self.settings);
         if let Some(f) = s
             .faults
             .iter_mut()
-            .find(|f| f.fault.route.covers(route) && f.fault.kind == FaultKind::DropAfterAccept)
+            .find(|f| f.fault.route == fault.route && f.fault.kind == FaultKind::DropAfterAccept)
             && let Some(t) = &mut f.fault.times
         {
-            *t = t.saturating_sub(1);
+            *t = t.saturating_add(1);
+            return;
         }
-        s.faults.retain(|f| f.fault.times != Some(0));
+        s.faults.push(ActiveFault {
+            fault: Fault {
+                times: Some(1),
+                ..fault
+            },
+        });
     }
 
     pub(crate) fn log_request(&self, entry: RequestLogEntry) {

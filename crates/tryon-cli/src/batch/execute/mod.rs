@@ -13,6 +13,9 @@ use tryon_client::{Client, Error, Job};
 
 use super::plan::{Keep, Plan, RowPlan};
 use super::report::{Kept, Outcome, RowResult};
+mod recover;
+
+use super::spend::Spend;
 use super::status::EXPIRED;
 use super::validate::Prepared;
 use crate::exit::{Code, code_of, describe};
@@ -53,64 +56,6 @@ pub struct Run {
     /// have cost so far (each at its estimate, counted before it is sent
     /// and given back when the service provably did not take it).
     pub spend: Spend,
-}
-
-/// This run's spend against its cap.
-#[derive(Debug, Default)]
-pub struct Spend {
-    /// The cap, in USD (`None`: no cap).
-    pub cap: Option<f64>,
-    /// The estimate of each further garment, and of a job's first.
-    pub prices: (f64, f64),
-    /// Spent so far, in USD (estimates).
-    pub spent: Mutex<f64>,
-    /// The jobs this run's submits made.
-    pub jobs: Mutex<Vec<String>>,
-}
-
-impl Spend {
-    /// Takes `cost` from the cap; `Err` says why not.
-    fn take(&self, cost: f64) -> Result<(), String> {
-        let mut spent = self
-            .spent
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(cap) = self.cap
-            && *spent + cost > cap + 1e-9
-        {
-            return Err(format!(
-                "spend cap: ${:.4} of the --max-spend ${cap:.4} spent, and this job's estimate is ${cost:.4}",
-                *spent
-            ));
-        }
-        *spent += cost;
-        Ok(())
-    }
-
-    /// Gives `cost` back (the job was provably not billed).
-    fn give_back(&self, cost: f64) {
-        let mut spent = self
-            .spent
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *spent = (*spent - cost).max(0.0);
-    }
-
-    /// Spent so far, in USD (estimates).
-    pub fn spent(&self) -> f64 {
-        *self
-            .spent
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// The jobs this run's submits made.
-    pub fn jobs(&self) -> Vec<String> {
-        self.jobs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
 }
 
 impl Run {
@@ -418,7 +363,7 @@ impl Run {
         let (first, extra) = self.spend.prices;
         let cost = super::dry_run::estimate(prepared.request.garment_count(), first, extra);
         // A row the cap refuses is refused alone: a cheaper one may fit.
-        if let Err(reason) = self.spend.take(cost) {
+        if let Err(reason) = self.spend.take(&self.client, cost).await {
             return Err(Outcome::NotSent {
                 reason,
                 code: Code::Auth,
@@ -440,11 +385,7 @@ impl Run {
         self.submitting.fetch_sub(1, Ordering::Relaxed);
         match submitted {
             Ok(job) => {
-                self.spend
-                    .jobs
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .push(job.request_id().to_string());
+                self.spend.made(job.request_id(), cost);
                 let submitted =
                     Event::new(Kind::Submitted, &row.id, fingerprint).request_id(job.request_id());
                 if let Err(reason) = self.record(submitted).await {
@@ -484,50 +425,6 @@ impl Run {
                     stopped: false,
                 })
             }
-        }
-    }
-
-    /// Fetch an expired job's output from the URL its history record
-    /// names, and save it at `path`. Not journaled when it fails, so a
-    /// rerun tries again.
-    async fn recover(
-        &self,
-        row: &Row,
-        fingerprint: &str,
-        request_id: String,
-        url: String,
-        path: &Path,
-    ) -> Outcome {
-        self.say(&format!(
-            "row {}: fetching the output of its expired job {} from the account's history",
-            term::inline(&row.id),
-            term::inline(&request_id)
-        ));
-        let entry = tryon_client::HistoryEntry {
-            request_id: request_id.clone(),
-            model_status: Some("COMPLETED".to_string()),
-            generation_url: Some(url),
-            created_at: None,
-            credits_deduction: None,
-            error: None,
-            latency_ms: None,
-            model_name: None,
-            request_body: None,
-            updated_at: None,
-        };
-        match self.client.history_output(&entry) {
-            Ok(Some(output)) => {
-                self.save(row, fingerprint, &request_id, &output, path)
-                    .await
-            }
-            Ok(None) => Outcome::Failed {
-                request_id: Some(request_id),
-                reason: EXPIRED.to_string(),
-            },
-            Err(e) => Outcome::Failed {
-                request_id: Some(request_id),
-                reason: format!("{EXPIRED}; its history record's output URL is unusable: {e}"),
-            },
         }
     }
 
