@@ -162,7 +162,7 @@ impl Inputs {
     }
 
     /// The request body these inputs send, in the form the workspace's one
-    /// body rule compares ([`tryon_api::body`]): every field by its wire
+    /// body rule compares ([`tryon_client::tryon_api::body`]): every field by its wire
     /// name, a local image as `sha256:<hex>` of its bytes (what an inline
     /// image becomes under the rule), a URL as normalised here. The
     /// account's history lists a request's body as sent; matched against
@@ -193,7 +193,7 @@ impl Inputs {
 }
 
 /// A request body as the account's history lists it, in the form
-/// [`Inputs::wire_form`] is compared in: inline images as their
+/// [`Inputs::wire_form`](crate::fingerprint::Inputs::wire_form) is compared in: inline images as their
 /// `sha256:<hex>`, every http(s) URL normalised as the inputs' are.
 pub fn history_form(body: &serde_json::Map<String, serde_json::Value>) -> serde_json::Value {
     fn urls(v: &mut serde_json::Value) {

@@ -330,9 +330,12 @@ async fn the_spend_cap_counts_what_the_history_charged() {
     let manifest = dir.path().join("m.csv");
     let mut csv = String::from("id,person,garments,seed\n");
     for i in 0..4 {
-        csv.push_str(&format!(
-            "r{i},https://example.com/p.jpg,https://example.com/g.jpg,{i}\n"
-        ));
+        use std::fmt::Write as _;
+        writeln!(
+            csv,
+            "r{i},https://example.com/p.jpg,https://example.com/g.jpg,{i}"
+        )
+        .unwrap();
     }
     std::fs::write(&manifest, csv).unwrap();
     let out = dir.path().join("out");

@@ -4,7 +4,7 @@
 //! - **An unknown outcome** (a row whose intent is journaled and whose
 //!   POST's answer never came): the history is read around the intent and
 //!   its rows are matched against the row's body by the workspace's one
-//!   body rule ([`tryon_api::body`], on [`Inputs::wire_form`] and
+//!   body rule ([`tryon_client::tryon_api::body`], on [`Inputs::wire_form`](crate::fingerprint::Inputs::wire_form) and
 //!   [`fingerprint::history_form`]), one to one: a history row no journal
 //!   record names settles at most one row, and identical rows settle in
 //!   the order of their intents.
