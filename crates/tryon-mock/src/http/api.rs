@@ -8,7 +8,7 @@ use hyper::{Request, Response, StatusCode};
 use serde_json::Value;
 use tryon_api::types::{
     CreditsResponse, ErrorBody, JobStatus, Metrics, ResultResponse, StatusResponse, SubmitResponse,
-    TryOnInput, UploadAssetResponse,
+    UploadAssetResponse,
 };
 
 use super::routes::Endpoint;
@@ -17,7 +17,7 @@ use super::{
 };
 use crate::config::ResultBeforeCompletion;
 use crate::render::{self, RenderInput};
-use crate::state::{HistoryQuery, JobView, Refusal, State, canonical_id};
+use crate::state::{Accepted, HistoryQuery, JobView, Refusal, State, canonical_id};
 use crate::sync::lock;
 use crate::validate::{self, Invalid};
 
@@ -108,20 +108,16 @@ fn urls(base: &str, id: &str) -> (String, String, String) {
     )
 }
 
-/// A body read, validated and paid for (see [`checked_and_charged`]).
-struct Charged {
-    input: TryOnInput,
-    render: RenderInput,
-    /// The body as sent, for the request history.
-    body: Value,
-    cost: f64,
-}
-
-/// The body of either POST, read, validated and paid for: the steps a
-/// submit and a synchronous run share before a job exists. The images the
-/// mock holds (inline or uploaded) are taken out of the body here, their
-/// declared sizes checked before anything is billed.
-async fn checked_and_charged(state: &State, key: &str, req: Incoming) -> Result<Charged, Reply> {
+/// The body of either POST, read, validated, paid for and accepted: the
+/// steps a submit and a synchronous run share. The images the mock holds
+/// (inline or uploaded) are taken out of the body here, their declared
+/// sizes checked before anything is billed; the accepted job gets its
+/// history row. Returns the job and whether it holds image bytes.
+async fn paid_and_accepted(
+    state: &State,
+    key: &str,
+    req: Incoming,
+) -> Result<(Accepted, bool), Reply> {
     json_content_type(&req)?;
     let limit = lock(&state.settings).max_body_bytes;
     let bytes = read_body(limit, req).await?;
@@ -154,27 +150,17 @@ async fn checked_and_charged(state: &State, key: &str, req: Incoming) -> Result<
     let cost = state
         .charge(key, input.garment_images.len())
         .map_err(refusal)?;
-    Ok(Charged {
-        input,
-        render,
-        body,
-        cost,
-    })
-}
-
-async fn submit(state: &State, key: &str, req: Incoming) -> Reply {
-    let Charged {
-        input,
-        render,
-        body,
-        cost,
-    } = match checked_and_charged(state, key, req).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
     let holds_images = render.holds_images();
     let accepted = state.accept(&input, render);
     state.record_history(key, accepted.id, body, cost);
+    Ok((accepted, holds_images))
+}
+
+async fn submit(state: &State, key: &str, req: Incoming) -> Reply {
+    let (accepted, holds_images) = match paid_and_accepted(state, key, req).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
     state.bill(key);
     // Render at once when the job holds image bytes, so they are let go.
     if holds_images && let Some(render) = accepted.render {
@@ -373,17 +359,10 @@ fn asset(state: &State, id: &str) -> Reply {
 }
 
 async fn run(state: &State, key: &str, req: Incoming) -> Reply {
-    let Charged {
-        input,
-        render,
-        body,
-        cost,
-    } = match checked_and_charged(state, key, req).await {
+    let (accepted, _) = match paid_and_accepted(state, key, req).await {
         Ok(v) => v,
         Err(r) => return r,
     };
-    let accepted = state.accept(&input, render);
-    state.record_history(key, accepted.id, body, cost);
     // In real time the call is held for the job's duration; with a virtual
     // clock it answers at once (nothing would ever advance it mid-call).
     if !state.clock.is_virtual() {
