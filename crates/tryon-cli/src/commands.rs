@@ -313,11 +313,10 @@ pub async fn result(cli: &Cli, args: &ResultArgs) -> Result<Code, CliError> {
         // The status is kept an hour; the output longer. The account's
         // history names it.
         Err(e @ tryon_client::Error::Expired { .. }) => {
-            match backend.client.history_entry(&args.request_id).await {
-                Ok(Some(entry)) => match backend.client.history_output(&entry)? {
-                    Some(output) => output,
-                    None => return Err(e.into()),
-                },
+            match backend.client.history_output_of(&args.request_id).await {
+                Ok(Some(output)) => output,
+                // A record whose output URL is unusable says so.
+                Err(bad @ tryon_client::Error::InvalidResponse { .. }) => return Err(bad.into()),
                 _ => return Err(e.into()),
             }
         }

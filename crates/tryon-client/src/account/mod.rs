@@ -356,4 +356,19 @@ impl Client {
             .output_at(&entry.request_id, url, latency)
             .map(Some)
     }
+
+    /// The output of a job whose status the service no longer keeps, as
+    /// its history record names it ([`history_entry`](Self::history_entry),
+    /// then [`history_output`](Self::history_output)): `None` when the
+    /// history does not hold the job or it has no output.
+    ///
+    /// # Errors
+    /// As [`history_entry`](Self::history_entry) and
+    /// [`history_output`](Self::history_output).
+    pub async fn history_output_of(&self, request_id: &str) -> Result<Option<crate::Output>> {
+        match self.history_entry(request_id).await? {
+            Some(entry) => self.history_output(&entry),
+            None => Ok(None),
+        }
+    }
 }

@@ -439,9 +439,7 @@ impl Run {
             Err(e @ Error::Expired { .. }) => {
                 // The status is gone; the output may not be (the history
                 // names it).
-                if let Ok(Some(entry)) = self.client.history_entry(&request_id).await
-                    && let Ok(Some(output)) = self.client.history_output(&entry)
-                {
+                if let Ok(Some(output)) = self.client.history_output_of(&request_id).await {
                     self.say(&format!(
                         "row {}: its job {} expired; fetching its output from the account's history",
                         term::inline(&row.id),
